@@ -1,0 +1,43 @@
+"""`apply-patches`: pinned upstream commit + patches/ as commits in the tracking repository."""
+
+from __future__ import annotations
+
+from . import ui
+from .config import Config
+from .errors import PatchConflict
+from .patchqueue import read_series, touched_paths
+from .tracking import TrackingRepo, TrackingState
+from .workstate import ensure_no_unsaved_work
+
+
+def run_apply_patches(config: Config) -> int:
+    repo = TrackingRepo(config.tracking)
+    series = read_series(config.patches)
+    pinned = config.upstream.commit
+    where = config.relative(config.tracking)
+    with ui.step(f"check {where} for unsaved work"):
+        repo.ensure_initialised()
+        ensure_no_unsaved_work(repo, config, series)
+    with ui.step(f"fetch {pinned[:12]} from {config.upstream.url}"):
+        repo.fetch_commit(config.upstream.url, pinned)
+    with ui.step(f"check out {pinned[:12]} on branch `patched`"):
+        repo.checkout_base(pinned)
+    with ui.step(f"apply {len(series)} patch(es)"):
+        applied = repo.apply([config.patches / p.name for p in series])
+        created = repo.commits_since(pinned)
+        repo.save_state(TrackingState(base=pinned, exported={c.sha for c in created}))
+        if not applied:
+            failing = series[len(created)]
+            conflicted = repo.conflicted_files() or touched_paths(failing.content)
+            raise PatchConflict(
+                f"patch {failing.name} ({len(created) + 1} of {len(series)}) does not apply on {pinned[:12]}",
+                details="files in conflict:\n" + "\n".join(f"  {where}/{path}" for path in conflicted),
+                hint=(
+                    f"to continue: fix those files, `git -C {where} add <files>`, `git -C {where} am --continue`,"
+                    f" then `nox -s create-patches sync`\n"
+                    f"to drop this patch: `git -C {where} am --skip`, then `nox -s create-patches sync`\n"
+                    f"to abort: `git -C {where} am --abort` (patches/ is unchanged)"
+                ),
+            )
+    ui.info(f"  {where} is {pinned[:12]} + {len(series)} patch(es) on branch `patched`")
+    return 0

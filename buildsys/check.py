@@ -1,0 +1,109 @@
+"""`check`: prove from scratch that the destination is pinned upstream + patches, filtered."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from . import ui
+from .config import Config
+from .errors import DriftDetected
+from .git import Git
+from .manifest import read_incomplete_marker, read_manifest, scan
+from .patchqueue import Patch, read_series
+from .sync import build_manifest
+from .tracking import TrackingRepo, apply_with_am
+from .upstream_tree import SourceFile, selected_files
+from .workstate import require_unchanged_queue
+from .errors import OutOfDate, WorkWouldBeLost
+
+
+def run_check(config: Config) -> None:
+    series = read_series(config.patches)
+    drift: list[str] = []
+    repo = TrackingRepo(config.tracking)
+    if repo.exists() and repo.head() is not None:
+        with ui.step("compare tracking repository with patches/"):
+            drift.extend(_tracking_drift(repo, config, series))
+    with ui.step(f"apply {len(series)} patch(es) on {config.upstream.commit[:12]} from scratch"):
+        with _scratch_checkout(config, repo) as scratch:
+            failed = _apply(scratch, config, series)
+            if failed:
+                raise DriftDetected(
+                    f"{failed} does not apply on the pinned commit {config.upstream.commit[:12]}",
+                    hint="run `nox -s apply-patches` to resolve it in the tracking repository",
+                )
+            expected = selected_files(scratch, "HEAD", config.sync.filter)
+    with ui.step(f"compare {config.relative(config.sync.destination)} with the expected {len(expected)} files"):
+        drift.extend(destination_drift(config, series, expected))
+    if drift:
+        raise DriftDetected(
+            f"{len(drift)} difference(s) from pinned upstream + patches",
+            details="\n".join(drift),
+            hint="`nox -s sync` rewrites the destination; `nox -s create-patches` saves tracking commits",
+        )
+    ui.info(f"  {config.relative(config.sync.destination)} is {config.upstream.commit[:12]} + {len(series)} "
+            f"patch(es): {len(expected)} files, no drift")  # fmt: skip
+
+
+def _tracking_drift(repo: TrackingRepo, config: Config, series: list[Patch]) -> list[str]:
+    try:
+        require_unchanged_queue(repo, config, series)
+    except (OutOfDate, WorkWouldBeLost) as error:
+        lines = [f"tracking: {error.message}"]
+        lines.extend(f"tracking:   {line}" for line in error.details.splitlines())
+        return lines
+    return []
+
+
+@contextmanager
+def _scratch_checkout(config: Config, repo: TrackingRepo) -> Iterator[Git]:
+    pinned = config.upstream.commit
+    if repo.exists() and repo.git.resolve_commit(pinned) == pinned:
+        with repo.scratch_worktree(pinned) as git:
+            yield git
+        return
+    with tempfile.TemporaryDirectory(prefix="buildsys-check-") as temporary:
+        scratch = TrackingRepo(Path(temporary) / "upstream")
+        scratch.ensure_initialised()
+        scratch.fetch_commit(config.upstream.url, pinned)
+        scratch.checkout_base(pinned)
+        yield scratch.git
+
+
+def _apply(git: Git, config: Config, series: list[Patch]) -> str | None:
+    """Name of the first patch that does not apply, or None."""
+    if apply_with_am(git, [config.patches / p.name for p in series]):
+        return None
+    applied = len(git.run("rev-list", f"{config.upstream.commit}..HEAD").out.split())
+    git.run("am", "--abort", check=False)
+    return series[applied].name
+
+
+def destination_drift(config: Config, series: list[Patch], expected: dict[str, SourceFile]) -> list[str]:
+    destination = config.sync.destination
+    label = config.relative(destination)
+    drift: list[str] = []
+    if read_incomplete_marker(destination) is not None:
+        drift.append(f"{label}: a sync was interrupted; re-run `nox -s sync` to finish it")
+    wanted = build_manifest(config, series, expected)
+    on_disk = scan(destination)
+    for path in sorted(set(wanted.files) | set(on_disk)):
+        want, have = wanted.files.get(path), on_disk.get(path)
+        if have is None:
+            drift.append(f"missing   {label}/{path}")
+        elif want is None:
+            drift.append(f"extra     {label}/{path}")
+        elif want.sha256 != have.sha256:
+            drift.append(f"modified  {label}/{path}")
+        elif want.mode != have.mode:
+            drift.append(f"mode      {label}/{path} ({have.mode}, expected {want.mode})")
+    recorded = read_manifest(destination)
+    if recorded is None:
+        drift.append(f"{label}: no manifest (never synced, or the manifest was removed)")
+    elif recorded.to_bytes() != wanted.to_bytes():
+        drift.append(f"{label}: manifest is stale (records {recorded.commit[:12]}, "
+                     f"series {recorded.patch_series_sha256[:12]})")  # fmt: skip
+    return drift

@@ -1,0 +1,83 @@
+"""Command line: parse arguments, run one command, turn typed errors into messages and exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__, ui
+from .apply_patches import run_apply_patches
+from .check import run_check
+from .config import CONFIG_NAME, UPSTREAM_URL_VARIABLE, Config, load_config
+from .create_patches import run_create_patches
+from .errors import BuildsysError, ConfigError
+from .status import status_lines
+from .sync import run_sync
+
+COMMANDS = {
+    "apply-patches": "fetch the pinned upstream commit into the tracking repository and apply patches/",
+    "create-patches": "export the tracking repository's commits into patches/ (normalised)",
+    "sync": "copy the filtered tracking HEAD into the destination and write its manifest",
+    "check": "prove from scratch that the destination and patches/ are pinned upstream + patches",
+    "status": "show where the tracking repository and the destination stand",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m buildsys", description="Vendor llama.cpp with a patch queue.")
+    parser.add_argument("--version", action="version", version=f"buildsys {__version__}")
+    parser.add_argument("--config", type=Path, default=None, help=f"path to {CONFIG_NAME} (default: ./{CONFIG_NAME})")
+    parser.add_argument("--upstream", metavar="URL", help=f"upstream URL or path (overrides {UPSTREAM_URL_VARIABLE})")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only warnings and errors")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, help_text in COMMANDS.items():
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        if name == "sync":
+            sub.add_argument("--force", action="store_true", help="discard hand edits in the destination")
+    return parser
+
+
+def run(arguments: argparse.Namespace, config: Config) -> None:
+    command = arguments.command
+    if command == "apply-patches":
+        run_apply_patches(config)
+    elif command == "create-patches":
+        run_create_patches(config)
+    elif command == "sync":
+        run_sync(config, force=arguments.force)
+    elif command == "check":
+        run_check(config)
+    elif command == "status":
+        print("\n".join(status_lines(config)))
+
+
+def report(error: BuildsysError) -> None:
+    if isinstance(error, ConfigError):
+        for problem in error.problems:
+            print(f"error: {error.source}: {problem}", file=sys.stderr)
+        return
+    print(f"error: {error.message}", file=sys.stderr)
+    for line in error.details.splitlines():
+        print(f"    {line}", file=sys.stderr)
+    for line in error.hint.splitlines():
+        print(f"  hint: {line}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = build_parser().parse_args(argv)
+    ui.configure(quiet=arguments.quiet)
+    try:
+        config = load_config(
+            arguments.config or Path.cwd() / CONFIG_NAME, env=os.environ, upstream_override=arguments.upstream
+        )
+        run(arguments, config)
+    except BuildsysError as error:
+        report(error)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0

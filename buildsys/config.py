@@ -1,0 +1,274 @@
+"""vendoring.toml: parsed once, validated completely, frozen.
+
+Precedence lives in one place, `resolve_upstream_url`: defaults < file < environment < command line.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from .errors import ConfigError
+from .pathfilter import PathFilter, validate_pattern
+
+CONFIG_NAME = "vendoring.toml"
+UPSTREAM_URL_VARIABLE = "BUILDSYS_UPSTREAM_URL"
+
+DEFAULT_URL = "https://github.com/ggml-org/llama.cpp.git"
+DEFAULT_COMMIT = "d3cf1f14a2e16fbd7ebad34b12cb71b8af345c43"
+DEFAULT_TRACKING = "build/upstream"
+DEFAULT_PATCHES = "patches"
+DEFAULT_DESTINATION = "vendor/llama.cpp"
+DEFAULT_INCLUDE = (
+    "CMakeLists.txt",
+    "LICENSE",
+    "licenses/",
+    "cmake/",
+    "include/",
+    "src/",
+    "ggml/",
+    "convert_hf_to_gguf.py",
+)
+DEFAULT_EXCLUDE = ("**/*.md", "**/.github/", "**/.gitignore")
+
+_SCHEMA: dict[str, dict[str, type]] = {
+    "upstream": {"url": str, "commit": str, "ref": str},
+    "tracking": {"path": str},
+    "patches": {"path": str},
+    "sync": {"destination": str, "include": list, "exclude": list},
+}
+_FULL_SHA = re.compile(r"[0-9a-fA-F]{40}")
+_URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_SCP_LIKE = re.compile(r"^[^/\\]+@[^/\\]+:")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Upstream:
+    url: str
+    url_source: str
+    commit: str
+    ref: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SyncSettings:
+    destination: Path
+    include: tuple[str, ...]
+    exclude: tuple[str, ...]
+
+    @property
+    def filter(self) -> PathFilter:
+        return PathFilter(self.include, self.exclude)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    root: Path
+    source: Path
+    upstream: Upstream
+    tracking: Path
+    patches: Path
+    sync: SyncSettings
+
+    def relative(self, path: Path) -> str:
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return str(path)
+
+
+def load_config(
+    path: Path,
+    *,
+    env: Mapping[str, str],
+    upstream_override: str | None = None,
+    cwd: Path | None = None,
+) -> Config:
+    """Read, validate and resolve `path`; raise ConfigError listing every problem."""
+    label = path.name
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            [f"{path}: no such file (run from the project root, or pass --config PATH)"], source=label
+        ) from None
+    except OSError as error:
+        raise ConfigError([f"{path}: cannot be read: {error.strerror}"], source=label) from None
+    try:
+        document = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError([f"{label}: not UTF-8 text"], source=label) from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError([f"{label}: invalid TOML: {error}"], source=label) from None
+    root = path.resolve().parent
+    return _build(document, root=root, source=path.resolve(), env=env, override=upstream_override, cwd=cwd or Path.cwd())
+
+
+def _build(
+    document: dict[str, Any], *, root: Path, source: Path, env: Mapping[str, str], override: str | None, cwd: Path
+) -> Config:
+    problems: list[str] = []
+    tables = _check_schema(document, problems)
+
+    upstream = tables.get("upstream", {})
+    commit = upstream.get("commit", DEFAULT_COMMIT)
+    if isinstance(commit, str) and not _FULL_SHA.fullmatch(commit):
+        problems.append(
+            f"[upstream] commit: {commit!r} is not a full 40-hex commit SHA"
+            " (a branch or tag name belongs in [upstream] ref)"
+        )
+    url, url_source = resolve_upstream_url(upstream.get("url"), env=env, override=override, root=root, cwd=cwd, problems=problems)
+    ref = upstream.get("ref")
+    if isinstance(ref, str) and not ref.strip():
+        problems.append("[upstream] ref: must not be empty (omit it instead)")
+
+    tracking = _project_path(tables, "tracking", "path", DEFAULT_TRACKING, root, problems)
+    patches = _project_path(tables, "patches", "path", DEFAULT_PATCHES, root, problems)
+    destination = _project_path(tables, "sync", "destination", DEFAULT_DESTINATION, root, problems)
+    _check_disjoint(
+        {"[tracking] path": tracking, "[patches] path": patches, "[sync] destination": destination}, problems
+    )
+    include = _patterns(tables, "include", DEFAULT_INCLUDE, problems, allow_empty=False)
+    exclude = _patterns(tables, "exclude", DEFAULT_EXCLUDE, problems, allow_empty=True)
+
+    if problems:
+        raise ConfigError(problems, source=source.name)
+    assert tracking and patches and destination and isinstance(commit, str)
+    return Config(
+        root=root,
+        source=source,
+        upstream=Upstream(url=url, url_source=url_source, commit=commit.lower(), ref=ref),
+        tracking=tracking,
+        patches=patches,
+        sync=SyncSettings(destination=destination, include=include, exclude=exclude),
+    )
+
+
+def _closest(name: str, candidates: list[str]) -> str:
+    match = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    return f"; did you mean {match[0]!r}?" if match else f"; valid: {', '.join(candidates)}"
+
+
+def _type_name(value: object) -> str:
+    return {bool: "boolean", int: "integer", float: "float", str: "string", list: "array", dict: "table"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _check_schema(document: dict[str, Any], problems: list[str]) -> dict[str, dict[str, Any]]:
+    """Return the tables that exist, with keys of the wrong type or unknown name reported and dropped."""
+    tables: dict[str, dict[str, Any]] = {}
+    for table_name, table in document.items():
+        if table_name not in _SCHEMA:
+            problems.append(f"[{table_name}]: unknown table{_closest(table_name, list(_SCHEMA))}")
+            continue
+        if not isinstance(table, dict):
+            problems.append(f"{table_name}: expected a table [{table_name}], got {_type_name(table)}")
+            continue
+        known = _SCHEMA[table_name]
+        kept: dict[str, Any] = {}
+        for key, value in table.items():
+            if key not in known:
+                problems.append(f"[{table_name}] {key}: unknown key{_closest(key, list(known))}")
+            elif not isinstance(value, known[key]) or isinstance(value, bool):
+                problems.append(
+                    f"[{table_name}] {key}: expected {_type_name(known[key]())}, got {_type_name(value)}"
+                )
+            else:
+                kept[key] = value
+        tables[table_name] = kept
+    return tables
+
+
+def resolve_upstream_url(
+    from_file: str | None,
+    *,
+    env: Mapping[str, str],
+    override: str | None,
+    root: Path,
+    cwd: Path,
+    problems: list[str],
+) -> tuple[str, str]:
+    """The single place where url precedence is decided: default < file < environment < command line."""
+    candidates: list[tuple[str | None, str, Path]] = [
+        (override, "--upstream", cwd),
+        (env.get(UPSTREAM_URL_VARIABLE), UPSTREAM_URL_VARIABLE, cwd),
+        (from_file, "[upstream] url", root),
+    ]
+    for value, source, base in candidates:
+        if value is None:
+            continue
+        if not value.strip():
+            problems.append(f"{source}: must not be empty")
+            return DEFAULT_URL, source
+        return _absolute_if_local(value.strip(), base), source
+    return DEFAULT_URL, "default"
+
+
+def _absolute_if_local(url: str, base: Path) -> str:
+    if _URL_SCHEME.match(url) or _SCP_LIKE.match(url):
+        return url
+    return str((base / url).resolve())
+
+
+def _project_path(
+    tables: dict[str, dict[str, Any]], table: str, key: str, default: str, root: Path, problems: list[str]
+) -> Path | None:
+    value = tables.get(table, {}).get(key, default)
+    where = f"[{table}] {key}"
+    if not value.strip():
+        problems.append(f"{where}: must not be empty")
+        return None
+    posix = PurePosixPath(value.replace("\\", "/"))
+    if posix.is_absolute() or re.match(r"^[A-Za-z]:", value):
+        problems.append(f"{where}: {value!r} must be relative to the project root")
+        return None
+    resolved = (root / posix).resolve()
+    if resolved == root:
+        problems.append(f"{where}: {value!r} is the project root itself; name a folder inside it")
+        return None
+    if not resolved.is_relative_to(root):
+        problems.append(f"{where}: {value!r} escapes the project root")
+        return None
+    if ".git" in resolved.relative_to(root).parts:
+        problems.append(f"{where}: {value!r} is inside the project's .git directory")
+        return None
+    return resolved
+
+
+def _check_disjoint(paths: dict[str, Path | None], problems: list[str]) -> None:
+    named = [(name, path) for name, path in paths.items() if path is not None]
+    for index, (name, path) in enumerate(named):
+        for other_name, other in named[index + 1 :]:
+            if path == other:
+                problems.append(f"{other_name}: same folder as {name}")
+            elif path.is_relative_to(other) or other.is_relative_to(path):
+                inner, outer = (name, other_name) if path.is_relative_to(other) else (other_name, name)
+                problems.append(f"{inner}: overlaps {outer} (one folder is inside the other)")
+
+
+def _patterns(
+    tables: dict[str, dict[str, Any]], key: str, default: tuple[str, ...], problems: list[str], *, allow_empty: bool
+) -> tuple[str, ...]:
+    value = tables.get("sync", {}).get(key)
+    if value is None:
+        return default
+    where = f"[sync] {key}"
+    if not value and not allow_empty:
+        problems.append(f"{where}: must list at least one pattern (nothing would be synced)")
+    patterns: list[str] = []
+    for index, item in enumerate(value):
+        if not isinstance(item, str):
+            problems.append(f"{where}[{index}]: expected string, got {_type_name(item)}")
+            continue
+        reason = validate_pattern(item)
+        if reason:
+            problems.append(f"{where}[{index}]: {item!r} {reason}")
+            continue
+        patterns.append(item)
+    return tuple(patterns)

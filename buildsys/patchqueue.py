@@ -1,0 +1,73 @@
+"""The patch series in `patches/`: reading it, hashing it, and normalising what format-patch exports."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+PATCH_SUFFIX = ".patch"
+ZERO_FROM_LINE = b"From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\n"
+_FROM_LINE = re.compile(rb"^From [0-9a-f]{40} Mon Sep 17 00:00:00 2001\n")
+_NUMBERED_SUBJECT = re.compile(rb"^Subject: \[PATCH(?: v\d+)? \d+/\d+\]", re.MULTILINE)
+_SIGNATURE = re.compile(rb"\n-- \n[^\n]*\n(?:\n)*\Z")
+_SLUG_MAX = 52
+
+
+@dataclass(frozen=True)
+class Patch:
+    name: str
+    content: bytes
+
+
+def read_series(directory: Path) -> list[Patch]:
+    """Every `*.patch` in `directory`, in the sorted order in which they are applied."""
+    if not directory.is_dir():
+        return []
+    files = sorted(p for p in directory.iterdir() if p.suffix == PATCH_SUFFIX and p.is_file())
+    return [Patch(p.name, p.read_bytes()) for p in files]
+
+
+def series_hash(series: list[Patch] | Mapping[str, bytes]) -> str:
+    """One hash for the whole series: names, order and bytes."""
+    items = series.items() if isinstance(series, Mapping) else ((p.name, p.content) for p in series)
+    digest = hashlib.sha256()
+    for name, content in sorted(items):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(content).digest())
+    return digest.hexdigest()
+
+
+def patch_file_name(index: int, subject: str) -> str:
+    """`NNNN-<subject slug>.patch`, the way format-patch names files, independent of git's version."""
+    slug = re.sub(r"[^A-Za-z0-9._]+", "-", subject)
+    slug = re.sub(r"\.{2,}", ".", slug).strip("-.")[:_SLUG_MAX].rstrip("-.")
+    return f"{index:04d}-{slug or 'patch'}{PATCH_SUFFIX}"
+
+
+def normalise_patch(content: bytes) -> bytes:
+    """Remove what varies between exports of the same commit: commit id, numbering, signature."""
+    content = _zero_from(content)
+    content = _NUMBERED_SUBJECT.sub(b"Subject: [PATCH]", content, count=1)
+    return _SIGNATURE.sub(b"\n", content)
+
+
+def _zero_from(content: bytes) -> bytes:
+    match = _FROM_LINE.match(content)
+    return ZERO_FROM_LINE + content[match.end() :] if match else content
+
+
+def subject_of(content: bytes) -> str:
+    """The patch's subject without the `[PATCH]` prefix (folded header lines joined)."""
+    match = re.search(rb"^Subject: (.*(?:\n[ \t].*)*)", content, re.MULTILINE)
+    if not match:
+        return ""
+    subject = re.sub(rb"\n[ \t]", b" ", match.group(1)).decode("utf-8", errors="replace")
+    return re.sub(r"^\[PATCH[^\]]*\]\s*", "", subject)
+
+
+def touched_paths(content: bytes) -> list[str]:
+    """Files a patch changes, from its `diff --git` headers (new names for renames)."""
+    paths = re.findall(rb"^diff --git a/(?:\S+) b/(\S+)$", content, re.MULTILINE)
+    return sorted({p.decode("utf-8", errors="replace") for p in paths})

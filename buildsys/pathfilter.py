@@ -1,0 +1,84 @@
+"""Include/exclude globs over repository paths.
+
+Patterns are anchored at the repository root and use `/`: `*` and `?` stay within one path segment,
+`**` spans any number of segments, and a trailing `/` selects a folder with everything below it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cached_property
+
+
+def validate_pattern(pattern: str) -> str | None:
+    """Why `pattern` cannot be used, or None when it can."""
+    if not pattern.strip():
+        return "is empty"
+    if pattern.startswith("/") or re.match(r"^[A-Za-z]:", pattern):
+        return "must be relative to the upstream root (no leading '/')"
+    if "\\" in pattern:
+        return "must use '/' as the separator"
+    if any(part in {"..", "."} for part in pattern.rstrip("/").split("/")):
+        return "must not contain '.' or '..' segments"
+    if pattern.count("[") != pattern.count("]"):
+        return "has an unbalanced '[' ']'"
+    return None
+
+
+def _segment_regex(segment: str) -> str:
+    out: list[str] = []
+    index = 0
+    while index < len(segment):
+        char = segment[index]
+        if char == "*":
+            out.append("[^/]*")
+        elif char == "?":
+            out.append("[^/]")
+        elif char == "[":
+            end = segment.index("]", index)
+            body = segment[index + 1 : end]
+            if body.startswith("!"):
+                body = "^" + body[1:]
+            out.append(f"[{body}]")
+            index = end
+        else:
+            out.append(re.escape(char))
+        index += 1
+    return "".join(out)
+
+
+def pattern_regex(pattern: str) -> re.Pattern[str]:
+    directory = pattern.endswith("/")
+    segments = pattern.rstrip("/").split("/")
+    parts: list[str] = []
+    for position, segment in enumerate(segments):
+        last = position == len(segments) - 1
+        if segment == "**":
+            parts.append(".*" if last else "(?:[^/]+/)*")
+        else:
+            parts.append(_segment_regex(segment) + ("" if last else "/"))
+    body = "".join(parts)
+    suffix = "/.+" if directory else "(?:/.+)?"
+    return re.compile(f"^{body}{suffix}$")
+
+
+@dataclass(frozen=True)
+class PathFilter:
+    include: tuple[str, ...]
+    exclude: tuple[str, ...] = field(default=())
+
+    @cached_property
+    def _include(self) -> tuple[re.Pattern[str], ...]:
+        return tuple(pattern_regex(p) for p in self.include)
+
+    @cached_property
+    def _exclude(self) -> tuple[re.Pattern[str], ...]:
+        return tuple(pattern_regex(p) for p in self.exclude)
+
+    def selects(self, path: str) -> bool:
+        return any(r.match(path) for r in self._include) and not any(r.match(path) for r in self._exclude)
+
+    def select(self, paths: Iterable[str]) -> list[str]:
+        return sorted(p for p in paths if self.selects(p))

@@ -1,0 +1,245 @@
+"""The tracking repository: upstream at the pinned commit with our patches as commits on top."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import ui
+from .errors import GitError, UpstreamError, UsageError
+from .git import NETWORK_TIMEOUT, TOOL_IDENTITY, Git
+from .patchqueue import Patch, normalise_patch, patch_file_name
+
+REMOTE = "upstream"
+WORK_BRANCH = "patched"
+BACKUP_REF = "refs/buildsys/previous-head"
+_STATE_FILE = "buildsys-state.json"
+
+# Exports and patch application must not depend on the maintainer's ~/.gitconfig (diff.algorithm,
+# format.signature, am.threeWay, ...): the patch files would then differ from machine to machine.
+ISOLATED_CONFIG = {"GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+
+FORMAT_PATCH_OPTIONS = (
+    "--no-numbered", "--no-signature", "--zero-commit", "--full-index", "--binary",
+    "--find-renames", "--diff-algorithm=myers", "--src-prefix=a/", "--dst-prefix=b/",
+    "--no-relative", "--no-color", "--no-to", "--no-cc", "--no-add-header", "--no-base",
+    "--no-thread", "--no-cover-letter", "--no-attach", "--no-notes", "--no-signoff",
+    "--no-from", "--encode-email-headers", "--stat=80,60", "--stat-graph-width=20",
+)  # fmt: skip
+AM_OPTIONS = ("--3way", "--keep-non-patch", "--keep-cr", "--committer-date-is-author-date", "--no-gpg-sign")
+
+
+@dataclass(frozen=True)
+class Commit:
+    sha: str
+    subject: str
+
+    @property
+    def short(self) -> str:
+        return self.sha[:12]
+
+
+@dataclass(frozen=True)
+class ExportedCommit:
+    commit: Commit
+    patch: Patch
+
+
+@dataclass
+class TrackingState:
+    """What buildsys remembers about the tracking repository, kept inside its .git directory."""
+
+    base: str | None = None
+    exported: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class AmProgress:
+    current: int
+    total: int
+
+
+class TrackingRepo:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.git = Git(path)
+
+    # -- existence -----------------------------------------------------------------------------
+
+    def exists(self) -> bool:
+        return self.path.is_dir() and (self.path / ".git").exists() and self.git.is_repository_root()
+
+    def ensure_initialised(self) -> None:
+        if self.exists():
+            return
+        if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
+            raise UsageError(
+                f"{self.path} exists and is not a git repository",
+                hint="move it away or point [tracking] path somewhere else; buildsys never deletes it",
+            )
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.git.run("init", "--quiet")
+        self.git.run("config", "advice.detachedHead", "false")
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def _state_path(self) -> Path:
+        return self.git.git_dir() / _STATE_FILE
+
+    def load_state(self) -> TrackingState:
+        try:
+            data = json.loads(self._state_path().read_text())
+        except (FileNotFoundError, ValueError):
+            return TrackingState()
+        return TrackingState(base=data.get("base"), exported=set(data.get("exported", [])))
+
+    def save_state(self, state: TrackingState) -> None:
+        payload = {"base": state.base, "exported": sorted(state.exported)}
+        self._state_path().write_text(json.dumps(payload, indent=1) + "\n")
+
+    def base(self, pinned: str) -> str:
+        """The upstream commit the patch commits sit on: recorded by apply-patches, else the pin."""
+        return self.load_state().base or pinned
+
+    # -- fetching ------------------------------------------------------------------------------
+
+    def set_remote(self, url: str) -> None:
+        current = self.git.run("remote", "get-url", REMOTE, check=False)
+        if current.returncode != 0:
+            self.git.run("remote", "add", REMOTE, url)
+        elif current.out.strip() != url:
+            ui.info(f"  upstream URL changed: {current.out.strip()} -> {url}")
+            self.git.run("remote", "set-url", REMOTE, url)
+
+    def fetch_commit(self, url: str, commit: str) -> None:
+        """Make `commit` present, fetching it from `url` unless it already is; verify what arrived."""
+        self.set_remote(url)
+        if self.git.resolve_commit(commit) == commit:
+            return
+        # Partial clone: llama.cpp's full history is large and only the trees we check out are needed;
+        # servers without filter support ignore the option and send everything.
+        fetched = self.git.run(
+            "fetch", "--quiet", "--no-tags", "--filter=blob:none", REMOTE, commit,
+            check=False, timeout=NETWORK_TIMEOUT,
+        )  # fmt: skip
+        if fetched.returncode != 0 and _is_unreachable_url(fetched.err):
+            raise UpstreamError(f"cannot fetch {url}", details=fetched.err.strip(), hint="check the URL or BUILDSYS_UPSTREAM_URL")
+        if fetched.returncode != 0:
+            # Some servers refuse to serve a commit by id; every branch and tag then has to come.
+            self.git.run(
+                "fetch", "--quiet", "--tags", "--filter=blob:none", REMOTE,
+                f"+refs/heads/*:refs/remotes/{REMOTE}/*", check=False, timeout=NETWORK_TIMEOUT,
+            )  # fmt: skip
+        if self.git.resolve_commit(commit) != commit:
+            raise UpstreamError(
+                f"commit {commit} is not in {url}",
+                details=fetched.err.strip(),
+                hint="check [upstream] commit in vendoring.toml (a full 40-hex SHA of that repository)",
+            )
+
+    # -- inspection ----------------------------------------------------------------------------
+
+    def head(self) -> str | None:
+        return self.git.resolve_commit("HEAD")
+
+    def branch(self) -> str | None:
+        result = self.git.run("symbolic-ref", "--quiet", "--short", "HEAD", check=False)
+        return result.out.strip() or None
+
+    def dirty_files(self) -> list[str]:
+        out = self.git.run("status", "--porcelain=v1", "-z", "--untracked-files=all").out
+        return [entry[3:] for entry in out.split("\0") if len(entry) > 3]
+
+    def am_progress(self) -> AmProgress | None:
+        apply_dir = self.git.git_dir() / "rebase-apply"
+        if not (apply_dir / "applying").exists() and not (apply_dir / "next").exists():
+            return None
+        try:
+            return AmProgress(int((apply_dir / "next").read_text()), int((apply_dir / "last").read_text()))
+        except (OSError, ValueError):
+            return AmProgress(0, 0)
+
+    def conflicted_files(self) -> list[str]:
+        out = self.git.run("diff", "--name-only", "--diff-filter=U", "-z").out
+        return [p for p in out.split("\0") if p]
+
+    def commits_since(self, base: str) -> list[Commit]:
+        if self.head() is None:
+            return []
+        if self.git.run("rev-list", "--merges", f"{base}..HEAD").out.strip():
+            raise UsageError(
+                f"the tracking repository has merge commits after {base[:12]}",
+                hint="a patch queue is linear: rebase them (git rebase) before exporting",
+            )
+        out = self.git.run("log", "--reverse", "--format=%H %s", f"{base}..HEAD").out
+        return [Commit(*line.split(" ", 1)) if " " in line else Commit(line, "") for line in out.splitlines()]
+
+    def export(self, base: str) -> list[ExportedCommit]:
+        """base..HEAD as normalised patches, named NNNN-subject.patch."""
+        commits = self.commits_since(base)
+        if not commits:
+            return []
+        with tempfile.TemporaryDirectory(prefix="buildsys-export-") as out:
+            self.git.run("format-patch", *FORMAT_PATCH_OPTIONS, "-o", out, f"{base}..HEAD", env=ISOLATED_CONFIG)
+            files = sorted(Path(out).iterdir())
+            if len(files) != len(commits):
+                raise GitError(f"format-patch wrote {len(files)} patches for {len(commits)} commits")
+            return [
+                ExportedCommit(commit, Patch(patch_file_name(index, commit.subject), normalise_patch(file.read_bytes())))
+                for index, (commit, file) in enumerate(zip(commits, files, strict=True), start=1)
+            ]
+
+    def unexported(self, base: str, series: list[Patch]) -> list[Commit]:
+        """Commits on top of base that exist nowhere in patches/ and were not created from it."""
+        state = self.load_state()
+        saved = {patch.content for patch in series}
+        return [
+            exported.commit
+            for exported in self.export(base)
+            if exported.commit.sha not in state.exported and exported.patch.content not in saved
+        ]
+
+    # -- changing ------------------------------------------------------------------------------
+
+    def checkout_base(self, commit: str) -> None:
+        head = self.head()
+        if head:
+            self.git.run("update-ref", "-m", "buildsys: before apply-patches", BACKUP_REF, head)
+        self.git.run("checkout", "--quiet", "-B", WORK_BRANCH, commit)
+
+    def apply(self, patch_files: list[Path]) -> bool:
+        return apply_with_am(self.git, patch_files)
+
+    @contextmanager
+    def scratch_worktree(self, commit: str) -> Iterator[Git]:
+        """A throwaway checkout of `commit` sharing this repository's objects."""
+        with tempfile.TemporaryDirectory(prefix="buildsys-scratch-") as parent:
+            where = Path(parent) / "tree"
+            self.git.run("worktree", "add", "--quiet", "--detach", str(where), commit)
+            try:
+                yield Git(where)
+            finally:
+                self.git.run("worktree", "remove", "--force", str(where), check=False)
+                self.git.run("worktree", "prune", check=False)
+
+
+def apply_with_am(git: Git, patch_files: list[Path]) -> bool:
+    """`git am` the files in order; False when one stops (the repository is then mid-am)."""
+    if not patch_files:
+        return True
+    result = git.run(
+        "am", "--quiet", *AM_OPTIONS, "--", *map(str, patch_files),
+        check=False, env={**ISOLATED_CONFIG, **TOOL_IDENTITY},
+    )  # fmt: skip
+    return result.returncode == 0
+
+
+def _is_unreachable_url(stderr: str) -> bool:
+    markers = ("does not appear to be a git repository", "Could not resolve host", "Repository not found",
+               "unable to access", "Could not read from remote repository", "not found")  # fmt: skip
+    return any(marker in stderr for marker in markers) and "not our ref" not in stderr

@@ -1,0 +1,75 @@
+"""Named, timed steps on stderr: one line per step when it passes, its captured log when it fails.
+
+Library code calls `step()` and `info()`; the CLI decides where they go (`configure`).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TextIO
+
+_stream: TextIO = sys.stderr
+_quiet = False
+_interactive = False
+
+
+def configure(*, stream: TextIO | None = None, quiet: bool = False) -> None:
+    global _stream, _quiet, _interactive
+    _stream = stream or sys.stderr
+    _quiet = quiet
+    _interactive = _stream.isatty()
+
+
+def info(message: str) -> None:
+    if not _quiet:
+        print(message, file=_stream, flush=True)
+
+
+def warn(message: str) -> None:
+    print(f"warning: {message}", file=_stream, flush=True)
+
+
+def _elapsed(start: float) -> str:
+    seconds = time.monotonic() - start
+    return f"{seconds:.1f}s" if seconds < 60 else f"{int(seconds // 60)}m{seconds % 60:04.1f}s"
+
+
+class _Ticker:
+    """Keeps an interactive terminal told that a long step is still running."""
+
+    def __init__(self, name: str, start: float) -> None:
+        self._name, self._start = name, start
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> _Ticker:
+        if _interactive and not _quiet:
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._done.wait(1.0):
+            print(f"\r  … {self._name} ({_elapsed(self._start)})", end="", file=_stream, flush=True)
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        if self._thread.is_alive():
+            self._thread.join()
+            print("\r\033[K", end="", file=_stream, flush=True)
+
+
+@contextmanager
+def step(name: str) -> Iterator[None]:
+    start = time.monotonic()
+    try:
+        with _Ticker(name, start):
+            yield
+    except BaseException:
+        print(f"✗ {name} ({_elapsed(start)})", file=_stream, flush=True)
+        raise
+    if not _quiet:
+        print(f"✓ {name} ({_elapsed(start)})", file=_stream, flush=True)
