@@ -1,0 +1,199 @@
+"""apply-patches and create-patches, end to end through the CLI and real git."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from conftest import FIRST_PATCH, SECOND_PATCH
+from support import Project
+
+pytestmark = pytest.mark.integration
+
+
+def test_fresh_apply_puts_every_patch_on_the_pinned_commit(patched_project: Project) -> None:
+    shutil.rmtree(patched_project.root / "build")  # a fresh clone of the project
+
+    result = patched_project.run("apply-patches")
+
+    tracking = patched_project.tracking
+    assert tracking.out("rev-parse", "HEAD~2") == patched_project.commits[2]
+    assert tracking.out("rev-parse", "--abbrev-ref", "HEAD") == "patched"
+    assert "/* ours */" in tracking.read("ggml/src/ggml.c")
+    assert "llama_patched" in tracking.read("include/llama.h")
+    assert tracking.out("log", "-1", "--format=%an") == "Test Author"  # authorship comes from the patch
+    assert "apply 2 patch(es)" in result.stderr
+
+
+def test_apply_then_create_leaves_patches_byte_identical(patched_project: Project) -> None:
+    before = patched_project.patch_bytes()
+    mtimes = {p.name: p.stat().st_mtime_ns for p in patched_project.patches.glob("*.patch")}
+
+    patched_project.run("apply-patches")
+    patched_project.run("create-patches")
+
+    assert patched_project.patch_bytes() == before
+    assert {p.name: p.stat().st_mtime_ns for p in patched_project.patches.glob("*.patch")} == mtimes
+    assert sorted(before) == [FIRST_PATCH,
+                              SECOND_PATCH]  # fmt: skip
+    first = before[FIRST_PATCH]
+    assert first.startswith(b"From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\n")
+    assert b"Subject: [PATCH] ggml: mark our accumulator" in first
+    assert b"\n-- \n" not in first  # no version signature
+
+
+def test_binary_executable_and_crlf_changes_round_trip(project: Project) -> None:
+    project.run("apply-patches")
+    tracking = project.tracking
+    tracking.write("ggml/src/weights.bin", bytes(reversed(range(256))) * 4)
+    tracking.write("ggml/src/gen-version.sh", "#!/bin/sh\necho 0.0.2\n", executable=True)
+    tracking.write("ggml/src/resources.rc", "LINE ONE\r\nLINE 2\r\n")
+    tracking.git("mv", "ggml/src/ggml.c", "ggml/src/ggml-base.c")
+    tracking.commit("[cpu] binary, crlf and a rename")
+    project.run("create-patches")
+    exported = project.patch_bytes()
+
+    project.run("apply-patches")
+    project.run("create-patches")
+
+    assert project.patch_bytes() == exported
+    assert (tracking.path / "ggml/src/weights.bin").read_bytes() == bytes(reversed(range(256))) * 4
+    assert (tracking.path / "ggml/src/resources.rc").read_bytes() == b"LINE ONE\r\nLINE 2\r\n"
+    assert (tracking.path / "ggml/src/gen-version.sh").stat().st_mode & 0o111
+    assert tracking.out("log", "-1", "--format=%s") == "[cpu] binary, crlf and a rename"
+
+
+def test_editing_one_patch_rewrites_only_that_file(patched_project: Project) -> None:
+    tracking = patched_project.tracking
+    first = FIRST_PATCH
+    second = SECOND_PATCH
+    untouched_mtime = (patched_project.patches / first).stat().st_mtime_ns
+    tracking.write("include/llama.h", tracking.read("include/llama.h") + "int llama_more(void);\n")
+    tracking.git("commit", "-q", "-a", "--amend", "--no-edit")
+
+    result = patched_project.run("create-patches")
+
+    assert f"wrote   patches/{second}" in result.stderr
+    assert (patched_project.patches / first).stat().st_mtime_ns == untouched_mtime
+    assert b"+int llama_more(void);" in (patched_project.patches / second).read_bytes()
+
+
+def test_dropped_commit_removes_its_stale_patch(patched_project: Project) -> None:
+    patched_project.tracking.git("reset", "-q", "--hard", "HEAD~1")
+    (patched_project.patches / "notes.txt").write_text("not a patch; left alone\n")
+
+    result = patched_project.run("create-patches")
+
+    assert list(patched_project.patch_bytes()) == [FIRST_PATCH]
+    assert "removed patches/0002-" in result.stderr
+    assert (patched_project.patches / "notes.txt").read_text() == "not a patch; left alone\n"
+
+
+def test_refuses_to_reset_a_dirty_tracking_repository(patched_project: Project) -> None:
+    tracking = patched_project.tracking
+    tracking.write("ggml/src/ggml.c", "/* unsaved edit */\n")
+    tracking.write("ggml/src/new-file.c", "/* untracked work */\n")
+    head = tracking.head()
+
+    result = patched_project.run("apply-patches", expect=3)
+
+    assert "has work that exists nowhere else; nothing was changed" in result.stderr
+    assert "ggml/src/ggml.c" in result.stderr and "ggml/src/new-file.c" in result.stderr
+    assert "stash -u" in result.stderr
+    assert tracking.read("ggml/src/ggml.c") == "/* unsaved edit */\n"
+    assert tracking.read("ggml/src/new-file.c") == "/* untracked work */\n"
+    assert tracking.head() == head
+    assert "Traceback" not in result.stderr
+
+
+def test_refuses_to_reset_unexported_commits_until_they_are_saved(patched_project: Project) -> None:
+    tracking = patched_project.tracking
+    tracking.write("src/llama-core.c", tracking.read("src/llama-core.c") + "/* third patch */\n")
+    work = tracking.commit("llama: third patch, not exported yet")
+
+    refused = patched_project.run("apply-patches", expect=3)
+
+    assert "1 commit(s) not exported to patches/" in refused.stderr
+    assert f"{work[:12]} llama: third patch, not exported yet" in refused.stderr
+    assert "create-patches" in refused.stderr
+    assert tracking.head() == work
+
+    patched_project.run("create-patches")
+    patched_project.run("apply-patches")
+    assert "/* third patch */" in tracking.read("src/llama-core.c")
+    assert len(patched_project.patch_bytes()) == 3
+
+
+def test_pulled_patch_changes_are_not_mistaken_for_unsaved_work(patched_project: Project) -> None:
+    """A teammate's new version of patches/ replaces tracking commits that came from the old one."""
+    name = FIRST_PATCH
+    path = patched_project.patches / name
+    path.write_bytes(path.read_bytes().replace(b"/* ours */", b"/* theirs */"))
+
+    patched_project.run("apply-patches")
+
+    assert "/* theirs */" in patched_project.tracking.read("ggml/src/ggml.c")
+
+
+def test_conflict_after_base_change_stops_with_guidance_then_resolves(patched_project: Project) -> None:
+    project = patched_project
+    project.configure(project.commits[3])  # upstream rewrote the line our first patch changes
+
+    conflict = project.run("apply-patches", expect=4)
+
+    where = "build/upstream"
+    assert f"patch {FIRST_PATCH} (1 of 2) does not apply" in conflict.stderr
+    assert f"{where}/ggml/src/ggml.c" in conflict.stderr
+    assert f"git -C {where} am --continue" in conflict.stderr
+    assert "nox -s create-patches sync" in conflict.stderr
+    assert f"git -C {where} am --abort" in conflict.stderr
+    assert project.run("sync", expect=3).stderr.count("am --continue") == 1
+    status = project.run("status").stdout
+    assert "git am stopped at patch 1 of 2" in status
+
+    tracking = project.tracking
+    tracking.git("checkout", "--ours", "ggml/src/ggml.c")  # upstream's side, then redo our change on it
+    tracking.write("ggml/src/ggml.c", tracking.read("ggml/src/ggml.c").replace("double sum = 0.0;", "double sum = 0.0; /* ours */"))
+    tracking.git("add", "ggml/src/ggml.c")
+    tracking.git("am", "--continue")
+    project.run("create-patches")
+    project.run("sync")
+    project.run("check")
+    assert b"double sum = 0.0; /* ours */" in project.patch_bytes()[FIRST_PATCH]
+    assert "double sum = 0.0; /* ours */" in (project.vendor / "ggml/src/ggml.c").read_text()
+
+
+def test_base_change_without_conflict_rebases_cleanly(patched_project: Project) -> None:
+    project = patched_project
+    project.patches.joinpath(FIRST_PATCH).unlink()
+    project.run("apply-patches")
+    project.run("create-patches")
+    project.configure(project.commits[3])
+
+    project.run("apply-patches")
+    project.run("create-patches")
+    project.run("sync")
+
+    assert "llama_patched" in (project.vendor / "include/llama.h").read_text()
+    assert "double sum" in (project.vendor / "ggml/src/ggml.c").read_text()
+
+
+def test_upstream_that_does_not_exist(project: Project, tmp_path: object) -> None:
+    result = project.run("--upstream", "/nonexistent/upstream.git", "apply-patches", expect=1)
+    assert "cannot fetch /nonexistent/upstream.git" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_commit_that_is_not_in_the_upstream(project: Project) -> None:
+    project.configure("0123456789abcdef0123456789abcdef01234567")
+    result = project.run("apply-patches", expect=1)
+    assert "commit 0123456789abcdef0123456789abcdef01234567 is not in" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_command_line_upstream_beats_environment(project: Project, tmp_path: object) -> None:
+    project.env["BUILDSYS_UPSTREAM_URL"] = "/nonexistent/from-environment.git"
+    assert "[from BUILDSYS_UPSTREAM_URL]" in project.run("status").stdout
+    project.run("--upstream", str(project.upstream.path), "apply-patches")
+    assert "[from --upstream]" in project.run("--upstream", str(project.upstream.path), "status").stdout

@@ -1,0 +1,155 @@
+"""Throwaway upstream repositories and projects, driven through the real git and the real CLI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+FIXTURES = Path(__file__).parent / "fixtures"
+MINIGGML = FIXTURES / "miniggml"
+REPO_ROOT = Path(__file__).parent.parent
+
+
+def hermetic_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "BUILDSYS_"))}
+    env.update(
+        HOME=str(home),
+        GIT_CONFIG_NOSYSTEM="1",
+        GIT_AUTHOR_NAME="Test Author",
+        GIT_AUTHOR_EMAIL="author@example.invalid",
+        GIT_COMMITTER_NAME="Test Committer",
+        GIT_COMMITTER_EMAIL="committer@example.invalid",
+        PYTHONPATH=str(REPO_ROOT),
+    )
+    return env
+
+
+class GitRepo:
+    """A repository the test writes to with the real git, with fixed dates for stable hashes."""
+
+    def __init__(self, path: Path, env: dict[str, str]) -> None:
+        self.path = path
+        self.env = env
+        self._tick = 0
+
+    def git(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        self._tick += 1
+        env = dict(self.env)
+        stamp = f"{1_700_000_000 + self._tick * 60} +0000"
+        env.setdefault("GIT_AUTHOR_DATE", stamp)
+        env.setdefault("GIT_COMMITTER_DATE", stamp)
+        result = subprocess.run(["git", *args], cwd=self.path, env=env, capture_output=True, text=True, check=False)
+        if check and result.returncode != 0:
+            raise AssertionError(f"git {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def out(self, *args: str) -> str:
+        return self.git(*args).stdout.strip()
+
+    def write(self, relative: str, content: str | bytes, *, executable: bool = False) -> Path:
+        path = self.path / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, str):
+            path.write_text(content)
+        else:
+            path.write_bytes(content)
+        if executable:
+            path.chmod(0o755)
+        return path
+
+    def read(self, relative: str) -> str:
+        return (self.path / relative).read_text()
+
+    def commit(self, message: str) -> str:
+        self.git("add", "-A")
+        self.git("commit", "-q", "-m", message)
+        return self.head()
+
+    def head(self) -> str:
+        return self.out("rev-parse", "HEAD")
+
+
+def make_upstream(path: Path, env: dict[str, str]) -> tuple[GitRepo, list[str]]:
+    """The miniature upstream with a history: binaries, an executable, renames, deletions, CRLF."""
+    shutil.copytree(MINIGGML, path)
+    repo = GitRepo(path, env)
+    repo.git("init", "-q", "-b", "master")
+    repo.write("ggml/src/weights.bin", bytes(range(256)) * 4)
+    repo.write("ggml/src/gen-version.sh", "#!/bin/sh\necho 0.0.1\n", executable=True)
+    repo.write("ggml/src/resources.rc", "LINE ONE\r\nLINE TWO\r\n")
+    commits = [repo.commit("initial import of the miniature upstream")]
+    repo.write("ggml/src/ggml.c", repo.read("ggml/src/ggml.c") + "\nint ggml_version(void) { return 2; }\n")
+    commits.append(repo.commit("ggml: add ggml_version"))
+    repo.git("mv", "src/llama.c", "src/llama-core.c")
+    repo.write("CMakeLists.txt", repo.read("CMakeLists.txt").replace("src/llama.c", "src/llama-core.c"))
+    repo.git("rm", "-q", "ggml/src/old-scalar.c")
+    repo.write("docs/build.md", repo.read("docs/build.md") + "Renamed llama.c.\n")
+    commits.append(repo.commit("rename llama.c, drop old-scalar.c"))
+    repo.write("ggml/src/ggml.c", repo.read("ggml/src/ggml.c").replace("float sum = 0.0f;", "double sum = 0.0;"))
+    commits.append(repo.commit("ggml: accumulate in double"))
+    return repo, commits
+
+
+@dataclass
+class Project:
+    """A project using buildsys: vendoring.toml, patches/, and the CLI run as a subprocess."""
+
+    root: Path
+    upstream: GitRepo
+    commits: list[str]
+    env: dict[str, str]
+
+    def configure(self, commit: str, extra: str = "") -> None:
+        (self.root / "vendoring.toml").write_text(
+            f'[upstream]\nurl = "{self.upstream.path}"\ncommit = "{commit}"\n{extra}'
+        )
+
+    def run(self, *args: str, expect: int | None = 0) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "buildsys", *args],
+            cwd=self.root, env=self.env, capture_output=True, text=True, check=False, timeout=300,
+        )  # fmt: skip
+        if expect is not None and result.returncode != expect:
+            raise AssertionError(
+                f"buildsys {' '.join(args)} exited {result.returncode}, expected {expect}\n"
+                f"--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
+            )
+        return result
+
+    @property
+    def tracking(self) -> GitRepo:
+        return GitRepo(self.root / "build" / "upstream", self.env)
+
+    @property
+    def patches(self) -> Path:
+        return self.root / "patches"
+
+    @property
+    def vendor(self) -> Path:
+        return self.root / "vendor" / "llama.cpp"
+
+    def patch_bytes(self) -> dict[str, bytes]:
+        return {p.name: p.read_bytes() for p in sorted(self.patches.glob("*.patch"))}
+
+    def add_patch_commits(self, *edits: tuple[str, str, str, str]) -> None:
+        """Commit (subject, path, old text, new text) edits in the tracking repository, one commit each."""
+        tracking = self.tracking
+        for subject, path, old, new in edits:
+            text = tracking.read(path)
+            assert old in text, f"{old!r} not in {path}"
+            tracking.write(path, text.replace(old, new, 1))
+            tracking.commit(subject)
+
+
+def snapshot(root: Path, *, skip: tuple[str, ...] = ()) -> dict[str, tuple[int, bytes]]:
+    """Every file under root with its mtime and bytes (to prove nothing was touched)."""
+    found = {}
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root).as_posix()
+        if path.is_file() and not any(relative == s or relative.startswith(s + "/") for s in skip):
+            found[relative] = (path.stat().st_mtime_ns, path.read_bytes())
+    return found
