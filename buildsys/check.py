@@ -9,7 +9,7 @@ from pathlib import Path
 
 from . import ui
 from .config import Config
-from .errors import DriftDetected
+from .errors import DriftDetected, OutOfDate, WorkWouldBeLost
 from .git import Git
 from .manifest import read_incomplete_marker, read_manifest, scan
 from .patchqueue import Patch, read_series
@@ -17,7 +17,6 @@ from .sync import build_manifest
 from .tracking import TrackingRepo, apply_with_am
 from .upstream_tree import SourceFile, selected_files
 from .workstate import require_unchanged_queue
-from .errors import OutOfDate, WorkWouldBeLost
 
 
 def run_check(config: Config) -> None:
@@ -27,15 +26,15 @@ def run_check(config: Config) -> None:
     if repo.exists() and repo.head() is not None:
         with ui.step("compare tracking repository with patches/"):
             drift.extend(_tracking_drift(repo, config, series))
-    with ui.step(f"apply {len(series)} patch(es) on {config.upstream.commit[:12]} from scratch"):
-        with _scratch_checkout(config, repo) as scratch:
-            failed = _apply(scratch, config, series)
-            if failed:
-                raise DriftDetected(
-                    f"{failed} does not apply on the pinned commit {config.upstream.commit[:12]}",
-                    hint="run `nox -s apply-patches` to resolve it in the tracking repository",
-                )
-            expected = selected_files(scratch, "HEAD", config.sync.filter)
+    scratch_step = ui.step(f"apply {len(series)} patch(es) on {config.upstream.commit[:12]} from scratch")
+    with scratch_step, _scratch_checkout(config, repo) as scratch:
+        failed = _apply(scratch, config, series)
+        if failed:
+            raise DriftDetected(
+                f"{failed} does not apply on the pinned commit {config.upstream.commit[:12]}",
+                hint="run `nox -s apply-patches` to resolve it in the tracking repository",
+            )
+        expected = selected_files(scratch, "HEAD", config.sync.filter)
     with ui.step(f"compare {config.relative(config.sync.destination)} with the expected {len(expected)} files"):
         drift.extend(destination_drift(config, series, expected))
     if drift:

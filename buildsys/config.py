@@ -106,7 +106,9 @@ def load_config(
     except tomllib.TOMLDecodeError as error:
         raise ConfigError([f"{label}: invalid TOML: {error}"], source=label) from None
     root = path.resolve().parent
-    return _build(document, root=root, source=path.resolve(), env=env, override=upstream_override, cwd=cwd or Path.cwd())
+    return _build(
+        document, root=root, source=path.resolve(), env=env, override=upstream_override, cwd=cwd or Path.cwd()
+    )
 
 
 def _build(
@@ -122,7 +124,9 @@ def _build(
             f"[upstream] commit: {commit!r} is not a full 40-hex commit SHA"
             " (a branch or tag name belongs in [upstream] ref)"
         )
-    url, url_source = resolve_upstream_url(upstream.get("url"), env=env, override=override, root=root, cwd=cwd, problems=problems)
+    url, url_source = resolve_upstream_url(
+        upstream.get("url"), env=env, override=override, root=root, cwd=cwd, problems=problems
+    )
     ref = upstream.get("ref")
     if isinstance(ref, str) and not ref.strip():
         problems.append("[upstream] ref: must not be empty (omit it instead)")
@@ -149,7 +153,13 @@ def _build(
     )
 
 
+# Names people reach for that mean one of ours.
+_ALIASES = {"branch": "ref", "tag": "ref", "sha": "commit", "rev": "commit", "revision": "commit", "dir": "path"}
+
+
 def _closest(name: str, candidates: list[str]) -> str:
+    if _ALIASES.get(name) in candidates:
+        return f"; did you mean {_ALIASES[name]!r}?"
     match = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
     return f"; did you mean {match[0]!r}?" if match else f"; valid: {', '.join(candidates)}"
 
@@ -176,9 +186,7 @@ def _check_schema(document: dict[str, Any], problems: list[str]) -> dict[str, di
             if key not in known:
                 problems.append(f"[{table_name}] {key}: unknown key{_closest(key, list(known))}")
             elif not isinstance(value, known[key]) or isinstance(value, bool):
-                problems.append(
-                    f"[{table_name}] {key}: expected {_type_name(known[key]())}, got {_type_name(value)}"
-                )
+                problems.append(f"[{table_name}] {key}: expected {_type_name(known[key]())}, got {_type_name(value)}")
             else:
                 kept[key] = value
         tables[table_name] = kept

@@ -86,7 +86,7 @@ class Git:
         if env:
             environment.update(env)
         try:
-            completed = subprocess.run(
+            completed = subprocess.run(  # noqa: S603 - the one git wrapper; argv is a list, never a shell
                 argv,
                 cwd=self.cwd,
                 env=environment,

@@ -58,15 +58,6 @@ def _zero_from(content: bytes) -> bytes:
     return ZERO_FROM_LINE + content[match.end() :] if match else content
 
 
-def subject_of(content: bytes) -> str:
-    """The patch's subject without the `[PATCH]` prefix (folded header lines joined)."""
-    match = re.search(rb"^Subject: (.*(?:\n[ \t].*)*)", content, re.MULTILINE)
-    if not match:
-        return ""
-    subject = re.sub(rb"\n[ \t]", b" ", match.group(1)).decode("utf-8", errors="replace")
-    return re.sub(r"^\[PATCH[^\]]*\]\s*", "", subject)
-
-
 def touched_paths(content: bytes) -> list[str]:
     """Files a patch changes, from its `diff --git` headers (new names for renames)."""
     paths = re.findall(rb"^diff --git a/(?:\S+) b/(\S+)$", content, re.MULTILINE)

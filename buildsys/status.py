@@ -45,7 +45,9 @@ def _tracking_lines(config: Config, series: list) -> list[str]:  # type: ignore[
         lines.extend(f"            {c.short} {c.subject}" for c in unexported)
     dirty = repo.dirty_files()
     if dirty:
-        lines.append(f"          {len(dirty)} uncommitted file(s): {', '.join(dirty[:5])}{' …' if len(dirty) > 5 else ''}")
+        lines.append(
+            f"          {len(dirty)} uncommitted file(s): {', '.join(dirty[:5])}{' …' if len(dirty) > 5 else ''}"
+        )
     return lines
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from . import ui
 from .config import Config
-from .errors import OutOfDate, WorkWouldBeLost
+from .errors import WorkWouldBeLost
 from .manifest import (
     INCOMPLETE_MARKER,
     MANIFEST_NAME,
@@ -43,7 +43,8 @@ def run_sync(config: Config, *, force: bool = False) -> SyncResult:
         require_unchanged_queue(repo, config, series)
         dirty = repo.dirty_files()
     if dirty:
-        ui.warn(f"{len(dirty)} uncommitted file(s) in {config.relative(config.tracking)} are not synced: commit them and run create-patches")
+        where = config.relative(config.tracking)
+        ui.warn(f"{len(dirty)} uncommitted file(s) in {where} are not synced: commit them and run create-patches")
     with ui.step(f"read {config.relative(config.tracking)} HEAD"):
         files = selected_files(repo.git, "HEAD", config.sync.filter)
     manifest = build_manifest(config, series, files)
@@ -87,7 +88,9 @@ def materialise(
     target = manifest.files
     unsaved = unsaved_edits(destination, target)
     if unsaved and not force:
-        listed = "\n".join(unsaved[:_LISTED]) + (f"\n… and {len(unsaved) - _LISTED} more" if len(unsaved) > _LISTED else "")
+        listed = "\n".join(unsaved[:_LISTED]) + (
+            f"\n… and {len(unsaved) - _LISTED} more" if len(unsaved) > _LISTED else ""
+        )
         raise WorkWouldBeLost(
             f"{len(unsaved)} file(s) in {label} were edited or added by hand and would be overwritten or deleted",
             details=listed,

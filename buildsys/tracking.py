@@ -128,7 +128,9 @@ class TrackingRepo:
             check=False, timeout=NETWORK_TIMEOUT,
         )  # fmt: skip
         if fetched.returncode != 0 and _is_unreachable_url(fetched.err):
-            raise UpstreamError(f"cannot fetch {url}", details=fetched.err.strip(), hint="check the URL or BUILDSYS_UPSTREAM_URL")
+            raise UpstreamError(
+                f"cannot fetch {url}", details=fetched.err.strip(), hint="check the URL or BUILDSYS_UPSTREAM_URL"
+            )
         if fetched.returncode != 0:
             # Some servers refuse to serve a commit by id; every branch and tag then has to come.
             self.git.run(
@@ -190,7 +192,9 @@ class TrackingRepo:
             if len(files) != len(commits):
                 raise GitError(f"format-patch wrote {len(files)} patches for {len(commits)} commits")
             return [
-                ExportedCommit(commit, Patch(patch_file_name(index, commit.subject), normalise_patch(file.read_bytes())))
+                ExportedCommit(
+                    commit, Patch(patch_file_name(index, commit.subject), normalise_patch(file.read_bytes()))
+                )
                 for index, (commit, file) in enumerate(zip(commits, files, strict=True), start=1)
             ]
 

@@ -10,27 +10,33 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TextIO
 
-_stream: TextIO = sys.stderr
-_quiet = False
-_interactive = False
+
+@dataclass
+class _Settings:
+    stream: TextIO = sys.stderr
+    quiet: bool = False
+    interactive: bool = False
+
+
+_settings = _Settings()
 
 
 def configure(*, stream: TextIO | None = None, quiet: bool = False) -> None:
-    global _stream, _quiet, _interactive
-    _stream = stream or sys.stderr
-    _quiet = quiet
-    _interactive = _stream.isatty()
+    _settings.stream = stream or sys.stderr
+    _settings.quiet = quiet
+    _settings.interactive = _settings.stream.isatty()
 
 
 def info(message: str) -> None:
-    if not _quiet:
-        print(message, file=_stream, flush=True)
+    if not _settings.quiet:
+        print(message, file=_settings.stream, flush=True)
 
 
 def warn(message: str) -> None:
-    print(f"warning: {message}", file=_stream, flush=True)
+    print(f"warning: {message}", file=_settings.stream, flush=True)
 
 
 def _elapsed(start: float) -> str:
@@ -47,19 +53,19 @@ class _Ticker:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def __enter__(self) -> _Ticker:
-        if _interactive and not _quiet:
+        if _settings.interactive and not _settings.quiet:
             self._thread.start()
         return self
 
     def _run(self) -> None:
         while not self._done.wait(1.0):
-            print(f"\r  … {self._name} ({_elapsed(self._start)})", end="", file=_stream, flush=True)
+            print(f"\r  … {self._name} ({_elapsed(self._start)})", end="", file=_settings.stream, flush=True)
 
     def __exit__(self, *exc: object) -> None:
         self._done.set()
         if self._thread.is_alive():
             self._thread.join()
-            print("\r\033[K", end="", file=_stream, flush=True)
+            print("\r\033[K", end="", file=_settings.stream, flush=True)
 
 
 @contextmanager
@@ -69,7 +75,7 @@ def step(name: str) -> Iterator[None]:
         with _Ticker(name, start):
             yield
     except BaseException:
-        print(f"✗ {name} ({_elapsed(start)})", file=_stream, flush=True)
+        print(f"✗ {name} ({_elapsed(start)})", file=_settings.stream, flush=True)
         raise
-    if not _quiet:
-        print(f"✓ {name} ({_elapsed(start)})", file=_stream, flush=True)
+    if not _settings.quiet:
+        print(f"✓ {name} ({_elapsed(start)})", file=_settings.stream, flush=True)

@@ -4,7 +4,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from support import GitRepo, Project, hermetic_env, make_upstream
 
 
@@ -31,7 +30,12 @@ def patched_project(project: Project) -> Project:
     project.run("apply-patches")
     project.add_patch_commits(
         ("ggml: mark our accumulator", "ggml/src/ggml.c", "float sum = 0.0f;", "float sum = 0.0f; /* ours */"),
-        ("llama: declare llama_patched", "include/llama.h", "int llama_version(void);", "int llama_version(void);\nint llama_patched(void);"),
+        (
+            "llama: declare llama_patched",
+            "include/llama.h",
+            "int llama_version(void);",
+            "int llama_version(void);\nint llama_patched(void);",
+        ),
     )
     project.run("create-patches")
     project.run("sync")

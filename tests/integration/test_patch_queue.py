@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 
 import pytest
-
 from conftest import FIRST_PATCH, SECOND_PATCH
 from support import Project
 
@@ -154,7 +153,9 @@ def test_conflict_after_base_change_stops_with_guidance_then_resolves(patched_pr
 
     tracking = project.tracking
     tracking.git("checkout", "--ours", "ggml/src/ggml.c")  # upstream's side, then redo our change on it
-    tracking.write("ggml/src/ggml.c", tracking.read("ggml/src/ggml.c").replace("double sum = 0.0;", "double sum = 0.0; /* ours */"))
+    tracking.write(
+        "ggml/src/ggml.c", tracking.read("ggml/src/ggml.c").replace("double sum = 0.0;", "double sum = 0.0; /* ours */")
+    )
     tracking.git("add", "ggml/src/ggml.c")
     tracking.git("am", "--continue")
     project.run("create-patches")

@@ -1,0 +1,63 @@
+"""Every task of the project. Maintainer sessions call `python -m buildsys`; nothing else is done here."""
+
+from __future__ import annotations
+
+import sys
+
+import nox
+
+nox.options.sessions = ["lint", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+PYTHON = "3.11"
+
+
+def _buildsys(session: nox.Session, command: str) -> None:
+    # buildsys has no dependencies beyond the standard library, so it runs from the checkout.
+    session.run(sys.executable, "-m", "buildsys", command, *session.posargs, external=True)
+
+
+@nox.session(name="apply-patches", venv_backend="none")
+def apply_patches(session: nox.Session) -> None:
+    """Fetch the pinned upstream commit into the tracking repository and apply patches/."""
+    _buildsys(session, "apply-patches")
+
+
+@nox.session(name="create-patches", venv_backend="none")
+def create_patches(session: nox.Session) -> None:
+    """Export the tracking repository's commits into patches/."""
+    _buildsys(session, "create-patches")
+
+
+@nox.session(venv_backend="none")
+def sync(session: nox.Session) -> None:
+    """Materialise the filtered, patched upstream into vendor/ with its manifest."""
+    _buildsys(session, "sync")
+
+
+@nox.session(venv_backend="none")
+def check(session: nox.Session) -> None:
+    """Prove vendor/ and patches/ are pinned upstream + patches; non-zero on drift."""
+    _buildsys(session, "check")
+
+
+@nox.session(venv_backend="none")
+def status(session: nox.Session) -> None:
+    """Where the tracking repository and vendor/ stand."""
+    _buildsys(session, "status")
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """Unit and integration tests (real git, real subprocesses). Extra arguments go to pytest."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "-n", "auto", "-p", "no:cacheprovider", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff (lint + format check) and mypy --strict on buildsys."""
+    session.install("-e", ".[lint]")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("mypy")

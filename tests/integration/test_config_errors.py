@@ -1,0 +1,71 @@
+"""Malformed vendoring.toml: one line per problem naming the TOML path, exit 2, never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from support import Project
+
+pytestmark = pytest.mark.integration
+
+SHA = "d3cf1f14a2e16fbd7ebad34b12cb71b8af345c43"
+
+CASES = [
+    ("toml syntax", "[upstream\n", ["vendoring.toml: invalid TOML"]),
+    ("unknown table", "[upstrem]\n", ["[upstrem]: unknown table; did you mean 'upstream'?"]),
+    ("unknown key", f'[upstream]\ncomit = "{SHA}"\n', ["[upstream] comit: unknown key; did you mean 'commit'?"]),
+    ("unknown key, no close match", "[sync]\nzzz = 1\n", ["[sync] zzz: unknown key; valid: destination, include, exclude"]),
+    ("short commit", '[upstream]\ncommit = "d3cf1f1"\n', ["[upstream] commit: 'd3cf1f1' is not a full 40-hex commit SHA"]),
+    ("branch as commit", '[upstream]\ncommit = "master"\n', ["(a branch or tag name belongs in [upstream] ref)"]),
+    ("41 hex", f'[upstream]\ncommit = "{SHA}0"\n', ["is not a full 40-hex commit SHA"]),
+    ("commit not a string", "[upstream]\ncommit = 12345\n", ["[upstream] commit: expected string, got integer"]),
+    ("url not a string", "[upstream]\nurl = true\n", ["[upstream] url: expected string, got boolean"]),
+    ("empty url", '[upstream]\nurl = ""\n', ["[upstream] url: must not be empty"]),
+    ("empty ref", '[upstream]\nref = " "\n', ["[upstream] ref: must not be empty"]),
+    ("table as value", 'upstream = "x"\n', ["upstream: expected a table [upstream], got string"]),
+    ("absolute tracking", '[tracking]\npath = "/tmp/upstream"\n', ["[tracking] path: '/tmp/upstream' must be relative"]),
+    ("escaping patches", '[patches]\npath = "../patches"\n', ["[patches] path: '../patches' escapes the project root"]),
+    ("root destination", '[sync]\ndestination = "."\n', ["[sync] destination: '.' is the project root itself"]),
+    ("inside .git", '[tracking]\npath = ".git/upstream"\n', ["[tracking] path: '.git/upstream' is inside the project's .git"]),
+    ("same folders", '[patches]\npath = "vendor/llama.cpp"\n', ["[sync] destination: same folder as [patches] path"]),
+    ("nested folders", '[sync]\ndestination = "build/upstream/vendor"\n', ["[sync] destination: overlaps [tracking] path"]),
+    ("include not a list", '[sync]\ninclude = "ggml/"\n', ["[sync] include: expected array, got string"]),
+    ("include empty", "[sync]\ninclude = []\n", ["[sync] include: must list at least one pattern"]),
+    ("include item type", '[sync]\ninclude = ["ggml/", 3]\n', ["[sync] include[1]: expected string, got integer"]),
+    ("absolute glob", '[sync]\ninclude = ["/ggml"]\n', ["[sync] include[0]: '/ggml' must be relative to the upstream root"]),
+    ("dotdot glob", '[sync]\nexclude = ["ggml/../src"]\n', ["[sync] exclude[0]: 'ggml/../src' must not contain '.' or '..'"]),
+    ("backslash glob", '[sync]\nexclude = ["ggml\\\\src"]\n', ["[sync] exclude[0]: 'ggml\\\\src' must use '/'"]),
+    ("bracket glob", '[sync]\nexclude = ["ggml/[ab"]\n', ["[sync] exclude[0]: 'ggml/[ab' has an unbalanced"]),
+    ("several at once", '[upstream]\ncommit = "abc"\nbranch = "x"\n[tracking]\npath = "/abs"\n',
+     ["[upstream] branch: unknown key; did you mean 'ref'?", "[upstream] commit: 'abc'",
+      "[tracking] path: '/abs' must be relative"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "expected"), [(t, e) for _, t, e in CASES], ids=[c[0] for c in CASES])
+def test_malformed_config_gives_one_line_per_problem_and_exit_2(
+    project: Project, text: str, expected: list[str]
+) -> None:
+    (project.root / "vendoring.toml").write_text(text)
+    before = sorted(p.name for p in project.root.iterdir())
+
+    result = project.run("status", expect=2)
+
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == len(expected), result.stderr
+    for line, fragment in zip(lines, expected, strict=True):
+        assert line.startswith("error: vendoring.toml: "), line
+        assert fragment in line, (fragment, line)
+    assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in project.root.iterdir()) == before  # nothing created
+
+
+def test_missing_config_file(tmp_path: Path, project: Project) -> None:
+    result = project.run("--config", str(tmp_path / "nowhere.toml"), "status", expect=2)
+    assert "no such file" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_unknown_command_is_a_usage_error(project: Project) -> None:
+    result = project.run("aply-patches", expect=2)
+    assert "invalid choice: 'aply-patches'" in result.stderr

@@ -1,0 +1,187 @@
+"""sync and check, end to end: the destination is exactly pinned upstream + patches, filtered."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from support import Project, snapshot
+
+pytestmark = pytest.mark.integration
+
+
+def test_sync_writes_the_filtered_subset_with_modes_and_manifest(patched_project: Project) -> None:
+    vendor = patched_project.vendor
+    files = sorted(p.relative_to(vendor).as_posix() for p in vendor.rglob("*") if p.is_file())
+    assert files == [
+        ".buildsys-manifest.json",
+        "CMakeLists.txt",
+        "LICENSE",
+        "cmake/common.cmake",
+        "ggml/CMakeLists.txt",
+        "ggml/include/ggml.h",
+        "ggml/src/gen-version.sh",
+        "ggml/src/ggml.c",
+        "ggml/src/resources.rc",
+        "ggml/src/weights.bin",
+        "include/llama.h",
+        "src/llama-core.c",
+    ]  # fmt: skip  (no docs/, examples/, README.md; the renamed and deleted files follow upstream)
+    assert (vendor / "ggml/src/gen-version.sh").stat().st_mode & 0o111
+    assert not (vendor / "ggml/src/ggml.c").stat().st_mode & 0o111
+    assert (vendor / "ggml/src/weights.bin").read_bytes() == bytes(range(256)) * 4
+    assert (vendor / "ggml/src/resources.rc").read_bytes() == b"LINE ONE\r\nLINE TWO\r\n"
+    assert "/* ours */" in (vendor / "ggml/src/ggml.c").read_text()
+    manifest = (vendor / ".buildsys-manifest.json").read_text()
+    assert patched_project.commits[2] in manifest and "0002-llama-declare-llama_patched.patch" in manifest
+
+
+def test_second_sync_rewrites_nothing(patched_project: Project) -> None:
+    before = snapshot(patched_project.vendor)
+    result = patched_project.run("sync")
+    assert "0 written, 0 deleted, 11 unchanged" in result.stderr
+    assert snapshot(patched_project.vendor) == before
+
+
+def test_sync_deletes_what_left_the_subset_and_touches_nothing_outside(patched_project: Project) -> None:
+    project = patched_project
+    (project.root / "vendor" / "other-library").mkdir()
+    (project.root / "vendor" / "other-library" / "keep.c").write_text("/* not ours */\n")
+    (project.root / "notes.txt").write_text("mine\n")
+    project.configure(project.commits[2], '[sync]\nexclude = ["**/*.md", "cmake/", "ggml/src/*.bin"]\n')
+    outside = snapshot(project.root, skip=("vendor/llama.cpp", "build"))
+
+    result = project.run("sync")
+
+    assert "2 deleted" in result.stderr
+    assert not (project.vendor / "cmake").exists()  # emptied folder removed too
+    assert not (project.vendor / "ggml/src/weights.bin").exists()
+    assert snapshot(project.root, skip=("vendor/llama.cpp", "build")) == outside
+    project.run("check")
+
+
+def test_sync_follows_upstream_renames_and_deletions_across_a_base_change(project: Project) -> None:
+    project.configure(project.commits[1])
+    project.run("apply-patches")
+    project.run("sync")
+    assert (project.vendor / "src/llama.c").exists() and (project.vendor / "ggml/src/old-scalar.c").exists()
+
+    project.configure(project.commits[2])
+    project.run("apply-patches")
+    project.run("sync")
+
+    assert not (project.vendor / "src/llama.c").exists()
+    assert not (project.vendor / "ggml/src/old-scalar.c").exists()
+    assert (project.vendor / "src/llama-core.c").exists()
+    project.run("check")
+
+
+def test_sync_refuses_to_overwrite_hand_edits_in_the_destination(patched_project: Project) -> None:
+    edited = patched_project.vendor / "ggml/src/ggml.c"
+    edited.write_text("/* edited in vendor/ by hand */\n")
+    (patched_project.vendor / "src/extra.c").write_text("/* added by hand */\n")
+    patched_project.tracking.write("LICENSE", "changed\n")
+    patched_project.tracking.commit("a third patch")
+    patched_project.run("create-patches")
+
+    refused = patched_project.run("sync", expect=3)
+
+    assert "2 file(s) in vendor/llama.cpp were edited or added by hand" in refused.stderr
+    assert "ggml/src/ggml.c" in refused.stderr and "src/extra.c" in refused.stderr
+    assert edited.read_text() == "/* edited in vendor/ by hand */\n"
+    patched_project.run("sync", "--force")
+    assert "/* ours */" in edited.read_text()
+    assert not (patched_project.vendor / "src/extra.c").exists()
+
+
+def test_sync_refuses_while_tracking_and_patches_disagree(patched_project: Project) -> None:
+    tracking = patched_project.tracking
+    tracking.write("LICENSE", "relicensed\n")
+    tracking.commit("not exported")
+    result = patched_project.run("sync", expect=5)
+    assert "1 commit(s) in the tracking repository are not in patches/" in result.stderr
+    assert "create-patches sync" in result.stderr
+
+    tracking.git("reset", "-q", "--hard", "HEAD~1")
+    name = "0002-llama-declare-llama_patched.patch"
+    (patched_project.patches / name).write_bytes(
+        (patched_project.patches / name).read_bytes().replace(b"llama_patched", b"llama_pulled")
+    )
+    result = patched_project.run("sync", expect=5)
+    assert "patches/ differs from the commits in the tracking repository" in result.stderr
+    assert "apply-patches" in result.stderr
+
+
+def test_check_passes_on_a_clean_tree_and_without_a_tracking_repository(patched_project: Project) -> None:
+    assert "11 files, no drift" in patched_project.run("check").stderr
+    shutil.rmtree(patched_project.root / "build")
+    assert "11 files, no drift" in patched_project.run("check").stderr  # fetched from the upstream URL
+    assert not (patched_project.root / "build").exists()
+
+
+def test_check_lists_every_drifted_file(patched_project: Project) -> None:
+    vendor = patched_project.vendor
+    (vendor / "ggml/src/ggml.c").write_text("/* drift */\n")
+    (vendor / "include/llama.h").unlink()
+    (vendor / "src/stray.c").write_text("/* stray */\n")
+    (vendor / "ggml/src/gen-version.sh").chmod(0o644)
+
+    result = patched_project.run("check", expect=6)
+
+    assert "modified  vendor/llama.cpp/ggml/src/ggml.c" in result.stderr
+    assert "missing   vendor/llama.cpp/include/llama.h" in result.stderr
+    assert "extra     vendor/llama.cpp/src/stray.c" in result.stderr
+    assert "mode      vendor/llama.cpp/ggml/src/gen-version.sh (100644, expected 100755)" in result.stderr
+    assert "4 difference(s)" in result.stderr
+
+
+def test_check_detects_a_patch_series_changed_behind_the_tree(patched_project: Project) -> None:
+    name = "0002-llama-declare-llama_patched.patch"
+    (patched_project.patches / name).unlink()
+    result = patched_project.run("check", expect=6)
+    assert "modified  vendor/llama.cpp/include/llama.h" in result.stderr
+    assert "manifest is stale" in result.stderr
+    assert "tracking: patches/ differs" in result.stderr
+
+
+def test_check_reports_a_patch_that_no_longer_applies(patched_project: Project) -> None:
+    patched_project.configure(patched_project.commits[3])
+    result = patched_project.run("check", expect=6)
+    assert "0001-ggml-mark-our-accumulator.patch does not apply on the pinned commit" in result.stderr
+
+
+def test_interrupted_sync_is_detected_and_repaired(project: Project) -> None:
+    tracking_files = 3000
+    project.run("apply-patches")
+    tracking = project.tracking
+    for index in range(tracking_files):
+        tracking.write(f"ggml/src/generated/kernel_{index:04d}.c", f"int kernel_{index}(void) {{ return {index}; }}\n")
+    tracking.commit("many generated kernels")
+    project.run("create-patches")
+    marker = project.vendor / ".buildsys-sync-incomplete.json"
+
+    process = subprocess.Popen([sys.executable, "-m", "buildsys", "sync"], cwd=project.root, env=project.env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.001)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert marker.exists(), "sync finished before it could be interrupted"
+    written = (
+        len(list((project.vendor / "ggml/src/generated").glob("*.c")))
+        if (project.vendor / "ggml/src/generated").exists()
+        else 0
+    )
+    assert written < tracking_files
+
+    assert "a sync was interrupted" in project.run("status").stdout
+    assert "a sync was interrupted" in project.run("check", expect=6).stderr
+    project.run("sync")
+    assert not marker.exists()
+    assert len(list((project.vendor / "ggml/src/generated").glob("*.c"))) == tracking_files
+    project.run("check")
