@@ -23,10 +23,12 @@ def run_apply_patches(config: Config) -> int:
     with ui.step(f"check out {pinned[:12]} on branch `patched`"):
         repo.checkout_base(pinned)
     with ui.step(f"apply {len(series)} patch(es)"):
-        applied = repo.apply([config.patches / p.name for p in series])
+        outcome = repo.apply([config.patches / p.name for p in series])
         created = repo.commits_since(pinned)
         repo.save_state(TrackingState(base=pinned, exported={c.sha for c in created}))
-        if not applied:
+        for patch, how in zip(series, outcome.applied, strict=False):
+            ui.info(f"  {how:<11} {patch.name}")
+        if outcome.stopped:
             failing = series[len(created)]
             conflicted = repo.conflicted_files() or touched_paths(failing.content)
             raise PatchConflict(

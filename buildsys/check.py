@@ -74,7 +74,7 @@ def _scratch_checkout(config: Config, repo: TrackingRepo) -> Iterator[Git]:
 
 def _apply(git: Git, config: Config, series: list[Patch]) -> str | None:
     """Name of the first patch that does not apply, or None."""
-    if apply_with_am(git, [config.patches / p.name for p in series]):
+    if apply_with_am(git, [config.patches / p.name for p in series]).ok:
         return None
     applied = len(git.run("rev-list", f"{config.upstream.commit}..HEAD").out.split())
     git.run("am", "--abort", check=False)

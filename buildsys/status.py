@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .config import Config
 from .manifest import read_incomplete_marker, read_manifest
-from .patchqueue import read_series, series_hash
+from .patchqueue import Patch, read_series, series_hash
 from .tracking import TrackingRepo
 
 
@@ -22,7 +22,7 @@ def status_lines(config: Config) -> list[str]:
     return lines
 
 
-def _tracking_lines(config: Config, series: list) -> list[str]:  # type: ignore[type-arg]
+def _tracking_lines(config: Config, series: list[Patch]) -> list[str]:
     repo = TrackingRepo(config.tracking)
     where = config.relative(config.tracking)
     if not repo.exists() or repo.head() is None:

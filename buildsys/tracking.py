@@ -216,7 +216,7 @@ class TrackingRepo:
             self.git.run("update-ref", "-m", "buildsys: before apply-patches", BACKUP_REF, head)
         self.git.run("checkout", "--quiet", "-B", WORK_BRANCH, commit)
 
-    def apply(self, patch_files: list[Path]) -> bool:
+    def apply(self, patch_files: list[Path]) -> AmOutcome:
         return apply_with_am(self.git, patch_files)
 
     @contextmanager
@@ -232,15 +232,34 @@ class TrackingRepo:
                 self.git.run("worktree", "prune", check=False)
 
 
-def apply_with_am(git: Git, patch_files: list[Path]) -> bool:
-    """`git am` the files in order; False when one stops (the repository is then mid-am)."""
+@dataclass(frozen=True)
+class AmOutcome:
+    """How `git am` took each patch: "clean" or "3-way merge" for those applied; None if one stopped."""
+
+    applied: tuple[str, ...]
+    stopped: bool
+
+    @property
+    def ok(self) -> bool:
+        return not self.stopped
+
+
+def apply_with_am(git: Git, patch_files: list[Path]) -> AmOutcome:
+    """`git am` the files in order; on a stop the repository is left mid-am for the maintainer."""
     if not patch_files:
-        return True
+        return AmOutcome((), stopped=False)
     result = git.run(
-        "am", "--quiet", *AM_OPTIONS, "--", *map(str, patch_files),
+        "am", *AM_OPTIONS, "--", *map(str, patch_files),
         check=False, env={**ISOLATED_CONFIG, **TOOL_IDENTITY},
     )  # fmt: skip
-    return result.returncode == 0
+    how: list[str] = []
+    for line in result.out.splitlines():
+        if line.startswith("Applying: "):
+            how.append("clean")
+        elif line.startswith("Falling back to patching base and 3-way merge") and how:
+            how[-1] = "3-way merge"
+    stopped = result.returncode != 0
+    return AmOutcome(tuple(how[:-1] if stopped and how else how), stopped=stopped)
 
 
 def _is_unreachable_url(stderr: str) -> bool:

@@ -198,3 +198,20 @@ def test_command_line_upstream_beats_environment(project: Project, tmp_path: obj
     assert "[from BUILDSYS_UPSTREAM_URL]" in project.run("status").stdout
     project.run("--upstream", str(project.upstream.path), "apply-patches")
     assert "[from --upstream]" in project.run("--upstream", str(project.upstream.path), "status").stdout
+
+
+def test_changed_context_is_reported_as_a_three_way_merge(project: Project) -> None:
+    project.run("apply-patches")
+    project.add_patch_commits(
+        ("ggml: fused multiply-add", "ggml/src/ggml.c", "sum += a[i] * b[i];", "sum = fmaf(a[i], b[i], sum);"),
+        ("llama: declare llama_patched", "include/llama.h", "int llama_version(void);", "int llama_patched(void);"),
+    )
+    project.run("create-patches")
+    project.configure(project.commits[3])  # upstream edited a line inside the first patch's context
+
+    result = project.run("apply-patches")
+
+    assert "3-way merge 0001-ggml-fused-multiply-add.patch" in result.stderr
+    assert "clean       0002-llama-declare-llama_patched.patch" in result.stderr
+    merged = project.tracking.read("ggml/src/ggml.c")
+    assert "double sum = 0.0;" in merged and "sum = fmaf(a[i], b[i], sum);" in merged
