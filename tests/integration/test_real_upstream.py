@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from support import GitRepo, Project
 
 pytestmark = [pytest.mark.integration, pytest.mark.real_upstream]
@@ -14,7 +13,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.real_upstream]
 MIRROR = os.environ.get("BUILDSYS_REAL_UPSTREAM")
 # ggml-org/ggml's mirror of the pinned llama.cpp ggml/ tree (its scripts/sync-llama.last).
 GGML_AT_PIN = "8599e0ea3756c4bac4ef813af2241cb1a8bbfb0b"
-GGML_LAYOUT = '[sync]\ndestination = "vendor/ggml"\ninclude = ["CMakeLists.txt", "LICENSE", "ggml.pc.in", "cmake/", "include/", "src/"]\n'
+GGML_LAYOUT = (
+    '[sync]\ndestination = "vendor/ggml"\n'
+    'include = ["CMakeLists.txt", "LICENSE", "ggml.pc.in", "cmake/", "include/", "src/"]\n'
+)
 
 
 @pytest.fixture
