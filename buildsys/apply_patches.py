@@ -25,7 +25,7 @@ def run_apply_patches(config: Config) -> int:
     with ui.step(f"apply {len(series)} patch(es)"):
         outcome = repo.apply([config.patches / p.name for p in series])
         created = repo.commits_since(pinned)
-        repo.save_state(TrackingState(base=pinned, exported={c.sha for c in created}))
+        repo.save_state(TrackingState(base=pinned, exported={c.sha for c in created}, apply_stopped=outcome.stopped))
         for patch, how in zip(series, outcome.applied, strict=False):
             ui.info(f"  {how:<11} {patch.name}")
         if outcome.stopped:

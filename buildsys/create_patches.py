@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from . import ui
 from .config import Config
+from .errors import WorkWouldBeLost
 from .patchqueue import read_series
 from .tracking import TrackingRepo
 from .workstate import require_tracking_repo
@@ -28,12 +29,22 @@ def run_create_patches(config: Config) -> ExportResult:
             f"exporting against {base[:12]}, where the tracking repository was set up; vendoring.toml now pins "
             f"{config.upstream.commit[:12]} (run apply-patches next to move the patches onto it)"
         )
+    state = repo.load_state()
+    series = read_series(config.patches)
+    if state.apply_stopped and repo.head() == base and series:
+        # `git am --abort` goes back to the bare base: an export now would empty patches/.
+        raise WorkWouldBeLost(
+            f"the last apply-patches stopped and was aborted; exporting {base[:12]} with no commits on it "
+            f"would delete all {len(series)} patch(es) in {config.relative(config.patches)}/",
+            hint="run `nox -s apply-patches` again (after fixing the pin or the patch); "
+            "to drop patches on purpose, delete their files",
+        )
     dirty = repo.dirty_files()
     if dirty:
         ui.warn(f"{len(dirty)} uncommitted file(s) in the tracking repository are not exported: commit them first")
     with ui.step(f"export commits on {base[:12]}"):
         exported = repo.export(base)
-    existing = {p.name: p.content for p in read_series(config.patches)}
+    existing = {p.name: p.content for p in series}
     written: list[str] = []
     config.patches.mkdir(parents=True, exist_ok=True)
     for item in exported:
@@ -46,9 +57,9 @@ def run_create_patches(config: Config) -> ExportResult:
     removed = sorted(name for name in existing if name not in wanted)
     for name in removed:
         (config.patches / name).unlink()
-    state = repo.load_state()
     state.base = base
     state.exported |= {item.commit.sha for item in exported}
+    state.apply_stopped = False
     repo.save_state(state)
     label = config.relative(config.patches)
     for name in written:

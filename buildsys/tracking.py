@@ -56,6 +56,7 @@ class TrackingState:
 
     base: str | None = None
     exported: set[str] = field(default_factory=set)
+    apply_stopped: bool = False  # the last apply-patches stopped at a conflict
 
 
 @dataclass(frozen=True)
@@ -96,10 +97,14 @@ class TrackingRepo:
             data = json.loads(self._state_path().read_text())
         except (FileNotFoundError, ValueError):
             return TrackingState()
-        return TrackingState(base=data.get("base"), exported=set(data.get("exported", [])))
+        return TrackingState(
+            base=data.get("base"),
+            exported=set(data.get("exported", [])),
+            apply_stopped=bool(data.get("apply_stopped", False)),
+        )
 
     def save_state(self, state: TrackingState) -> None:
-        payload = {"base": state.base, "exported": sorted(state.exported)}
+        payload = {"base": state.base, "exported": sorted(state.exported), "apply_stopped": state.apply_stopped}
         self._state_path().write_text(json.dumps(payload, indent=1) + "\n")
 
     def base(self, pinned: str) -> str:

@@ -215,3 +215,22 @@ def test_changed_context_is_reported_as_a_three_way_merge(project: Project) -> N
     assert "clean       0002-llama-declare-llama_patched.patch" in result.stderr
     merged = project.tracking.read("ggml/src/ggml.c")
     assert "double sum = 0.0;" in merged and "sum = fmaf(a[i], b[i], sum);" in merged
+
+
+def test_create_after_an_aborted_apply_refuses_to_delete_the_series(patched_project: Project) -> None:
+    """Found on real ggml: `am --abort` returns to the bare base, and exporting that would empty patches/."""
+    project = patched_project
+    before = project.patch_bytes()
+    project.configure(project.commits[3])
+    project.run("apply-patches", expect=4)
+    project.tracking.git("am", "--abort")
+
+    refused = project.run("create-patches", expect=3)
+
+    assert "the last apply-patches stopped and was aborted" in refused.stderr
+    assert "would delete all 2 patch(es)" in refused.stderr
+    assert project.patch_bytes() == before
+    project.configure(project.commits[2])
+    project.run("apply-patches")
+    project.run("create-patches")
+    assert project.patch_bytes() == before
