@@ -6,11 +6,11 @@ from . import ui
 from .config import Config
 from .errors import PatchConflict
 from .patchqueue import read_series, touched_paths
-from .tracking import TrackingRepo, TrackingState
+from .tracking import TrackingRepo, TrackingState, apply_with_am
 from .workstate import ensure_no_unsaved_work
 
 
-def run_apply_patches(config: Config) -> int:
+def run_apply_patches(config: Config) -> None:
     repo = TrackingRepo(config.tracking)
     series = read_series(config.patches)
     pinned = config.upstream.commit
@@ -23,7 +23,7 @@ def run_apply_patches(config: Config) -> int:
     with ui.step(f"check out {pinned[:12]} on branch `patched`"):
         repo.checkout_base(pinned)
     with ui.step(f"apply {len(series)} patch(es)"):
-        outcome = repo.apply([config.patches / p.name for p in series])
+        outcome = apply_with_am(repo.git, [config.patches / p.name for p in series])
         created = repo.commits_since(pinned)
         repo.save_state(TrackingState(base=pinned, exported={c.sha for c in created}, apply_stopped=outcome.stopped))
         for patch, how in zip(series, outcome.applied, strict=False):
@@ -42,4 +42,3 @@ def run_apply_patches(config: Config) -> int:
                 ),
             )
     ui.info(f"  {where} is {pinned[:12]} + {len(series)} patch(es) on branch `patched`")
-    return 0

@@ -49,7 +49,7 @@ def run_check(config: Config) -> None:
 
 def _tracking_drift(repo: TrackingRepo, config: Config, series: list[Patch]) -> list[str]:
     try:
-        require_unchanged_queue(repo, config, series)
+        require_unchanged_queue(repo.survey(config.upstream.commit, series), config, series)
     except (OutOfDate, WorkWouldBeLost) as error:
         lines = [f"tracking: {error.message}"]
         lines.extend(f"tracking:   {line}" for line in error.details.splitlines())
@@ -74,11 +74,11 @@ def _scratch_checkout(config: Config, repo: TrackingRepo) -> Iterator[Git]:
 
 def _apply(git: Git, config: Config, series: list[Patch]) -> str | None:
     """Name of the first patch that does not apply, or None."""
-    if apply_with_am(git, [config.patches / p.name for p in series]).ok:
+    outcome = apply_with_am(git, [config.patches / p.name for p in series])
+    if not outcome.stopped:
         return None
-    applied = len(git.run("rev-list", f"{config.upstream.commit}..HEAD").out.split())
     git.run("am", "--abort", check=False)
-    return series[applied].name
+    return series[len(outcome.applied)].name
 
 
 def destination_drift(config: Config, series: list[Patch], expected: dict[str, SourceFile]) -> list[str]:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from . import ui
 from .config import Config
-from .errors import WorkWouldBeLost
+from .errors import OutOfDate, WorkWouldBeLost
+from .fileops import write_atomically
 from .patchqueue import read_series
 from .tracking import TrackingRepo
 from .workstate import require_tracking_repo
@@ -23,15 +23,16 @@ class ExportResult:
 def run_create_patches(config: Config) -> ExportResult:
     repo = TrackingRepo(config.tracking)
     require_tracking_repo(repo, config)
-    base = repo.base(config.upstream.commit)
-    if base != config.upstream.commit:
-        ui.warn(
-            f"exporting against {base[:12]}, where the tracking repository was set up; vendoring.toml now pins "
-            f"{config.upstream.commit[:12]} (run apply-patches next to move the patches onto it)"
-        )
-    state = repo.load_state()
     series = read_series(config.patches)
-    if state.apply_stopped and repo.head() == base and series:
+    with ui.step("export the commits of the tracking repository"):
+        survey = repo.survey(config.upstream.commit, series)
+    base = survey.base
+    if not survey.on_base:
+        raise OutOfDate(
+            f"the tracking repository's HEAD does not descend from {base[:12]}, where its patches start",
+            hint=f"check out the patch branch (`git -C {config.relative(config.tracking)} checkout patched`)",
+        )
+    if survey.state.apply_stopped and not survey.exported and series:
         # `git am --abort` goes back to the bare base: an export now would empty patches/.
         raise WorkWouldBeLost(
             f"the last apply-patches stopped and was aborted; exporting {base[:12]} with no commits on it "
@@ -39,24 +40,25 @@ def run_create_patches(config: Config) -> ExportResult:
             hint="run `nox -s apply-patches` again (after fixing the pin or the patch); "
             "to drop patches on purpose, delete their files",
         )
-    dirty = repo.dirty_files()
-    if dirty:
-        ui.warn(f"{len(dirty)} uncommitted file(s) in the tracking repository are not exported: commit them first")
-    with ui.step(f"export commits on {base[:12]}"):
-        exported = repo.export(base)
+    if base != config.upstream.commit:
+        ui.warn(
+            f"exporting against {base[:12]}, where the tracking repository was set up; vendoring.toml now pins "
+            f"{config.upstream.commit[:12]} (run apply-patches next to move the patches onto it)"
+        )
+    if survey.dirty:
+        ui.warn(f"{len(survey.dirty)} uncommitted file(s) in the tracking repository are not exported: "
+                "commit them first")  # fmt: skip
+    exported = survey.exported
     existing = {p.name: p.content for p in series}
-    written: list[str] = []
-    config.patches.mkdir(parents=True, exist_ok=True)
+    written = [item.patch.name for item in exported if existing.get(item.patch.name) != item.patch.content]
     for item in exported:
-        if existing.get(item.patch.name) != item.patch.content:
-            temporary = config.patches / f".{item.patch.name}.tmp"
-            temporary.write_bytes(item.patch.content)
-            os.replace(temporary, config.patches / item.patch.name)
-            written.append(item.patch.name)
+        if item.patch.name in written:
+            write_atomically(config.patches / item.patch.name, item.patch.content)
     wanted = {item.patch.name for item in exported}
     removed = sorted(name for name in existing if name not in wanted)
     for name in removed:
         (config.patches / name).unlink()
+    state = survey.state
     state.base = base
     state.exported |= {item.commit.sha for item in exported}
     state.apply_stopped = False

@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+from . import ui
 from .config import Config
 from .manifest import read_incomplete_marker, read_manifest
 from .patchqueue import Patch, read_series, series_hash
 from .tracking import TrackingRepo
+from .workstate import describe_commits
 
 
 def status_lines(config: Config) -> list[str]:
     pinned = config.upstream.commit
     series = read_series(config.patches)
     ref = f" ({config.upstream.ref})" if config.upstream.ref else ""
+    current_series = series_hash(series)
     lines = [
         f"upstream  {config.upstream.url}  [from {config.upstream.url_source}]",
         f"pinned    {pinned}{ref}",
-        f"patches   {len(series)} in {config.relative(config.patches)}/, series {series_hash(series)[:12]}",
+        f"patches   {len(series)} in {config.relative(config.patches)}/, series {current_series[:12]}",
     ]
     lines.extend(_tracking_lines(config, series))
-    lines.append(_destination_line(config, series_hash(series)))
+    lines.append(_destination_line(config, current_series))
     return lines
 
 
@@ -27,27 +30,24 @@ def _tracking_lines(config: Config, series: list[Patch]) -> list[str]:
     where = config.relative(config.tracking)
     if not repo.exists() or repo.head() is None:
         return [f"tracking  {where}: not set up (run apply-patches)"]
-    base = repo.base(config.upstream.commit)
     head = repo.head() or ""
     branch = repo.branch() or "detached HEAD"
-    lines = [f"tracking  {where}: {branch} at {head[:12]}, base {base[:12]}"
-             + ("" if base == config.upstream.commit else " (differs from the pin: run apply-patches)")]  # fmt: skip
     progress = repo.am_progress()
     if progress:
-        lines.append(f"          git am stopped at patch {progress.current} of {progress.total}: resolve, then "
-                     f"`git -C {where} am --continue`")  # fmt: skip
-        return lines
-    if repo.git.resolve_commit(base) and repo.git.is_ancestor(base, "HEAD"):
-        commits = repo.commits_since(base)
-        unexported = repo.unexported(base, series)
-        lines.append(f"          {len(commits)} commit(s) on the base, {len(unexported)} not exported"
-                     + (" (run create-patches)" if unexported else ""))  # fmt: skip
-        lines.extend(f"            {c.short} {c.subject}" for c in unexported)
-    dirty = repo.dirty_files()
-    if dirty:
-        lines.append(
-            f"          {len(dirty)} uncommitted file(s): {', '.join(dirty[:5])}{' …' if len(dirty) > 5 else ''}"
-        )
+        return [
+            f"tracking  {where}: {branch} at {head[:12]}",
+            f"          git am stopped at patch {progress.current} of {progress.total}: resolve, then "
+            f"`git -C {where} am --continue`",
+        ]
+    survey = repo.survey(config.upstream.commit, series)
+    pin_note = "" if survey.base == config.upstream.commit else " (differs from the pin: run apply-patches)"
+    lines = [f"tracking  {where}: {branch} at {head[:12]}, base {survey.base[:12]}{pin_note}"]
+    if survey.on_base:
+        lines.append(f"          {len(survey.exported)} commit(s) on the base, {len(survey.unexported)} not exported"
+                     + (" (run create-patches)" if survey.unexported else ""))  # fmt: skip
+        lines.extend(f"            {line}" for line in describe_commits(survey.unexported))
+    if survey.dirty:
+        lines.append(f"          {len(survey.dirty)} uncommitted file(s): {', '.join(ui.bounded(survey.dirty, 5))}")
     return lines
 
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import ui
 from .config import Config
 from .errors import WorkWouldBeLost
+from .fileops import write_atomically
 from .manifest import (
     INCOMPLETE_MARKER,
     MANIFEST_NAME,
@@ -25,8 +25,6 @@ from .tracking import TrackingRepo
 from .upstream_tree import SourceFile, selected_files
 from .workstate import require_tracking_repo, require_unchanged_queue
 
-_LISTED = 15
-
 
 @dataclass(frozen=True)
 class SyncResult:
@@ -40,11 +38,12 @@ def run_sync(config: Config, *, force: bool = False) -> SyncResult:
     require_tracking_repo(repo, config)
     series = read_series(config.patches)
     with ui.step("check tracking repository matches patches/"):
-        require_unchanged_queue(repo, config, series)
-        dirty = repo.dirty_files()
-    if dirty:
+        survey = repo.survey(config.upstream.commit, series)
+        require_unchanged_queue(survey, config, series)
+    if survey.dirty:
         where = config.relative(config.tracking)
-        ui.warn(f"{len(dirty)} uncommitted file(s) in {where} are not synced: commit them and run create-patches")
+        ui.warn(f"{len(survey.dirty)} uncommitted file(s) in {where} are not synced: "
+                "commit them and run create-patches")  # fmt: skip
     with ui.step(f"read {config.relative(config.tracking)} HEAD"):
         files = selected_files(repo.git, "HEAD", config.sync.filter)
     manifest = build_manifest(config, series, files)
@@ -67,13 +66,13 @@ def build_manifest(config: Config, series: list[Patch], files: dict[str, SourceF
     )
 
 
-def unsaved_edits(destination: Path, target: dict[str, FileEntry]) -> list[str]:
+def unsaved_edits(destination: Path, on_disk: dict[str, FileEntry], target: dict[str, FileEntry]) -> list[str]:
     """Files in destination whose content neither sync (now, before, or half-way) wrote."""
     old = read_manifest(destination)
     previous = old.files if old else {}
     half_written = read_incomplete_marker(destination) or {}
     unsaved = []
-    for path, entry in scan(destination).items():
+    for path, entry in on_disk.items():
         known = {e.sha256 for e in (previous.get(path), target.get(path)) if e}
         if path in half_written:
             known.add(half_written[path])
@@ -86,56 +85,39 @@ def materialise(
     destination: Path, files: dict[str, SourceFile], manifest: Manifest, *, force: bool, label: str
 ) -> SyncResult:
     target = manifest.files
-    unsaved = unsaved_edits(destination, target)
+    on_disk = scan(destination)
+    unsaved = unsaved_edits(destination, on_disk, target)
     if unsaved and not force:
-        listed = "\n".join(unsaved[:_LISTED]) + (
-            f"\n… and {len(unsaved) - _LISTED} more" if len(unsaved) > _LISTED else ""
-        )
         raise WorkWouldBeLost(
             f"{len(unsaved)} file(s) in {label} were edited or added by hand and would be overwritten or deleted",
-            details=listed,
+            details="\n".join(ui.bounded(unsaved)),
             hint=(
                 "make the change in the tracking repository as a commit, then `nox -s create-patches sync`;"
                 " or copy them elsewhere and re-run with --force to discard them"
             ),
         )
-    on_disk = scan(destination)
     to_write = sorted(path for path, entry in target.items() if on_disk.get(path) != entry)
     to_delete = sorted(path for path in on_disk if path not in target)
     manifest_bytes = manifest.to_bytes()
     manifest_path = destination / MANIFEST_NAME
     marker = destination / INCOMPLETE_MARKER
     current_manifest = manifest_path.read_bytes() if manifest_path.is_file() else None
-    _remove_stray_temporaries(destination)
+    if marker.exists():  # only an interrupted sync leaves temporaries behind
+        _remove_stray_temporaries(destination)
     if not to_write and not to_delete and current_manifest == manifest_bytes and not marker.exists():
         return SyncResult(0, 0, len(target))
 
     destination.mkdir(parents=True, exist_ok=True)
     # Written first, removed last: a sync killed in between leaves this behind for the next command.
-    _write_atomically(marker, json.dumps({p: target[p].sha256 for p in to_write}, sort_keys=True).encode(), "100644")
+    write_atomically(marker, json.dumps({p: target[p].sha256 for p in to_write}, sort_keys=True).encode(), "100644")
     for path in to_delete:
         _delete(destination, path)
     for path in to_write:
-        _write_atomically(destination / path, files[path].content, files[path].mode)
+        write_atomically(destination / path, files[path].content, files[path].mode)
     if current_manifest != manifest_bytes:
-        _write_atomically(manifest_path, manifest_bytes, "100644")
+        write_atomically(manifest_path, manifest_bytes, "100644")
     marker.unlink()
     return SyncResult(len(to_write), len(to_delete), len(target) - len(to_write))
-
-
-def _write_atomically(path: Path, content: bytes, mode: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.is_dir() and not path.is_symlink():
-        raise WorkWouldBeLost(f"{path} is a folder where upstream has a file", hint="move it away and re-run sync")
-    temporary = path.with_name(path.name + TEMP_SUFFIX)
-    if temporary.exists() or temporary.is_symlink():
-        temporary.unlink()
-    if mode == "120000":
-        os.symlink(content.decode(), temporary)
-    else:
-        temporary.write_bytes(content)
-        os.chmod(temporary, 0o755 if mode == "100755" else 0o644)
-    os.replace(temporary, path)
 
 
 def _delete(destination: Path, relative: str) -> None:

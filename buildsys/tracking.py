@@ -8,6 +8,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from . import ui
@@ -60,6 +61,18 @@ class TrackingState:
 
 
 @dataclass(frozen=True)
+class Survey:
+    """The tracking repository relative to its base and to patches/."""
+
+    state: TrackingState
+    base: str
+    on_base: bool  # HEAD descends from base, so base..HEAD is the patch queue
+    exported: list[ExportedCommit]  # base..HEAD as it would be exported
+    unexported: list[Commit]  # of those, the ones that exist nowhere else
+    dirty: list[str]
+
+
+@dataclass(frozen=True)
 class AmProgress:
     current: int
     total: int
@@ -85,12 +98,15 @@ class TrackingRepo:
             )
         self.path.mkdir(parents=True, exist_ok=True)
         self.git.run("init", "--quiet")
-        self.git.run("config", "advice.detachedHead", "false")
 
     # -- state ---------------------------------------------------------------------------------
 
+    @cached_property
+    def git_dir(self) -> Path:
+        return self.git.git_dir()
+
     def _state_path(self) -> Path:
-        return self.git.git_dir() / _STATE_FILE
+        return self.git_dir / _STATE_FILE
 
     def load_state(self) -> TrackingState:
         try:
@@ -106,10 +122,6 @@ class TrackingRepo:
     def save_state(self, state: TrackingState) -> None:
         payload = {"base": state.base, "exported": sorted(state.exported), "apply_stopped": state.apply_stopped}
         self._state_path().write_text(json.dumps(payload, indent=1) + "\n")
-
-    def base(self, pinned: str) -> str:
-        """The upstream commit the patch commits sit on: recorded by apply-patches, else the pin."""
-        return self.load_state().base or pinned
 
     # -- fetching ------------------------------------------------------------------------------
 
@@ -163,7 +175,7 @@ class TrackingRepo:
         return [entry[3:] for entry in out.split("\0") if len(entry) > 3]
 
     def am_progress(self) -> AmProgress | None:
-        apply_dir = self.git.git_dir() / "rebase-apply"
+        apply_dir = self.git_dir / "rebase-apply"
         if not (apply_dir / "applying").exists() and not (apply_dir / "next").exists():
             return None
         try:
@@ -176,15 +188,17 @@ class TrackingRepo:
         return [p for p in out.split("\0") if p]
 
     def commits_since(self, base: str) -> list[Commit]:
-        if self.head() is None:
-            return []
-        if self.git.run("rev-list", "--merges", f"{base}..HEAD").out.strip():
-            raise UsageError(
-                f"the tracking repository has merge commits after {base[:12]}",
-                hint="a patch queue is linear: rebase them (git rebase) before exporting",
-            )
-        out = self.git.run("log", "--reverse", "--format=%H %s", f"{base}..HEAD").out
-        return [Commit(*line.split(" ", 1)) if " " in line else Commit(line, "") for line in out.splitlines()]
+        out = self.git.run("log", "--reverse", "--format=%H%x00%P%x00%s", f"{base}..HEAD").out
+        commits = []
+        for line in out.splitlines():
+            sha, parents, subject = line.split("\0", 2)
+            if " " in parents:
+                raise UsageError(
+                    f"the tracking repository has a merge commit after {base[:12]} ({sha[:12]})",
+                    hint="a patch queue is linear: rebase it (git rebase) before exporting",
+                )
+            commits.append(Commit(sha, subject))
+        return commits
 
     def export(self, base: str) -> list[ExportedCommit]:
         """base..HEAD as normalised patches, named NNNN-subject.patch."""
@@ -203,15 +217,19 @@ class TrackingRepo:
                 for index, (commit, file) in enumerate(zip(commits, files, strict=True), start=1)
             ]
 
-    def unexported(self, base: str, series: list[Patch]) -> list[Commit]:
-        """Commits on top of base that exist nowhere in patches/ and were not created from it."""
+    def survey(self, pinned: str, series: list[Patch]) -> Survey:
+        """One look at the repository that every command's safety check and report reads from."""
         state = self.load_state()
+        base = state.base or pinned
+        on_base = self.git.resolve_commit(base) is not None and self.git.is_ancestor(base, "HEAD")
+        exported = self.export(base) if on_base else []
         saved = {patch.content for patch in series}
-        return [
-            exported.commit
-            for exported in self.export(base)
-            if exported.commit.sha not in state.exported and exported.patch.content not in saved
+        unexported = [
+            item.commit
+            for item in exported
+            if item.commit.sha not in state.exported and item.patch.content not in saved
         ]
+        return Survey(state, base, on_base, exported, unexported, self.dirty_files())
 
     # -- changing ------------------------------------------------------------------------------
 
@@ -220,9 +238,6 @@ class TrackingRepo:
         if head:
             self.git.run("update-ref", "-m", "buildsys: before apply-patches", BACKUP_REF, head)
         self.git.run("checkout", "--quiet", "-B", WORK_BRANCH, commit)
-
-    def apply(self, patch_files: list[Path]) -> AmOutcome:
-        return apply_with_am(self.git, patch_files)
 
     @contextmanager
     def scratch_worktree(self, commit: str) -> Iterator[Git]:
@@ -239,14 +254,10 @@ class TrackingRepo:
 
 @dataclass(frozen=True)
 class AmOutcome:
-    """How `git am` took each patch: "clean" or "3-way merge" for those applied; None if one stopped."""
+    """How `git am` took each patch it applied ("clean" or "3-way merge"), and whether one stopped it."""
 
     applied: tuple[str, ...]
     stopped: bool
-
-    @property
-    def ok(self) -> bool:
-        return not self.stopped
 
 
 def apply_with_am(git: Git, patch_files: list[Path]) -> AmOutcome:

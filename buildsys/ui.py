@@ -18,7 +18,6 @@ from typing import TextIO
 class _Settings:
     stream: TextIO = sys.stderr
     quiet: bool = False
-    interactive: bool = False
 
 
 _settings = _Settings()
@@ -27,7 +26,11 @@ _settings = _Settings()
 def configure(*, stream: TextIO | None = None, quiet: bool = False) -> None:
     _settings.stream = stream or sys.stderr
     _settings.quiet = quiet
-    _settings.interactive = _settings.stream.isatty()
+
+
+def bounded(items: list[str], limit: int = 15) -> list[str]:
+    """The first `limit` items, and a line saying how many more there are."""
+    return items if len(items) <= limit else [*items[:limit], f"… and {len(items) - limit} more"]
 
 
 def info(message: str) -> None:
@@ -53,7 +56,7 @@ class _Ticker:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def __enter__(self) -> _Ticker:
-        if _settings.interactive and not _settings.quiet:
+        if _settings.stream.isatty() and not _settings.quiet:
             self._thread.start()
         return self
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+from . import ui
 from .config import Config
 from .errors import OutOfDate, UsageError, WorkWouldBeLost
 from .patchqueue import Patch
-from .tracking import Commit, TrackingRepo
-
-_LISTED = 15
+from .tracking import Commit, Survey, TrackingRepo
 
 
 def require_tracking_repo(repo: TrackingRepo, config: Config) -> None:
@@ -33,11 +32,8 @@ def refuse_if_mid_am(repo: TrackingRepo, config: Config) -> None:
     )
 
 
-def describe_commits(commits: list[Commit]) -> str:
-    lines = [f"{c.short} {c.subject}" for c in commits[:_LISTED]]
-    if len(commits) > _LISTED:
-        lines.append(f"… and {len(commits) - _LISTED} more")
-    return "\n".join(lines)
+def describe_commits(commits: list[Commit]) -> list[str]:
+    return ui.bounded([f"{c.short} {c.subject}" for c in commits])
 
 
 def ensure_no_unsaved_work(repo: TrackingRepo, config: Config, series: list[Patch]) -> None:
@@ -45,22 +41,19 @@ def ensure_no_unsaved_work(repo: TrackingRepo, config: Config, series: list[Patc
     if not repo.exists() or repo.head() is None:
         return
     refuse_if_mid_am(repo, config)
+    survey = repo.survey(config.upstream.commit, series)
     where = config.relative(config.tracking)
     findings: list[str] = []
     hints: list[str] = []
-    dirty = repo.dirty_files()
-    if dirty:
-        findings.append(f"{len(dirty)} uncommitted file(s):")
-        findings.extend(f"  {path}" for path in dirty[:_LISTED])
+    if survey.dirty:
+        findings.append(f"{len(survey.dirty)} uncommitted file(s):")
+        findings.extend(f"  {path}" for path in ui.bounded(survey.dirty))
         hints.append(f"commit them (`git -C {where} commit -a`) and run create-patches, or `git -C {where} stash -u`")
-    base = repo.base(config.upstream.commit)
-    if repo.git.resolve_commit(base) and repo.git.is_ancestor(base, "HEAD"):
-        unexported = repo.unexported(base, series)
-        if unexported:
-            findings.append(f"{len(unexported)} commit(s) not exported to {config.relative(config.patches)}/:")
-            findings.extend(f"  {line}" for line in describe_commits(unexported).splitlines())
-            hints.append("save them with `nox -s create-patches`, or drop them with "
-                         f"`git -C {where} reset --hard {base[:12]}`")  # fmt: skip
+    if survey.unexported:
+        findings.append(f"{len(survey.unexported)} commit(s) not exported to {config.relative(config.patches)}/:")
+        findings.extend(f"  {line}" for line in describe_commits(survey.unexported))
+        hints.append(f"save them with `nox -s create-patches`, or drop them with "
+                     f"`git -C {where} reset --hard {survey.base[:12]}`")  # fmt: skip
     if findings:
         raise WorkWouldBeLost(
             f"{where} has work that exists nowhere else; nothing was changed",
@@ -69,29 +62,31 @@ def ensure_no_unsaved_work(repo: TrackingRepo, config: Config, series: list[Patc
         )
 
 
-def require_unchanged_queue(repo: TrackingRepo, config: Config, series: list[Patch]) -> None:
+def require_unchanged_queue(survey: Survey, config: Config, series: list[Patch]) -> None:
     """The tracking repository must be exactly pinned commit + patches/ (as commits)."""
     pinned = config.upstream.commit
-    base = repo.base(pinned)
-    if base != pinned:
+    if survey.base != pinned:
         raise OutOfDate(
-            f"the tracking repository is based on {base[:12]}, vendoring.toml pins {pinned[:12]}",
+            f"the tracking repository is based on {survey.base[:12]}, vendoring.toml pins {pinned[:12]}",
             hint="run `nox -s apply-patches` to rebase the patches onto the pinned commit",
         )
-    exported = repo.export(base)
-    if {e.patch.name: e.patch.content for e in exported} == {p.name: p.content for p in series}:
-        return
-    unexported = repo.unexported(base, series)
-    if unexported:
+    if not survey.on_base:
         raise OutOfDate(
-            f"{len(unexported)} commit(s) in the tracking repository are not in {config.relative(config.patches)}/",
-            details=describe_commits(unexported),
+            f"the tracking repository's HEAD is not on {pinned[:12]}",
+            hint="run `nox -s apply-patches` (it refuses if that would lose work)",
+        )
+    exported = {e.patch.name: e.patch.content for e in survey.exported}
+    if exported == {p.name: p.content for p in series}:
+        return
+    if survey.unexported:
+        raise OutOfDate(
+            f"{len(survey.unexported)} commit(s) in the tracking repository are not in "
+            f"{config.relative(config.patches)}/",
+            details="\n".join(describe_commits(survey.unexported)),
             hint="export them first: `nox -s create-patches sync`",
         )
-    on_disk = {p.name for p in series}
-    differing = sorted(on_disk.symmetric_difference(e.patch.name for e in exported)) or sorted(
-        p.name for p in series if p.content not in {e.patch.content for e in exported}
-    )
+    differing = sorted(p.name for p in series if exported.get(p.name) != p.content)
+    differing += sorted(name for name in exported if name not in {p.name for p in series})
     raise OutOfDate(
         f"{config.relative(config.patches)}/ differs from the commits in the tracking repository",
         details="\n".join(differing),

@@ -1,10 +1,9 @@
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
-from support import GitRepo, Project, hermetic_env, make_upstream
+from support import Project, hermetic_env, make_upstream
 
 
 @pytest.fixture
@@ -42,11 +41,7 @@ def patched_project(project: Project) -> Project:
     return project
 
 
-def real_upstream() -> str | None:
-    return os.environ.get("BUILDSYS_REAL_UPSTREAM")
-
-
 FIRST_PATCH = "0001-ggml-mark-our-accumulator.patch"
 SECOND_PATCH = "0002-llama-declare-llama_patched.patch"
 
-__all__ = ["FIRST_PATCH", "SECOND_PATCH", "GitRepo", "Project", "real_upstream"]
+__all__ = ["FIRST_PATCH", "SECOND_PATCH"]

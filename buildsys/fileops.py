@@ -1,0 +1,25 @@
+"""Writing files so that an interrupted command leaves either the old or the new bytes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import WorkWouldBeLost
+from .manifest import TEMP_SUFFIX
+
+
+def write_atomically(path: Path, content: bytes, mode: str = "100644") -> None:
+    """Replace `path` in one rename, so a reader or a kill never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir() and not path.is_symlink():
+        raise WorkWouldBeLost(f"{path} is a folder where a file belongs", hint="move it away and re-run")
+    temporary = path.with_name(path.name + TEMP_SUFFIX)
+    if temporary.exists() or temporary.is_symlink():
+        temporary.unlink()
+    if mode == "120000":
+        os.symlink(content.decode(), temporary)
+    else:
+        temporary.write_bytes(content)
+        os.chmod(temporary, 0o755 if mode == "100755" else 0o644)
+    os.replace(temporary, path)
