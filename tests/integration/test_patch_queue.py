@@ -234,3 +234,14 @@ def test_create_after_an_aborted_apply_refuses_to_delete_the_series(patched_proj
     project.run("apply-patches")
     project.run("create-patches")
     assert project.patch_bytes() == before
+
+
+def test_create_refuses_when_head_has_left_the_patch_branch(patched_project: Project) -> None:
+    before = patched_project.patch_bytes()
+    patched_project.tracking.git("checkout", "-q", "--detach", patched_project.commits[1])
+
+    refused = patched_project.run("create-patches", expect=5)
+
+    assert "does not descend from" in refused.stderr and "checkout patched" in refused.stderr
+    assert patched_project.patch_bytes() == before
+    assert "HEAD is not on" in patched_project.run("sync", expect=5).stderr
