@@ -10,10 +10,12 @@ from pathlib import Path
 
 from . import __version__, ui
 from .apply_patches import run_apply_patches
+from .build import BuildRequest, raise_if_failed, run_build
+from .buildsummary import render, write_json
 from .check import run_check
 from .config import CONFIG_NAME, UPSTREAM_URL_VARIABLE, Config, load_config
 from .create_patches import run_create_patches
-from .errors import BuildsysError, ConfigError
+from .errors import BuildsysError, ConfigError, UsageError
 from .status import status_lines
 from .sync import run_sync
 
@@ -23,6 +25,7 @@ COMMANDS = {
     "sync": "copy the filtered tracking HEAD into the destination and write its manifest",
     "check": "prove from scratch that the destination and patches/ are pinned upstream + patches",
     "status": "show where the tracking repository and the destination stand",
+    "build": "configure, build and stage the CMake presets (backends) this platform can build",
 }
 
 
@@ -37,7 +40,48 @@ def build_parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
         if name == "sync":
             sub.add_argument("--force", action="store_true", help="discard hand edits in the destination")
+        if name == "build":
+            _add_build_arguments(sub)
     return parser
+
+
+def _add_build_arguments(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--backend", "--preset", dest="presets", action="append", default=[], metavar="NAMES",
+        help="comma-separated presets to build, failing if one cannot be (default: all that apply, skipping "
+        "those without a toolchain)",
+    )  # fmt: skip
+    sub.add_argument("-j", "--jobs", type=int, default=0, help="parallel compile jobs (default: the cores available)")
+    sub.add_argument(
+        "-D", dest="definitions", action="append", default=[], metavar="NAME=VALUE",
+        help="an extra CMake definition, on top of the preset (shown in the report)",
+    )  # fmt: skip
+    sub.add_argument("--dry-run", action="store_true", help="show what would be built or skipped, and why")
+    sub.add_argument("--fresh", action="store_true", help="configure from an empty CMake cache")
+
+
+def _build_request(arguments: argparse.Namespace) -> BuildRequest:
+    presets = tuple(name.strip() for value in arguments.presets for name in value.split(",") if name.strip())
+    definitions = {}
+    for definition in arguments.definitions:
+        name, equals, value = definition.partition("=")
+        if not equals or not name:
+            raise UsageError(f"-D {definition!r} is not NAME=VALUE")
+        definitions[name.split(":", 1)[0]] = value
+    if arguments.jobs < 0:
+        raise UsageError(f"--jobs {arguments.jobs} is negative")
+    return BuildRequest(
+        presets=presets, jobs=arguments.jobs, definitions=definitions, dry_run=arguments.dry_run,
+        fresh=arguments.fresh,
+    )  # fmt: skip
+
+
+def _run_build_command(arguments: argparse.Namespace, config: Config) -> None:
+    report = run_build(config, _build_request(arguments))
+    print("\n".join(render(report)), flush=True)
+    if not arguments.dry_run:
+        write_json(report, config.root / "build" / "build-report.json")
+    raise_if_failed(report)
 
 
 def run(arguments: argparse.Namespace, config: Config) -> None:
@@ -52,6 +96,8 @@ def run(arguments: argparse.Namespace, config: Config) -> None:
         run_check(config)
     elif command == "status":
         print("\n".join(status_lines(config)))
+    elif command == "build":
+        _run_build_command(arguments, config)
 
 
 def report(error: BuildsysError) -> None:

@@ -69,3 +69,9 @@ class DriftDetected(BuildsysError):
     """`check` found the vendored tree or the patch queue differing from what they should be."""
 
     exit_code = 6
+
+
+class BuildFailed(BuildsysError):
+    """A preset that was asked for (or could be built) did not configure, build or install."""
+
+    exit_code = 7

@@ -38,6 +38,11 @@ def info(message: str) -> None:
         print(message, file=_settings.stream, flush=True)
 
 
+def replay(line: str) -> None:
+    """A line of a failed tool's output, shown even when quiet."""
+    print(f"  | {line}", file=_settings.stream, flush=True)
+
+
 def warn(message: str) -> None:
     print(f"warning: {message}", file=_settings.stream, flush=True)
 
@@ -48,35 +53,53 @@ def _elapsed(start: float) -> str:
 
 
 class _Ticker:
-    """Keeps an interactive terminal told that a long step is still running."""
+    """Keeps the reader told that a long step is still running: a live line on a terminal, and a line
+    every `LOG_INTERVAL` seconds in a CI log (where a silent ten-minute build looks hung)."""
+
+    LOG_INTERVAL = 30.0
 
     def __init__(self, name: str, start: float) -> None:
         self._name, self._start = name, start
+        self._detail = ""
         self._done = threading.Event()
+        self._interactive = _settings.stream.isatty()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def __enter__(self) -> _Ticker:
-        if _settings.stream.isatty() and not _settings.quiet:
+        if not _settings.quiet:
             self._thread.start()
         return self
 
+    def progress(self, detail: str) -> None:
+        """What the step is doing now, e.g. "57/222": shown with the next tick."""
+        self._detail = detail
+
+    def _line(self) -> str:
+        detail = f" {self._detail}" if self._detail else ""
+        return f"  … {self._name}{detail} ({_elapsed(self._start)})"
+
     def _run(self) -> None:
-        while not self._done.wait(1.0):
-            print(f"\r  … {self._name} ({_elapsed(self._start)})", end="", file=_settings.stream, flush=True)
+        interval = 1.0 if self._interactive else self.LOG_INTERVAL
+        while not self._done.wait(interval):
+            if self._interactive:
+                print(f"\r\033[K{self._line()}", end="", file=_settings.stream, flush=True)
+            else:
+                print(self._line(), file=_settings.stream, flush=True)
 
     def __exit__(self, *exc: object) -> None:
         self._done.set()
         if self._thread.is_alive():
             self._thread.join()
-            print("\r\033[K", end="", file=_settings.stream, flush=True)
+            if self._interactive:
+                print("\r\033[K", end="", file=_settings.stream, flush=True)
 
 
 @contextmanager
-def step(name: str) -> Iterator[None]:
+def step(name: str) -> Iterator[_Ticker]:
     start = time.monotonic()
     try:
-        with _Ticker(name, start):
-            yield
+        with _Ticker(name, start) as ticker:
+            yield ticker
     except BaseException:
         print(f"✗ {name} ({_elapsed(start)})", file=_settings.stream, flush=True)
         raise

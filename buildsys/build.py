@@ -1,0 +1,255 @@
+"""`build`: from the synced tree to staged backend modules, one CMake preset at a time.
+
+For each preset that applies to this platform (or each one asked for): detect its toolchains, then
+configure, build and install it into `build/stage/<preset>/`. Everything CMake is told comes from the
+preset; the driver adds only locations (source and build directories, the Ninja it found, toolchains
+CMake would not find alone) and `-D` definitions given explicitly on the command line. A failure in one
+preset never hides the others' results.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from . import ccache, cmake_tool, ui
+from .buildlog import summarise_failure
+from .cmake_tool import RunOutcome, Tools
+from .config import Config
+from .errors import BuildFailed, OutOfDate, UsageError
+from .manifest import read_incomplete_marker, read_manifest
+from .patchqueue import read_series, series_hash
+from .presets import CMAKE_DIR, Matrix, Preset, host_system, load_matrix
+from .stage import StagedFile, scan_stage, write_stage_record
+from .toolchains import Found, Host, Missing, detect
+
+Status = Literal["built", "failed", "skipped", "planned"]
+CONFIGURE_TIMEOUT = 30 * 60.0
+BUILD_TIMEOUT = 6 * 3600.0  # one CUDA architecture of real ggml takes ~35 min on 2 cores
+INSTALL_TIMEOUT = 10 * 60.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildRequest:
+    presets: tuple[str, ...] = ()  # empty: every preset that applies here, skipping what cannot be built
+    jobs: int = 0  # 0: the cores available
+    definitions: Mapping[str, str] = field(default_factory=dict)
+    dry_run: bool = False
+    fresh: bool = False
+
+
+@dataclass(kw_only=True)
+class PresetResult:
+    preset: Preset
+    status: Status
+    seconds: float = 0.0
+    reason: str = ""
+    hint: str = ""
+    options: dict[str, str] = field(default_factory=dict)
+    files: list[StagedFile] = field(default_factory=list)
+    toolchain: list[str] = field(default_factory=list)
+    cache: str = ""
+    log: Path | None = None
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    results: tuple[PresetResult, ...]
+    requested: tuple[str, ...]
+
+    @property
+    def failed(self) -> list[PresetResult]:
+        return [r for r in self.results if r.status == "failed"]
+
+
+@dataclass(frozen=True)
+class _Layout:
+    root: Path
+
+    def binary_dir(self, preset: str) -> Path:
+        return self.root / preset
+
+    def stage(self, preset: str) -> Path:
+        return self.root / "stage" / preset
+
+    def log(self, preset: str) -> Path:
+        return self.root / "logs" / f"{preset}.log"
+
+
+def default_jobs() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS and Windows have no affinity call
+        return os.cpu_count() or 1
+
+
+def run_build(config: Config, request: BuildRequest, *, env: Mapping[str, str] | None = None) -> BuildReport:
+    environment = dict(os.environ if env is None else env)
+    matrix = load_matrix()
+    host = Host(env=environment, system=host_system())
+    selected = _select(matrix, request.presets, host.system)
+    provenance = require_current_vendor(config)
+    tools = cmake_tool.find_tools(environment)
+    layout = _Layout(config.root / "build")
+    results = []
+    for preset, refusal in selected:
+        if refusal:
+            results.append(PresetResult(preset=preset, status="failed", reason=refusal))
+            continue
+        results.append(_plan(preset, host, request))
+    report = BuildReport(tuple(results), request.presets)
+    if request.dry_run:
+        return report
+    cache_env = ccache.environment(tools.ccache, config.root, provenance, environment)
+    for result in results:
+        if result.status == "planned":
+            _build_one(result, config, tools, layout, {**environment, **cache_env}, request, provenance)
+    return report
+
+
+def require_current_vendor(config: Config) -> dict[str, str]:
+    """The synced tree's provenance; refuses when it is missing, half-written, or behind the configuration."""
+    destination = config.sync.destination
+    where = config.relative(destination)
+    if read_incomplete_marker(destination) is not None:
+        raise OutOfDate(f"{where} holds an interrupted sync", hint="run: nox -s sync")
+    manifest = read_manifest(destination)
+    if manifest is None:
+        raise OutOfDate(f"{where} has not been synced", hint="run: nox -s apply-patches sync")
+    current_series = series_hash(read_series(config.patches))
+    if manifest.commit != config.upstream.commit or manifest.patch_series_sha256 != current_series:
+        changed = "upstream commit" if manifest.commit != config.upstream.commit else "patch series"
+        raise OutOfDate(
+            f"{where} is stale: its {changed} differs from {config.relative(config.source)} and patches/",
+            hint="run: nox -s apply-patches sync",
+        )
+    return {"commit": manifest.commit, "patch_series_sha256": manifest.patch_series_sha256}
+
+
+def _select(matrix: Matrix, requested: tuple[str, ...], system: str) -> list[tuple[Preset, str]]:
+    for name in requested:
+        if name not in matrix.names():
+            close = difflib.get_close_matches(name, matrix.names(), n=1)
+            suggestion = f" (did you mean {close[0]!r}?)" if close else ""
+            raise UsageError(f"no preset named {name!r}{suggestion}", hint=f"presets: {', '.join(matrix.names())}")
+    if requested:
+        chosen = [matrix.get(name) for name in requested]
+        return [(p, "" if p.applies_to(system) else f"this preset does not apply on {system}") for p in chosen]
+    return [(p, "") for p in matrix.presets if p.applies_to(system)]
+
+
+def _plan(preset: Preset, host: Host, request: BuildRequest) -> PresetResult:
+    detections = detect(preset.requires, host)
+    missing = [d for d in detections if isinstance(d, Missing)]
+    found = [d for d in detections if isinstance(d, Found)]
+    options = dict(preset.cache_variables)
+    for detection in found:
+        options.update(detection.cmake_variables)
+    options.update(request.definitions)
+    result = PresetResult(preset=preset, status="planned", options=options, toolchain=[d.detail for d in found])
+    if missing:
+        result.status = "failed" if preset.name in request.presets else "skipped"
+        result.reason = "; ".join(m.reason for m in missing)
+        result.hint = "; ".join(dict.fromkeys(m.hint for m in missing))
+    return result
+
+
+def _build_one(result: PresetResult, config: Config, tools: Tools, layout: _Layout, env: dict[str, str],
+               request: BuildRequest, provenance: Mapping[str, str]) -> None:  # fmt: skip
+    name = result.preset.name
+    binary_dir, stage, log = layout.binary_dir(name), layout.stage(name), layout.log(name)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("", encoding="utf-8")
+    result.log = log
+    before = ccache.statistics(tools.ccache, env)
+    steps = [
+        ("configure", _configure_args(result, config, tools, binary_dir, request), CONFIGURE_TIMEOUT),
+        ("build", _build_args(result, tools, binary_dir, request), BUILD_TIMEOUT),
+        ("install", _install_args(tools, binary_dir, stage), INSTALL_TIMEOUT),
+    ]
+    for step_name, args, timeout in steps:
+        if step_name == "install":
+            shutil.rmtree(stage, ignore_errors=True)
+        outcome = _run_step(f"{step_name} {name}", args, env, timeout, log)
+        result.seconds += outcome.seconds
+        if not outcome.ok:
+            result.status = "failed"
+            result.reason = f"{step_name} failed" + (" (timed out)" if outcome.timed_out else "")
+            _replay(outcome, log, config)
+            return
+    result.cache = ccache.describe(before, ccache.statistics(tools.ccache, env))
+    result.files = scan_stage(stage)
+    write_stage_record(stage, preset=name, backend=result.preset.backend, provenance=provenance,
+                       options=result.options, files=result.files)  # fmt: skip
+    result.status = "built"
+
+
+def _configure_args(result: PresetResult, config: Config, tools: Tools, binary_dir: Path,
+                    request: BuildRequest) -> list[str]:  # fmt: skip
+    located = {
+        "LLAMA_CPP_RUNTIME_SOURCE_DIR": str(config.sync.destination),
+        "CMAKE_MAKE_PROGRAM": str(tools.ninja),
+    }
+    # The preset's own values come from the preset; only what differs from it is passed.
+    differing = {k: v for k, v in result.options.items() if result.preset.cache_variables.get(k) != v}
+    definitions = {**located, **differing}
+    args = [str(tools.cmake), "--preset", result.preset.name, "-S", str(CMAKE_DIR), "-B", str(binary_dir)]
+    if request.fresh:
+        args.append("--fresh")
+    return args + [f"-D{key}={value}" for key, value in sorted(definitions.items())]
+
+
+def _build_args(result: PresetResult, tools: Tools, binary_dir: Path, request: BuildRequest) -> list[str]:
+    args = [str(tools.cmake), "--build", str(binary_dir), "--parallel", str(request.jobs or default_jobs())]
+    if result.preset.build_targets:
+        args += ["--target", *result.preset.build_targets]
+    return args
+
+
+def _install_args(tools: Tools, binary_dir: Path, stage: Path) -> list[str]:
+    return [str(tools.cmake), "--install", str(binary_dir), "--component", "stage", "--prefix", str(stage), "--strip"]
+
+
+def _run_step(name: str, args: list[str], env: Mapping[str, str], timeout: float, log: Path) -> RunOutcome:
+    try:
+        with ui.step(name) as ticker:
+            outcome = cmake_tool.run(
+                args, env=env, timeout=timeout, log=log, cwd=CMAKE_DIR,
+                on_progress=lambda done, total: ticker.progress(f"[{done}/{total}]"),
+            )  # fmt: skip
+            if not outcome.ok:
+                raise _StepFailed(outcome)
+    except _StepFailed as failed:
+        return failed.outcome
+    return outcome
+
+
+class _StepFailed(Exception):
+    def __init__(self, outcome: RunOutcome) -> None:
+        super().__init__("step failed")
+        self.outcome = outcome
+
+
+def _replay(outcome: RunOutcome, log: Path, config: Config) -> None:
+    """The failing command and the lines that explain it; the whole log stays on disk."""
+    summary = summarise_failure(outcome.stdout, outcome.stderr)
+    if outcome.timed_out:
+        ui.warn(f"timed out after {outcome.seconds:.0f}s")
+    if summary.target:
+        ui.replay(f"FAILED: {summary.target}")
+    if summary.command:
+        ui.replay(f"$ {summary.command}")
+    for line in summary.lines:
+        ui.replay(line)
+    ui.replay(f"(full log: {config.relative(log)})")
+
+
+def raise_if_failed(report: BuildReport) -> None:
+    if report.failed:
+        names = ", ".join(r.preset.name for r in report.failed)
+        raise BuildFailed(f"not built: {names}", hint="see the table above; logs are in build/logs/")

@@ -1,0 +1,61 @@
+"""ccache for the build: one cache per project, keyed so that a new upstream commit or patch series
+never reuses objects compiled from the old one, and a hit count for the report.
+
+ccache is used through ggml's own GGML_CCACHE switch (on in every preset); the driver only sets the
+environment the compiler launcher sees. A CCACHE_DIR chosen by the user is respected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from .toolchains import probe
+
+_HIT_COUNTERS = ("direct_cache_hit", "preprocessed_cache_hit")
+_MISS_COUNTERS = ("cache_miss",)
+
+
+def namespace(provenance: Mapping[str, str]) -> str:
+    return f"llama-cpp-runtime-{provenance['commit'][:12]}-{provenance['patch_series_sha256'][:12]}"
+
+
+def environment(ccache: Path | None, root: Path, provenance: Mapping[str, str],
+                env: Mapping[str, str]) -> dict[str, str]:  # fmt: skip
+    if ccache is None:
+        return {}
+    return {
+        "CCACHE_DIR": env.get("CCACHE_DIR") or str(root / "build" / "ccache"),
+        "CCACHE_NAMESPACE": namespace(provenance),
+        # Paths under the project are hashed relative to it, so two checkouts share hits.
+        "CCACHE_BASEDIR": str(root),
+        "CCACHE_NOHASHDIR": "1",
+        "CCACHE_COMPILERCHECK": "content",
+    }
+
+
+def statistics(ccache: Path | None, env: Mapping[str, str]) -> dict[str, int]:
+    if ccache is None or "CCACHE_DIR" not in env:
+        return {}
+    try:
+        result = subprocess.run(
+            [str(ccache), "--print-stats"], capture_output=True, text=True, env=dict(env),
+            timeout=STATS_TIMEOUT, check=False,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    counters = {}
+    for line in result.stdout.splitlines():
+        key, _, value = line.partition("\t")
+        if value.strip().isdigit():
+            counters[key] = int(value)
+    return counters
+
+
+def describe(before: Mapping[str, int], after: Mapping[str, int]) -> str:
+    """'ccache 118/120 hits' for this build alone, or '' without ccache."""
+    if not after:
+        return ""
+    hits = sum(after.get(k, 0) - before.get(k, 0) for k in _HIT_COUNTERS)
+    misses = sum(after.get(k, 0) - before.get(k, 0) for k in _MISS_COUNTERS)
+    return f"ccache {hits}/{hits + misses} hits" if hits + misses else "ccache: nothing compiled"

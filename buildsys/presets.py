@@ -1,0 +1,141 @@
+"""CMakePresets.json, the one declaration of the backend matrix, read into frozen dataclasses.
+
+Only what the build driver needs is interpreted: inheritance of cache variables, the host condition,
+build targets, and our vendor block (backend name, required toolchains, wheel). CMake itself reads
+the same file when someone runs `cmake --preset <name>` by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+CMAKE_DIR = Path(__file__).resolve().parent / "cmake"
+PRESETS_FILE = CMAKE_DIR / "CMakePresets.json"
+VENDOR_KEY = "llama-cpp-runtime"
+# build/<preset> sits beside these, so no preset may take their names.
+RESERVED_NAMES = frozenset({"upstream", "stage", "logs", "ccache"})
+KNOWN_REQUIREMENTS = frozenset(
+    {"c-compiler", "nvcc-12", "nvcc-13", "cublas", "glslc", "vulkan-headers", "spirv-headers", "hip", "xcode-metal"}
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Preset:
+    name: str
+    display_name: str
+    backend: str
+    wheel: str
+    requires: tuple[str, ...]
+    cache_variables: Mapping[str, str]
+    build_targets: tuple[str, ...]
+    condition: Mapping[str, Any] | None
+
+    def applies_to(self, host_system: str) -> bool:
+        return _evaluate(self.condition, host_system)
+
+    @property
+    def installs_core(self) -> bool:
+        return self.cache_variables.get("LLAMA_CPP_RUNTIME_CORE", "ON").upper() in {"ON", "TRUE", "1", "YES"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Matrix:
+    source: Path
+    presets: tuple[Preset, ...]
+
+    def names(self) -> list[str]:
+        return [preset.name for preset in self.presets]
+
+    def get(self, name: str) -> Preset:
+        for preset in self.presets:
+            if preset.name == name:
+                return preset
+        raise KeyError(name)
+
+
+def host_system() -> str:
+    """CMake's ${hostSystemName}: Linux, Darwin or Windows."""
+    return platform.system()
+
+
+def load_matrix(path: Path = PRESETS_FILE) -> Matrix:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ConfigError([f"cannot read the presets: {error}"], source=str(path)) from None
+    configure = {entry["name"]: entry for entry in document.get("configurePresets", [])}
+    build = {entry["configurePreset"]: entry for entry in document.get("buildPresets", [])}
+    problems: list[str] = []
+    presets = []
+    for name, entry in configure.items():
+        if entry.get("hidden"):
+            continue
+        if name in RESERVED_NAMES:
+            problems.append(f"configurePresets.{name}: the name is reserved for build/{name}/")
+        vendor = entry.get("vendor", {}).get(VENDOR_KEY)
+        if not isinstance(vendor, dict):
+            problems.append(f"configurePresets.{name}: no vendor.{VENDOR_KEY} block (backend, requires, wheel)")
+            continue
+        unknown = sorted(set(vendor.get("requires", [])) - KNOWN_REQUIREMENTS)
+        if unknown:
+            problems.append(f"configurePresets.{name}.vendor.{VENDOR_KEY}.requires: unknown {', '.join(unknown)}")
+        if name not in build:
+            problems.append(f"buildPresets: no build preset for configure preset {name!r}")
+        presets.append(
+            Preset(
+                name=name,
+                display_name=entry.get("displayName", name),
+                backend=vendor.get("backend", name),
+                wheel=vendor.get("wheel", ""),
+                requires=tuple(vendor.get("requires", [])),
+                cache_variables=_cache_variables(name, configure),
+                build_targets=tuple(build.get(name, {}).get("targets", [])),
+                condition=entry.get("condition"),
+            )
+        )
+    if problems:
+        raise ConfigError(problems, source=str(path))
+    return Matrix(source=path, presets=tuple(presets))
+
+
+def _cache_variables(name: str, configure: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """The preset's cache variables after inheritance (the preset's own values win, like CMake's)."""
+    entry = configure[name]
+    parents = entry.get("inherits", [])
+    merged: dict[str, str] = {}
+    for parent in reversed([parents] if isinstance(parents, str) else parents):
+        merged.update(_cache_variables(parent, configure))
+    for key, value in entry.get("cacheVariables", {}).items():
+        merged[key] = value["value"] if isinstance(value, dict) else str(value)
+    return merged
+
+
+def _evaluate(condition: Mapping[str, Any] | None, host: str) -> bool:
+    """CMake's preset conditions, evaluated for this host (unknown kinds count as true, like a missing one)."""
+    if condition is None:
+        return True
+    kind = condition.get("type", "")
+    negated = kind in {"notEquals", "notInList", "not"}
+    evaluator = _CONDITIONS.get(kind.removeprefix("not").lower() or "not", lambda c, h: True)
+    return evaluator(condition, host) != negated
+
+
+_CONDITIONS: dict[str, Callable[[Mapping[str, Any], str], bool]] = {
+    "equals": lambda c, h: _expand(c["lhs"], h) == _expand(c["rhs"], h),
+    "inlist": lambda c, h: _expand(c["string"], h) in [_expand(item, h) for item in c["list"]],
+    "allof": lambda c, h: all(_evaluate(item, h) for item in c["conditions"]),
+    "anyof": lambda c, h: any(_evaluate(item, h) for item in c["conditions"]),
+    "not": lambda c, h: _evaluate(c["condition"], h),
+    "const": lambda c, h: bool(c["value"]),
+}
+
+
+def _expand(text: str, host: str) -> str:
+    return text.replace("${hostSystemName}", host)

@@ -1,0 +1,77 @@
+"""The staged tree of one preset (`build/stage/<preset>/`): what is in it, and the record written beside it.
+
+Layout (fixed by the superbuild's install rules): `lib/` core shared libraries, `modules/` backend
+modules, `include/` headers. `stage.json` says what produced it, so later stages (wheels) and people
+can tell a stale stage from a current one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+STAGE_RECORD = "stage.json"
+KINDS = {"lib": "core", "modules": "module", "include": "header"}
+
+
+@dataclass(frozen=True)
+class StagedFile:
+    path: str  # relative to the stage directory, with forward slashes
+    kind: str  # core | module | header | other
+    size: int
+    sha256: str
+    symlink_to: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+
+def scan_stage(stage: Path) -> list[StagedFile]:
+    files = []
+    for path in sorted(stage.rglob("*")):
+        relative = path.relative_to(stage).as_posix()
+        if relative == STAGE_RECORD or path.is_dir():
+            continue
+        kind = KINDS.get(relative.split("/", 1)[0], "other")
+        if path.is_symlink():
+            files.append(StagedFile(relative, kind, 0, "", symlink_to=str(path.readlink())))
+            continue
+        data = path.read_bytes()
+        files.append(StagedFile(relative, kind, len(data), hashlib.sha256(data).hexdigest()))
+    return files
+
+
+def module_name(file: StagedFile) -> str:
+    """libggml-cpu-haswell.so -> ggml-cpu-haswell (the name the binding and the report use)."""
+    stem = file.name.split(".", 1)[0]
+    return stem.removeprefix("lib")
+
+
+def write_stage_record(stage: Path, *, preset: str, backend: str, provenance: Mapping[str, Any],
+                       options: Mapping[str, str], files: list[StagedFile]) -> None:  # fmt: skip
+    document = {
+        "format": 1,
+        "preset": preset,
+        "backend": backend,
+        "upstream": dict(provenance),
+        "cmake_options": dict(sorted(options.items())),
+        "files": [
+            {"path": f.path, "kind": f.kind, "size": f.size, "sha256": f.sha256}
+            | ({"symlink_to": f.symlink_to} if f.symlink_to else {})
+            for f in files
+        ],
+    }
+    (stage / STAGE_RECORD).write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
+
+
+def read_stage_record(stage: Path) -> dict[str, Any] | None:
+    try:
+        document: dict[str, Any] = json.loads((stage / STAGE_RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return document

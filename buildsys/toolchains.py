@@ -1,0 +1,222 @@
+"""Which toolchains a preset needs are present here, and where (never guessed from the platform alone).
+
+Each requirement named in a preset's vendor block has one detector. A detector either finds the tool
+(with a one-line detail, and the CMake variables that locate it when CMake could not find it alone)
+or says what is missing and what to install. Executables are looked up on the given PATH, so a test
+can hide a toolchain by narrowing PATH.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROBE_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class Found:
+    requirement: str
+    detail: str
+    cmake_variables: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Missing:
+    requirement: str
+    reason: str
+    hint: str
+
+
+Detection = Found | Missing
+
+
+@dataclass(frozen=True)
+class Host:
+    """What detectors may look at: the environment (PATH) and the Python whose site-packages may hold SDKs."""
+
+    env: Mapping[str, str]
+    system: str
+    python_paths: tuple[str, ...] = tuple(sys.path)
+
+    def which(self, name: str, *extra_dirs: Path) -> Path | None:
+        search = [*self.env.get("PATH", "").split(_path_separator(self.system)), *map(str, extra_dirs)]
+        found = shutil.which(name, path=_path_separator(self.system).join(d for d in search if d))
+        return Path(found) if found else None
+
+    def include_dirs(self, *prefixes: str) -> list[Path]:
+        roots = [Path(self.env[p]) / "include" for p in prefixes if self.env.get(p)]
+        if self.system != "Windows":
+            roots += [Path("/usr/include"), Path("/usr/local/include")]
+        return roots
+
+
+def _path_separator(system: str) -> str:
+    return ";" if system == "Windows" else ":"
+
+
+def probe(argv: Sequence[str], env: Mapping[str, str]) -> str:
+    """The first non-empty output of a version query, or '' when the tool cannot even say that."""
+    try:
+        result = subprocess.run(  # noqa: S603 - version probes of found tools; argv is a list
+            list(argv), capture_output=True, text=True, timeout=PROBE_TIMEOUT, env=dict(env), check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return result.stdout.strip() or result.stderr.strip()
+
+
+def detect(requirements: Sequence[str], host: Host) -> list[Detection]:
+    results: list[Detection] = []
+    for requirement in requirements:
+        detector = _DETECTORS[requirement.split("-")[0] if requirement.startswith("nvcc-") else requirement]
+        results.append(detector(requirement, host, results))
+    return results
+
+
+# ---- detectors ---------------------------------------------------------------------------------
+
+
+def _c_compiler(requirement: str, host: Host, earlier: list[Detection]) -> Detection:
+    if host.env.get("CC"):
+        candidates = [host.env["CC"]]
+    else:
+        candidates = ["cl"] if host.system == "Windows" else ["cc", "gcc", "clang"]
+    for candidate in candidates:
+        path = host.which(candidate)
+        if path:
+            version = probe([str(path), "--version"], host.env).splitlines() if path.name != "cl" else []
+            return Found(requirement, f"{path} ({version[0] if version else 'version unknown'})")
+    hint = {
+        "Windows": "install Visual Studio's C++ workload and run from a developer prompt",
+        "Darwin": "xcode-select --install",
+    }.get(host.system, "apt-get install build-essential (or dnf install gcc gcc-c++)")
+    return Missing(requirement, f"no C compiler ({' / '.join(candidates)}) on PATH", hint)
+
+
+def _nvcc_dirs(host: Host) -> list[Path]:
+    return [Path(host.env[v]) / "bin" for v in ("CUDAToolkit_ROOT", "CUDA_PATH", "CUDA_HOME") if host.env.get(v)]
+
+
+def _nvcc(requirement: str, host: Host, earlier: list[Detection]) -> Detection:
+    major = requirement.split("-")[1]
+    nvcc = host.which("nvcc", *_nvcc_dirs(host))
+    hint = f"install the CUDA {major} toolkit and put its bin/ on PATH (or set CUDA_PATH)"
+    if not nvcc:
+        return Missing(requirement, "nvcc not found on PATH or in CUDA_PATH/CUDAToolkit_ROOT", hint)
+    match = re.search(r"release (\d+)\.(\d+)", probe([str(nvcc), "--version"], host.env))
+    if not match:
+        return Missing(requirement, f"{nvcc} did not report its version", hint)
+    version = f"{match[1]}.{match[2]}"
+    if match[1] != major:
+        return Missing(requirement, f"{nvcc} is CUDA {version}, this preset needs CUDA {major}", hint)
+    return Found(requirement, f"{nvcc} (CUDA {version})", {"CMAKE_CUDA_COMPILER": str(nvcc)})
+
+
+def _cublas(requirement: str, host: Host, earlier: list[Detection]) -> Detection:
+    nvcc = next((d for d in earlier if isinstance(d, Found) and d.requirement.startswith("nvcc-")), None)
+    major = next((d.requirement.split("-")[1] for d in earlier if d.requirement.startswith("nvcc-")), "13")
+    wheel = "nvidia-cublas" if major != "12" else "nvidia-cublas-cu12"
+    if nvcc:
+        toolkit = Path(nvcc.cmake_variables["CMAKE_CUDA_COMPILER"]).resolve().parent.parent
+        for include in (toolkit / "include", *toolkit.glob("targets/*/include")):
+            if (include / "cublas_v2.h").is_file():
+                return Found(requirement, f"cuBLAS headers in {include} (CUDA toolkit)")
+    for site in host.python_paths:
+        # NVIDIA's PyPI wheels: CUDA 13 under nvidia/cu13/, CUDA 12 under nvidia/cublas/.
+        root = Path(site) / "nvidia" / ("cu13" if major != "12" else "cublas")
+        library = root / "lib" / f"libcublas.so.{major}"
+        if (root / "include" / "cublas_v2.h").is_file() and library.is_file():
+            headers = str(root / "include")
+            return Found(
+                requirement,
+                f"cuBLAS from the {wheel} wheel in {root}",
+                {
+                    "CUDA_cublas_LIBRARY": str(library),
+                    "CUDA_cublasLt_LIBRARY": str(root / "lib" / f"libcublasLt.so.{major}"),
+                    "CMAKE_CUDA_STANDARD_INCLUDE_DIRECTORIES": headers,
+                    "CMAKE_CXX_STANDARD_INCLUDE_DIRECTORIES": headers,
+                },
+            )
+    return Missing(
+        requirement,
+        "cuBLAS headers (cublas_v2.h) in neither the CUDA toolkit nor an installed NVIDIA wheel",
+        f"pip install {wheel} (into the Python running the build), or install the toolkit's cuBLAS",
+    )
+
+
+def _glslc(requirement: str, host: Host, earlier: list[Detection]) -> Detection:
+    sdk = [Path(host.env["VULKAN_SDK"]) / "bin"] if host.env.get("VULKAN_SDK") else []
+    glslc = host.which("glslc", *sdk)
+    if not glslc:
+        return Missing(requirement, "glslc (the GLSL to SPIR-V compiler) not found on PATH",
+                       "apt-get install glslc, or install the LunarG Vulkan SDK and set VULKAN_SDK")  # fmt: skip
+    return Found(requirement, f"{glslc}", {"Vulkan_GLSLC_EXECUTABLE": str(glslc)})
+
+
+def _header(name: str, relative: str, hint: str, *prefixes: str) -> Callable[[str, Host, list[Detection]], Detection]:
+    def detector(requirement: str, host: Host, earlier: list[Detection]) -> Detection:
+        for include in host.include_dirs(*prefixes):
+            if (include / relative).is_file():
+                return Found(requirement, f"{include / relative}{_header_version(include / relative)}")
+        return Missing(requirement, f"{name} ({relative}) not found", hint)
+
+    return detector
+
+
+def _header_version(path: Path) -> str:
+    if path.name != "vulkan.h":
+        return ""
+    core = path.with_name("vulkan_core.h")
+    try:
+        match = re.search(r"#define VK_HEADER_VERSION (\d+)", core.read_text(errors="replace"))
+    except OSError:
+        return ""
+    return f" (VK_HEADER_VERSION {match[1]})" if match else ""
+
+
+def _hip(requirement: str, host: Host, earlier: list[Detection]) -> Detection:
+    rocm = Path(host.env.get("ROCM_PATH", "/opt/rocm"))
+    hint = "install ROCm 6.1 or newer with hipBLAS and rocBLAS (set ROCM_PATH if it is not /opt/rocm)"
+    hipconfig = host.which("hipconfig", rocm / "bin")
+    if not hipconfig:
+        return Missing(requirement, "hipconfig not found on PATH or in $ROCM_PATH/bin", hint)
+    match = re.match(r"(\d+)\.(\d+)", probe([str(hipconfig), "--version"], host.env))
+    if not match or (int(match[1]), int(match[2])) < (6, 1):
+        return Missing(requirement, f"{hipconfig} reports HIP {match[0] if match else '?'}, 6.1 is needed", hint)
+    for package in ("hipblas", "rocblas"):
+        if not (rocm / "lib" / "cmake" / package).is_dir():
+            return Missing(requirement, f"{package} is not installed in {rocm}", hint)
+    return Found(requirement, f"HIP {match[0]} in {rocm}", {"CMAKE_PREFIX_PATH": str(rocm)})
+
+
+def _xcode_metal(requirement: str, host: Host, earlier: list[Detection]) -> Detection:
+    hint = "install Xcode (the command-line tools alone have no Metal compiler) and run xcode-select -s"
+    if host.system != "Darwin":
+        return Missing(requirement, "Metal builds only on macOS", hint)
+    xcrun = host.which("xcrun")
+    metal = probe([str(xcrun), "-sdk", "macosx", "-f", "metal"], host.env) if xcrun else ""
+    if not metal.endswith("metal"):
+        return Missing(requirement, "xcrun cannot find the metal compiler", hint)
+    return Found(requirement, metal)
+
+
+_DETECTORS: dict[str, Callable[[str, Host, list[Detection]], Detection]] = {
+    "c-compiler": _c_compiler,
+    "nvcc": _nvcc,
+    "cublas": _cublas,
+    "glslc": _glslc,
+    "vulkan-headers": _header(
+        "Vulkan headers", "vulkan/vulkan.h", "apt-get install libvulkan-dev, or the LunarG Vulkan SDK", "VULKAN_SDK"
+    ),
+    "spirv-headers": _header(
+        "SPIR-V headers", "spirv/unified1/spirv.hpp", "apt-get install spirv-headers, or the Vulkan SDK", "VULKAN_SDK"
+    ),
+    "hip": _hip,
+    "xcode-metal": _xcode_metal,
+}
