@@ -37,15 +37,8 @@ def environment(ccache: Path | None, root: Path, provenance: Mapping[str, str],
 def statistics(ccache: Path | None, env: Mapping[str, str]) -> dict[str, int]:
     if ccache is None or "CCACHE_DIR" not in env:
         return {}
-    try:
-        result = subprocess.run(
-            [str(ccache), "--print-stats"], capture_output=True, text=True, env=dict(env),
-            timeout=STATS_TIMEOUT, check=False,
-        )  # fmt: skip
-    except (OSError, subprocess.TimeoutExpired):
-        return {}
     counters = {}
-    for line in result.stdout.splitlines():
+    for line in probe([str(ccache), "--print-stats"], env).splitlines():
         key, _, value = line.partition("\t")
         if value.strip().isdigit():
             counters[key] = int(value)
