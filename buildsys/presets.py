@@ -123,7 +123,9 @@ def _evaluate(condition: Mapping[str, Any] | None, host: str) -> bool:
         return True
     kind = condition.get("type", "")
     negated = kind in {"notEquals", "notInList", "not"}
-    evaluator = _CONDITIONS.get(kind.removeprefix("not").lower() or "not", lambda c, h: True)
+    evaluator = _CONDITIONS.get(kind.removeprefix("not").lower() or "not")
+    if evaluator is None:
+        return True
     return evaluator(condition, host) != negated
 
 

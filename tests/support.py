@@ -94,6 +94,18 @@ def make_upstream(path: Path, env: dict[str, str]) -> tuple[GitRepo, list[str]]:
     return repo, commits
 
 
+def expected_subset() -> list[str]:
+    """What sync writes from the last commit of make_upstream() with the default include/exclude."""
+    included = ("CMakeLists.txt", "LICENSE", "cmake/", "include/", "src/", "ggml/")
+    files = {
+        p.relative_to(MINIGGML).as_posix() for p in MINIGGML.rglob("*") if p.is_file() and not p.name.endswith(".md")
+    }
+    files = {f for f in files if f in included or f.startswith(tuple(i for i in included if i.endswith("/")))}
+    files -= {"src/llama.c", "ggml/src/old-scalar.c"}
+    files |= {"src/llama-core.c", "ggml/src/weights.bin", "ggml/src/gen-version.sh", "ggml/src/resources.rc"}
+    return sorted(files)
+
+
 @dataclass
 class Project:
     """A project using buildsys: vendoring.toml, patches/, and the CLI run as a subprocess."""
