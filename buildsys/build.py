@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 from . import ccache, cmake_tool, ui
-from .buildlog import summarise_failure
+from .buildlog import FailureSummary, summarise_failure
 from .cmake_tool import RunOutcome, Tools
 from .config import Config
 from .errors import BuildFailed, OutOfDate, UsageError
@@ -172,15 +172,17 @@ def _build_one(result: PresetResult, config: Config, tools: Tools, layout: _Layo
         ("build", _build_args(result, tools, binary_dir, request), BUILD_TIMEOUT),
         ("install", _install_args(tools, binary_dir, stage), INSTALL_TIMEOUT),
     ]
+    shutil.rmtree(stage, ignore_errors=True)  # a failed build must not leave an older stage looking current
     for step_name, args, timeout in steps:
-        if step_name == "install":
-            shutil.rmtree(stage, ignore_errors=True)
         outcome = _run_step(f"{step_name} {name}", args, env, timeout, log)
         result.seconds += outcome.seconds
         if not outcome.ok:
             result.status = "failed"
+            summary = summarise_failure(outcome.stdout, outcome.stderr)
             result.reason = f"{step_name} failed" + (" (timed out)" if outcome.timed_out else "")
-            _replay(outcome, log, config)
+            if summary.target:
+                result.reason += f" at {summary.target.rsplit('/', 1)[-1]}"
+            _replay(outcome, summary, log, config)
             return
     result.cache = ccache.describe(before, ccache.statistics(tools.ccache, env))
     result.files = scan_stage(stage)
@@ -235,9 +237,8 @@ class _StepFailed(Exception):
         self.outcome = outcome
 
 
-def _replay(outcome: RunOutcome, log: Path, config: Config) -> None:
+def _replay(outcome: RunOutcome, summary: FailureSummary, log: Path, config: Config) -> None:
     """The failing command and the lines that explain it; the whole log stays on disk."""
-    summary = summarise_failure(outcome.stdout, outcome.stderr)
     if outcome.timed_out:
         ui.warn(f"timed out after {outcome.seconds:.0f}s")
     if summary.target:

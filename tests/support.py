@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -15,7 +16,7 @@ REPO_ROOT = Path(__file__).parent.parent
 
 
 def hermetic_env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "BUILDSYS_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "BUILDSYS_", "CCACHE_"))}
     env.update(
         HOME=str(home),
         GIT_CONFIG_NOSYSTEM="1",
@@ -92,6 +93,17 @@ def make_upstream(path: Path, env: dict[str, str]) -> tuple[GitRepo, list[str]]:
     repo.write("ggml/src/ggml.c", repo.read("ggml/src/ggml.c").replace("float sum = 0.0f;", "double sum = 0.0;"))
     commits.append(repo.commit("ggml: accumulate in double"))
     return repo, commits
+
+
+def readelf_dynamic(library: Path) -> dict[str, list[str]]:
+    """The dynamic section as readelf shows it: {"NEEDED": [...], "RUNPATH": [...], "SONAME": [...]}."""
+    output = subprocess.run(
+        ["readelf", "-d", str(library)], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    found: dict[str, list[str]] = {"NEEDED": [], "RUNPATH": []}
+    for tag, value in re.findall(r"\((\w+)\)\s+[^\[]*\[([^\]]*)\]", output):
+        found.setdefault(tag, []).append(value)
+    return found
 
 
 def expected_subset() -> list[str]:

@@ -108,7 +108,9 @@ def test_sync_refuses_while_tracking_and_patches_disagree(patched_project: Proje
 def test_check_passes_on_a_clean_tree_and_without_a_tracking_repository(patched_project: Project) -> None:
     assert f"{len(expected_subset())} files, no drift" in patched_project.run("check").stderr
     shutil.rmtree(patched_project.root / "build")
-    assert f"{len(expected_subset())} files, no drift" in patched_project.run("check").stderr  # fetched from the upstream URL
+    assert (
+        f"{len(expected_subset())} files, no drift" in patched_project.run("check").stderr
+    )  # fetched from the upstream URL
     assert not (patched_project.root / "build").exists()
 
 

@@ -1,0 +1,271 @@
+"""The build driver on the miniature upstream: real CMake, Ninja and compilers, real staged libraries."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ggml_probe import SHAPE, inputs
+from support import MINIGGML, Project, hermetic_env, make_upstream, readelf_dynamic
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+PROBE = Path(__file__).parent.parent / "ggml_probe.py"
+# What each feature of a variant (as the fixture's CMake names it) needs in /proc/cpuinfo.
+CPUINFO_FLAGS = {
+    "SSE42": ["sse4_2"],
+    "AVX": ["avx"],
+    "F16C": ["f16c"],
+    "FMA": ["fma"],
+    "AVX2": ["avx2"],
+    "BMI2": ["bmi2"],
+    "AVX_VNNI": ["avx_vnni"],
+    "AVX512": ["avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"],
+    "AVX512_VBMI": ["avx512vbmi"],
+    "AVX512_VNNI": ["avx512_vnni"],
+}
+x86_linux = pytest.mark.skipif(
+    not (sys.platform.startswith("linux") and os.uname().machine in {"x86_64", "AMD64"}),
+    reason="the CPU-variant assertions read /proc/cpuinfo of an x86-64 Linux machine",
+)
+
+
+def declared_x86_variants() -> dict[str, list[str]]:
+    """The variants and their features as the fixture's ggml/src/CMakeLists.txt declares them."""
+    text = (MINIGGML / "ggml/src/CMakeLists.txt").read_text()
+    x86_block = text.split('GGML_SYSTEM_ARCH STREQUAL "x86")\n        ggml_add_cpu_backend_variant', 1)[1]
+    x86_block = "ggml_add_cpu_backend_variant" + x86_block.split("elseif", 1)[0]
+    return {m[1]: m[2].split() for m in re.finditer(r"ggml_add_cpu_backend_variant\(([\w.]+)\s*([^)]*)\)", x86_block)}
+
+
+def cpu_flags() -> set[str]:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def supported(features: list[str], flags: set[str]) -> bool:
+    return all(flag in flags for feature in features for flag in CPUINFO_FLAGS[feature])
+
+
+def probe(*args: str, cwd: Path) -> dict[str, object]:
+    result = subprocess.run(
+        [sys.executable, str(PROBE), *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, f"probe {args} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+    loaded: dict[str, object] = json.loads(result.stdout)
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """The fixture's latest commit, synced and built with the cpu preset once for this module."""
+    base = tmp_path_factory.mktemp("built")
+    env = hermetic_env(base / "home")
+    (base / "home").mkdir()
+    upstream, commits = make_upstream(base / "upstream", env)
+    (base / "project").mkdir()
+    project = Project(base / "project", upstream, commits, env)
+    project.configure(commits[-1])
+    project.run("apply-patches")
+    project.run("sync")
+    project.run("build", "--backend", "cpu")
+    return project
+
+
+def test_cpu_preset_stages_core_libraries_apart_from_every_variant(built: Project) -> None:
+    stage = built.root / "build/stage/cpu"
+    lib = sorted(p.name for p in (stage / "lib").iterdir())
+    modules = sorted(p.name for p in (stage / "modules").iterdir())
+    assert lib == [
+        "libggml-base.so.0",
+        "libggml-base.so.0.1.0",
+        "libggml.so.0",
+        "libggml.so.0.1.0",
+        "libllama.so.0",
+        "libllama.so.0.0.1",
+    ]  # fmt: skip  (no unversioned development links: nothing links against a stage)
+    assert all((stage / "lib" / name).is_symlink() for name in lib if re.search(r"\.so\.\d+$", name))
+    if sys.platform.startswith("linux") and os.uname().machine == "x86_64":
+        assert modules == sorted(f"libggml-cpu-{v}.so" for v in declared_x86_variants())
+    assert {"ggml.h", "ggml-backend.h", "llama.h"} <= {p.name for p in (stage / "include").iterdir()}
+
+    record = json.loads((stage / "stage.json").read_text())
+    assert record["preset"] == "cpu" and record["upstream"]["commit"] == built.commits[-1]
+    assert record["cmake_options"]["GGML_CPU_ALL_VARIANTS"] == "ON"
+    recorded = {f["path"] for f in record["files"]}
+    assert recorded == {p.relative_to(stage).as_posix() for p in stage.rglob("*") if not p.is_dir()} - {"stage.json"}
+
+    report = json.loads((built.root / "build/build-report.json").read_text())
+    assert [(p["preset"], p["status"]) for p in report["presets"]] == [("cpu", "built")]
+
+
+def test_every_staged_library_has_a_relocatable_runpath_and_links_no_variant(built: Project) -> None:
+    stage = built.root / "build/stage/cpu"
+    for library in sorted(stage.glob("*/*.so*")):
+        if library.is_symlink():
+            continue
+        dynamic = readelf_dynamic(library)
+        expected = "$ORIGIN/../lib" if library.parent.name == "modules" else "$ORIGIN"
+        assert dynamic["RUNPATH"] == [expected], f"{library.name}: {dynamic}"
+        assert dynamic.get("RPATH", []) == []
+        assert not [n for n in dynamic["NEEDED"] if n.startswith("libggml-cpu")], f"{library.name} links a variant"
+        if library.parent.name == "modules":
+            assert "libggml-base.so.0" in dynamic["NEEDED"]
+            assert "libggml.so.0" not in dynamic["NEEDED"]  # modules never link the loader
+
+
+@x86_linux
+def test_every_variant_scores_what_this_cpu_allows_and_the_best_is_chosen(built: Project, tmp_path: Path) -> None:
+    relocated = tmp_path / "elsewhere" / "stage"
+    shutil.copytree(built.root / "build/stage/cpu", relocated, symlinks=True)  # RUNPATHs are relative
+    scores = probe("scores", str(relocated), cwd=tmp_path)
+    flags = cpu_flags()
+    variants = declared_x86_variants()
+    assert set(scores) == {f"ggml-cpu-{v}" for v in variants}
+    for variant, features in variants.items():
+        score = scores[f"ggml-cpu-{variant}"]
+        assert (score > 0) == supported(features, flags), f"{variant} scored {score}, needs {features}"
+    runnable = [v for v, features in variants.items() if supported(features, flags)]
+    best = max(runnable, key=lambda v: len(variants[v]))
+    assert max(scores, key=lambda name: scores[name]) == f"ggml-cpu-{best}"
+
+
+@x86_linux
+def test_every_runnable_variant_computes_correctly_with_its_own_kernel(built: Project, tmp_path: Path) -> None:
+    k, m, n = SHAPE["k"], SHAPE["m"], SHAPE["n"]
+    a, b = inputs()
+    expected_product = [sum(a[row * k + i] * b[col * k + i] for i in range(k)) for col in range(n) for row in range(m)]
+    expected_norm = []
+    for row in range(m):
+        values = a[row * k : (row + 1) * k]
+        mean = sum(values) / k
+        variance = sum((v - mean) ** 2 for v in values) / k
+        expected_norm += [(v - mean) / math.sqrt(variance + 1e-5) for v in values]
+
+    flags = cpu_flags()
+    kernels = {}
+    for variant, features in declared_x86_variants().items():
+        if not supported(features, flags):
+            continue
+        result = probe("compute", str(built.root / "build/stage/cpu"), f"ggml-cpu-{variant}", cwd=tmp_path)
+        assert result["status"] == 0 and result["backend"] == "CPU"
+        assert result["mul_mat"] == pytest.approx(expected_product, rel=1e-5, abs=1e-5), variant
+        assert result["norm"] == pytest.approx(expected_norm, rel=1e-4, abs=1e-4), variant
+        features_seen = result["features"]
+        assert isinstance(features_seen, dict) and features_seen["VARIANT"] == variant
+        kernels[variant] = features_seen["KERNEL"]
+    assert kernels["x64"] == "sse2"  # the portable variant assumes nothing beyond x86-64
+    if "haswell" in kernels:
+        assert kernels["haswell"] == "avx2+fma"
+
+
+def test_a_noop_rebuild_compiles_nothing_and_restages(built: Project) -> None:
+    result = built.run("build", "--backend", "cpu")
+    assert re.search(r"^cpu\s+built\b", result.stdout, re.MULTILINE)
+    assert "ccache: nothing compiled" in result.stdout or "ccache" not in result.stdout
+    assert (built.root / "build/stage/cpu/modules/libggml-cpu-x64.so").is_file()
+
+
+def test_by_hand_preset_configures_the_same_options_as_the_driver(built: Project, tmp_path: Path) -> None:
+    cmake = shutil.which("cmake", path=str(Path(sys.executable).parent)) or "cmake"
+    by_hand = tmp_path / "by-hand"
+    result = subprocess.run(
+        [cmake, "--preset", "cpu", "-B", str(by_hand), f"-DLLAMA_CPP_RUNTIME_SOURCE_DIR={built.vendor}"],
+        cwd=Path(__file__).parents[2] / "buildsys/cmake", capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    def options(cache: Path) -> dict[str, str]:
+        entries = re.findall(r"^((?:GGML|LLAMA|BUILD_SHARED)\w*):\w+=(.*)$", cache.read_text(), re.MULTILINE)
+        return {k: v for k, v in entries if not k.endswith(("_FOUND", "_DIR"))}
+
+    assert options(by_hand / "CMakeCache.txt") == options(built.root / "build/cpu/CMakeCache.txt")
+
+
+def test_build_refuses_a_vendor_tree_that_is_behind_the_configuration(built: Project, tmp_path: Path) -> None:
+    stale = Project(tmp_path / "stale", built.upstream, built.commits, built.env)
+    shutil.copytree(built.root, stale.root, symlinks=True, ignore=shutil.ignore_patterns("build"))
+    stale.configure(built.commits[-2])
+    refused = stale.run("build", "--backend", "cpu", expect=5)
+    assert "vendor/llama.cpp is stale: its upstream commit differs" in refused.stderr
+    assert "nox -s apply-patches sync" in refused.stderr
+    assert not (stale.root / "build").exists()
+
+    (stale.root / "vendor").rename(tmp_path / "moved-away")
+    assert "has not been synced" in stale.run("build", expect=5).stderr
+
+
+def test_a_missing_toolchain_is_a_skip_with_its_reason_or_a_failure_when_asked_for(
+    built: Project, tmp_path: Path
+) -> None:
+    bare_path = tmp_path / "bin"
+    bare_path.mkdir()
+    for tool in ("cc", "gcc"):  # a compiler, and neither glslc nor nvcc nor hipconfig
+        found = shutil.which(tool)
+        if found:
+            (bare_path / tool).symlink_to(found)
+    narrowed = {**built.env, "PATH": str(bare_path)}
+    narrowed.pop("CUDA_PATH", None)
+    narrowed.pop("CUDAToolkit_ROOT", None)
+
+    plan = subprocess.run(
+        [sys.executable, "-m", "buildsys", "build", "--dry-run"], cwd=built.root, env=narrowed,
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert plan.returncode == 0, plan.stderr
+    rows = {line.split()[0]: line for line in plan.stdout.splitlines() if line and not line.startswith((" ", "-"))}
+    assert "planned" in rows["cpu"]
+    assert "skipped" in rows["vulkan"] and "glslc (the GLSL to SPIR-V compiler) not found on PATH" in rows["vulkan"]
+    assert "apt-get install glslc" in rows["vulkan"]
+    assert "skipped" in rows["cuda13"] and "nvcc not found" in rows["cuda13"]
+
+    asked = subprocess.run(
+        [sys.executable, "-m", "buildsys", "build", "--backend", "vulkan"], cwd=built.root, env=narrowed,
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert asked.returncode == 7
+    assert re.search(r"^vulkan\s+failed\b.*glslc", asked.stdout, re.MULTILINE)
+    assert "error: not built: vulkan" in asked.stderr
+    assert not (built.root / "build/stage/vulkan").exists()
+
+
+def test_unknown_preset_and_bad_definitions_are_one_line_errors(built: Project) -> None:
+    unknown = built.run("build", "--backend", "cuda", expect=2)
+    assert "no preset named 'cuda'" in unknown.stderr and "Traceback" not in unknown.stderr
+    bad = built.run("build", "-D", "GGML_NATIVE", expect=2)
+    assert "is not NAME=VALUE" in bad.stderr
+
+
+def test_a_compile_error_is_replayed_briefly_and_fails_the_build(tmp_path: Path) -> None:
+    env = hermetic_env(tmp_path / "home")
+    (tmp_path / "home").mkdir()
+    upstream, commits = make_upstream(tmp_path / "upstream", env)
+    (tmp_path / "project").mkdir()
+    project = Project(tmp_path / "project", upstream, commits, env)
+    project.configure(commits[-1])
+    project.run("apply-patches")
+    project.add_patch_commits(
+        ("break the AVX2 kernel", "ggml/src/ggml-cpu/ops.c", "    __m256 acc = _mm256_setzero_ps();",
+         "    __m256 acc = _mm256_setzero_ps();\n#ifdef __AVX2__\n    injected_compile_error;\n#endif"),
+    )  # fmt: skip
+    project.run("create-patches")
+    project.run("sync")
+
+    failed = project.run("build", expect=7)
+    assert re.search(r"^cpu\s+failed\s+\S+\s+build failed at ops.c.o", failed.stdout, re.MULTILINE)
+    assert not (project.root / "build/stage/cpu").exists()
+    assert "FAILED: " in failed.stderr and "ops.c" in failed.stderr
+    assert "injected_compile_error" in failed.stderr and "error:" in failed.stderr
+    assert "(full log: build/logs/cpu.log)" in failed.stderr
+    assert len(failed.stderr.splitlines()) < 60  # the failing command and its lines, not the whole log
+    assert "injected_compile_error" in (project.root / "build/logs/cpu.log").read_text()
+    assert "error: not built: cpu" in failed.stderr
