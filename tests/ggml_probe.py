@@ -1,7 +1,7 @@
 """Run in a subprocess by the build tests: load a staged tree with ctypes and report what it does.
 
     python ggml_probe.py scores <stage>            -> {"ggml-cpu-haswell": 127, ...}
-    python ggml_probe.py compute <stage> <module>  -> {"backend": ..., "features": {...}, "mul_mat": [...], "norm": [...]}
+    python ggml_probe.py compute <stage> <module>  -> {"backend", "status", "features", "mul_mat", "norm"}
 
 A separate process because a module compiled for instructions this CPU lacks must only be scored,
 never run, and a crash must fail one test, not the run.

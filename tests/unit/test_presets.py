@@ -1,0 +1,85 @@
+"""The matrix declaration itself: what every consumer of CMakePresets.json relies on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from buildsys.errors import ConfigError
+from buildsys.presets import PRESETS_FILE, load_matrix
+
+DESIGN_WHEELS = {"llama-cpp-runtime", "llama-cpp-runtime-cuda12", "llama-cpp-runtime-cuda13",
+                 "llama-cpp-runtime-vulkan", "llama-cpp-runtime-rocm"}  # fmt: skip
+
+
+def test_the_matrix_declares_every_backend_once() -> None:
+    assert load_matrix().names() == ["cpu", "cuda12", "cuda13", "vulkan", "hip", "metal"]
+
+
+def test_cpu_preset_builds_every_variant_portably_as_modules() -> None:
+    cpu = load_matrix().get("cpu")
+    options = cpu.cache_variables
+    assert options["GGML_CPU_ALL_VARIANTS"] == "ON" and options["GGML_NATIVE"] == "OFF"
+    assert options["GGML_BACKEND_DL"] == "ON" and options["BUILD_SHARED_LIBS"] == "ON"
+    assert cpu.installs_core and cpu.build_targets == ()
+    assert {cpu.applies_to(system) for system in ("Linux", "Darwin", "Windows")} == {True}
+
+
+@pytest.mark.parametrize("name", ["cuda12", "cuda13", "vulkan", "hip", "metal"])
+def test_gpu_presets_build_only_their_module(name: str) -> None:
+    preset = load_matrix().get(name)
+    assert preset.cache_variables["GGML_CPU"] == "OFF"
+    assert preset.cache_variables["GGML_CPU_ALL_VARIANTS"] == "OFF"
+    assert not preset.installs_core
+    assert preset.build_targets == (f"ggml-{preset.backend}",)
+
+
+@pytest.mark.parametrize(("name", "oldest"), [("cuda12", 61), ("cuda13", 75)])
+def test_cuda_presets_ship_real_cubins_and_exactly_one_ptx(name: str, oldest: int) -> None:
+    architectures = load_matrix().get(name).cache_variables["CMAKE_CUDA_ARCHITECTURES"].split(";")
+    with_ptx = [a for a in architectures if not a.endswith("-real")]
+    assert len(with_ptx) == 1 and with_ptx[0] == architectures[-1]  # the newest one, for forward compatibility
+    numbers = [int(a.split("-")[0]) for a in architectures]
+    assert numbers == sorted(numbers) and numbers[0] == oldest
+
+
+def test_platform_conditions() -> None:
+    matrix = load_matrix()
+    assert [p.name for p in matrix.presets if p.applies_to("Darwin")] == ["cpu", "metal"]
+    assert [p.name for p in matrix.presets if p.applies_to("Linux")] == ["cpu", "cuda12", "cuda13", "vulkan", "hip"]
+    assert matrix.get("hip").cache_variables["AMDGPU_TARGETS"].startswith("gfx")
+
+
+def test_every_preset_names_a_wheel_of_the_design() -> None:
+    assert {p.wheel for p in load_matrix().presets} <= DESIGN_WHEELS
+
+
+def _broken(tmp_path: Path, edit: str) -> Path:
+    document = json.loads(PRESETS_FILE.read_text())
+    cpu = next(p for p in document["configurePresets"] if p["name"] == "cpu")
+    if edit == "no-vendor":
+        del cpu["vendor"]
+    elif edit == "unknown-requirement":
+        cpu["vendor"]["llama-cpp-runtime"]["requires"].append("fortran")
+    elif edit == "reserved":
+        cpu["name"] = "stage"
+        document["buildPresets"][0]["configurePreset"] = "stage"
+    path = tmp_path / "CMakePresets.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ("no-vendor", "configurePresets.cpu: no vendor.llama-cpp-runtime block"),
+        ("unknown-requirement", "configurePresets.cpu.vendor.llama-cpp-runtime.requires: unknown fortran"),
+        ("reserved", "configurePresets.stage: the name is reserved for build/stage/"),
+    ],
+)
+def test_a_broken_matrix_is_a_config_error_naming_the_preset(tmp_path: Path, edit: str, message: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_matrix(_broken(tmp_path, edit))
+    assert any(problem.startswith(message) for problem in raised.value.problems)

@@ -1,0 +1,72 @@
+"""Toolchain detection against fake toolchains: scripts on a PATH we control, SDK layouts in tmp."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from buildsys.toolchains import Found, Host, Missing, detect
+
+
+def fake_tool(directory: Path, name: str, output: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    tool = directory / name
+    tool.write_text(f"#!/bin/sh\necho '{output}'\n")
+    tool.chmod(0o755)
+    return tool
+
+
+def host(path: Path, **env: str) -> Host:
+    return Host(env={"PATH": str(path), **env}, system="Linux", python_paths=(env.pop("SITE", "/nonexistent"),))
+
+
+def test_nvcc_of_the_wrong_major_is_missing_with_the_version_found(tmp_path: Path) -> None:
+    nvcc = fake_tool(tmp_path / "bin", "nvcc", "Cuda compilation tools, release 12.4, V12.4.131")
+    [wrong] = detect(["nvcc-13"], host(tmp_path / "bin"))
+    assert isinstance(wrong, Missing) and wrong.reason == f"{nvcc} is CUDA 12.4, this preset needs CUDA 13"
+    [right] = detect(["nvcc-12"], host(tmp_path / "bin"))
+    assert isinstance(right, Found) and right.cmake_variables == {"CMAKE_CUDA_COMPILER": str(nvcc)}
+
+
+def test_nvcc_is_also_found_through_cuda_path(tmp_path: Path) -> None:
+    fake_tool(tmp_path / "cuda" / "bin", "nvcc", "Cuda compilation tools, release 13.0, V13.0.48")
+    [found] = detect(["nvcc-13"], host(tmp_path / "empty", CUDA_PATH=str(tmp_path / "cuda")))
+    assert isinstance(found, Found) and "CUDA 13.0" in found.detail
+
+
+def test_cublas_from_nvidia_wheels_is_located_for_cmake(tmp_path: Path) -> None:
+    fake_tool(tmp_path / "bin", "nvcc", "Cuda compilation tools, release 13.0, V13.0.48")
+    site = tmp_path / "site-packages"
+    (site / "nvidia/cu13/include").mkdir(parents=True)
+    (site / "nvidia/cu13/include/cublas_v2.h").write_text("")
+    (site / "nvidia/cu13/lib").mkdir()
+    (site / "nvidia/cu13/lib/libcublas.so.13").write_text("")
+    probe_host = Host(env={"PATH": str(tmp_path / "bin")}, system="Linux", python_paths=(str(site),))
+    nvcc, cublas = detect(["nvcc-13", "cublas"], probe_host)
+    assert isinstance(nvcc, Found) and isinstance(cublas, Found)
+    assert cublas.cmake_variables["CUDA_cublas_LIBRARY"] == str(site / "nvidia/cu13/lib/libcublas.so.13")
+    assert cublas.cmake_variables["CMAKE_CUDA_STANDARD_INCLUDE_DIRECTORIES"] == str(site / "nvidia/cu13/include")
+
+
+def test_cublas_for_cuda12_names_the_cu12_wheel(tmp_path: Path) -> None:
+    fake_tool(tmp_path / "bin", "nvcc", "Cuda compilation tools, release 12.8, V12.8.93")
+    _, cublas = detect(["nvcc-12", "cublas"], host(tmp_path / "bin"))
+    assert isinstance(cublas, Missing) and "pip install nvidia-cublas-cu12" in cublas.hint
+
+
+def test_missing_glslc_says_what_to_install(tmp_path: Path) -> None:
+    [glslc] = detect(["glslc"], host(tmp_path))
+    assert isinstance(glslc, Missing) and "apt-get install glslc" in glslc.hint
+    fake_tool(tmp_path / "sdk" / "bin", "glslc", "shaderc")
+    [found] = detect(["glslc"], host(tmp_path, VULKAN_SDK=str(tmp_path / "sdk")))
+    assert isinstance(found, Found) and found.cmake_variables["Vulkan_GLSLC_EXECUTABLE"].endswith("glslc")
+
+
+def test_old_hip_is_missing_with_its_version(tmp_path: Path) -> None:
+    fake_tool(tmp_path / "rocm" / "bin", "hipconfig", "5.2.21153-0")
+    [hip] = detect(["hip"], host(tmp_path / "empty", ROCM_PATH=str(tmp_path / "rocm")))
+    assert isinstance(hip, Missing) and "HIP 5.2, 6.1 is needed" in hip.reason
+
+
+def test_metal_is_missing_off_macos(tmp_path: Path) -> None:
+    [metal] = detect(["xcode-metal"], host(tmp_path))
+    assert isinstance(metal, Missing) and metal.reason == "Metal builds only on macOS"
