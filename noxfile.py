@@ -48,6 +48,23 @@ def status(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def build(session: nox.Session) -> None:
+    """Configure, build and stage every backend this machine can build. Extra arguments go to `build`
+    (e.g. `nox -s build -- --backend cpu,vulkan`). CMake and Ninja come from PyPI, into this session."""
+    session.install("-e", ".")
+    session.run("python", "-m", "buildsys", "build", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Measured comparisons, never run by the tests: `nox -s bench -- build [--project DIR]`."""
+    if not session.posargs:
+        session.error("name a benchmark: nox -s bench -- build [options]")
+    session.install("-e", ".")
+    session.run("python", f"benchmarks/{session.posargs[0]}.py", *session.posargs[1:])
+
+
+@nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """Unit and integration tests (real git, real subprocesses). Extra arguments go to pytest."""
     session.install("-e", ".[test]")

@@ -16,7 +16,7 @@ def fake_tool(directory: Path, name: str, output: str) -> Path:
 
 
 def host(path: Path, **env: str) -> Host:
-    return Host(env={"PATH": str(path), **env}, system="Linux", python_paths=(env.pop("SITE", "/nonexistent"),))
+    return Host(env={"PATH": str(path), **env}, system="Linux", python_paths=("/nonexistent",))
 
 
 def test_nvcc_of_the_wrong_major_is_missing_with_the_version_found(tmp_path: Path) -> None:

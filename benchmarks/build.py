@@ -1,0 +1,173 @@
+"""The build driver against the same raw CMake commands, side by side in one run.
+
+    nox -s bench -- build                      # the miniature upstream (a throwaway project)
+    nox -s bench -- build --project DIR        # a synced project, e.g. one pinned to real ggml
+    nox -s bench -- build --repeat 5 --cold    # also time cold builds (no ccache) on a real upstream
+
+Rows (preset `cpu`, medians of --repeat runs, ratio = driver / raw):
+  cold build        empty build tree, ccache disabled
+  no-op rebuild     nothing changed since the last build
+  ccache-warm       build tree wiped, every object in ccache
+The raw side runs exactly what the driver runs (`cmake --preset`, `cmake --build`, `cmake --install`);
+the difference is the driver's own work: toolchain detection, logs, the staged-tree scan and record.
+The table is printed and written into benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from buildsys import ccache  # noqa: E402
+from buildsys.build import require_current_vendor  # noqa: E402
+from buildsys.cmake_tool import find_tools  # noqa: E402
+from buildsys.config import load_config  # noqa: E402
+from buildsys.presets import CMAKE_DIR  # noqa: E402
+
+PRESET = "cpu"
+README = Path(__file__).resolve().parent / "README.md"
+
+
+def run(args: list[str], cwd: Path, env: dict[str, str]) -> None:
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise SystemExit(f"benchmark step failed: {' '.join(args)}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+
+
+def timed(action: Callable[[], None]) -> float:
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+def fixture_project(base: Path) -> Path:
+    """The miniature upstream as a one-commit git repository, pinned, applied and synced."""
+    upstream = base / "upstream"
+    shutil.copytree(REPO / "tests" / "fixtures" / "miniggml", upstream)
+    git_env = {**os.environ, "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@invalid",
+               "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@invalid"}  # fmt: skip
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "fixture"]):
+        run(["git", *args], upstream, git_env)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=upstream, capture_output=True, text=True, check=True)
+    project = base / "project"
+    project.mkdir()
+    (project / "vendoring.toml").write_text(f'[upstream]\nurl = "{upstream}"\ncommit = "{commit.stdout.strip()}"\n')
+    for command in ("apply-patches", "sync"):
+        run([sys.executable, "-m", "buildsys", "-q", command], project, {**os.environ, "PYTHONPATH": str(REPO)})
+    return project
+
+
+class Sides:
+    """The two ways of building one preset of one project, with the same tools, cache and directories."""
+
+    def __init__(self, project: Path, scratch: Path) -> None:
+        self.project = project
+        config = load_config(project / "vendoring.toml", env=os.environ)
+        self.tools = find_tools(os.environ)
+        provenance = require_current_vendor(config)
+        self.env = {**os.environ, "PYTHONPATH": str(REPO)}
+        self.env.update(ccache.environment(self.tools.ccache, project, provenance, self.env))
+        self.driver_tree = project / "build" / PRESET
+        self.raw_tree = scratch / "raw" / PRESET
+        self.raw_stage = scratch / "raw" / "stage"
+        self.source = config.sync.destination
+
+    def driver(self) -> None:
+        run([sys.executable, "-m", "buildsys", "-q", "build", "--backend", PRESET], self.project, self.env)
+
+    def raw(self) -> None:
+        cmake = str(self.tools.cmake)
+        run([cmake, "--preset", PRESET, "-S", str(CMAKE_DIR), "-B", str(self.raw_tree),
+             f"-DLLAMA_CPP_RUNTIME_SOURCE_DIR={self.source}", f"-DCMAKE_MAKE_PROGRAM={self.tools.ninja}"],
+            CMAKE_DIR, self.env)  # fmt: skip
+        run([cmake, "--build", str(self.raw_tree), "--parallel", str(os.cpu_count() or 1)], CMAKE_DIR, self.env)
+        run([cmake, "--install", str(self.raw_tree), "--component", "stage", "--prefix", str(self.raw_stage),
+             "--strip"], CMAKE_DIR, self.env)  # fmt: skip
+
+    def wipe(self) -> None:
+        shutil.rmtree(self.driver_tree, ignore_errors=True)
+        shutil.rmtree(self.raw_tree, ignore_errors=True)
+
+
+def measure(sides: Sides, repeat: int, cold: bool) -> list[tuple[str, float, float]]:
+    rows = []
+    if cold:
+        cold_env = dict(sides.env)
+        sides.env["CCACHE_DISABLE"] = "1"
+        raw, driver = [], []
+        for _ in range(repeat):
+            sides.wipe()
+            raw.append(timed(sides.raw))
+            driver.append(timed(sides.driver))
+        sides.env = cold_env
+        rows.append(("cold build (no ccache)", statistics.median(raw), statistics.median(driver)))
+    sides.wipe()
+    sides.raw()  # fills ccache and both trees
+    sides.driver()
+    raw = [timed(sides.raw) for _ in range(repeat)]
+    driver = [timed(sides.driver) for _ in range(repeat)]
+    rows.append(("no-op rebuild", statistics.median(raw), statistics.median(driver)))
+    raw, driver = [], []
+    for _ in range(repeat):
+        sides.wipe()
+        raw.append(timed(sides.raw))
+        driver.append(timed(sides.driver))
+    rows.append(("ccache-warm, build tree wiped", statistics.median(raw), statistics.median(driver)))
+    return rows
+
+
+def table(title: str, rows: list[tuple[str, float, float]], repeat: int) -> str:
+    lines = [
+        f"### {title}",
+        "",
+        f"Preset `{PRESET}`, median of {repeat} run(s), {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}.",
+        "",
+        "| case | raw cmake (s) | driver (s) | driver / raw |",
+        "|---|---:|---:|---:|",
+    ]
+    lines += [f"| {name} | {raw:.2f} | {driver:.2f} | {driver / raw:.2f} |" for name, raw, driver in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_readme(title: str, section: str) -> None:
+    text = README.read_text() if README.exists() else "# Benchmarks\n\nWritten by `nox -s bench`.\n"
+    marker = f"### {title}"
+    if marker in text:
+        before, rest = text.split(marker, 1)
+        after = rest.split("\n### ", 1)
+        text = before + section + (("\n### " + after[1]) if len(after) > 1 else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    README.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--project", type=Path, help="a synced project (default: the miniature upstream)")
+    parser.add_argument("--title", help="the README section title (default: from the project)")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--cold", action="store_true", help="also time cold builds (default on for the fixture)")
+    arguments = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-build-") as scratch_name:
+        scratch = Path(scratch_name)
+        project = arguments.project.resolve() if arguments.project else fixture_project(scratch)
+        title = arguments.title or ("build: miniature upstream" if not arguments.project else f"build: {project.name}")
+        rows = measure(Sides(project, scratch), arguments.repeat, arguments.cold or not arguments.project)
+    section = table(title, rows, arguments.repeat)
+    print(section)
+    write_readme(title, section)
+
+
+if __name__ == "__main__":
+    main()
