@@ -102,7 +102,7 @@ def run(
     start = time.monotonic()
     stdout: list[str] = []
     stderr: list[str] = []
-    log_file = log.open("a", encoding="utf-8", errors="replace") if log else None
+    log_file = log.open("a", encoding="utf-8", errors="replace", buffering=1) if log else None  # tail -f works
     lock = threading.Lock()
 
     def record(line: str, into: list[str], stream: str) -> None:

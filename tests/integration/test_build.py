@@ -31,6 +31,16 @@ CPUINFO_FLAGS = {
     "AVX512_VBMI": ["avx512vbmi"],
     "AVX512_VNNI": ["avx512_vnni"],
 }
+
+
+def require_toolchain(name: str, *tools: str) -> pytest.MarkDecorator:
+    """Skip without the toolchain, unless CI said it must be there (then the test fails instead)."""
+    required = name in os.environ.get("BUILDSYS_REQUIRE_TOOLCHAINS", "").split(",")
+    missing = [tool for tool in tools if not shutil.which(tool) and not Path(tool).exists()]
+    return pytest.mark.skipif(bool(missing) and not required, reason=f"{name} toolchain missing: {missing}")
+
+
+vulkan = require_toolchain("vulkan", "glslc", "/usr/include/vulkan/vulkan.h", "/usr/share/vulkan/icd.d")
 x86_linux = pytest.mark.skipif(
     not (sys.platform.startswith("linux") and os.uname().machine in {"x86_64", "AMD64"}),
     reason="the CPU-variant assertions read /proc/cpuinfo of an x86-64 Linux machine",
@@ -56,10 +66,11 @@ def supported(features: list[str], flags: set[str]) -> bool:
     return all(flag in flags for feature in features for flag in CPUINFO_FLAGS[feature])
 
 
-def probe(*args: str, cwd: Path) -> dict[str, object]:
+def probe(*args: str, cwd: Path, env: dict[str, str] | None = None) -> dict[str, object]:
     result = subprocess.run(
-        [sys.executable, str(PROBE), *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False
-    )
+        [sys.executable, str(PROBE), *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False,
+        env=env,
+    )  # fmt: skip
     assert result.returncode == 0, f"probe {args} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
     loaded: dict[str, object] = json.loads(result.stdout)
     return loaded
@@ -269,3 +280,28 @@ def test_a_compile_error_is_replayed_briefly_and_fails_the_build(tmp_path: Path)
     assert len(failed.stderr.splitlines()) < 60  # the failing command and its lines, not the whole log
     assert "injected_compile_error" in (project.root / "build/logs/cpu.log").read_text()
     assert "error: not built: cpu" in failed.stderr
+
+
+@vulkan
+def test_vulkan_preset_stages_only_its_module_and_it_computes_on_lavapipe(built: Project, tmp_path: Path) -> None:
+    result = built.run("build", "--backend", "vulkan")
+    assert re.search(r"^vulkan\s+built\b.*1 modules", result.stdout, re.MULTILINE)
+    stage = built.root / "build/stage/vulkan"
+    assert sorted(p.relative_to(stage).as_posix() for p in stage.rglob("*") if p.is_file()) == [
+        "modules/libggml-vulkan.so",
+        "stage.json",
+    ]  # fmt: skip  (no second copy of the core libraries)
+    dynamic = readelf_dynamic(stage / "modules/libggml-vulkan.so")
+    assert dynamic["RUNPATH"] == ["$ORIGIN/../lib"]
+    assert "libvulkan.so.1" in dynamic["NEEDED"] and "libggml-base.so.0" in dynamic["NEEDED"]
+
+    # The core stage plus the plugin's module, as an installed core wheel plus plugin would be.
+    combined = tmp_path / "combined"
+    shutil.copytree(built.root / "build/stage/cpu", combined, symlinks=True)
+    shutil.copy2(stage / "modules/libggml-vulkan.so", combined / "modules")
+    lavapipe = {**os.environ, "GGML_VK_VISIBLE_DEVICES": "0"}
+    computed = probe("compute", str(combined), "ggml-vulkan", cwd=tmp_path, env=lavapipe)
+    reference = probe("compute", str(combined), "ggml-cpu-x64", cwd=tmp_path)
+    assert computed["backend"] == "Vulkan" and computed["status"] == 0
+    assert computed["mul_mat"] == pytest.approx(reference["mul_mat"], rel=1e-5, abs=1e-5)
+    assert computed["norm"] == pytest.approx(reference["norm"], rel=1e-4, abs=1e-4)
