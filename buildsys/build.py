@@ -91,7 +91,7 @@ def default_jobs() -> int:
 def run_build(config: Config, request: BuildRequest, *, env: Mapping[str, str] | None = None) -> BuildReport:
     environment = dict(os.environ if env is None else env)
     matrix = load_matrix()
-    host = Host(env=environment, system=host_system())
+    host = Host(env=environment, system=host_system(), definitions=request.definitions)
     selected = _select(matrix, request.presets, host.system)
     provenance = require_current_vendor(config)
     tools = cmake_tool.find_tools(environment)

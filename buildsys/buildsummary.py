@@ -22,7 +22,7 @@ def size_text(size: int) -> str:
 
 
 def _time_text(result: PresetResult) -> str:
-    if result.status in {"skipped", "planned"}:
+    if result.status in {"skipped", "planned"} or not result.seconds:
         return "-"
     seconds = result.seconds
     return f"{seconds:.1f}s" if seconds < 60 else f"{int(seconds // 60)}m{seconds % 60:02.0f}s"

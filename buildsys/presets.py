@@ -22,7 +22,18 @@ VENDOR_KEY = "llama-cpp-runtime"
 # build/<preset> sits beside these, so no preset may take their names.
 RESERVED_NAMES = frozenset({"upstream", "stage", "logs", "ccache"})
 KNOWN_REQUIREMENTS = frozenset(
-    {"c-compiler", "nvcc-12", "nvcc-13", "cublas", "glslc", "vulkan-headers", "spirv-headers", "hip", "xcode-metal"}
+    {
+        "c-compiler",
+        "nvcc-12",
+        "nvcc-13",
+        "cublas",
+        "cuda-driver",
+        "glslc",
+        "vulkan-headers",
+        "spirv-headers",
+        "hip",
+        "xcode-metal",
+    }
 )
 
 

@@ -43,6 +43,7 @@ class Host:
     env: Mapping[str, str]
     system: str
     python_paths: tuple[str, ...] = tuple(sys.path)
+    definitions: Mapping[str, str] = field(default_factory=dict)  # -D given on the command line
 
     def which(self, name: str, *extra_dirs: Path) -> Path | None:
         search = [*self.env.get("PATH", "").split(_path_separator(self.system)), *map(str, extra_dirs)]
@@ -150,6 +151,31 @@ def _cublas(requirement: str, host: Host, earlier: list[Detection]) -> Detection
     )
 
 
+def _cuda_driver(requirement: str, host: Host, earlier: list[Detection]) -> Detection:
+    """ggml links the driver API (CUDA::cuda_driver) for virtual memory management unless told not to."""
+    if host.definitions.get("GGML_CUDA_NO_VMM", "").upper() in {"ON", "1", "TRUE", "YES"}:
+        return Found(requirement, "not linked: GGML_CUDA_NO_VMM=ON")
+    if host.system == "Windows":
+        return Found(requirement, "cuda.lib comes with the toolkit")
+    nvcc = next((d for d in earlier if isinstance(d, Found) and d.requirement.startswith("nvcc-")), None)
+    candidates = [
+        Path("/usr/lib/x86_64-linux-gnu/libcuda.so"),
+        Path("/usr/lib64/libcuda.so"),
+        Path("/usr/lib/libcuda.so"),
+    ]
+    if nvcc:
+        toolkit = Path(nvcc.cmake_variables["CMAKE_CUDA_COMPILER"]).resolve().parent.parent
+        candidates = [toolkit / "lib64/stubs/libcuda.so", *toolkit.glob("targets/*/lib/stubs/libcuda.so"), *candidates]
+    for candidate in candidates:
+        if candidate.exists():
+            return Found(requirement, str(candidate))
+    return Missing(
+        requirement,
+        "no libcuda.so to link (neither the toolkit's stubs/ nor a driver's development link)",
+        "install the toolkit's driver stubs (e.g. cuda-driver-dev), or build with -D GGML_CUDA_NO_VMM=ON",
+    )
+
+
 def _glslc(requirement: str, host: Host, earlier: list[Detection]) -> Detection:
     sdk = [Path(host.env["VULKAN_SDK"]) / "bin"] if host.env.get("VULKAN_SDK") else []
     glslc = host.which("glslc", *sdk)
@@ -210,6 +236,7 @@ _DETECTORS: dict[str, Callable[[str, Host, list[Detection]], Detection]] = {
     "c-compiler": _c_compiler,
     "nvcc": _nvcc,
     "cublas": _cublas,
+    "cuda-driver": _cuda_driver,
     "glslc": _glslc,
     "vulkan-headers": _header(
         "Vulkan headers", "vulkan/vulkan.h", "apt-get install libvulkan-dev, or the LunarG Vulkan SDK", "VULKAN_SDK"

@@ -70,3 +70,20 @@ def test_old_hip_is_missing_with_its_version(tmp_path: Path) -> None:
 def test_metal_is_missing_off_macos(tmp_path: Path) -> None:
     [metal] = detect(["xcode-metal"], host(tmp_path))
     assert isinstance(metal, Missing) and metal.reason == "Metal builds only on macOS"
+
+
+def test_the_cuda_driver_stub_is_found_in_the_toolkit_or_not_needed_without_vmm(tmp_path: Path) -> None:
+    toolkit = tmp_path / "cuda"
+    fake_tool(toolkit / "bin", "nvcc", "Cuda compilation tools, release 13.0, V13.0.48")
+    (toolkit / "lib64/stubs").mkdir(parents=True)
+    (toolkit / "lib64/stubs/libcuda.so").write_text("")
+    _, stub = detect(["nvcc-13", "cuda-driver"], host(toolkit / "bin"))
+    assert isinstance(stub, Found) and stub.detail == str(toolkit / "lib64/stubs/libcuda.so")
+
+    (toolkit / "lib64/stubs/libcuda.so").unlink()
+    no_vmm = Host(env={"PATH": str(toolkit / "bin")}, system="Linux", definitions={"GGML_CUDA_NO_VMM": "ON"})
+    _, skipped = detect(["nvcc-13", "cuda-driver"], no_vmm)
+    assert isinstance(skipped, Found) and skipped.detail == "not linked: GGML_CUDA_NO_VMM=ON"
+    _, missing = detect(["nvcc-13", "cuda-driver"], host(toolkit / "bin"))
+    if not Path("/usr/lib/x86_64-linux-gnu/libcuda.so").exists():
+        assert isinstance(missing, Missing) and "-D GGML_CUDA_NO_VMM=ON" in missing.hint
