@@ -28,7 +28,7 @@ from .presets import CMAKE_DIR, Matrix, Preset, host_system, load_matrix
 from .stage import StagedFile, scan_stage, write_stage_record
 from .toolchains import Found, Host, Missing, detect
 
-Status = Literal["built", "failed", "skipped", "planned"]
+Status = Literal["built", "configured", "failed", "skipped", "planned"]
 CONFIGURE_TIMEOUT = 30 * 60.0
 BUILD_TIMEOUT = 6 * 3600.0  # one CUDA architecture of real ggml takes ~35 min on 2 cores
 INSTALL_TIMEOUT = 10 * 60.0
@@ -41,6 +41,7 @@ class BuildRequest:
     definitions: Mapping[str, str] = field(default_factory=dict)
     dry_run: bool = False
     fresh: bool = False
+    configure_only: bool = False  # e.g. to check a CUDA preset where building it would take hours
 
 
 @dataclass(kw_only=True)
@@ -172,8 +173,9 @@ def _build_one(result: PresetResult, config: Config, tools: Tools, layout: _Layo
         ("build", _build_args(result, tools, binary_dir, request), BUILD_TIMEOUT),
         ("install", _install_args(tools, binary_dir, stage), INSTALL_TIMEOUT),
     ]
-    shutil.rmtree(stage, ignore_errors=True)  # a failed build must not leave an older stage looking current
-    for step_name, args, timeout in steps:
+    if not request.configure_only:
+        shutil.rmtree(stage, ignore_errors=True)  # a failed build must not leave an older stage looking current
+    for step_name, args, timeout in steps[:1] if request.configure_only else steps:
         outcome = _run_step(f"{step_name} {name}", args, env, timeout, log)
         result.seconds += outcome.seconds
         if not outcome.ok:
@@ -184,6 +186,9 @@ def _build_one(result: PresetResult, config: Config, tools: Tools, layout: _Layo
                 result.reason += f" at {summary.target.rsplit('/', 1)[-1]}"
             _replay(outcome, summary, log, config)
             return
+    if request.configure_only:
+        result.status = "configured"
+        return
     result.cache = ccache.describe(before, ccache.statistics(tools.ccache, env))
     result.files = scan_stage(stage)
     write_stage_record(stage, preset=name, backend=result.preset.backend, provenance=provenance,

@@ -39,6 +39,8 @@ def _output_text(result: PresetResult) -> str:
         return ", ".join(parts + ([result.cache] if result.cache else []))
     if result.status == "planned":
         return "would build"
+    if result.status == "configured":
+        return "configured (not built: --configure-only)"
     return result.reason + (f" — {result.hint}" if result.hint else "")
 
 
@@ -57,7 +59,7 @@ def render(report: BuildReport) -> list[str]:
         modules = [f for f in result.files if f.kind == "module"]
         if modules:
             lines.append(indent + "modules: " + ", ".join(f"{module_name(f)} {size_text(f.size)}" for f in modules))
-        if result.status in {"built", "planned", "failed"} and result.options:
+        if result.status != "skipped" and result.options:
             shown = sorted(
                 f"{k}={v}"
                 for k, v in result.options.items()

@@ -58,6 +58,7 @@ def _add_build_arguments(sub: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     sub.add_argument("--dry-run", action="store_true", help="show what would be built or skipped, and why")
     sub.add_argument("--fresh", action="store_true", help="configure from an empty CMake cache")
+    sub.add_argument("--configure-only", action="store_true", help="stop after configuring each preset")
 
 
 def _build_request(arguments: argparse.Namespace) -> BuildRequest:
@@ -72,7 +73,7 @@ def _build_request(arguments: argparse.Namespace) -> BuildRequest:
         raise UsageError(f"--jobs {arguments.jobs} is negative")
     return BuildRequest(
         presets=presets, jobs=arguments.jobs, definitions=definitions, dry_run=arguments.dry_run,
-        fresh=arguments.fresh,
+        fresh=arguments.fresh, configure_only=arguments.configure_only,
     )  # fmt: skip
 
 

@@ -40,6 +40,7 @@ def require_toolchain(name: str, *tools: str) -> pytest.MarkDecorator:
     return pytest.mark.skipif(bool(missing) and not required, reason=f"{name} toolchain missing: {missing}")
 
 
+with_ccache = require_toolchain("ccache", "ccache")
 vulkan = require_toolchain("vulkan", "glslc", "/usr/include/vulkan/vulkan.h", "/usr/share/vulkan/icd.d")
 x86_linux = pytest.mark.skipif(
     not (sys.platform.startswith("linux") and os.uname().machine in {"x86_64", "AMD64"}),
@@ -256,7 +257,7 @@ def test_unknown_preset_and_bad_definitions_are_one_line_errors(built: Project) 
     assert "is not NAME=VALUE" in bad.stderr
 
 
-def test_a_compile_error_is_replayed_briefly_and_fails_the_build(tmp_path: Path) -> None:
+def fresh_project(tmp_path: Path) -> Project:
     env = hermetic_env(tmp_path / "home")
     (tmp_path / "home").mkdir()
     upstream, commits = make_upstream(tmp_path / "upstream", env)
@@ -264,6 +265,31 @@ def test_a_compile_error_is_replayed_briefly_and_fails_the_build(tmp_path: Path)
     project = Project(tmp_path / "project", upstream, commits, env)
     project.configure(commits[-1])
     project.run("apply-patches")
+    return project
+
+
+@with_ccache
+def test_ccache_serves_a_wiped_build_tree_but_not_a_new_patch_series(tmp_path: Path) -> None:
+    project = fresh_project(tmp_path)
+    project.run("sync")
+    cold = project.run("build", "--backend", "cpu").stdout
+    compiled = int(re.search(r"ccache 0/(\d+) hits", cold)[1])  # type: ignore[index]
+    assert (project.root / "build/ccache").is_dir()
+
+    shutil.rmtree(project.root / "build/cpu")
+    warm = project.run("build", "--backend", "cpu").stdout
+    assert f"ccache {compiled}/{compiled} hits" in warm
+
+    project.add_patch_commits(("llama: a comment", "include/llama.h", "#pragma once", "#pragma once // ours"))
+    project.run("create-patches")
+    project.run("sync")
+    shutil.rmtree(project.root / "build/cpu")
+    bumped = project.run("build", "--backend", "cpu").stdout
+    assert f"ccache 0/{compiled} hits" in bumped  # same ggml sources, new namespace: nothing reused
+
+
+def test_a_compile_error_is_replayed_briefly_and_fails_the_build(tmp_path: Path) -> None:
+    project = fresh_project(tmp_path)
     project.add_patch_commits(
         ("break the AVX2 kernel", "ggml/src/ggml-cpu/ops.c", "    __m256 acc = _mm256_setzero_ps();",
          "    __m256 acc = _mm256_setzero_ps();\n#ifdef __AVX2__\n    injected_compile_error;\n#endif"),

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 from pathlib import Path
 
 import pytest
-from support import GitRepo, Project
+from support import REPO_ROOT, GitRepo, Project
 
 pytestmark = [pytest.mark.integration, pytest.mark.real_upstream]
 
@@ -50,3 +52,23 @@ def test_patch_round_trip_sync_and_check_on_real_ggml(real_project: Project) -> 
     assert (vendor / "include/ggml-backend.h").is_file()
     assert not (vendor / "examples").exists() and not (vendor / "README.md").exists()
     assert "no drift" in project.run("check").stderr
+
+
+def test_our_patches_apply_to_real_ggml_and_every_buildable_preset_configures(real_project: Project) -> None:
+    """patches/ of this repository (llama.cpp paths) on the ggml mirror, then the superbuild over it."""
+    project = real_project
+    project.patches.mkdir()
+    for patch in sorted((REPO_ROOT / "patches").glob("*.patch")):
+        ggml_paths = re.sub(rb"(?m)^(diff --git a/|--- a/|\+\+\+ b/| )ggml/", rb"\1", patch.read_bytes())
+        ggml_paths = ggml_paths.replace(b" b/ggml/", b" b/")
+        (project.patches / patch.name).write_bytes(ggml_paths)
+    applied = project.run("apply-patches")
+    assert re.search(r"clean\s+0001-vulkan-build-with-Vulkan-Headers", applied.stderr)
+    project.run("sync")
+
+    presets = "cpu,vulkan" if shutil.which("glslc") else "cpu"
+    result = project.run("build", "--configure-only", "--backend", presets)
+    for preset in presets.split(","):
+        assert re.search(rf"^{preset}\s+configured\b", result.stdout, re.MULTILINE), result.stdout
+    cache = (project.root / "build/cpu/CMakeCache.txt").read_text()
+    assert "GGML_CPU_ALL_VARIANTS:BOOL=ON" in cache
