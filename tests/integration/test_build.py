@@ -77,10 +77,8 @@ def probe(*args: str, cwd: Path, env: dict[str, str] | None = None) -> dict[str,
     return loaded
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Project:
-    """The fixture's latest commit, synced and built with the cpu preset once for this module."""
-    base = tmp_path_factory.mktemp("built")
+def fresh_project(base: Path) -> Project:
+    """The fixture's latest commit, pinned and applied (not yet synced) in base/project."""
     env = hermetic_env(base / "home")
     (base / "home").mkdir()
     upstream, commits = make_upstream(base / "upstream", env)
@@ -88,6 +86,13 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Project:
     project = Project(base / "project", upstream, commits, env)
     project.configure(commits[-1])
     project.run("apply-patches")
+    return project
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """Synced and built with the cpu preset once for this module."""
+    project = fresh_project(tmp_path_factory.mktemp("built"))
     project.run("sync")
     project.run("build", "--backend", "cpu")
     return project
@@ -255,17 +260,6 @@ def test_unknown_preset_and_bad_definitions_are_one_line_errors(built: Project) 
     assert "no preset named 'cuda'" in unknown.stderr and "Traceback" not in unknown.stderr
     bad = built.run("build", "-D", "GGML_NATIVE", expect=2)
     assert "is not NAME=VALUE" in bad.stderr
-
-
-def fresh_project(tmp_path: Path) -> Project:
-    env = hermetic_env(tmp_path / "home")
-    (tmp_path / "home").mkdir()
-    upstream, commits = make_upstream(tmp_path / "upstream", env)
-    (tmp_path / "project").mkdir()
-    project = Project(tmp_path / "project", upstream, commits, env)
-    project.configure(commits[-1])
-    project.run("apply-patches")
-    return project
 
 
 @with_ccache
