@@ -325,3 +325,14 @@ def test_vulkan_preset_stages_only_its_module_and_it_computes_on_lavapipe(built:
     assert computed["backend"] == "Vulkan" and computed["status"] == 0
     assert computed["mul_mat"] == pytest.approx(reference["mul_mat"], rel=1e-5, abs=1e-5)
     assert computed["norm"] == pytest.approx(reference["norm"], rel=1e-4, abs=1e-4)
+
+
+@pytest.mark.skipif(not shutil.which("nvcc"), reason="needs a CUDA toolkit on PATH (the CI image has CUDA 13)")
+def test_cuda_without_cublas_is_skipped_with_the_wheel_to_install(built: Project) -> None:
+    plan = built.run("build", "--dry-run").stdout
+    row = next(line for line in plan.splitlines() if line.startswith("cuda13 "))
+    version = subprocess.run(["nvcc", "--version"], capture_output=True, text=True, check=False).stdout
+    if "release 13." in version:
+        assert "skipped" in row and "pip install nvidia-cublas" in row
+    else:
+        assert "skipped" in row and "this preset needs CUDA 13" in row
