@@ -79,8 +79,9 @@ class Sides:
         self.env = {**os.environ, "PYTHONPATH": str(REPO)}
         self.env.update(ccache.environment(self.tools.ccache, project, provenance, self.env))
         self.driver_tree = project / "build" / PRESET
-        self.raw_tree = scratch / "raw" / PRESET
-        self.raw_stage = scratch / "raw" / "stage"
+        # Beside the driver's tree, at the same depth: ccache (CCACHE_BASEDIR = the project) then serves both.
+        self.raw_tree = project / "build" / f"bench-raw-{PRESET}"
+        self.raw_stage = scratch / "raw-stage"
         self.source = config.sync.destination
 
     def driver(self) -> None:
@@ -163,7 +164,11 @@ def main() -> None:
         scratch = Path(scratch_name)
         project = arguments.project.resolve() if arguments.project else fixture_project(scratch)
         title = arguments.title or ("build: miniature upstream" if not arguments.project else f"build: {project.name}")
-        rows = measure(Sides(project, scratch), arguments.repeat, arguments.cold or not arguments.project)
+        sides = Sides(project, scratch)
+        try:
+            rows = measure(sides, arguments.repeat, arguments.cold or not arguments.project)
+        finally:
+            shutil.rmtree(sides.raw_tree, ignore_errors=True)
     section = table(title, rows, arguments.repeat)
     print(section)
     write_readme(title, section)
