@@ -24,7 +24,7 @@ def hermetic_env(home: Path) -> dict[str, str]:
         GIT_AUTHOR_EMAIL="author@example.invalid",
         GIT_COMMITTER_NAME="Test Committer",
         GIT_COMMITTER_EMAIL="committer@example.invalid",
-        PYTHONPATH=str(REPO_ROOT),
+        PYTHONPATH=os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "bindings" / "python")]),
     )
     return env
 

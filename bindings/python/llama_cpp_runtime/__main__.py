@@ -1,0 +1,7 @@
+"""python -m llama_cpp_runtime info | check | bench"""
+
+import sys
+
+from ._cli import main
+
+sys.exit(main())

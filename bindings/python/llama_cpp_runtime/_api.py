@@ -1,0 +1,74 @@
+"""ggml's C API as ctypes sees it: the subset the binding calls, with ggml's signatures."""
+
+from __future__ import annotations
+
+import ctypes
+
+VOID_P = ctypes.c_void_p
+LOG_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
+
+GGML_TYPE_F32 = 0
+GGML_STATUS_SUCCESS = 0
+DEVICE_TYPES = {0: "CPU", 1: "GPU", 2: "IGPU", 3: "ACCEL", 4: "META"}
+LOG_LEVELS = {0: "NONE", 1: "DEBUG", 2: "INFO", 3: "WARN", 4: "ERROR", 5: "CONT"}
+
+
+class InitParams(ctypes.Structure):
+    _fields_ = [("mem_size", ctypes.c_size_t), ("mem_buffer", VOID_P), ("no_alloc", ctypes.c_bool)]
+
+
+class Feature(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_char_p), ("value", ctypes.c_char_p)]
+
+
+GET_FEATURES = ctypes.CFUNCTYPE(ctypes.POINTER(Feature), VOID_P)
+
+_SIZE = ctypes.c_size_t
+_SIGNATURES: dict[str, tuple[object, list[object]]] = {
+    # ggml-base: logging, contexts, tensors, graphs
+    "ggml_log_set": (None, [LOG_CALLBACK, VOID_P]),
+    "ggml_init": (VOID_P, [InitParams]),
+    "ggml_free": (None, [VOID_P]),
+    "ggml_tensor_overhead": (_SIZE, []),
+    "ggml_graph_overhead": (_SIZE, []),
+    "ggml_new_tensor_2d": (VOID_P, [VOID_P, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]),
+    "ggml_mul_mat": (VOID_P, [VOID_P, VOID_P, VOID_P]),
+    "ggml_norm": (VOID_P, [VOID_P, VOID_P, ctypes.c_float]),
+    "ggml_rms_norm": (VOID_P, [VOID_P, VOID_P, ctypes.c_float]),
+    "ggml_new_graph": (VOID_P, [VOID_P]),
+    "ggml_build_forward_expand": (None, [VOID_P, VOID_P]),
+    "ggml_backend_alloc_ctx_tensors": (VOID_P, [VOID_P, VOID_P]),
+    "ggml_backend_buffer_free": (None, [VOID_P]),
+    "ggml_backend_tensor_set": (None, [VOID_P, VOID_P, _SIZE, _SIZE]),
+    "ggml_backend_tensor_get": (None, [VOID_P, VOID_P, _SIZE, _SIZE]),
+    "ggml_backend_graph_compute": (ctypes.c_int, [VOID_P, VOID_P]),
+    "ggml_backend_free": (None, [VOID_P]),
+    "ggml_backend_name": (ctypes.c_char_p, [VOID_P]),
+    # devices and registrations
+    "ggml_backend_dev_name": (ctypes.c_char_p, [VOID_P]),
+    "ggml_backend_dev_description": (ctypes.c_char_p, [VOID_P]),
+    "ggml_backend_dev_memory": (None, [VOID_P, ctypes.POINTER(_SIZE), ctypes.POINTER(_SIZE)]),
+    "ggml_backend_dev_type": (ctypes.c_int, [VOID_P]),
+    "ggml_backend_dev_backend_reg": (VOID_P, [VOID_P]),
+    "ggml_backend_dev_init": (VOID_P, [VOID_P, ctypes.c_char_p]),
+    "ggml_backend_reg_name": (ctypes.c_char_p, [VOID_P]),
+    "ggml_backend_reg_dev_count": (_SIZE, [VOID_P]),
+    "ggml_backend_reg_dev_get": (VOID_P, [VOID_P, _SIZE]),
+    "ggml_backend_reg_get_proc_address": (VOID_P, [VOID_P, ctypes.c_char_p]),
+    # the registry and loader (libggml)
+    "ggml_backend_load": (VOID_P, [ctypes.c_char_p]),
+    "ggml_backend_reg_count": (_SIZE, []),
+    "ggml_backend_reg_get": (VOID_P, [_SIZE]),
+    "ggml_backend_dev_count": (_SIZE, []),
+    "ggml_backend_dev_get": (VOID_P, [_SIZE]),
+}
+
+
+def declare(ggml: ctypes.CDLL) -> ctypes.CDLL:
+    """Give every function its signature. Looked up through libggml, whose dependency ggml-base
+    holds the tensor API: dlsym on a handle searches the library's dependencies too."""
+    for name, (restype, argtypes) in _SIGNATURES.items():
+        function = getattr(ggml, name)
+        function.restype = restype
+        function.argtypes = argtypes
+    return ggml

@@ -1,0 +1,230 @@
+"""`python -m llama_cpp_runtime info | check | bench`.
+
+`check` and `bench` never run a device in their own process: each device (and each CPU variant) runs
+in a child process with a timeout, so a driver that crashes or hangs is reported as that device
+failing instead of taking the caller down (Debian bookworm's lavapipe segfaults on some ggml Vulkan
+MUL_MAT shapes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+from . import _reference, load
+from ._errors import LlamaRuntimeError
+from ._loader import BACKENDS_VARIABLE, FORCE_VARIANT_VARIABLE
+
+CHECK_SHAPE = {"m": 33, "n": 17, "k": 129}  # odd sizes: every vector path runs its scalar tail too
+TOLERANCE = 1e-2  # of each element's scale: room for fp16 paths, far below a wrong value (~1.0)
+NORM_EPS = 1e-5
+
+
+@dataclass(frozen=True)
+class Target:
+    label: str  # what the table shows: "CPU (haswell)", "Vulkan0"
+    device: str
+    env: dict[str, str]
+    variant: str | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    target: Target
+    ok: bool
+    detail: str
+    seconds: float
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m llama_cpp_runtime", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    info = commands.add_parser("info", help="what loaded, what did not and why; the devices")
+    info.add_argument("--json", action="store_true")
+    for name, text in (("check", "compute on every device and CPU variant, compare with Python"),
+                       ("bench", "matrix-multiply throughput per device and CPU variant")):  # fmt: skip
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("--timeout", type=float, default=120.0, help="seconds per device (default 120)")
+        sub.add_argument("--device", action="append", default=[], help="only these devices (repeatable)")
+        if name == "bench":
+            sub.add_argument("--size", type=int, default=256, help="m = n = k of the multiply (default 256)")
+    for hidden in ("_probe", "_check", "_bench"):
+        child = commands.add_parser(hidden)
+        child.add_argument("device", nargs="?")
+        child.add_argument("--size", type=int, default=256)
+    parser.add_argument("-v", "--verbose", action="store_true", help="show ggml's own log on stderr")
+    arguments = parser.parse_args(argv)
+    # ggml's messages are in the report already; on stderr only when asked for.
+    logging.basicConfig(format="ggml: %(message)s", level=logging.DEBUG if arguments.verbose else logging.CRITICAL)
+    try:
+        return _COMMANDS[arguments.command](arguments)
+    except LlamaRuntimeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 141
+
+
+# ---- in this process -------------------------------------------------------------------------------
+
+
+def _info(arguments: argparse.Namespace) -> int:
+    runtime = load()
+    report = runtime.report()
+    if arguments.json:
+        document = asdict(report)
+        for device in document["devices"]:
+            device.pop("_handle", None)
+        print(json.dumps(document, indent=1))
+    else:
+        print("\n".join(report.lines()))
+    return 0
+
+
+def _check(arguments: argparse.Namespace) -> int:
+    return _run_targets(arguments, "_check", "check")
+
+
+def _bench(arguments: argparse.Namespace) -> int:
+    return _run_targets(arguments, "_bench", "bench", ["--size", str(arguments.size)])
+
+
+def _run_targets(arguments: argparse.Namespace, child: str, title: str, extra: Sequence[str] = ()) -> int:
+    listing = _child(["_probe"], os.environ.copy(), arguments.timeout)
+    if not listing.ok:
+        print(f"error: listing the devices failed: {listing.detail}", file=sys.stderr)
+        return 1
+    probe = json.loads(listing.detail)
+    targets = _targets(probe, arguments.device)
+    outcomes = []
+    for target in targets:
+        print(f"  … {title} {target.label}", file=sys.stderr, flush=True)
+        outcomes.append(_child([child, target.device, *extra], {**os.environ, **target.env}, arguments.timeout, target))
+    width = max([len(o.target.label) for o in outcomes] + [6])
+    print(f"{'target'.ljust(width)}  result  time     detail")
+    for outcome in outcomes:
+        result = "ok" if outcome.ok else "FAILED"
+        print(f"{outcome.target.label.ljust(width)}  {result.ljust(6)}  {outcome.seconds:6.2f}s  {outcome.detail}")
+    failed = [o for o in outcomes if not o.ok]
+    if not outcomes:
+        print("error: no device to run on", file=sys.stderr)
+        return 1
+    return 1 if failed else 0
+
+
+def _targets(probe: dict[str, object], only: Sequence[str]) -> list[Target]:
+    targets = []
+    devices = probe["devices"]
+    variants = probe["cpu_variants"]
+    assert isinstance(devices, list) and isinstance(variants, list)
+    for device in devices:
+        if only and device not in only:
+            continue
+        if device == "CPU" and variants:
+            for variant in variants:
+                env = {FORCE_VARIANT_VARIABLE: variant, BACKENDS_VARIABLE: "cpu"}
+                targets.append(Target(f"CPU ({variant})", "CPU", env, variant))
+        else:
+            targets.append(Target(device, device, {}))
+    return targets
+
+
+def _child(args: Sequence[str], env: dict[str, str], timeout: float, target: Target | None = None) -> Outcome:
+    """Run one child; its crash, hang or error becomes this target's failure."""
+    placeholder = target or Target("probe", "", {})
+    start = time.monotonic()
+    try:
+        result = subprocess.run(  # noqa: S603 - this very interpreter, a fixed module, our arguments
+            [sys.executable, "-m", "llama_cpp_runtime", *args], env=env, capture_output=True, text=True,
+            timeout=timeout, check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return Outcome(placeholder, False, f"timed out after {timeout:.0f}s", time.monotonic() - start)
+    seconds = time.monotonic() - start
+    if result.returncode < 0:
+        name = signal.Signals(-result.returncode).name
+        return Outcome(placeholder, False, f"crashed ({name}); {_last_line(result.stderr)}", seconds)
+    if result.returncode != 0:
+        return Outcome(placeholder, False, _last_line(result.stderr) or f"exit {result.returncode}", seconds)
+    if target is None:
+        return Outcome(placeholder, True, result.stdout, seconds)
+    answer = json.loads(result.stdout)
+    if target.variant and answer.get("cpu_variant") != target.variant:
+        return Outcome(target, False, f"{target.variant} was refused: {answer.get('cpu_variant_reason')}", seconds)
+    return Outcome(target, bool(answer["ok"]), str(answer["detail"]), seconds)
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+# ---- in a child process ----------------------------------------------------------------------------
+
+
+def _probe(arguments: argparse.Namespace) -> int:
+    report = load().report()
+    variants = [m.name.removeprefix("ggml-cpu-") for m in report.modules
+                if m.backend == "cpu" and m.status in {"loaded", "not chosen"}]  # fmt: skip
+    print(json.dumps({"devices": [d.name for d in report.devices], "cpu_variants": variants}))
+    return 0
+
+
+def _child_answer(**fields: object) -> int:
+    report = load().report()
+    cpu = next((m for m in report.modules if m.name == f"ggml-cpu-{os.environ.get(FORCE_VARIANT_VARIABLE)}"), None)
+    print(json.dumps({"cpu_variant": report.cpu_variant, "cpu_variant_reason": cpu.reason if cpu else "", **fields}))
+    return 0
+
+
+def _device_check(arguments: argparse.Namespace) -> int:
+    runtime = load()
+    m, n, k = CHECK_SHAPE["m"], CHECK_SHAPE["n"], CHECK_SHAPE["k"]
+    a, b = _reference.inputs(m * k, 1), _reference.inputs(n * k, 2)
+    expected, scale = _reference.mul_mat(a, b, m, n, k)
+    expected_norm = _reference.norm(a, m, k, NORM_EPS)
+    with runtime.open(arguments.device) as backend:
+        product = backend.mul_mat(a, b, m=m, n=n, k=k)
+        normed = backend.norm(a, rows=m, cols=k, eps=NORM_EPS)
+    product_error = _reference.worst_error(product, expected, scale)
+    norm_error = _reference.worst_error(normed, expected_norm, [1.0] * len(expected_norm))
+    ok = product_error <= TOLERANCE and norm_error <= TOLERANCE
+    verdict = "" if ok else "MISMATCH: "
+    detail = f"{verdict}mul_mat {m}x{n}x{k} error {product_error:.1e}, norm error {norm_error:.1e}"
+    return _child_answer(ok=ok, detail=detail)
+
+
+def _device_bench(arguments: argparse.Namespace) -> int:
+    runtime = load()
+    size = arguments.size
+    a, b = _reference.inputs(size * size, 3), _reference.inputs(size * size, 4)
+    timings = []
+    with runtime.open(arguments.device) as backend:
+        backend.mul_mat(a, b, m=size, n=size, k=size)  # warm-up: pipelines, allocations
+        for _ in range(5):
+            start = time.perf_counter()
+            backend.mul_mat(a, b, m=size, n=size, k=size)
+            timings.append(time.perf_counter() - start)
+    median = sorted(timings)[len(timings) // 2]
+    gflops = 2 * size**3 / median / 1e9
+    return _child_answer(
+        ok=True, detail=f"{gflops:.2f} GFLOP/s (mul_mat {size}³ f32, median of 5: {median * 1e3:.1f} ms)"
+    )
+
+
+_COMMANDS = {
+    "info": _info,
+    "check": _check,
+    "bench": _bench,
+    "_probe": _probe,
+    "_check": _device_check,
+    "_bench": _device_bench,
+}

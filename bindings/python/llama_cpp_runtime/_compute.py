@@ -1,0 +1,107 @@
+"""A minimal compute surface over ggml's graph API: one matrix multiply and one normalisation on a
+chosen device, with inputs and outputs as `array('f')` (or anything exposing float32 buffers)."""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+from array import array
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from . import _api
+from ._errors import ClosedError, ComputeError
+from ._report import Device
+
+FloatData = Sequence[float] | memoryview | array[float]  # array('f'), NumPy float32 arrays, lists
+
+
+def as_float32(values: Any, expected: int, what: str) -> array[float]:
+    data = array("f", values) if not isinstance(values, array) or values.typecode != "f" else values
+    if len(data) != expected:
+        raise ValueError(f"{what} has {len(data)} values, the shape needs {expected}")
+    return data
+
+
+class Backend:
+    """A ggml backend initialised on one device. Close it (or use `with`); using it afterwards raises
+    ClosedError instead of touching freed memory."""
+
+    def __init__(self, ggml: ctypes.CDLL, device: Device) -> None:
+        self._ggml = ggml
+        self.device = device
+        self._lock = threading.Lock()
+        handle = ggml.ggml_backend_dev_init(device._handle, None)
+        if not handle:
+            raise ComputeError(f"{device.name} ({device.description}): the device could not be initialised")
+        self._handle: int | None = handle
+
+    def close(self) -> None:
+        with self._lock:
+            if self._handle is not None:
+                self._ggml.ggml_backend_free(self._handle)
+                self._handle = None
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._handle is None
+
+    def mul_mat(self, a: FloatData, b: FloatData, *, m: int, n: int, k: int) -> array[float]:
+        """ggml's MUL_MAT: a is m rows of k, b is n rows of k; the result is n rows of m,
+        result[j][i] = sum over t of a[i][t] * b[j][t]."""
+        a32, b32 = as_float32(a, m * k, "a"), as_float32(b, n * k, "b")
+
+        def build(ctx: int) -> tuple[list[tuple[int, array[float]]], int, int]:
+            ta = self._ggml.ggml_new_tensor_2d(ctx, _api.GGML_TYPE_F32, k, m)
+            tb = self._ggml.ggml_new_tensor_2d(ctx, _api.GGML_TYPE_F32, k, n)
+            return [(ta, a32), (tb, b32)], self._ggml.ggml_mul_mat(ctx, ta, tb), m * n
+
+        return self._run("mul_mat", build)
+
+    def norm(self, x: FloatData, *, rows: int, cols: int, eps: float = 1e-5, rms: bool = False) -> array[float]:
+        """ggml's NORM (or RMS_NORM): each row scaled to zero mean (unless rms) and unit variance."""
+        x32 = as_float32(x, rows * cols, "x")
+
+        def build(ctx: int) -> tuple[list[tuple[int, array[float]]], int, int]:
+            tx = self._ggml.ggml_new_tensor_2d(ctx, _api.GGML_TYPE_F32, cols, rows)
+            operation = self._ggml.ggml_rms_norm if rms else self._ggml.ggml_norm
+            return [(tx, x32)], operation(ctx, tx, ctypes.c_float(eps)), rows * cols
+
+        return self._run("rms_norm" if rms else "norm", build)
+
+    def _run(self, what: str, build: Callable[[int], tuple[list[tuple[int, array[float]]], int, int]]) -> array[float]:
+        with self._lock:
+            if self._handle is None:
+                raise ClosedError(f"the {self.device.name} backend is closed")
+            ggml = self._ggml
+            size = ggml.ggml_tensor_overhead() * 8 + ggml.ggml_graph_overhead()
+            ctx = ggml.ggml_init(_api.InitParams(size, None, True))
+            if not ctx:
+                raise ComputeError(f"{what}: ggml_init failed")
+            buffer = None
+            try:
+                inputs, output, count = build(ctx)
+                graph = ggml.ggml_new_graph(ctx)
+                ggml.ggml_build_forward_expand(graph, output)
+                buffer = ggml.ggml_backend_alloc_ctx_tensors(ctx, self._handle)
+                if not buffer:
+                    raise ComputeError(f"{what} on {self.device.name}: could not allocate the tensors")
+                for tensor, values in inputs:
+                    address, _ = values.buffer_info()
+                    ggml.ggml_backend_tensor_set(tensor, address, 0, len(values) * 4)
+                status = ggml.ggml_backend_graph_compute(self._handle, graph)
+                if status != _api.GGML_STATUS_SUCCESS:
+                    raise ComputeError(f"{what} on {self.device.name} failed (ggml status {status})")
+                result = array("f", bytes(count * 4))
+                ggml.ggml_backend_tensor_get(output, result.buffer_info()[0], 0, count * 4)
+                return result
+            finally:
+                if buffer:
+                    ggml.ggml_backend_buffer_free(buffer)
+                ggml.ggml_free(ctx)

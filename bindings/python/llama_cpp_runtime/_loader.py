@@ -1,0 +1,285 @@
+"""The load sequence: core libraries, the log bridge, the best CPU variant, then every plugin module.
+
+Every module found ends up in the report as loaded, skipped (with the loader's own words), not chosen
+(a CPU variant that lost to a better one) or absent. Nothing is dropped silently, unlike ggml's own
+`ggml_backend_load_all`, which searches the executable's directory and says nothing in release builds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import _api
+from ._discovery import CORE_SOURCE, Layout, ModuleFile, find_layout, modules_in, plugin_modules
+from ._errors import LibraryNotFound, LoadError
+from ._platform import IS_MACOS, IS_WINDOWS, allow_dll_directory, core_library_candidates, open_library
+from ._report import Device, ModuleReport, Report, Status
+from ._runtime_libs import preload_runtime_libraries
+
+CORE_LIBRARIES = ("ggml-base", "ggml", "llama")  # in dependency order; llama only when upstream builds it
+OPTIONAL_CORE = frozenset({"llama"})
+FORCE_VARIANT_VARIABLE = "LLAMA_CPP_RUNTIME_CPU_VARIANT"
+EXCLUDE_VARIANTS_VARIABLE = "LLAMA_CPP_RUNTIME_CPU_EXCLUDE"
+BACKENDS_VARIABLE = "LLAMA_CPP_RUNTIME_BACKENDS"
+KNOWN_BACKENDS = ("cpu", "metal") if IS_MACOS else ("cpu", "cuda", "vulkan", "hip")
+_LOADED_LINE = re.compile(r"^\w+: loaded \w+ backend from ")  # the loader's own success line
+_LEVELS = {1: logging.DEBUG, 2: logging.INFO, 3: logging.WARNING, 4: logging.ERROR}
+
+logger = logging.getLogger("llama_cpp_runtime")
+
+
+class LogBridge:
+    """ggml's log callback, forwarded to the `llama_cpp_runtime.ggml` logger; lines can also be
+    captured while one module loads, to explain why it failed."""
+
+    def __init__(self) -> None:
+        self.logger = logging.getLogger("llama_cpp_runtime.ggml")
+        self._captured: list[str] | None = None
+        self._level = logging.INFO
+        self.callback = _api.LOG_CALLBACK(self._on_log)  # kept alive as long as the bridge
+
+    def _on_log(self, level: int, text: bytes | None, user_data: object) -> None:
+        try:
+            message = (text or b"").decode("utf-8", errors="replace").rstrip("\n")
+            if level != 5:  # GGML_LOG_LEVEL_CONT continues the previous line at its level
+                self._level = _LEVELS.get(level, logging.INFO)
+            if message:
+                self.logger.log(self._level, "%s", message)
+                if self._captured is not None:
+                    self._captured.append(message)
+        except Exception:  # an exception must never unwind into C
+            pass
+
+    @contextmanager
+    def capture(self) -> Iterator[list[str]]:
+        self._captured = []
+        try:
+            yield self._captured
+        finally:
+            self._captured = None
+
+
+@dataclass
+class Loaded:
+    """Everything load() keeps alive for the life of the process."""
+
+    layout: Layout
+    ggml: ctypes.CDLL
+    libraries: dict[str, Path]
+    handles: list[ctypes.CDLL]
+    bridge: LogBridge
+    report: Report
+
+
+def load_everything(library_dir: Path | None, env: Mapping[str, str]) -> Loaded:
+    layout = find_layout(library_dir, env)
+    allow_dll_directory(layout.lib)
+    allow_dll_directory(layout.modules)
+    handles: list[ctypes.CDLL] = []
+    libraries: dict[str, Path] = {}
+    for name in CORE_LIBRARIES:
+        candidates = core_library_candidates(layout.lib, name)
+        if not candidates:
+            if name in OPTIONAL_CORE:
+                continue
+            raise LibraryNotFound(f"{name} is not in {layout.lib}")
+        try:
+            handles.append(open_library(candidates[0], global_symbols=True))
+        except OSError as error:
+            raise LoadError(f"cannot load {candidates[0]}: {error}") from None
+        libraries[name] = candidates[0]
+    ggml = _api.declare(handles[CORE_LIBRARIES.index("ggml")])
+    bridge = LogBridge()
+    ggml.ggml_log_set(bridge.callback, None)
+
+    selection = _Selection(env)
+    reports: list[ModuleReport] = []
+    core_modules = modules_in(layout.modules, CORE_SOURCE)
+    plugins, broken = plugin_modules(env)
+    reports += [ModuleReport(b.source, "?", "skipped", b.reason, source=b.source) for b in broken]
+    cpu_modules = [m for m in core_modules + plugins if m.backend == "cpu"]
+    chosen, cpu_reports = _load_cpu_variant(ggml, bridge, cpu_modules, selection)
+    reports += cpu_reports
+    reports += _load_plugins(ggml, bridge, [m for m in core_modules + plugins if m.backend != "cpu"], selection)
+    present = {r.backend for r in reports}
+    reports += [
+        ModuleReport(f"ggml-{backend}", backend, "absent", _install_hint(backend))
+        for backend in KNOWN_BACKENDS
+        if backend not in present
+    ]
+    report = Report(
+        library_dir=str(layout.root),
+        modules=tuple(reports),
+        cpu_variant=chosen.name.removeprefix("ggml-cpu-") if chosen else None,
+        cpu_variant_score=next((r.score for r in cpu_reports if chosen and r.name == chosen.name), None),
+        devices=tuple(enumerate_devices(ggml)),
+    )
+    return Loaded(layout, ggml, libraries, handles, bridge, report)
+
+
+def _install_hint(backend: str) -> str:
+    if backend == "cpu":
+        return "no CPU backend module in the package: reinstall llama-cpp-runtime"
+    if backend == "cuda":
+        return "not installed: pip install 'llama-cpp-runtime[cuda13]' (or [cuda12])"
+    return f"not installed: pip install 'llama-cpp-runtime[{'rocm' if backend == 'hip' else backend}]'"
+
+
+class _Selection:
+    """The environment's say in what is loaded: backends allowed, a CPU variant forced or excluded."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        allowed = env.get(BACKENDS_VARIABLE, "")
+        self.backends = {b.strip().lower() for b in allowed.split(",") if b.strip()} or None
+        self.forced = env.get(FORCE_VARIANT_VARIABLE, "").strip().removeprefix("ggml-cpu-") or None
+        excluded = env.get(EXCLUDE_VARIANTS_VARIABLE, "")
+        self.excluded = {v.strip().removeprefix("ggml-cpu-") for v in excluded.split(",") if v.strip()}
+
+    def refusal(self, module: ModuleFile) -> str:
+        if self.backends is not None and module.backend not in self.backends:
+            return f"not in {BACKENDS_VARIABLE}={','.join(sorted(self.backends))}"
+        return ""
+
+
+def _score(module: ModuleFile) -> tuple[int | None, str]:
+    """ggml_backend_score() of a module, or why it could not be asked (the loader's message)."""
+    try:
+        library = open_library(module.path, global_symbols=False)
+    except OSError as error:
+        return None, f"cannot be loaded: {error}"
+    function = getattr(library, "ggml_backend_score", None)
+    score = int(function()) if function is not None else 1  # a module without a score runs anywhere
+    _close(library)
+    return score, ""
+
+
+def _close(library: ctypes.CDLL) -> None:
+    """Unmap a module that was only scored or probed, as ggml's loader does."""
+    import _ctypes
+
+    close = getattr(_ctypes, "FreeLibrary" if IS_WINDOWS else "dlclose", None)
+    if close is not None:
+        with contextlib.suppress(OSError):
+            close(library._handle)
+
+
+def _load_cpu_variant(ggml: ctypes.CDLL, bridge: LogBridge, modules: list[ModuleFile],
+                      selection: _Selection) -> tuple[ModuleFile | None, list[ModuleReport]]:  # fmt: skip
+    outcome: dict[str, tuple[Status, str]] = {}  # name -> (status, reason)
+    scores: dict[str, int | None] = {}
+    candidates: list[ModuleFile] = []
+    for module in modules:
+        refusal = selection.refusal(module)
+        if refusal:
+            outcome[module.name] = ("skipped", refusal)
+            continue
+        scores[module.name], error = _score(module)
+        variant = module.name.removeprefix("ggml-cpu-")
+        if error:
+            outcome[module.name] = ("skipped", error)
+        elif scores[module.name] == 0:
+            outcome[module.name] = ("skipped", "this CPU lacks instructions the variant was compiled for (score 0)")
+        elif variant in selection.excluded:
+            outcome[module.name] = ("skipped", f"excluded by {EXCLUDE_VARIANTS_VARIABLE}")
+        else:
+            candidates.append(module)
+    candidates.sort(key=lambda m: (-(scores[m.name] or 0), m.name))
+    if selection.forced:
+        forced = [m for m in candidates if m.name == f"ggml-cpu-{selection.forced}"]
+        name = f"ggml-cpu-{selection.forced}"
+        if forced:
+            candidates = forced + [m for m in candidates if m is not forced[0]]
+        else:
+            why = outcome.get(name, ("", "no such variant in the package"))[1]
+            logger.warning("%s=%s refused: %s", FORCE_VARIANT_VARIABLE, selection.forced, why)
+            outcome[name] = ("skipped", f"forced by {FORCE_VARIANT_VARIABLE} but refused: {why}")
+    chosen = None
+    for module in candidates:
+        if chosen is None:
+            with bridge.capture() as lines:
+                registration = ggml.ggml_backend_load(str(module.path).encode())
+            if registration:
+                chosen = module
+                why = f"forced by {FORCE_VARIANT_VARIABLE}" if selection.forced == module.name[9:] else "best score"
+                outcome[module.name] = ("loaded", why)
+                continue
+            outcome[module.name] = ("skipped", "; ".join(lines) or "ggml_backend_load returned NULL")
+            continue
+        best = scores[chosen.name]
+        outcome[module.name] = ("not chosen", f"score {scores[module.name]} < {best} of {chosen.name}")
+    reports = [
+        ModuleReport(m.name, "cpu", *outcome[m.name], path=str(m.path), source=m.source, score=scores.get(m.name))
+        for m in modules
+    ]
+    reports += [
+        ModuleReport(name, "cpu", status, reason)
+        for name, (status, reason) in outcome.items()
+        if name not in {m.name for m in modules}
+    ]
+    return chosen, reports
+
+
+def _load_plugins(ggml: ctypes.CDLL, bridge: LogBridge, modules: list[ModuleFile],
+                  selection: _Selection) -> list[ModuleReport]:  # fmt: skip
+    reports: list[ModuleReport] = []
+    loaded_from: dict[str, ModuleFile] = {}
+    for module in modules:
+
+        def report(status: Status, reason: str, module: ModuleFile = module) -> ModuleReport:
+            return ModuleReport(module.name, module.backend, status, reason, str(module.path), module.source)
+
+        refusal = selection.refusal(module)
+        if refusal:
+            reports.append(report("skipped", refusal))
+            continue
+        if module.name in loaded_from:
+            reports.append(report("skipped", f"already loaded from {loaded_from[module.name].source}"))
+            continue
+        preloaded = preload_runtime_libraries(module.path)
+        try:
+            probe = open_library(module.path, global_symbols=False)  # the dynamic loader's own error text
+        except OSError as error:
+            reports.append(report("skipped", f"cannot be loaded: {error}"))
+            continue
+        with bridge.capture() as lines:
+            registration = ggml.ggml_backend_load(str(module.path).encode())
+        _close(probe)
+        if not registration:
+            reports.append(report("skipped", "; ".join(lines) or "ggml_backend_load returned NULL"))
+            continue
+        loaded_from[module.name] = module
+        devices = ggml.ggml_backend_reg_dev_count(registration)
+        detail = f"{devices} device(s)" + (f"; runtime from {', '.join(preloaded)}" if preloaded else "")
+        if devices == 0:
+            said = [line for line in lines if not _LOADED_LINE.match(line)]
+            detail += ": " + ("; ".join(said) or "the backend found no device")
+        reports.append(report("loaded", detail))
+    return reports
+
+
+def enumerate_devices(ggml: ctypes.CDLL) -> list[Device]:
+    devices = []
+    for index in range(ggml.ggml_backend_dev_count()):
+        handle = ggml.ggml_backend_dev_get(index)
+        free, total = ctypes.c_size_t(0), ctypes.c_size_t(0)
+        ggml.ggml_backend_dev_memory(handle, ctypes.byref(free), ctypes.byref(total))
+        registration = ggml.ggml_backend_dev_backend_reg(handle)
+        devices.append(
+            Device(
+                name=ggml.ggml_backend_dev_name(handle).decode(),
+                description=(ggml.ggml_backend_dev_description(handle) or b"").decode(errors="replace"),
+                type=_api.DEVICE_TYPES.get(ggml.ggml_backend_dev_type(handle), "?"),
+                memory_free=free.value,
+                memory_total=total.value,
+                backend=ggml.ggml_backend_reg_name(registration).decode() if registration else "?",
+                _handle=handle,
+            )
+        )
+    return devices

@@ -1,0 +1,67 @@
+"""What load() found: every module with its status and reason, the chosen CPU variant, the devices."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Status = Literal["loaded", "skipped", "not chosen", "absent"]
+
+
+@dataclass(frozen=True)
+class ModuleReport:
+    name: str  # ggml-cpu-haswell, ggml-vulkan
+    backend: str  # cpu, vulkan, cuda, ...
+    status: Status
+    reason: str = ""
+    path: str | None = None
+    source: str = ""  # the distribution that provided it
+    score: int | None = None  # CPU variants: what ggml_backend_score() said on this machine
+
+
+@dataclass(frozen=True)
+class Device:
+    name: str  # CPU, Vulkan0, CUDA0
+    description: str
+    type: str  # CPU, GPU, IGPU, ACCEL
+    memory_free: int
+    memory_total: int
+    backend: str  # the registration's name: CPU, Vulkan, CUDA
+    _handle: int = field(default=0, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Report:
+    library_dir: str
+    modules: tuple[ModuleReport, ...]
+    cpu_variant: str | None
+    cpu_variant_score: int | None
+    devices: tuple[Device, ...]
+
+    def module(self, name: str) -> ModuleReport:
+        for module in self.modules:
+            if module.name == name:
+                return module
+        raise KeyError(name)
+
+    def lines(self) -> list[str]:
+        """The report as `python -m llama_cpp_runtime info` prints it."""
+        out = [f"libraries: {self.library_dir}"]
+        chosen = f"{self.cpu_variant} (score {self.cpu_variant_score})" if self.cpu_variant else "none"
+        out.append(f"CPU variant: {chosen}")
+        out.append("")
+        rows = [("module", "status", "score", "source", "reason")]
+        for m in self.modules:
+            rows.append((m.name, m.status, "" if m.score is None else str(m.score), m.source, m.reason))
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        for row in rows:
+            out.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4])
+        out.append("")
+        device_rows = [("device", "type", "backend", "memory", "description")]
+        for d in self.devices:
+            memory = f"{d.memory_free / 2**30:.1f}/{d.memory_total / 2**30:.1f} GiB" if d.memory_total else "-"
+            device_rows.append((d.name, d.type, d.backend, memory, d.description))
+        widths = [max(len(r[i]) for r in device_rows) for i in range(4)]
+        for row in device_rows:
+            out.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4])
+        return out
