@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support import Project, hermetic_env, make_upstream
+from support import Project, fresh_project, hermetic_env, make_upstream
 
 
 @pytest.fixture
@@ -38,6 +38,16 @@ def patched_project(project: Project) -> Project:
     )
     project.run("create-patches")
     project.run("sync")
+    return project
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """The fixture's latest commit, synced and built with the cpu preset once per test worker.
+    Tests must not change it (copy build/stage/cpu to alter anything)."""
+    project = fresh_project(tmp_path_factory.mktemp("built"))
+    project.run("sync")
+    project.run("build", "--backend", "cpu")
     return project
 
 

@@ -169,6 +169,18 @@ class Project:
             tracking.commit(subject)
 
 
+def fresh_project(base: Path) -> Project:
+    """The fixture's latest commit, pinned and applied (not yet synced) in base/project."""
+    env = hermetic_env(base / "home")
+    (base / "home").mkdir()
+    upstream, commits = make_upstream(base / "upstream", env)
+    (base / "project").mkdir()
+    project = Project(base / "project", upstream, commits, env)
+    project.configure(commits[-1])
+    project.run("apply-patches")
+    return project
+
+
 def snapshot(root: Path, *, skip: tuple[str, ...] = ()) -> dict[str, tuple[int, bytes]]:
     """Every file under root with its mtime and bytes (to prove nothing was touched)."""
     found = {}

@@ -12,25 +12,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from cpu_features import cpu_flags, declared_x86_variants, supported, x86_linux
 from ggml_probe import SHAPE, inputs
-from support import MINIGGML, Project, hermetic_env, make_upstream, readelf_dynamic
+from support import Project, fresh_project, readelf_dynamic
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 PROBE = Path(__file__).parent.parent / "ggml_probe.py"
-# What each feature of a variant (as the fixture's CMake names it) needs in /proc/cpuinfo.
-CPUINFO_FLAGS = {
-    "SSE42": ["sse4_2"],
-    "AVX": ["avx"],
-    "F16C": ["f16c"],
-    "FMA": ["fma"],
-    "AVX2": ["avx2"],
-    "BMI2": ["bmi2"],
-    "AVX_VNNI": ["avx_vnni"],
-    "AVX512": ["avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"],
-    "AVX512_VBMI": ["avx512vbmi"],
-    "AVX512_VNNI": ["avx512_vnni"],
-}
 
 
 def require_toolchain(name: str, *tools: str) -> pytest.MarkDecorator:
@@ -42,29 +30,6 @@ def require_toolchain(name: str, *tools: str) -> pytest.MarkDecorator:
 
 with_ccache = require_toolchain("ccache", "ccache")
 vulkan = require_toolchain("vulkan", "glslc", "/usr/include/vulkan/vulkan.h", "/usr/share/vulkan/icd.d")
-x86_linux = pytest.mark.skipif(
-    not (sys.platform.startswith("linux") and os.uname().machine in {"x86_64", "AMD64"}),
-    reason="the CPU-variant assertions read /proc/cpuinfo of an x86-64 Linux machine",
-)
-
-
-def declared_x86_variants() -> dict[str, list[str]]:
-    """The variants and their features as the fixture's ggml/src/CMakeLists.txt declares them."""
-    text = (MINIGGML / "ggml/src/CMakeLists.txt").read_text()
-    x86_block = text.split('GGML_SYSTEM_ARCH STREQUAL "x86")\n        ggml_add_cpu_backend_variant', 1)[1]
-    x86_block = "ggml_add_cpu_backend_variant" + x86_block.split("elseif", 1)[0]
-    return {m[1]: m[2].split() for m in re.finditer(r"ggml_add_cpu_backend_variant\(([\w.]+)\s*([^)]*)\)", x86_block)}
-
-
-def cpu_flags() -> set[str]:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("flags"):
-            return set(line.split(":", 1)[1].split())
-    return set()
-
-
-def supported(features: list[str], flags: set[str]) -> bool:
-    return all(flag in flags for feature in features for flag in CPUINFO_FLAGS[feature])
 
 
 def probe(*args: str, cwd: Path, env: dict[str, str] | None = None) -> dict[str, object]:
@@ -75,27 +40,6 @@ def probe(*args: str, cwd: Path, env: dict[str, str] | None = None) -> dict[str,
     assert result.returncode == 0, f"probe {args} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
     loaded: dict[str, object] = json.loads(result.stdout)
     return loaded
-
-
-def fresh_project(base: Path) -> Project:
-    """The fixture's latest commit, pinned and applied (not yet synced) in base/project."""
-    env = hermetic_env(base / "home")
-    (base / "home").mkdir()
-    upstream, commits = make_upstream(base / "upstream", env)
-    (base / "project").mkdir()
-    project = Project(base / "project", upstream, commits, env)
-    project.configure(commits[-1])
-    project.run("apply-patches")
-    return project
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Project:
-    """Synced and built with the cpu preset once for this module."""
-    project = fresh_project(tmp_path_factory.mktemp("built"))
-    project.run("sync")
-    project.run("build", "--backend", "cpu")
-    return project
 
 
 def test_cpu_preset_stages_core_libraries_apart_from_every_variant(built: Project) -> None:

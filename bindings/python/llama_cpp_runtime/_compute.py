@@ -7,13 +7,14 @@ import ctypes
 import threading
 from array import array
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 from . import _api
 from ._errors import ClosedError, ComputeError
 from ._report import Device
 
-FloatData = Sequence[float] | memoryview | array[float]  # array('f'), NumPy float32 arrays, lists
+# array('f'), NumPy float32 arrays, lists of floats (a string: array is generic only from Python 3.12)
+FloatData: TypeAlias = "Sequence[float] | memoryview | array[float]"
 
 
 def as_float32(values: Any, expected: int, what: str) -> array[float]:

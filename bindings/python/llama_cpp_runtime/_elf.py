@@ -34,3 +34,32 @@ def needed_libraries(path: Path) -> list[str]:
     except (OSError, struct.error, IndexError, ValueError):
         return []
     return []
+
+
+_PT_LOAD = 1
+
+
+def structural_problem(path: Path) -> str | None:
+    """Why dlopen must not be tried on this file, or None. A truncated shared object is not refused by
+    the dynamic loader: it maps segments past the end of the file and the process dies of SIGBUS."""
+    try:
+        with path.open("rb") as file:
+            header = file.read(64)
+            size = path.stat().st_size
+            if header[:4] != b"\x7fELF":
+                return "not an ELF file"
+            if header[4] != 2 or header[5] != 1:
+                return None  # not the 64-bit little-endian layout read here; let the loader judge
+            (program_offset,) = struct.unpack_from("<Q", header, 0x20)
+            entry_size, count = struct.unpack_from("<HH", header, 0x36)
+            if program_offset + entry_size * count > size:
+                return f"truncated: {size} bytes, program headers end at {program_offset + entry_size * count}"
+            file.seek(program_offset)
+            table = file.read(entry_size * count)
+    except (OSError, struct.error) as error:
+        return f"unreadable: {error}"
+    for index in range(count):
+        kind, _, offset, _, _, file_size, _, _ = struct.unpack_from("<IIQQQQQQ", table, index * entry_size)
+        if kind == _PT_LOAD and offset + file_size > size:
+            return f"truncated: {size} bytes, a loadable segment ends at {offset + file_size}"
+    return None

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from . import _api
 from ._discovery import CORE_SOURCE, Layout, ModuleFile, find_layout, modules_in, plugin_modules
+from ._elf import structural_problem
 from ._errors import LibraryNotFound, LoadError
 from ._platform import IS_MACOS, IS_WINDOWS, allow_dll_directory, core_library_candidates, open_library
 from ._report import Device, ModuleReport, Report, Status
@@ -148,8 +149,16 @@ class _Selection:
         return ""
 
 
+def _refuse_damaged(module: ModuleFile) -> str:
+    problem = structural_problem(module.path) if not (IS_WINDOWS or IS_MACOS) else None
+    return f"cannot be loaded: {module.path}: {problem}" if problem else ""
+
+
 def _score(module: ModuleFile) -> tuple[int | None, str]:
     """ggml_backend_score() of a module, or why it could not be asked (the loader's message)."""
+    damaged = _refuse_damaged(module)
+    if damaged:
+        return None, damaged
     try:
         library = open_library(module.path, global_symbols=False)
     except OSError as error:
@@ -241,6 +250,10 @@ def _load_plugins(ggml: ctypes.CDLL, bridge: LogBridge, modules: list[ModuleFile
             continue
         if module.name in loaded_from:
             reports.append(report("skipped", f"already loaded from {loaded_from[module.name].source}"))
+            continue
+        damaged = _refuse_damaged(module)
+        if damaged:
+            reports.append(report("skipped", damaged))
             continue
         preloaded = preload_runtime_libraries(module.path)
         try:

@@ -1,0 +1,255 @@
+"""The llama_cpp_runtime binding over the fixture's staged build: real dlopen, real modules, real
+compute. Each case runs in its own interpreter: ggml's registry is process-wide, like the binding."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from cpu_features import best_supported_variant, x86_linux
+from support import Project, fresh_project
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+ABI_MODULE = """
+struct iface { void * name; void * count; void * get; void * proc; };
+struct reg { int api_version; struct iface iface; void * context; };
+static struct reg registration = {99, {0, 0, 0, 0}, 0};
+__attribute__((visibility("default"))) void * ggml_backend_init(void) { return &registration; }
+"""
+PLUGIN_MODULE = """
+#include <stddef.h>
+static const char * name(void * reg) { (void) reg; return "Fake"; }
+static size_t count(void * reg) { (void) reg; return 0; }
+static void * get(void * reg, size_t i) { (void) reg; (void) i; return NULL; }
+struct iface { const char * (*name)(void *); size_t (*count)(void *); void * (*get)(void *, size_t); void * proc; };
+struct reg { int api_version; struct iface iface; void * context; };
+static struct reg registration = {2, {name, count, get, NULL}, NULL};
+__attribute__((visibility("default"))) void * ggml_backend_init(void) { return &registration; }
+"""
+IMPOSSIBLE_VARIANT = """
+__attribute__((visibility("default"))) int ggml_backend_score(void) { return 0; }
+__attribute__((visibility("default"))) void * ggml_backend_init(void) { return 0; }
+"""
+
+
+def compile_module(source: str, output: Path, *extra: str) -> Path:
+    c_file = output.with_suffix(".c")
+    c_file.write_text(source)
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(output), str(c_file), *extra], check=True, timeout=60)
+    c_file.unlink()
+    return output
+
+
+def python(code: str, env: dict[str, str], cwd: Path, *, expect: int = 0) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], env=env, cwd=cwd, capture_output=True, text=True,
+        timeout=180, check=False,
+    )  # fmt: skip
+    assert result.returncode == expect, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def runtime_cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "llama_cpp_runtime", *args], env=env, cwd=cwd, capture_output=True, text=True,
+        timeout=300, check=False,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def stage(built: Project, tmp_path: Path) -> Path:
+    """A private copy of the cpu stage (tests add modules to it), away from the working directory."""
+    copy = tmp_path / "site" / "stage"
+    shutil.copytree(built.root / "build/stage/cpu", copy, symlinks=True)
+    return copy
+
+
+def env_for(built: Project, stage: Path, **extra: str) -> dict[str, str]:
+    return {**built.env, "LLAMA_CPP_RUNTIME_LIBRARY_DIR": str(stage), **extra}
+
+
+def report_of(built: Project, stage: Path, cwd: Path, **extra: str) -> dict[str, object]:
+    result = runtime_cli("info", "--json", env=env_for(built, stage, **extra), cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    loaded: dict[str, object] = json.loads(result.stdout)
+    return loaded
+
+
+def modules_by_name(report: dict[str, object]) -> dict[str, dict[str, object]]:
+    modules = report["modules"]
+    assert isinstance(modules, list)
+    return {m["name"]: m for m in modules}
+
+
+@x86_linux
+def test_the_best_variant_this_cpu_supports_is_loaded_and_every_other_is_explained(
+    built: Project, stage: Path, tmp_path: Path
+) -> None:
+    report = report_of(built, stage, tmp_path)
+    best = best_supported_variant()
+    assert report["cpu_variant"] == best
+    modules = modules_by_name(report)
+    assert modules[f"ggml-cpu-{best}"]["status"] == "loaded"
+    for name, module in modules.items():
+        if name.startswith("ggml-cpu-") and name != f"ggml-cpu-{best}":
+            assert module["status"] in {"not chosen", "skipped"} and module["reason"], module
+    assert [d["name"] for d in report["devices"]] == ["CPU"]  # type: ignore[union-attr]
+    assert modules["ggml-vulkan"]["status"] == "absent" and "pip install" in str(modules["ggml-vulkan"]["reason"])
+
+
+@x86_linux
+def test_a_forced_variant_is_honoured_and_an_unsupported_one_refused(
+    built: Project, stage: Path, tmp_path: Path
+) -> None:
+    forced = report_of(built, stage, tmp_path, LLAMA_CPP_RUNTIME_CPU_VARIANT="sse42")
+    assert forced["cpu_variant"] == "sse42"
+    assert modules_by_name(forced)["ggml-cpu-sse42"]["reason"] == "forced by LLAMA_CPP_RUNTIME_CPU_VARIANT"
+
+    compile_module(IMPOSSIBLE_VARIANT, stage / "modules/libggml-cpu-impossible.so")
+    refused = report_of(built, stage, tmp_path, LLAMA_CPP_RUNTIME_CPU_VARIANT="impossible")
+    impossible = modules_by_name(refused)["ggml-cpu-impossible"]
+    assert impossible["status"] == "skipped" and impossible["score"] == 0
+    assert "forced by LLAMA_CPP_RUNTIME_CPU_VARIANT but refused" in str(impossible["reason"])
+    assert refused["cpu_variant"] == best_supported_variant()  # still a working CPU backend
+
+    excluded = report_of(built, stage, tmp_path, LLAMA_CPP_RUNTIME_CPU_EXCLUDE=best_supported_variant())
+    assert excluded["cpu_variant"] != best_supported_variant()
+
+
+def test_broken_modules_are_skipped_with_the_loaders_reason_while_the_rest_load(
+    built: Project, stage: Path, tmp_path: Path
+) -> None:
+    modules = stage / "modules"
+    (modules / "libggml-cpu-truncated.so").write_bytes((modules / "libggml-cpu-x64.so").read_bytes()[:1000])
+    compile_module(ABI_MODULE, modules / "libggml-oldabi.so")
+    compile_module("int nothing;", tmp_path / "libgone.so")
+    compile_module("extern int nothing;\nint * uses_gone = &nothing;", modules / "libggml-needsdep.so",
+                   "-Wl,--no-as-needed", f"-L{tmp_path}", "-lgone")  # fmt: skip
+    (tmp_path / "libgone.so").unlink()
+
+    report = report_of(built, stage, tmp_path)
+    found = modules_by_name(report)
+    truncated = found["ggml-cpu-truncated"]
+    assert truncated["status"] == "skipped" and "cannot be loaded" in str(truncated["reason"])
+    assert "libggml-cpu-truncated.so" in str(truncated["reason"])  # the dynamic loader's own message
+    assert found["ggml-needsdep"]["status"] == "skipped"
+    assert "libgone.so: cannot open shared object file" in str(found["ggml-needsdep"]["reason"])
+    assert found["ggml-oldabi"]["status"] == "skipped"
+    assert "incompatible API version (backend: 99, current: 2)" in str(found["ggml-oldabi"]["reason"])
+    assert report["cpu_variant"] and [d["name"] for d in report["devices"]] == ["CPU"]  # type: ignore[union-attr]
+
+
+def test_a_plugin_is_found_through_its_entry_point_and_gone_when_uninstalled(
+    built: Project, stage: Path, tmp_path: Path
+) -> None:
+    site = tmp_path / "plugins"
+    package = site / "llama_cpp_runtime_fake"
+    (package / "modules").mkdir(parents=True)
+    (package / "__init__.py").write_text(
+        "from pathlib import Path\n\ndef module_dir():\n    return str(Path(__file__).parent / 'modules')\n"
+    )
+    compile_module(PLUGIN_MODULE, package / "modules/libggml-fake.so")
+    dist_info = site / "llama_cpp_runtime_fake-1.0.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: llama-cpp-runtime-fake\nVersion: 1.0\n")
+    (dist_info / "entry_points.txt").write_text(
+        "[llama_cpp_runtime.backends]\nfake = llama_cpp_runtime_fake:module_dir\n"
+    )
+    env = env_for(built, stage)
+    env["PYTHONPATH"] += os.pathsep + str(site)
+
+    listed = runtime_cli("info", "--json", env=env, cwd=tmp_path)
+    fake = modules_by_name(json.loads(listed.stdout))["ggml-fake"]
+    assert fake["status"] == "loaded" and fake["source"] == "llama-cpp-runtime-fake"
+    assert fake["reason"] == "0 device(s): the backend found no device"
+
+    shutil.rmtree(dist_info)
+    gone = modules_by_name(json.loads(runtime_cli("info", "--json", env=env, cwd=tmp_path).stdout))
+    assert "ggml-fake" not in gone
+
+
+def test_check_passes_on_every_variant_and_device(built: Project, stage: Path, tmp_path: Path) -> None:
+    result = runtime_cli("check", env=env_for(built, stage), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = [line for line in result.stdout.splitlines()[1:] if line.strip()]
+    assert rows and all("  ok  " in row for row in rows)
+    assert any(row.startswith("CPU (x64)") for row in rows)
+
+
+@x86_linux
+def test_check_finds_a_deliberately_broken_variant(tmp_path: Path) -> None:
+    project = fresh_project(tmp_path)
+    project.add_patch_commits(
+        ("break the AVX2+FMA reduction", "ggml/src/ggml-cpu/ops.c",
+         "    __m128 half = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));",
+         "    __m128 half = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));\n"
+         "#ifdef __FMA__\n    half = _mm_mul_ps(half, _mm_set1_ps(1.5f));\n#endif"),
+    )  # fmt: skip
+    project.run("create-patches")
+    project.run("sync")
+    project.run("build", "--backend", "cpu")
+    env = {**project.env, "LLAMA_CPP_RUNTIME_LIBRARY_DIR": str(project.root / "build/stage/cpu")}
+    result = runtime_cli("check", env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    rows = {line.split("  ")[0]: line for line in result.stdout.splitlines()[1:] if line.strip()}
+    assert "FAILED" in rows["CPU (haswell)"] and "MISMATCH" in rows["CPU (haswell)"]
+    assert "  ok  " in rows["CPU (x64)"] and "  ok  " in rows["CPU (sandybridge)"]
+
+
+def test_handles_load_once_across_threads_and_refuse_use_after_close(
+    built: Project, stage: Path, tmp_path: Path
+) -> None:
+    code = """
+        import logging, threading
+        import llama_cpp_runtime as lcr
+
+        messages = []
+        class Keep(logging.Handler):
+            def emit(self, record):
+                messages.append(record.getMessage())
+        logging.getLogger("llama_cpp_runtime.ggml").addHandler(Keep())
+        logging.getLogger("llama_cpp_runtime.ggml").setLevel(logging.DEBUG)
+
+        runtimes = []
+        threads = [threading.Thread(target=lambda: runtimes.append(lcr.load())) for _ in range(16)]
+        for thread in threads: thread.start()
+        for thread in threads: thread.join()
+        assert len(runtimes) == 16 and len({id(r) for r in runtimes}) == 1
+        rt = runtimes[0]
+        assert rt._loaded.ggml.ggml_backend_reg_count() == 1, "the CPU backend registered more than once"
+        assert any("loaded CPU backend" in m for m in messages), messages
+        assert rt.library_path("ggml-base").is_absolute() and rt.library_path("llama").name.startswith("libllama")
+
+        with rt.open("CPU") as backend:
+            product = backend.mul_mat([1, 2, 3, 4, 5, 6], [1, 0, 0, 0, 1, 1], m=2, n=2, k=3)
+            assert list(product) == [1.0, 4.0, 5.0, 11.0], list(product)
+            normed = backend.norm([1, 2, 3], rows=1, cols=3)
+            assert abs(normed[0] + 1.2247) < 1e-3
+        backend.close()  # a second close is harmless
+        try:
+            backend.mul_mat([1.0], [1.0], m=1, n=1, k=1)
+        except lcr.ClosedError as error:
+            print("closed:", error)
+        else:
+            raise AssertionError("use after close did not raise")
+        try:
+            lcr.load("/somewhere/else")
+        except lcr.LoadError as error:
+            print("second:", error)
+        """
+    result = python(code, env_for(built, stage), tmp_path)
+    assert "closed: the CPU backend is closed" in result.stdout
+    assert "second: already loaded from" in result.stdout
+
+
+def test_no_libraries_is_a_one_line_error(built: Project, tmp_path: Path) -> None:
+    result = runtime_cli("info", env=env_for(built, tmp_path / "nowhere"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: no core libraries in") and "Traceback" not in result.stderr
