@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from cpu_features import best_supported_variant, x86_linux
 from support import Project, fresh_project
+from toolchains_present import vulkan
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -31,6 +32,36 @@ static void * get(void * reg, size_t i) { (void) reg; (void) i; return NULL; }
 struct iface { const char * (*name)(void *); size_t (*count)(void *); void * (*get)(void *, size_t); void * proc; };
 struct reg { int api_version; struct iface iface; void * context; };
 static struct reg registration = {2, {name, count, get, NULL}, NULL};
+__attribute__((visibility("default"))) void * ggml_backend_init(void) { return &registration; }
+"""
+MISBEHAVING_PLUGIN = """
+#include <signal.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+struct dev_i { const char * (*name)(void *); const char * (*description)(void *);
+               void (*memory)(void *, size_t *, size_t *); int (*type)(void *); void * (*init)(void *, const char *); };
+struct dev { struct dev_i iface; void * reg; void * context; };
+struct reg_i { const char * (*name)(void *); size_t (*count)(void *); void * (*get)(void *, size_t); void * proc; };
+struct reg { int api_version; struct reg_i iface; void * context; };
+static const char * dev_name(void * d) { return ((struct dev *) d)->context; }
+static const char * description(void * d) { (void) d; return "misbehaving test device"; }
+static void memory(void * d, size_t * f, size_t * t) { (void) d; *f = 0; *t = 0; }
+static int type(void * d) { (void) d; return 1; }
+static void * init(void * d, const char * p) {
+    (void) p;
+    if (strcmp(((struct dev *) d)->context, "Crashy0") == 0) { raise(SIGSEGV); }
+    for (;;) { sleep(1); }
+    return NULL;
+}
+static struct reg registration;
+static struct dev devices[2] = {{{dev_name, description, memory, type, init}, &registration, "Crashy0"},
+                                {{dev_name, description, memory, type, init}, &registration, "Hangy0"}};
+static const char * reg_name(void * r) { (void) r; return "Misbehaving"; }
+static size_t count(void * r) { (void) r; return 2; }
+static void * get(void * r, size_t i) { (void) r; return i < 2 ? &devices[i] : NULL; }
+static struct reg registration = {2, {reg_name, count, get, NULL}, NULL};
 __attribute__((visibility("default"))) void * ggml_backend_init(void) { return &registration; }
 """
 IMPOSSIBLE_VARIANT = """
@@ -253,3 +284,37 @@ def test_no_libraries_is_a_one_line_error(built: Project, tmp_path: Path) -> Non
     result = runtime_cli("info", env=env_for(built, tmp_path / "nowhere"), cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.startswith("error: no core libraries in") and "Traceback" not in result.stderr
+
+
+def test_check_survives_a_device_that_crashes_and_one_that_hangs(built: Project, stage: Path, tmp_path: Path) -> None:
+    compile_module(MISBEHAVING_PLUGIN, stage / "modules/libggml-misbehaving.so")
+    result = runtime_cli("check", "--timeout", "10", env=env_for(built, stage), cwd=tmp_path)
+    assert result.returncode == 1
+    rows = {line.split("  ")[0]: line for line in result.stdout.splitlines()[1:] if line.strip()}
+    assert "FAILED" in rows["Crashy0"] and "crashed (SIGSEGV)" in rows["Crashy0"]
+    assert "FAILED" in rows["Hangy0"] and "timed out after 10s" in rows["Hangy0"]
+    assert all("  ok  " in row for name, row in rows.items() if name.startswith("CPU ("))
+
+
+def test_bench_reports_throughput_per_cpu_variant(built: Project, stage: Path, tmp_path: Path) -> None:
+    result = runtime_cli("bench", "--size", "64", env=env_for(built, stage), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = [line for line in result.stdout.splitlines()[1:] if line.strip()]
+    assert any(row.startswith("CPU (x64)") for row in rows)
+    assert all("GFLOP/s" in row for row in rows)
+
+
+@vulkan
+def test_check_runs_on_lavapipe_through_the_vulkan_plugin(built: Project, stage: Path, tmp_path: Path) -> None:
+    if not (built.root / "build/stage/vulkan/modules/libggml-vulkan.so").exists():
+        built.run("build", "--backend", "vulkan")
+    plugin_dir = built.root / "build/stage/vulkan/modules"
+    env = env_for(built, stage, LLAMA_CPP_RUNTIME_PLUGIN_DIRS=str(plugin_dir))
+    hidden = modules_by_name(report_of(built, stage, tmp_path, LLAMA_CPP_RUNTIME_PLUGIN_DIRS=str(plugin_dir)))
+    assert hidden["ggml-vulkan"]["status"] == "loaded"
+    assert "GGML_VK_VISIBLE_DEVICES" in str(hidden["ggml-vulkan"]["reason"])  # lavapipe is hidden, and we say so
+
+    env["GGML_VK_VISIBLE_DEVICES"] = "0"
+    result = runtime_cli("check", "--device", "Vulkan0", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Vulkan0" in result.stdout and "  ok  " in result.stdout

@@ -15,21 +15,11 @@ import pytest
 from cpu_features import cpu_flags, declared_x86_variants, supported, x86_linux
 from ggml_probe import SHAPE, inputs
 from support import Project, fresh_project, readelf_dynamic
+from toolchains_present import vulkan, with_ccache
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 PROBE = Path(__file__).parent.parent / "ggml_probe.py"
-
-
-def require_toolchain(name: str, *tools: str) -> pytest.MarkDecorator:
-    """Skip without the toolchain, unless CI said it must be there (then the test fails instead)."""
-    required = name in os.environ.get("BUILDSYS_REQUIRE_TOOLCHAINS", "").split(",")
-    missing = [tool for tool in tools if not shutil.which(tool) and not Path(tool).exists()]
-    return pytest.mark.skipif(bool(missing) and not required, reason=f"{name} toolchain missing: {missing}")
-
-
-with_ccache = require_toolchain("ccache", "ccache")
-vulkan = require_toolchain("vulkan", "glslc", "/usr/include/vulkan/vulkan.h", "/usr/share/vulkan/icd.d")
 
 
 def probe(*args: str, cwd: Path, env: dict[str, str] | None = None) -> dict[str, object]:

@@ -1,0 +1,21 @@
+"""Markers for tests that need a toolchain the machine may lack. CI installs them and sets
+BUILDSYS_REQUIRE_TOOLCHAINS, which turns a missing toolchain from a skip into a failure."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+
+def require_toolchain(name: str, *tools: str) -> pytest.MarkDecorator:
+    """Skip without the toolchain, unless CI said it must be there (then the test fails instead)."""
+    required = name in os.environ.get("BUILDSYS_REQUIRE_TOOLCHAINS", "").split(",")
+    missing = [tool for tool in tools if not shutil.which(tool) and not Path(tool).exists()]
+    return pytest.mark.skipif(bool(missing) and not required, reason=f"{name} toolchain missing: {missing}")
+
+
+with_ccache = require_toolchain("ccache", "ccache")
+vulkan = require_toolchain("vulkan", "glslc", "/usr/include/vulkan/vulkan.h", "/usr/share/vulkan/icd.d")
