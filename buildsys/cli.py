@@ -18,6 +18,7 @@ from .create_patches import run_create_patches
 from .errors import BuildsysError, ConfigError, UsageError
 from .status import status_lines
 from .sync import run_sync
+from .wheels import WheelsRequest, render_wheels, run_wheels
 
 COMMANDS = {
     "apply-patches": "fetch the pinned upstream commit into the tracking repository and apply patches/",
@@ -26,6 +27,7 @@ COMMANDS = {
     "check": "prove from scratch that the destination and patches/ are pinned upstream + patches",
     "status": "show where the tracking repository and the destination stand",
     "build": "configure, build and stage the CMake presets (backends) this platform can build",
+    "wheels": "the staged matrix as wheels in dist/ (runs apply-patches, sync and build when needed)",
 }
 
 
@@ -40,8 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
         if name == "sync":
             sub.add_argument("--force", action="store_true", help="discard hand edits in the destination")
-        if name == "build":
+        if name in {"build", "wheels"}:
             _add_build_arguments(sub)
+        if name == "wheels":
+            sub.add_argument(
+                "--wheel-version", default=os.environ.get("LLAMA_CPP_RUNTIME_VERSION", "0.1.0"),
+                help="the version of every wheel (default: $LLAMA_CPP_RUNTIME_VERSION or 0.1.0)",
+            )  # fmt: skip
     return parser
 
 
@@ -77,6 +84,13 @@ def _build_request(arguments: argparse.Namespace) -> BuildRequest:
     )  # fmt: skip
 
 
+def _run_wheels_command(arguments: argparse.Namespace, config: Config) -> None:
+    if arguments.dry_run or arguments.configure_only:
+        raise UsageError("wheels needs built stages: --dry-run and --configure-only belong to `build`")
+    _, wheels = run_wheels(config, WheelsRequest(build=_build_request(arguments), version=arguments.wheel_version))
+    print("\n".join(render_wheels(wheels, config.root)), flush=True)
+
+
 def _run_build_command(arguments: argparse.Namespace, config: Config) -> None:
     report = run_build(config, _build_request(arguments))
     print("\n".join(render(report)), flush=True)
@@ -99,6 +113,8 @@ def run(arguments: argparse.Namespace, config: Config) -> None:
         print("\n".join(status_lines(config)))
     elif command == "build":
         _run_build_command(arguments, config)
+    elif command == "wheels":
+        _run_wheels_command(arguments, config)
 
 
 def report(error: BuildsysError) -> None:

@@ -1,0 +1,188 @@
+"""`wheels`: the staged matrix as wheels in dist/ — one core wheel (binding, core libraries, every CPU
+variant, Metal on macOS) and one plugin wheel per GPU backend — after running whatever earlier stage
+is missing or stale (apply-patches, sync, build). Which preset goes into which wheel is read from the
+presets (their vendor block), not declared again here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sysconfig
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import ui
+from .apply_patches import run_apply_patches
+from .build import BuildReport, BuildRequest, PresetResult, raise_if_failed, require_current_vendor, run_build
+from .buildsummary import render, write_json
+from .config import Config
+from .errors import OutOfDate, UsageError
+from .sync import run_sync
+from .wheelfile import WheelFile, WheelSpec, write_wheel
+
+CORE_DISTRIBUTION = "llama-cpp-runtime"
+CORE_PACKAGE = "llama_cpp_runtime"
+BINDING_SOURCE = Path(__file__).resolve().parent.parent / "bindings" / "python" / CORE_PACKAGE
+ENTRY_POINT_GROUP = "llama_cpp_runtime.backends"
+DEFAULT_EPOCH = 315532800  # without SOURCE_DATE_EPOCH: 1980-01-01, the same on every build
+# The NVIDIA runtime wheels a CUDA plugin needs, per CUDA major (PyPI names differ between 12 and 13).
+NVIDIA_RUNTIME = {
+    "cuda12": ["nvidia-cuda-runtime-cu12>=12,<13", "nvidia-cublas-cu12>=12,<13"],
+    "cuda13": ["nvidia-cuda-runtime>=13,<14", "nvidia-cublas>=13,<14"],
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class WheelsRequest:
+    build: BuildRequest = field(default_factory=BuildRequest)
+    version: str = "0.1.0"
+    epoch: int | None = None  # default: SOURCE_DATE_EPOCH, else DEFAULT_EPOCH
+
+
+@dataclass(frozen=True)
+class BuiltWheel:
+    path: Path
+    distribution: str
+    presets: tuple[str, ...]
+    files: int
+    size: int
+
+
+def platform_tag() -> str:
+    return "py3-none-" + sysconfig.get_platform().replace("-", "_").replace(".", "_")
+
+
+def run_wheels(config: Config, request: WheelsRequest) -> tuple[BuildReport, list[BuiltWheel]]:
+    _bring_vendor_up_to_date(config)
+    report = run_build(config, request.build)
+    print("\n".join(render(report)), flush=True)
+    write_json(report, config.root / "build" / "build-report.json")
+    raise_if_failed(report)
+    built = [r for r in report.results if r.status == "built"]
+    if not any(r.preset.wheel == CORE_DISTRIBUTION for r in built) and not request.build.presets:
+        raise UsageError("nothing to package: the cpu preset was not built")
+    epoch = request.epoch if request.epoch is not None else int(os.environ.get("SOURCE_DATE_EPOCH", DEFAULT_EPOCH))
+    dist = config.root / "dist"
+    wheels = []
+    for distribution in dict.fromkeys(r.preset.wheel for r in built):
+        results = [r for r in built if r.preset.wheel == distribution]
+        with ui.step(f"wheel {distribution}"):
+            wheels.append(_write(dist, distribution, results, built, request.version, epoch, config))
+    return report, wheels
+
+
+def _bring_vendor_up_to_date(config: Config) -> None:
+    try:
+        require_current_vendor(config)
+    except OutOfDate as stale:
+        ui.info(f"{stale.message}: running apply-patches and sync first")
+        run_apply_patches(config)
+        run_sync(config)
+
+
+def _stage_files(result: PresetResult, config: Config, package: str) -> dict[str, WheelFile]:
+    """The stage under the package directory, each library once: a SONAME link becomes the file."""
+    stage = config.root / "build" / "stage" / result.preset.name
+    files: dict[str, WheelFile] = {}
+    replaced: set[str] = set()
+    for staged in result.files:
+        path = stage / staged.path
+        if staged.symlink_to:
+            target = path.resolve()
+            replaced.add(target.relative_to(stage.resolve()).as_posix())
+            files[f"{package}/{staged.path}"] = WheelFile(target.read_bytes(), executable=True)
+    for staged in result.files:
+        if staged.symlink_to or staged.path in replaced:
+            continue
+        files[f"{package}/{staged.path}"] = WheelFile(
+            (stage / staged.path).read_bytes(), executable=staged.kind != "header"
+        )
+    files[f"{package}/stage.json"] = WheelFile((stage / "stage.json").read_bytes())
+    return files
+
+
+def _binding_files() -> dict[str, WheelFile]:
+    if not BINDING_SOURCE.is_dir():
+        raise UsageError(f"the binding is not at {BINDING_SOURCE}", hint="run from a checkout of this repository")
+    return {
+        f"{CORE_PACKAGE}/{path.relative_to(BINDING_SOURCE).as_posix()}": WheelFile(path.read_bytes())
+        for path in sorted(BINDING_SOURCE.rglob("*"))
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+
+
+def _plugin_package(distribution: str) -> str:
+    return distribution.replace("-", "_")
+
+
+def _description(results: list[PresetResult], config: Config) -> str:
+    stage = json.loads((config.root / "build" / "stage" / results[0].preset.name / "stage.json").read_text())
+    upstream = stage["upstream"]
+    lines = [
+        f"Built from upstream commit `{upstream['commit']}` with patch series sha256 "
+        f"`{upstream['patch_series_sha256']}`.",
+        "",
+    ]
+    for result in results:
+        options = " ".join(f"{k}={v}" for k, v in sorted(result.options.items()) if k.startswith("GGML_"))
+        lines.append(f"- preset `{result.preset.name}`: {options}")
+    return "\n".join(lines) + "\n"
+
+
+def _write(dist: Path, distribution: str, results: list[PresetResult], built: list[PresetResult], version: str,
+           epoch: int, config: Config) -> BuiltWheel:  # fmt: skip
+    plugins = sorted({r.preset.wheel for r in built if r.preset.wheel != CORE_DISTRIBUTION} | _all_plugin_names())
+    if distribution == CORE_DISTRIBUTION:
+        files = _binding_files()
+        for result in results:
+            files.update(_stage_files(result, config, CORE_PACKAGE))
+        extras = {name.removeprefix(f"{CORE_DISTRIBUTION}-"): [f"{name}=={version}"] for name in plugins}
+        spec = WheelSpec(
+            distribution=distribution, version=version, tag=platform_tag(), extras=extras,
+            summary="ggml and llama.cpp shared libraries with every CPU variant, chosen at run time",
+            description=_description(results, config),
+        )  # fmt: skip
+    else:
+        package = _plugin_package(distribution)
+        files = {f"{package}/__init__.py": WheelFile(_PLUGIN_INIT.encode())}
+        for result in results:
+            files.update(_stage_files(result, config, package))
+        preset = results[0].preset
+        spec = WheelSpec(
+            distribution=distribution, version=version, tag=platform_tag(),
+            summary=f"The ggml {preset.backend} backend for llama-cpp-runtime",
+            description=_description(results, config),
+            requires=[f"{CORE_DISTRIBUTION}=={version}", *NVIDIA_RUNTIME.get(preset.name, [])],
+            entry_points={ENTRY_POINT_GROUP: {preset.backend: f"{package}:module_dir"}},
+        )  # fmt: skip
+    path = write_wheel(dist, spec, files, epoch=epoch)
+    return BuiltWheel(path, distribution, tuple(r.preset.name for r in results), len(files), path.stat().st_size)
+
+
+def _all_plugin_names() -> set[str]:
+    from .presets import load_matrix
+
+    return {p.wheel for p in load_matrix().presets if p.wheel != CORE_DISTRIBUTION}
+
+
+_PLUGIN_INIT = '''"""A llama-cpp-runtime backend plugin: its module is found through the llama_cpp_runtime.backends
+entry point, which calls module_dir()."""
+
+from pathlib import Path
+
+
+def module_dir() -> str:
+    return str(Path(__file__).resolve().parent / "modules")
+'''
+
+
+def render_wheels(wheels: list[BuiltWheel], root: Path) -> list[str]:
+    from .buildsummary import size_text
+
+    rows = [("wheel", "presets", "files", "size")]
+    rows += [
+        (w.path.relative_to(root).as_posix(), ",".join(w.presets), str(w.files), size_text(w.size)) for w in wheels
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    return ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)) for row in rows]
