@@ -56,6 +56,15 @@ def build(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def wheels(session: nox.Session) -> None:
+    """The main job: wheels in dist/ (core + one per GPU backend built here), running apply-patches, sync
+    and build first when they are missing or stale. Extra arguments go to `wheels` (e.g. `--backend cpu`).
+    On Linux the wheels are then checked and retagged by auditwheel (driver and loader libraries excluded)."""
+    session.install("-e", ".[wheels]")
+    session.run("python", "-m", "buildsys", "wheels", *session.posargs)
+
+
+@nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Measured comparisons, never run by the tests: `nox -s bench -- build [--project DIR]`."""
     if not session.posargs:

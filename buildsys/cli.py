@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         if name in {"build", "wheels"}:
             _add_build_arguments(sub)
         if name == "wheels":
+            sub.add_argument("--no-repair", action="store_true", help="skip auditwheel (Linux)")
             sub.add_argument(
                 "--wheel-version", default=os.environ.get("LLAMA_CPP_RUNTIME_VERSION", "0.1.0"),
                 help="the version of every wheel (default: $LLAMA_CPP_RUNTIME_VERSION or 0.1.0)",
@@ -87,7 +88,10 @@ def _build_request(arguments: argparse.Namespace) -> BuildRequest:
 def _run_wheels_command(arguments: argparse.Namespace, config: Config) -> None:
     if arguments.dry_run or arguments.configure_only:
         raise UsageError("wheels needs built stages: --dry-run and --configure-only belong to `build`")
-    _, wheels = run_wheels(config, WheelsRequest(build=_build_request(arguments), version=arguments.wheel_version))
+    _, wheels = run_wheels(
+        config,
+        WheelsRequest(build=_build_request(arguments), version=arguments.wheel_version, repair=not arguments.no_repair),
+    )
     print("\n".join(render_wheels(wheels, config.root)), flush=True)
 
 

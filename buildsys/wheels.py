@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import sys
 import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import ui
+from . import cmake_tool, ui
 from .apply_patches import run_apply_patches
 from .build import BuildReport, BuildRequest, PresetResult, raise_if_failed, require_current_vendor, run_build
 from .buildsummary import render, write_json
 from .config import Config
-from .errors import OutOfDate, UsageError
+from .errors import BuildFailed, OutOfDate, UsageError
 from .sync import run_sync
 from .wheelfile import WheelFile, WheelSpec, write_wheel
 
@@ -27,6 +29,13 @@ BINDING_SOURCE = Path(__file__).resolve().parent.parent / "bindings" / "python" 
 ENTRY_POINT_GROUP = "llama_cpp_runtime.backends"
 DEFAULT_EPOCH = 315532800  # without SOURCE_DATE_EPOCH: 1980-01-01, the same on every build
 # The NVIDIA runtime wheels a CUDA plugin needs, per CUDA major (PyPI names differ between 12 and 13).
+REPAIR_TIMEOUT = 600.0
+# Never in a wheel: GPU drivers and loaders, and the GPU runtimes users get from the system or NVIDIA's wheels.
+REPAIR_EXCLUDES = (
+    "libcuda.so.*", "libvulkan.so.*", "libOpenCL.so.*", "libcudart.so.*", "libcublas.so.*", "libcublasLt.so.*",
+    "libnccl.so.*", "libamdhip64.so.*", "libhipblas.so.*", "librocblas.so.*", "libhsa-runtime64.so.*",
+)  # fmt: skip
+CORE_SONAMES = ("libggml-base.so.*", "libggml.so.*", "libllama.so.*")
 NVIDIA_RUNTIME = {
     "cuda12": ["nvidia-cuda-runtime-cu12>=12,<13", "nvidia-cublas-cu12>=12,<13"],
     "cuda13": ["nvidia-cuda-runtime>=13,<14", "nvidia-cublas>=13,<14"],
@@ -38,6 +47,7 @@ class WheelsRequest:
     build: BuildRequest = field(default_factory=BuildRequest)
     version: str = "0.1.0"
     epoch: int | None = None  # default: SOURCE_DATE_EPOCH, else DEFAULT_EPOCH
+    repair: bool = True  # Linux: auditwheel repair (when installed)
 
 
 @dataclass(frozen=True)
@@ -68,8 +78,36 @@ def run_wheels(config: Config, request: WheelsRequest) -> tuple[BuildReport, lis
     for distribution in dict.fromkeys(r.preset.wheel for r in built):
         results = [r for r in built if r.preset.wheel == distribution]
         with ui.step(f"wheel {distribution}"):
-            wheels.append(_write(dist, distribution, results, built, request.version, epoch, config))
+            wheel = _write(dist, distribution, results, built, request.version, epoch, config)
+        if request.repair and sys.platform.startswith("linux"):
+            wheel = repair_linux_wheel(wheel, epoch, config)
+        wheels.append(wheel)
     return report, wheels
+
+
+def repair_linux_wheel(wheel: BuiltWheel, epoch: int, config: Config) -> BuiltWheel:
+    """auditwheel: check the wheel against the manylinux policies and retag it, never bundling a GPU
+    driver, loader or runtime (those come from the system or from NVIDIA's wheels) nor, for plugins,
+    the core libraries (they come from the llama-cpp-runtime wheel)."""
+    exclusions = [*REPAIR_EXCLUDES, *([] if wheel.distribution == CORE_DISTRIBUTION else CORE_SONAMES)]
+    args = [sys.executable, "-m", "auditwheel", "repair", "-w", str(wheel.path.parent), str(wheel.path)]
+    for pattern in exclusions:
+        args[4:4] = ["--exclude", pattern]
+    env = {**os.environ, "SOURCE_DATE_EPOCH": str(epoch)}
+    with ui.step(f"auditwheel repair {wheel.distribution}"):
+        outcome = cmake_tool.run(args, env=env, timeout=REPAIR_TIMEOUT)
+        written = re.search(r"Fixed-up wheel written to (\S+\.whl)", "\n".join(outcome.stdout + outcome.stderr))
+        if not outcome.ok or not written:
+            if "No module named auditwheel" in "\n".join(outcome.stderr):
+                ui.warn("auditwheel is not installed: the wheel keeps its linux tag (nox -s wheels installs it)")
+                return wheel
+            for line in outcome.stderr[-15:]:
+                ui.replay(line)
+            raise BuildFailed(f"auditwheel could not repair {wheel.path.name}")
+    repaired = Path(written[1])
+    if repaired != wheel.path:
+        wheel.path.unlink()
+    return BuiltWheel(repaired, wheel.distribution, wheel.presets, wheel.files, repaired.stat().st_size)
 
 
 def _bring_vendor_up_to_date(config: Config) -> None:
