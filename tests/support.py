@@ -172,7 +172,7 @@ class Project:
 def fresh_project(base: Path) -> Project:
     """The fixture's latest commit, pinned and applied (not yet synced) in base/project."""
     env = hermetic_env(base / "home")
-    (base / "home").mkdir()
+    (base / "home").mkdir(parents=True)
     upstream, commits = make_upstream(base / "upstream", env)
     (base / "project").mkdir()
     project = Project(base / "project", upstream, commits, env)

@@ -1,0 +1,156 @@
+"""`wheels` on the miniature upstream: real builds, real wheels, installed into fresh virtual
+environments outside the repository and used there."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from cpu_features import declared_x86_variants
+from support import Project, fresh_project, readelf_dynamic
+from toolchains_present import vulkan
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="manylinux, readelf: Linux only")
+
+
+def wheels_of(project: Project) -> dict[str, Path]:
+    return {re.sub(r"-\d.*", "", p.name): p for p in sorted((project.root / "dist").glob("*.whl"))}
+
+
+@pytest.fixture(scope="module")
+def packaged(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """A project whose wheels (core, and Vulkan when the toolchain is here) were built by `wheels`."""
+    project = fresh_project(tmp_path_factory.mktemp("packaged"))  # not synced: `wheels` must do it
+    presets = "cpu,vulkan" if shutil.which("glslc") else "cpu"
+    project.run("wheels", "--backend", presets)
+    return project
+
+
+def venv(tmp_path: Path) -> Path:
+    environment = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(environment)], check=True, timeout=300)
+    return environment / "bin" / "python"
+
+
+def pip(python: Path, *args: str) -> None:
+    subprocess.run([str(python), "-m", "pip", "-q", "--disable-pip-version-check", *args], check=True, timeout=300)
+
+
+def runtime(python: Path, *args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("LLAMA_CPP_RUNTIME_", "PYTHON"))}
+    return subprocess.run(
+        [str(python), "-m", "llama_cpp_runtime", *args], cwd=cwd, env={**clean, **(env or {})},
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+
+
+@linux
+def test_the_core_wheel_holds_each_library_once_stripped_and_relocatable(packaged: Project, tmp_path: Path) -> None:
+    core = wheels_of(packaged)["llama_cpp_runtime"]
+    assert re.fullmatch(r"llama_cpp_runtime-0\.1\.0-py3-none-manylinux_2_\d+_x86_64\.whl", core.name), core.name
+    with zipfile.ZipFile(core) as archive:
+        names = archive.namelist()
+        libraries = sorted(n for n in names if ".so" in n)
+        expected_modules = sorted(f"llama_cpp_runtime/modules/libggml-cpu-{v}.so" for v in declared_x86_variants())
+        assert libraries == sorted(
+            [
+                "llama_cpp_runtime/lib/libggml-base.so.0",
+                "llama_cpp_runtime/lib/libggml.so.0",
+                "llama_cpp_runtime/lib/libllama.so.0",
+                *expected_modules,
+            ]
+        )  # fmt: skip  (the SONAME file only: no libggml-base.so.0.1.0 beside it)
+        contents = [archive.read(n) for n in libraries]
+        assert len({hashlib.sha256(c).digest() for c in contents}) == len(contents)  # no library twice
+        assert "llama_cpp_runtime/__init__.py" in names and "llama_cpp_runtime/py.typed" in names
+        assert "llama_cpp_runtime/stage.json" in names and "llama_cpp_runtime/include/ggml.h" in names
+
+        dist_info = "llama_cpp_runtime-0.1.0.dist-info"
+        record = archive.read(f"{dist_info}/RECORD").decode().splitlines()
+        assert {line.split(",")[0] for line in record} == {n for n in names if not n.endswith("/")}
+        for line in record:
+            name, digest, _ = line.split(",")
+            if digest:
+                data = archive.read(name)
+                assert (
+                    digest == "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+                )
+        wheel_info = archive.read(f"{dist_info}/WHEEL").decode()
+        assert "Root-Is-Purelib: false" in wheel_info and re.search(r"Tag: py3-none-manylinux_2_\d+_x86_64", wheel_info)
+        metadata = archive.read(f"{dist_info}/METADATA").decode()
+        for extra in ("cuda12", "cuda13", "vulkan", "rocm"):
+            assert f'Requires-Dist: llama-cpp-runtime-{extra}==0.1.0; extra == "{extra}"' in metadata
+        assert packaged.commits[-1] in metadata and "GGML_CPU_ALL_VARIANTS=ON" in metadata
+        archive.extractall(tmp_path / "unpacked")
+
+    for library in (tmp_path / "unpacked").rglob("*.so*"):
+        dynamic = readelf_dynamic(library)
+        assert dynamic["RUNPATH"] == ["$ORIGIN/../lib" if library.parent.name == "modules" else "$ORIGIN"]
+        sections = subprocess.run(["readelf", "-S", str(library)], capture_output=True, text=True, check=True).stdout
+        assert ".symtab" not in sections and ".debug_info" not in sections, f"{library.name} is not stripped"
+
+
+@linux
+def test_the_core_wheel_works_from_a_fresh_environment(packaged: Project, tmp_path: Path) -> None:
+    python = venv(tmp_path)
+    pip(python, "install", "--no-index", str(wheels_of(packaged)["llama_cpp_runtime"]))
+    elsewhere = tmp_path / "somewhere-else"
+    elsewhere.mkdir()
+    info = runtime(python, "info", cwd=elsewhere)
+    assert info.returncode == 0, info.stderr
+    assert f"libraries: {tmp_path / 'venv'}" in info.stdout and "site-packages/llama_cpp_runtime" in info.stdout
+    check = runtime(python, "check", cwd=elsewhere)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "CPU (x64)" in check.stdout
+
+
+@linux
+@vulkan
+def test_a_plugin_wheel_appears_in_the_report_and_goes_away_when_uninstalled(packaged: Project, tmp_path: Path) -> None:
+    wheels = wheels_of(packaged)
+    plugin = wheels["llama_cpp_runtime_vulkan"]
+    with zipfile.ZipFile(plugin) as archive:
+        names = archive.namelist()
+        assert [n for n in names if ".so" in n] == ["llama_cpp_runtime_vulkan/modules/libggml-vulkan.so"]
+        metadata = archive.read("llama_cpp_runtime_vulkan-0.1.0.dist-info/METADATA").decode()
+        assert "Requires-Dist: llama-cpp-runtime==0.1.0" in metadata
+
+    python = venv(tmp_path)
+    pip(python, "install", "--no-index", "--find-links", str(packaged.root / "dist"), "llama-cpp-runtime[vulkan]")
+    no_driver = runtime(python, "info", cwd=tmp_path, env={"VK_ICD_FILENAMES": str(tmp_path / "no-driver.json")})
+    row = next(line for line in no_driver.stdout.splitlines() if line.startswith("ggml-vulkan"))
+    assert "loaded" in row and "llama-cpp-runtime-vulkan" in row and "0 device(s)" in row
+    assert "no Vulkan instance" in row or "hidden" in row  # ggml's own words: why there is no device
+
+    lavapipe = runtime(python, "check", "--device", "Vulkan0", cwd=tmp_path, env={"GGML_VK_VISIBLE_DEVICES": "0"})
+    assert lavapipe.returncode == 0 and "Vulkan0" in lavapipe.stdout, lavapipe.stdout + lavapipe.stderr
+
+    pip(python, "uninstall", "-y", "llama-cpp-runtime-vulkan")
+    gone = runtime(python, "info", cwd=tmp_path)
+    assert re.search(r"^ggml-vulkan\s+absent\b.*pip install 'llama-cpp-runtime\[vulkan\]'", gone.stdout, re.MULTILINE)
+
+
+def test_wheels_are_byte_identical_when_built_again_and_elsewhere(packaged: Project, tmp_path: Path) -> None:
+    first = {name: path.read_bytes() for name, path in wheels_of(packaged).items()}
+    # The same project again from scratch, without ccache, and a second checkout in another directory.
+    shutil.rmtree(packaged.root / "build" / "cpu")
+    shutil.rmtree(packaged.root / "dist")
+    no_cache = {**packaged.env, "CCACHE_DISABLE": "1"}
+    subprocess.run([sys.executable, "-m", "buildsys", "-q", "wheels", "--backend", "cpu"], cwd=packaged.root,
+                   env=no_cache, check=True, capture_output=True, timeout=600)  # fmt: skip
+    again = wheels_of(packaged)["llama_cpp_runtime"].read_bytes()
+    assert again == first["llama_cpp_runtime"]
+
+    other = fresh_project(tmp_path / "elsewhere-with-a-longer-name")
+    subprocess.run([sys.executable, "-m", "buildsys", "-q", "wheels", "--backend", "cpu"], cwd=other.root,
+                   env={**other.env, "CCACHE_DISABLE": "1"}, check=True, capture_output=True, timeout=600)  # fmt: skip
+    assert wheels_of(other)["llama_cpp_runtime"].read_bytes() == first["llama_cpp_runtime"]
