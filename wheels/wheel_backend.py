@@ -1,0 +1,50 @@
+"""A PEP 517 backend that builds one distribution of the matrix through `python -m buildsys wheels`.
+
+The distribution comes from LLAMA_CPP_RUNTIME_DISTRIBUTION (default llama-cpp-runtime); its presets are
+the ones whose `vendor.llama-cpp-runtime.wheel` names it and that apply to this platform. Repair
+(auditwheel, delocate, delvewheel) is left to the caller, as cibuildwheel expects.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+DISTRIBUTION_VARIABLE = "LLAMA_CPP_RUNTIME_DISTRIBUTION"
+PROJECT_VARIABLE = "LLAMA_CPP_RUNTIME_PROJECT"  # the project (vendoring.toml) to build; default this repository
+
+
+def _distribution() -> str:
+    return os.environ.get(DISTRIBUTION_VARIABLE, "llama-cpp-runtime")
+
+
+def _presets(distribution: str) -> list[str]:
+    sys.path.insert(0, str(REPOSITORY))
+    from buildsys.presets import host_system, load_matrix
+
+    chosen = [p.name for p in load_matrix().presets if p.wheel == distribution and p.applies_to(host_system())]
+    if not chosen:
+        raise SystemExit(f"{DISTRIBUTION_VARIABLE}={distribution}: no preset builds it on {host_system()}")
+    return chosen
+
+
+def get_requires_for_build_wheel(config_settings: dict[str, str] | None = None) -> list[str]:
+    return []
+
+
+def build_wheel(wheel_directory: str, config_settings: dict[str, str] | None = None,
+                metadata_directory: str | None = None) -> str:  # fmt: skip
+    distribution = _distribution()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPOSITORY), os.environ.get("PYTHONPATH")]))}
+    command = [sys.executable, "-m", "buildsys", "wheels", "--no-repair", "--backend", ",".join(_presets(distribution))]
+    project = Path(os.environ.get(PROJECT_VARIABLE, REPOSITORY))
+    subprocess.run(command, cwd=project, env=env, check=True)  # noqa: S603 - our own CLI, argument list
+    prefix = distribution.replace("-", "_") + "-"
+    built = [p for p in (project / "dist").glob(f"{prefix}*.whl") if p.name.split("-")[1][0].isdigit()]
+    newest = max(built, key=lambda p: p.stat().st_mtime)
+    shutil.copy2(newest, Path(wheel_directory) / newest.name)
+    return newest.name
