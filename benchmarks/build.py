@@ -19,7 +19,6 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +27,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from _common import fixture_project, run, write_readme  # noqa: E402
 
 from buildsys import ccache  # noqa: E402
 from buildsys.build import require_current_vendor  # noqa: E402
@@ -36,36 +38,12 @@ from buildsys.config import load_config  # noqa: E402
 from buildsys.presets import CMAKE_DIR  # noqa: E402
 
 PRESET = "cpu"
-README = Path(__file__).resolve().parent / "README.md"
-
-
-def run(args: list[str], cwd: Path, env: dict[str, str]) -> None:
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise SystemExit(f"benchmark step failed: {' '.join(args)}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
 
 
 def timed(action: Callable[[], None]) -> float:
     start = time.perf_counter()
     action()
     return time.perf_counter() - start
-
-
-def fixture_project(base: Path) -> Path:
-    """The miniature upstream as a one-commit git repository, pinned, applied and synced."""
-    upstream = base / "upstream"
-    shutil.copytree(REPO / "tests" / "fixtures" / "miniggml", upstream)
-    git_env = {**os.environ, "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@invalid",
-               "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@invalid"}  # fmt: skip
-    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "fixture"]):
-        run(["git", *args], upstream, git_env)
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=upstream, capture_output=True, text=True, check=True)
-    project = base / "project"
-    project.mkdir()
-    (project / "vendoring.toml").write_text(f'[upstream]\nurl = "{upstream}"\ncommit = "{commit.stdout.strip()}"\n')
-    for command in ("apply-patches", "sync"):
-        run([sys.executable, "-m", "buildsys", "-q", command], project, {**os.environ, "PYTHONPATH": str(REPO)})
-    return project
 
 
 class Sides:
@@ -139,18 +117,6 @@ def table(title: str, rows: list[tuple[str, float, float]], repeat: int) -> str:
     ]
     lines += [f"| {name} | {raw:.2f} | {driver:.2f} | {driver / raw:.2f} |" for name, raw, driver in rows]
     return "\n".join(lines) + "\n"
-
-
-def write_readme(title: str, section: str) -> None:
-    text = README.read_text() if README.exists() else "# Benchmarks\n\nWritten by `nox -s bench`.\n"
-    marker = f"### {title}"
-    if marker in text:
-        before, rest = text.split(marker, 1)
-        after = rest.split("\n### ", 1)
-        text = before + section + (("\n### " + after[1]) if len(after) > 1 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    README.write_text(text)
 
 
 def main() -> None:
