@@ -17,9 +17,10 @@ from pathlib import Path
 from . import cmake_tool, ui
 from .apply_patches import run_apply_patches
 from .build import BuildReport, BuildRequest, PresetResult, raise_if_failed, require_current_vendor, run_build
-from .buildsummary import render, write_json
+from .buildsummary import render, size_text, write_json
 from .config import Config
 from .errors import BuildFailed, OutOfDate, UsageError
+from .presets import load_matrix
 from .sync import run_sync
 from .wheelfile import WheelFile, WheelSpec, write_wheel
 
@@ -199,8 +200,6 @@ def _write(dist: Path, distribution: str, results: list[PresetResult], built: li
 
 
 def _all_plugin_names() -> set[str]:
-    from .presets import load_matrix
-
     return {p.wheel for p in load_matrix().presets if p.wheel != CORE_DISTRIBUTION}
 
 
@@ -216,8 +215,6 @@ def module_dir() -> str:
 
 
 def render_wheels(wheels: list[BuiltWheel], root: Path) -> list[str]:
-    from .buildsummary import size_text
-
     rows = [("wheel", "presets", "files", "size")]
     rows += [
         (w.path.relative_to(root).as_posix(), ",".join(w.presets), str(w.files), size_text(w.size)) for w in wheels
