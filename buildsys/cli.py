@@ -34,7 +34,12 @@ COMMANDS = {
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m buildsys", description="Vendor llama.cpp with a patch queue.")
     parser.add_argument("--version", action="version", version=f"buildsys {__version__}")
-    parser.add_argument("--config", type=Path, default=None, help=f"path to {CONFIG_NAME} (default: ./{CONFIG_NAME})")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help=f"path to {CONFIG_NAME} (default: $BUILDSYS_CONFIG, else ./{CONFIG_NAME})",
+    )
     parser.add_argument("--upstream", metavar="URL", help=f"upstream URL or path (overrides {UPSTREAM_URL_VARIABLE})")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only warnings and errors")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -133,13 +138,21 @@ def report(error: BuildsysError) -> None:
         print(f"  hint: {line}", file=sys.stderr)
 
 
+CONFIG_VARIABLE = "BUILDSYS_CONFIG"
+
+
+def _config_path(given: Path | None) -> Path:
+    """--config, else $BUILDSYS_CONFIG (lets `nox -s <session>` work on another project), else ./vendoring.toml."""
+    if given:
+        return given
+    return Path(os.environ[CONFIG_VARIABLE]) if os.environ.get(CONFIG_VARIABLE) else Path.cwd() / CONFIG_NAME
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
     ui.configure(quiet=arguments.quiet)
     try:
-        config = load_config(
-            arguments.config or Path.cwd() / CONFIG_NAME, env=os.environ, upstream_override=arguments.upstream
-        )
+        config = load_config(_config_path(arguments.config), env=os.environ, upstream_override=arguments.upstream)
         run(arguments, config)
     except BuildsysError as error:
         report(error)

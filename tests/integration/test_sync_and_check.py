@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from support import Project, expected_subset, snapshot
@@ -176,3 +177,15 @@ def test_interrupted_sync_is_detected_and_repaired(project: Project) -> None:
     assert not marker.exists()
     assert len(list((project.vendor / "ggml/src/generated").glob("*.c"))) == tracking_files
     project.run("check")
+
+
+def test_buildsys_config_points_the_commands_at_another_project(patched_project: Project, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {**patched_project.env, "BUILDSYS_CONFIG": str(patched_project.root / "vendoring.toml")}
+    result = subprocess.run(
+        [sys.executable, "-m", "buildsys", "check"], cwd=elsewhere, env=env, capture_output=True, text=True,
+        timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0 and "no drift" in result.stderr, result.stderr
+    assert list(elsewhere.iterdir()) == []  # nothing written where the command ran
