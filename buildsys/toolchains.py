@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from . import cmake_tool
 
 PROBE_TIMEOUT = 30.0
 
@@ -62,14 +63,10 @@ def _path_separator(system: str) -> str:
 
 
 def probe(argv: Sequence[str], env: Mapping[str, str]) -> str:
-    """The first non-empty output of a version query, or '' when the tool cannot even say that."""
-    try:
-        result = subprocess.run(  # noqa: S603 - version probes of found tools; argv is a list
-            list(argv), capture_output=True, text=True, timeout=PROBE_TIMEOUT, env=dict(env), check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return ""
-    return result.stdout.strip() or result.stderr.strip()
+    """The output of a version query, or '' when the tool cannot even say that (through the one
+    process runner, cmake_tool.run: captured, timed out, never raising)."""
+    outcome = cmake_tool.run(argv, env=env, timeout=PROBE_TIMEOUT)
+    return ("\n".join(outcome.stdout) or "\n".join(outcome.stderr)).strip()
 
 
 def detect(requirements: Sequence[str], host: Host) -> list[Detection]:
@@ -119,12 +116,17 @@ def _nvcc(requirement: str, host: Host, earlier: list[Detection]) -> Detection:
     return Found(requirement, f"{nvcc} (CUDA {version})", {"CMAKE_CUDA_COMPILER": str(nvcc)})
 
 
-def _cublas(requirement: str, host: Host, earlier: list[Detection]) -> Detection:
+def _nvcc_toolkit(earlier: list[Detection]) -> Path | None:
+    """The CUDA toolkit of the nvcc an earlier requirement of the same preset found."""
     nvcc = next((d for d in earlier if isinstance(d, Found) and d.requirement.startswith("nvcc-")), None)
+    return Path(nvcc.cmake_variables["CMAKE_CUDA_COMPILER"]).resolve().parent.parent if nvcc else None
+
+
+def _cublas(requirement: str, host: Host, earlier: list[Detection]) -> Detection:
+    toolkit = _nvcc_toolkit(earlier)
     major = next((d.requirement.split("-")[1] for d in earlier if d.requirement.startswith("nvcc-")), "13")
     wheel = "nvidia-cublas" if major != "12" else "nvidia-cublas-cu12"
-    if nvcc:
-        toolkit = Path(nvcc.cmake_variables["CMAKE_CUDA_COMPILER"]).resolve().parent.parent
+    if toolkit:
         for include in (toolkit / "include", *toolkit.glob("targets/*/include")):
             if (include / "cublas_v2.h").is_file():
                 return Found(requirement, f"cuBLAS headers in {include} (CUDA toolkit)")
@@ -157,14 +159,13 @@ def _cuda_driver(requirement: str, host: Host, earlier: list[Detection]) -> Dete
         return Found(requirement, "not linked: GGML_CUDA_NO_VMM=ON")
     if host.system == "Windows":
         return Found(requirement, "cuda.lib comes with the toolkit")
-    nvcc = next((d for d in earlier if isinstance(d, Found) and d.requirement.startswith("nvcc-")), None)
     candidates = [
         Path("/usr/lib/x86_64-linux-gnu/libcuda.so"),
         Path("/usr/lib64/libcuda.so"),
         Path("/usr/lib/libcuda.so"),
     ]
-    if nvcc:
-        toolkit = Path(nvcc.cmake_variables["CMAKE_CUDA_COMPILER"]).resolve().parent.parent
+    toolkit = _nvcc_toolkit(earlier)
+    if toolkit:
         candidates = [toolkit / "lib64/stubs/libcuda.so", *toolkit.glob("targets/*/lib/stubs/libcuda.so"), *candidates]
     for candidate in candidates:
         if candidate.exists():
