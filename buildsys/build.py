@@ -62,6 +62,7 @@ class PresetResult:
 class BuildReport:
     results: tuple[PresetResult, ...]
     requested: tuple[str, ...]
+    provenance: Mapping[str, str]  # the synced tree's upstream commit and patch-series hash
 
     @property
     def failed(self) -> list[PresetResult]:
@@ -103,7 +104,7 @@ def run_build(config: Config, request: BuildRequest, *, env: Mapping[str, str] |
             results.append(PresetResult(preset=preset, status="failed", reason=refusal))
             continue
         results.append(_plan(preset, host, request))
-    report = BuildReport(tuple(results), request.presets)
+    report = BuildReport(tuple(results), request.presets, provenance)
     if request.dry_run:
         return report
     cache_env = ccache.environment(tools.ccache, config.root, provenance, environment)

@@ -8,6 +8,7 @@ from typing import Any
 
 from .build import BuildReport, PresetResult
 from .stage import module_name
+from .ui import duration
 
 # Shown for every preset: the options that tell presets apart. The rest are in stage.json.
 _INTERESTING_PREFIXES = ("GGML_", "CMAKE_CUDA", "AMDGPU_", "GPU_", "CUDA_cublas", "LLAMA_CPP_RUNTIME_CORE")
@@ -24,8 +25,7 @@ def size_text(size: int) -> str:
 def _time_text(result: PresetResult) -> str:
     if result.status in {"skipped", "planned"} or not result.seconds:
         return "-"
-    seconds = result.seconds
-    return f"{seconds:.1f}s" if seconds < 60 else f"{int(seconds // 60)}m{seconds % 60:02.0f}s"
+    return duration(result.seconds)
 
 
 def _output_text(result: PresetResult) -> str:

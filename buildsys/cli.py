@@ -10,7 +10,7 @@ from pathlib import Path
 
 from . import __version__, ui
 from .apply_patches import run_apply_patches
-from .build import BuildRequest, raise_if_failed, run_build
+from .build import BuildReport, BuildRequest, raise_if_failed, run_build
 from .buildsummary import render, write_json
 from .check import run_check
 from .config import CONFIG_NAME, UPSTREAM_URL_VARIABLE, Config, load_config
@@ -18,7 +18,7 @@ from .create_patches import run_create_patches
 from .errors import BuildsysError, ConfigError, UsageError
 from .status import status_lines
 from .sync import run_sync
-from .wheels import WheelsRequest, render_wheels, run_wheels
+from .wheels import WheelsRequest, package, prepare_stages, render_wheels
 
 COMMANDS = {
     "apply-patches": "fetch the pinned upstream commit into the tracking repository and apply patches/",
@@ -93,17 +93,22 @@ def _build_request(arguments: argparse.Namespace) -> BuildRequest:
 def _run_wheels_command(arguments: argparse.Namespace, config: Config) -> None:
     if arguments.dry_run or arguments.configure_only:
         raise UsageError("wheels needs built stages: --dry-run and --configure-only belong to `build`")
-    _, wheels = run_wheels(
-        config,
-        WheelsRequest(build=_build_request(arguments), version=arguments.wheel_version, repair=not arguments.no_repair),
+    request = WheelsRequest(
+        build=_build_request(arguments), version=arguments.wheel_version, repair=not arguments.no_repair
     )
-    print("\n".join(render_wheels(wheels, config.root)), flush=True)
+    report = prepare_stages(config, request)
+    _show_build(report, config, record=True)
+    print("\n".join(render_wheels(package(config, report, request), config.root)), flush=True)
 
 
 def _run_build_command(arguments: argparse.Namespace, config: Config) -> None:
-    report = run_build(config, _build_request(arguments))
+    _show_build(run_build(config, _build_request(arguments)), config, record=not arguments.dry_run)
+
+
+def _show_build(report: BuildReport, config: Config, *, record: bool) -> None:
+    """The matrix table on stdout, the same as JSON for CI, and the exit status it implies."""
     print("\n".join(render(report)), flush=True)
-    if not arguments.dry_run:
+    if record:
         write_json(report, config.root / "build" / "build-report.json")
     raise_if_failed(report)
 

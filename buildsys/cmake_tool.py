@@ -30,7 +30,6 @@ _NINJA_PROGRESS = re.compile(r"^\[(\d+)/(\d+)\]")
 @dataclass(frozen=True)
 class Tools:
     cmake: Path
-    cmake_version: str
     ninja: Path
     ccache: Path | None
 
@@ -61,7 +60,7 @@ def find_tools(env: Mapping[str, str]) -> Tools:
             f"{cmake} is CMake {version}; the presets need {'.'.join(map(str, MINIMUM_CMAKE))} or newer",
             hint="pip install -U cmake",
         )
-    return Tools(cmake=cmake, cmake_version=version, ninja=ninja, ccache=_which("ccache", env))
+    return Tools(cmake=cmake, ninja=ninja, ccache=_which("ccache", env))
 
 
 def _from_pypi(package: str, executable: str) -> Path | None:

@@ -40,7 +40,6 @@ KNOWN_REQUIREMENTS = frozenset(
 @dataclass(frozen=True, kw_only=True)
 class Preset:
     name: str
-    display_name: str
     backend: str
     wheel: str
     requires: tuple[str, ...]
@@ -102,7 +101,6 @@ def load_matrix(path: Path = PRESETS_FILE) -> Matrix:
         presets.append(
             Preset(
                 name=name,
-                display_name=entry.get("displayName", name),
                 backend=vendor.get("backend", name),
                 wheel=vendor.get("wheel", ""),
                 requires=tuple(vendor.get("requires", [])),

@@ -67,11 +67,3 @@ def write_stage_record(stage: Path, *, preset: str, backend: str, provenance: Ma
         ],
     }
     (stage / STAGE_RECORD).write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
-
-
-def read_stage_record(stage: Path) -> dict[str, Any] | None:
-    try:
-        document: dict[str, Any] = json.loads((stage / STAGE_RECORD).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return document

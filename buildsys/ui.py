@@ -47,9 +47,12 @@ def warn(message: str) -> None:
     print(f"warning: {message}", file=_settings.stream, flush=True)
 
 
-def _elapsed(start: float) -> str:
-    seconds = time.monotonic() - start
+def duration(seconds: float) -> str:
     return f"{seconds:.1f}s" if seconds < 60 else f"{int(seconds // 60)}m{seconds % 60:04.1f}s"
+
+
+def _elapsed(start: float) -> str:
+    return duration(time.monotonic() - start)
 
 
 class _Ticker:

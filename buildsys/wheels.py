@@ -6,18 +6,18 @@ presets (their vendor block), not declared again here.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
 import sysconfig
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import cmake_tool, ui
 from .apply_patches import run_apply_patches
-from .build import BuildReport, BuildRequest, PresetResult, raise_if_failed, require_current_vendor, run_build
-from .buildsummary import render, size_text, write_json
+from .build import BuildReport, BuildRequest, PresetResult, run_build
+from .buildsummary import size_text
 from .config import Config
 from .errors import BuildFailed, OutOfDate, UsageError
 from .presets import load_matrix
@@ -64,26 +64,32 @@ def platform_tag() -> str:
     return "py3-none-" + sysconfig.get_platform().replace("-", "_").replace(".", "_")
 
 
-def run_wheels(config: Config, request: WheelsRequest) -> tuple[BuildReport, list[BuiltWheel]]:
-    _bring_vendor_up_to_date(config)
-    report = run_build(config, request.build)
-    print("\n".join(render(report)), flush=True)
-    write_json(report, config.root / "build" / "build-report.json")
-    raise_if_failed(report)
+def prepare_stages(config: Config, request: WheelsRequest) -> BuildReport:
+    """Whatever earlier stage is missing or stale (apply-patches, sync), then the build."""
+    try:
+        return run_build(config, request.build)  # refuses a stale vendor/ before building anything
+    except OutOfDate as stale:
+        ui.info(f"{stale.message}: running apply-patches and sync first")
+    run_apply_patches(config)
+    run_sync(config)
+    return run_build(config, request.build)
+
+
+def package(config: Config, report: BuildReport, request: WheelsRequest) -> list[BuiltWheel]:
+    """Wheels in dist/ from the presets the report says were built."""
     built = [r for r in report.results if r.status == "built"]
     if not any(r.preset.wheel == CORE_DISTRIBUTION for r in built) and not request.build.presets:
         raise UsageError("nothing to package: the cpu preset was not built")
     epoch = request.epoch if request.epoch is not None else int(os.environ.get("SOURCE_DATE_EPOCH", DEFAULT_EPOCH))
-    dist = config.root / "dist"
     wheels = []
     for distribution in dict.fromkeys(r.preset.wheel for r in built):
         results = [r for r in built if r.preset.wheel == distribution]
         with ui.step(f"wheel {distribution}"):
-            wheel = _write(dist, distribution, results, built, request.version, epoch, config)
+            wheel = _write(config, distribution, results, report.provenance, request.version, epoch)
         if request.repair and sys.platform.startswith("linux"):
             wheel = repair_linux_wheel(wheel, epoch, config)
         wheels.append(wheel)
-    return report, wheels
+    return wheels
 
 
 def repair_linux_wheel(wheel: BuiltWheel, epoch: int, config: Config) -> BuiltWheel:
@@ -109,15 +115,6 @@ def repair_linux_wheel(wheel: BuiltWheel, epoch: int, config: Config) -> BuiltWh
     if repaired != wheel.path:
         wheel.path.unlink()
     return BuiltWheel(repaired, wheel.distribution, wheel.presets, wheel.files, repaired.stat().st_size)
-
-
-def _bring_vendor_up_to_date(config: Config) -> None:
-    try:
-        require_current_vendor(config)
-    except OutOfDate as stale:
-        ui.info(f"{stale.message}: running apply-patches and sync first")
-        run_apply_patches(config)
-        run_sync(config)
 
 
 def _stage_files(result: PresetResult, config: Config, package: str) -> dict[str, WheelFile]:
@@ -155,12 +152,10 @@ def _plugin_package(distribution: str) -> str:
     return distribution.replace("-", "_")
 
 
-def _description(results: list[PresetResult], config: Config) -> str:
-    stage = json.loads((config.root / "build" / "stage" / results[0].preset.name / "stage.json").read_text())
-    upstream = stage["upstream"]
+def _description(results: list[PresetResult], provenance: Mapping[str, str]) -> str:
     lines = [
-        f"Built from upstream commit `{upstream['commit']}` with patch series sha256 "
-        f"`{upstream['patch_series_sha256']}`.",
+        f"Built from upstream commit `{provenance['commit']}` with patch series sha256 "
+        f"`{provenance['patch_series_sha256']}`.",
         "",
     ]
     for result in results:
@@ -169,9 +164,9 @@ def _description(results: list[PresetResult], config: Config) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write(dist: Path, distribution: str, results: list[PresetResult], built: list[PresetResult], version: str,
-           epoch: int, config: Config) -> BuiltWheel:  # fmt: skip
-    plugins = sorted({r.preset.wheel for r in built if r.preset.wheel != CORE_DISTRIBUTION} | _all_plugin_names())
+def _write(config: Config, distribution: str, results: list[PresetResult], provenance: Mapping[str, str],
+           version: str, epoch: int) -> BuiltWheel:  # fmt: skip
+    plugins = sorted({p.wheel for p in load_matrix().presets if p.wheel != CORE_DISTRIBUTION})
     if distribution == CORE_DISTRIBUTION:
         files = _binding_files()
         for result in results:
@@ -180,7 +175,7 @@ def _write(dist: Path, distribution: str, results: list[PresetResult], built: li
         spec = WheelSpec(
             distribution=distribution, version=version, tag=platform_tag(), extras=extras,
             summary="ggml and llama.cpp shared libraries with every CPU variant, chosen at run time",
-            description=_description(results, config),
+            description=_description(results, provenance),
         )  # fmt: skip
     else:
         package = _plugin_package(distribution)
@@ -191,16 +186,12 @@ def _write(dist: Path, distribution: str, results: list[PresetResult], built: li
         spec = WheelSpec(
             distribution=distribution, version=version, tag=platform_tag(),
             summary=f"The ggml {preset.backend} backend for llama-cpp-runtime",
-            description=_description(results, config),
+            description=_description(results, provenance),
             requires=[f"{CORE_DISTRIBUTION}=={version}", *NVIDIA_RUNTIME.get(preset.name, [])],
             entry_points={ENTRY_POINT_GROUP: {preset.backend: f"{package}:module_dir"}},
         )  # fmt: skip
-    path = write_wheel(dist, spec, files, epoch=epoch)
+    path = write_wheel(config.root / "dist", spec, files, epoch=epoch)
     return BuiltWheel(path, distribution, tuple(r.preset.name for r in results), len(files), path.stat().st_size)
-
-
-def _all_plugin_names() -> set[str]:
-    return {p.wheel for p in load_matrix().presets if p.wheel != CORE_DISTRIBUTION}
 
 
 _PLUGIN_INIT = '''"""A llama-cpp-runtime backend plugin: its module is found through the llama_cpp_runtime.backends

@@ -14,16 +14,10 @@ import json
 import sys
 from pathlib import Path
 
-VP = ctypes.c_void_p
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bindings" / "python"))
+from llama_cpp_runtime import _api
+
 SHAPE = {"k": 37, "m": 5, "n": 3}  # odd sizes: every vector path also runs its scalar tail
-
-
-class InitParams(ctypes.Structure):
-    _fields_ = [("mem_size", ctypes.c_size_t), ("mem_buffer", VP), ("no_alloc", ctypes.c_bool)]
-
-
-class Feature(ctypes.Structure):
-    _fields_ = [("name", ctypes.c_char_p), ("value", ctypes.c_char_p)]
 
 
 def scores(stage: Path) -> dict[str, int]:
@@ -32,32 +26,6 @@ def scores(stage: Path) -> dict[str, int]:
         library = ctypes.CDLL(str(module), mode=ctypes.RTLD_LOCAL)
         found[module.name.split(".")[0].removeprefix("lib")] = int(library.ggml_backend_score())
     return found
-
-
-def _declare(lib: ctypes.CDLL) -> None:
-    signatures = {
-        "ggml_backend_load": (VP, [ctypes.c_char_p]),
-        "ggml_backend_reg_name": (ctypes.c_char_p, [VP]),
-        "ggml_backend_reg_dev_get": (VP, [VP, ctypes.c_size_t]),
-        "ggml_backend_reg_get_proc_address": (VP, [VP, ctypes.c_char_p]),
-        "ggml_backend_dev_init": (VP, [VP, ctypes.c_char_p]),
-        "ggml_init": (VP, [InitParams]),
-        "ggml_tensor_overhead": (ctypes.c_size_t, []),
-        "ggml_graph_overhead": (ctypes.c_size_t, []),
-        "ggml_new_tensor_2d": (VP, [VP, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]),
-        "ggml_mul_mat": (VP, [VP, VP, VP]),
-        "ggml_norm": (VP, [VP, VP, ctypes.c_float]),
-        "ggml_new_graph": (VP, [VP]),
-        "ggml_build_forward_expand": (None, [VP, VP]),
-        "ggml_backend_alloc_ctx_tensors": (VP, [VP, VP]),
-        "ggml_backend_tensor_set": (None, [VP, VP, ctypes.c_size_t, ctypes.c_size_t]),
-        "ggml_backend_tensor_get": (None, [VP, VP, ctypes.c_size_t, ctypes.c_size_t]),
-        "ggml_backend_graph_compute": (ctypes.c_int, [VP, VP]),
-    }
-    for name, (restype, argtypes) in signatures.items():
-        function = getattr(lib, name)
-        function.restype = restype
-        function.argtypes = argtypes
 
 
 def inputs() -> tuple[list[float], list[float]]:
@@ -69,21 +37,21 @@ def inputs() -> tuple[list[float], list[float]]:
 
 def compute(stage: Path, module: str) -> dict[str, object]:
     ggml = ctypes.CDLL(str(next((stage / "lib").glob("libggml.so.*"))), mode=ctypes.RTLD_GLOBAL)
-    _declare(ggml)
+    _api.declare(ggml)
     reg = ggml.ggml_backend_load(str(stage / "modules" / f"lib{module}.so").encode())
     if not reg:
         return {"error": "ggml_backend_load returned NULL"}
     features = {}
     get_features = ggml.ggml_backend_reg_get_proc_address(reg, b"ggml_backend_get_features")
     if get_features:
-        listing = ctypes.CFUNCTYPE(ctypes.POINTER(Feature), VP)(get_features)(reg)
+        listing = _api.GET_FEATURES(get_features)(reg)
         index = 0
         while listing[index].name:
             features[listing[index].name.decode()] = (listing[index].value or b"").decode()
             index += 1
     backend = ggml.ggml_backend_dev_init(ggml.ggml_backend_reg_dev_get(reg, 0), None)
     k, m, n = SHAPE["k"], SHAPE["m"], SHAPE["n"]
-    ctx = ggml.ggml_init(InitParams(ggml.ggml_tensor_overhead() * 8 + ggml.ggml_graph_overhead(), None, True))
+    ctx = ggml.ggml_init(_api.InitParams(ggml.ggml_tensor_overhead() * 8 + ggml.ggml_graph_overhead(), None, True))
     a = ggml.ggml_new_tensor_2d(ctx, 0, k, m)
     b = ggml.ggml_new_tensor_2d(ctx, 0, k, n)
     product = ggml.ggml_mul_mat(ctx, a, b)

@@ -7,6 +7,7 @@ Every module found ends up in the report as loaded, skipped (with the loader's o
 
 from __future__ import annotations
 
+import _ctypes
 import contextlib
 import ctypes
 import logging
@@ -171,8 +172,6 @@ def _score(module: ModuleFile) -> tuple[int | None, str]:
 
 def _close(library: ctypes.CDLL) -> None:
     """Unmap a module that was only scored or probed, as ggml's loader does."""
-    import _ctypes
-
     close = getattr(_ctypes, "FreeLibrary" if IS_WINDOWS else "dlclose", None)
     if close is not None:
         with contextlib.suppress(OSError):
@@ -216,7 +215,8 @@ def _load_cpu_variant(ggml: ctypes.CDLL, bridge: LogBridge, modules: list[Module
                 registration = ggml.ggml_backend_load(str(module.path).encode())
             if registration:
                 chosen = module
-                why = f"forced by {FORCE_VARIANT_VARIABLE}" if selection.forced == module.name[9:] else "best score"
+                was_forced = selection.forced == module.name.removeprefix("ggml-cpu-")
+                why = f"forced by {FORCE_VARIANT_VARIABLE}" if was_forced else "best score"
                 outcome[module.name] = ("loaded", why)
                 continue
             outcome[module.name] = ("skipped", "; ".join(lines) or "ggml_backend_load returned NULL")
