@@ -9,6 +9,11 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from buildsys.cmake_tool import Tools  # noqa: E402
+from buildsys.presets import CMAKE_DIR  # noqa: E402
+
 README = Path(__file__).resolve().parent / "README.md"
 
 
@@ -45,3 +50,13 @@ def write_readme(title: str, section: str) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + section
     README.write_text(text)
+
+
+def raw_cmake_build(tools: Tools, source: Path, tree: Path, stage: Path, env: dict[str, str], *extra: str) -> None:
+    """What the driver runs for preset `cpu`, by hand: configure, build, install the stage component."""
+    cmake = str(tools.cmake)
+    run([cmake, "--preset", "cpu", "-S", str(CMAKE_DIR), "-B", str(tree), *extra,
+         f"-DLLAMA_CPP_RUNTIME_SOURCE_DIR={source}", f"-DCMAKE_MAKE_PROGRAM={tools.ninja}"], CMAKE_DIR, env)  # fmt: skip
+    run([cmake, "--build", str(tree), "--parallel", str(os.cpu_count() or 1)], CMAKE_DIR, env)
+    install = [cmake, "--install", str(tree), "--component", "stage", "--prefix", str(stage), "--strip"]
+    run(install, CMAKE_DIR, env)

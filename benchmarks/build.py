@@ -29,13 +29,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from _common import fixture_project, run, write_readme  # noqa: E402
+from _common import fixture_project, raw_cmake_build, run, write_readme  # noqa: E402
 
 from buildsys import ccache  # noqa: E402
 from buildsys.build import require_current_vendor  # noqa: E402
 from buildsys.cmake_tool import find_tools  # noqa: E402
 from buildsys.config import load_config  # noqa: E402
-from buildsys.presets import CMAKE_DIR  # noqa: E402
 
 PRESET = "cpu"
 
@@ -66,13 +65,7 @@ class Sides:
         run([sys.executable, "-m", "buildsys", "-q", "build", "--backend", PRESET], self.project, self.env)
 
     def raw(self) -> None:
-        cmake = str(self.tools.cmake)
-        run([cmake, "--preset", PRESET, "-S", str(CMAKE_DIR), "-B", str(self.raw_tree),
-             f"-DLLAMA_CPP_RUNTIME_SOURCE_DIR={self.source}", f"-DCMAKE_MAKE_PROGRAM={self.tools.ninja}"],
-            CMAKE_DIR, self.env)  # fmt: skip
-        run([cmake, "--build", str(self.raw_tree), "--parallel", str(os.cpu_count() or 1)], CMAKE_DIR, self.env)
-        run([cmake, "--install", str(self.raw_tree), "--component", "stage", "--prefix", str(self.raw_stage),
-             "--strip"], CMAKE_DIR, self.env)  # fmt: skip
+        raw_cmake_build(self.tools, self.source, self.raw_tree, self.raw_stage, self.env)
 
     def wipe(self) -> None:
         shutil.rmtree(self.driver_tree, ignore_errors=True)

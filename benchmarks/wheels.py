@@ -31,11 +31,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from _common import fixture_project, run, write_readme  # noqa: E402
+from _common import fixture_project, raw_cmake_build, run, write_readme  # noqa: E402
 
 from buildsys.cmake_tool import find_tools  # noqa: E402
 from buildsys.config import load_config  # noqa: E402
-from buildsys.presets import CMAKE_DIR  # noqa: E402
 
 NATIVE = ["-DGGML_NATIVE=ON", "-DGGML_CPU_ALL_VARIANTS=OFF", "-DGGML_BACKEND_DL=OFF"]
 
@@ -81,15 +80,8 @@ def gflops(python: Path, env: dict[str, str], cwd: Path, size: int, row: str) ->
 def native_stage(project: Path, scratch: Path) -> Path:
     """The same upstream with GGML_NATIVE=ON: one CPU backend for this machine, linked into libggml."""
     config = load_config(project / "vendoring.toml", env=os.environ)
-    tools = find_tools(os.environ)
     tree, stage = project / "build" / "bench-native", scratch / "native-stage"
-    env = dict(os.environ)
-    run([str(tools.cmake), "--preset", "cpu", "-S", str(CMAKE_DIR), "-B", str(tree), *NATIVE,
-         f"-DLLAMA_CPP_RUNTIME_SOURCE_DIR={config.sync.destination}", f"-DCMAKE_MAKE_PROGRAM={tools.ninja}"],
-        CMAKE_DIR, env)  # fmt: skip
-    run([str(tools.cmake), "--build", str(tree), "--parallel", str(os.cpu_count() or 1)], CMAKE_DIR, env)
-    run([str(tools.cmake), "--install", str(tree), "--component", "stage", "--prefix", str(stage), "--strip"],
-        CMAKE_DIR, env)  # fmt: skip
+    raw_cmake_build(find_tools(os.environ), config.sync.destination, tree, stage, dict(os.environ), *NATIVE)
     return stage
 
 
