@@ -55,8 +55,8 @@ def write_readme(title: str, section: str) -> None:
 def raw_cmake_build(tools: Tools, source: Path, tree: Path, stage: Path, env: dict[str, str], *extra: str) -> None:
     """What the driver runs for preset `cpu`, by hand: configure, build, install the stage component."""
     cmake = str(tools.cmake)
-    run([cmake, "--preset", "cpu", "-S", str(CMAKE_DIR), "-B", str(tree), *extra,
-         f"-DLLAMA_CPP_RUNTIME_SOURCE_DIR={source}", f"-DCMAKE_MAKE_PROGRAM={tools.ninja}"], CMAKE_DIR, env)  # fmt: skip
+    located = [f"-DLLAMA_CPP_RUNTIME_SOURCE_DIR={source}", f"-DCMAKE_MAKE_PROGRAM={tools.ninja}"]
+    run([cmake, "--preset", "cpu", "-S", str(CMAKE_DIR), "-B", str(tree), *extra, *located], CMAKE_DIR, env)
     run([cmake, "--build", str(tree), "--parallel", str(os.cpu_count() or 1)], CMAKE_DIR, env)
     install = [cmake, "--install", str(tree), "--component", "stage", "--prefix", str(stage), "--strip"]
     run(install, CMAKE_DIR, env)
