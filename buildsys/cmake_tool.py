@@ -1,5 +1,6 @@
-"""The one way this toolkit runs CMake (and through it Ninja): argument lists, a timeout, every line of
-output kept in a log file, stdout and stderr read apart, and progress reported as Ninja prints it.
+"""The one way this toolkit runs CMake (and through it Ninja), and the build's other tools (version
+probes, ccache, auditwheel): argument lists, a timeout, every line of output kept (in a log file when
+given), stdout and stderr read apart, and progress reported as Ninja prints it.
 
 CMake and Ninja come from PyPI (the `cmake` and `ninja` packages the project depends on) so that every
 machine builds with the same versions; a system CMake is used only when the package is missing.
