@@ -47,6 +47,14 @@ def status(session: nox.Session) -> None:
     _buildsys(session, "status")
 
 
+@nox.session(venv_backend="none")
+def bump(session: nox.Session) -> None:
+    """Move the pin: `nox -s bump -- <commit|tag|branch>`, then `-- --continue` or `-- --abort` after a conflict."""
+    if not session.posargs:
+        session.error("name the upstream commit, tag or branch: nox -s bump -- <target> (or -- --continue / --abort)")
+    _buildsys(session, "bump")
+
+
 @nox.session(python=PYTHON)
 def build(session: nox.Session) -> None:
     """Configure, build and stage every backend this machine can build. Extra arguments go to `build`

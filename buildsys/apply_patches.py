@@ -7,7 +7,7 @@ from .config import Config
 from .errors import PatchConflict
 from .patchqueue import read_series, touched_paths
 from .tracking import TrackingRepo, TrackingState, apply_with_am
-from .workstate import ensure_no_unsaved_work
+from .workstate import EXPORT_AND_SYNC, conflict_guidance, ensure_no_unsaved_work
 
 
 def run_apply_patches(config: Config) -> None:
@@ -34,11 +34,6 @@ def run_apply_patches(config: Config) -> None:
             raise PatchConflict(
                 f"patch {failing.name} ({len(created) + 1} of {len(series)}) does not apply on {pinned[:12]}",
                 details="files in conflict:\n" + "\n".join(f"  {where}/{path}" for path in conflicted),
-                hint=(
-                    f"to continue: fix those files, `git -C {where} add <files>`, `git -C {where} am --continue`,"
-                    f" then `nox -s create-patches sync`\n"
-                    f"to drop this patch: `git -C {where} am --skip`, then `nox -s create-patches sync`\n"
-                    f"to abort: `git -C {where} am --abort` (patches/ is unchanged)"
-                ),
+                hint=conflict_guidance(where, then=EXPORT_AND_SYNC, abort=" (patches/ is unchanged)"),
             )
     ui.info(f"  {where} is {pinned[:12]} + {len(series)} patch(es) on branch `patched`")

@@ -12,6 +12,7 @@ from . import __version__, ui
 from .apply_patches import run_apply_patches
 from .build import BuildReport, BuildRequest, raise_if_failed, run_build
 from .buildsummary import render, write_json
+from .bump import abort_bump, continue_bump, run_bump
 from .check import run_check
 from .config import CONFIG_NAME, UPSTREAM_URL_VARIABLE, Config, load_config
 from .create_patches import run_create_patches
@@ -28,6 +29,7 @@ COMMANDS = {
     "status": "show where the tracking repository and the destination stand",
     "build": "configure, build and stage the CMake presets (backends) this platform can build",
     "wheels": "the staged matrix as wheels in dist/ (runs apply-patches, sync and build when needed)",
+    "bump": "move the pin to another upstream commit, tag or branch, carrying patches/ across",
 }
 
 
@@ -47,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
         if name == "sync":
             sub.add_argument("--force", action="store_true", help="discard hand edits in the destination")
+        if name == "bump":
+            _add_bump_arguments(sub)
         if name in {"build", "wheels"}:
             _add_build_arguments(sub)
         if name == "wheels":
@@ -56,6 +60,31 @@ def build_parser() -> argparse.ArgumentParser:
                 help="the version of every wheel (default: $LLAMA_CPP_RUNTIME_VERSION or 0.1.0)",
             )  # fmt: skip
     return parser
+
+
+def _add_bump_arguments(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("target", nargs="?", help="upstream commit (full or abbreviated), tag or branch")
+    sub.add_argument(
+        "--continue",
+        dest="resume",
+        action="store_true",
+        help="go on after a conflict was resolved (`git am --continue`) or skipped (`git am --skip`)",
+    )
+    sub.add_argument("--abort", action="store_true", help="abandon the bump: back to the pinned commit + patches/")
+
+
+def _run_bump_command(arguments: argparse.Namespace, config: Config) -> None:
+    given = [bool(arguments.target), arguments.resume, arguments.abort]
+    if sum(given) != 1:
+        raise UsageError("bump takes exactly one of: a commit/tag/branch, --continue, --abort")
+    if arguments.abort:
+        abort_bump(config)
+        return
+    result = continue_bump(config) if arguments.resume else run_bump(config, arguments.target)
+    if result is not None:
+        print(result.summary, end="", flush=True)
+        if result.summary_path:
+            ui.info(f"  summary for the pull request: {config.relative(result.summary_path)}")
 
 
 def _add_build_arguments(sub: argparse.ArgumentParser) -> None:
@@ -129,6 +158,8 @@ def run(arguments: argparse.Namespace, config: Config) -> None:
         _run_build_command(arguments, config)
     elif command == "wheels":
         _run_wheels_command(arguments, config)
+    elif command == "bump":
+        _run_bump_command(arguments, config)
 
 
 def report(error: BuildsysError) -> None:

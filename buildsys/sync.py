@@ -81,13 +81,11 @@ def unsaved_edits(destination: Path, on_disk: dict[str, FileEntry], target: dict
     return unsaved
 
 
-def materialise(
-    destination: Path, files: dict[str, SourceFile], manifest: Manifest, *, force: bool, label: str
-) -> SyncResult:
-    target = manifest.files
-    on_disk = scan(destination)
+def refuse_hand_edits(
+    destination: Path, on_disk: dict[str, FileEntry], target: dict[str, FileEntry], label: str
+) -> None:
     unsaved = unsaved_edits(destination, on_disk, target)
-    if unsaved and not force:
+    if unsaved:
         raise WorkWouldBeLost(
             f"{len(unsaved)} file(s) in {label} were edited or added by hand and would be overwritten or deleted",
             details="\n".join(ui.bounded(unsaved)),
@@ -96,6 +94,15 @@ def materialise(
                 " or copy them elsewhere and re-run with --force to discard them"
             ),
         )
+
+
+def materialise(
+    destination: Path, files: dict[str, SourceFile], manifest: Manifest, *, force: bool, label: str
+) -> SyncResult:
+    target = manifest.files
+    on_disk = scan(destination)
+    if not force:
+        refuse_hand_edits(destination, on_disk, target, label)
     to_write = sorted(path for path, entry in target.items() if on_disk.get(path) != entry)
     to_delete = sorted(path for path in on_disk if path not in target)
     manifest_bytes = manifest.to_bytes()

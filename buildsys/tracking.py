@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from . import ui
 from .errors import GitError, UpstreamError, UsageError
@@ -19,6 +21,9 @@ from .patchqueue import Patch, normalise_patch, patch_file_name
 REMOTE = "upstream"
 WORK_BRANCH = "patched"
 BACKUP_REF = "refs/buildsys/previous-head"
+TARGET_REF = "refs/buildsys/bump-target"
+_FULL_SHA = re.compile(r"[0-9a-fA-F]{40}")
+_SHORT_SHA = re.compile(r"[0-9a-fA-F]{7,39}")
 _STATE_FILE = "buildsys-state.json"
 
 # Exports and patch application must not depend on the maintainer's ~/.gitconfig (diff.algorithm,
@@ -58,6 +63,42 @@ class TrackingState:
     base: str | None = None
     exported: set[str] = field(default_factory=set)
     apply_stopped: bool = False  # the last apply-patches stopped at a conflict
+    bump: BumpProgress | None = None  # a bump that has not finished (stopped at a conflict)
+
+
+@dataclass(frozen=True)
+class PatchOutcome:
+    patch: str  # its name in patches/ when the bump started
+    outcome: str  # "clean", "3-way merge", "resolved by hand", "already upstream", "dropped by hand"
+    detail: str = ""
+    commit: str | None = None  # the commit it became on the new base, if any
+
+
+@dataclass
+class BumpProgress:
+    """A bump under way: where from and to, which patches/ it started from, and each patch's fate so far."""
+
+    previous: str
+    target: str
+    ref: str | None
+    series_sha256: str
+    position: int = 0  # the next patch to take (the conflicted one while stopped)
+    outcomes: list[PatchOutcome] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "previous": self.previous, "target": self.target, "ref": self.ref,
+            "series_sha256": self.series_sha256, "position": self.position,
+            "outcomes": [vars(outcome) for outcome in self.outcomes],
+        }  # fmt: skip
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> BumpProgress:
+        return cls(
+            previous=str(data["previous"]), target=str(data["target"]), ref=data.get("ref"),
+            series_sha256=str(data["series_sha256"]), position=int(data["position"]),
+            outcomes=[PatchOutcome(**item) for item in data.get("outcomes", [])],
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -113,14 +154,20 @@ class TrackingRepo:
             data = json.loads(self._state_path().read_text())
         except (FileNotFoundError, ValueError):
             return TrackingState()
+        bump = data.get("bump")
         return TrackingState(
             base=data.get("base"),
             exported=set(data.get("exported", [])),
             apply_stopped=bool(data.get("apply_stopped", False)),
+            bump=BumpProgress.from_json(bump) if isinstance(bump, dict) else None,
         )
 
     def save_state(self, state: TrackingState) -> None:
-        payload = {"base": state.base, "exported": sorted(state.exported), "apply_stopped": state.apply_stopped}
+        payload: dict[str, object] = {
+            "base": state.base, "exported": sorted(state.exported), "apply_stopped": state.apply_stopped,
+        }  # fmt: skip
+        if state.bump is not None:
+            payload["bump"] = state.bump.to_json()
         self._state_path().write_text(json.dumps(payload, indent=1) + "\n")
 
     # -- fetching ------------------------------------------------------------------------------
@@ -160,6 +207,38 @@ class TrackingRepo:
                 details=fetched.err.strip(),
                 hint="check [upstream] commit in vendoring.toml (a full 40-hex SHA of that repository)",
             )
+
+    def resolve_target(self, url: str, target: str) -> tuple[str, str | None]:
+        """A commit, branch or tag of upstream as (full commit, the name if one was given), fetched."""
+        if _FULL_SHA.fullmatch(target):
+            self.fetch_commit(url, target.lower())
+            return target.lower(), None
+        self.set_remote(url)
+        fetched = self.git.run(
+            "fetch", "--quiet", "--no-tags", "--filter=blob:none", REMOTE, f"+{target}:{TARGET_REF}",
+            check=False, timeout=NETWORK_TIMEOUT,
+        )  # fmt: skip
+        if fetched.returncode == 0:
+            commit = self.git.resolve_commit(TARGET_REF)
+            if commit:
+                return commit, target
+        missing_ref = "couldn't find remote ref" in fetched.err
+        if fetched.returncode != 0 and _is_unreachable_url(fetched.err) and not missing_ref:
+            raise UpstreamError(f"cannot fetch {url}", details=fetched.err.strip(), hint="check the URL")
+        if _SHORT_SHA.fullmatch(target):
+            # An abbreviated commit: servers do not resolve those, so every branch comes and git resolves it here.
+            self.git.run(
+                "fetch", "--quiet", "--no-tags", "--filter=blob:none", REMOTE,
+                f"+refs/heads/*:refs/remotes/{REMOTE}/*", check=False, timeout=NETWORK_TIMEOUT,
+            )  # fmt: skip
+            commit = self.git.resolve_commit(target)
+            if commit:
+                return commit, None
+        raise UpstreamError(
+            f"{target!r} is neither a branch, a tag nor a commit of {url}",
+            details=fetched.err.strip(),
+            hint="give a full commit SHA, a tag (e.g. b6000) or a branch name",
+        )
 
     # -- inspection ----------------------------------------------------------------------------
 

@@ -23,12 +23,27 @@ def refuse_if_mid_am(repo: TrackingRepo, config: Config) -> None:
     if progress is None:
         return
     where = config.relative(config.tracking)
+    bumping = repo.load_state().bump is not None
+    then = BUMP_CONTINUE if bumping else EXPORT_AND_SYNC
     raise WorkWouldBeLost(
         f"{where} is in the middle of `git am` (patch {progress.current} of {progress.total})",
         hint=(
-            f"finish it: resolve the conflicts, `git -C {where} am --continue`, then `nox -s create-patches sync`;"
-            f" or abandon it: `git -C {where} am --abort`"
+            f"finish it: resolve the conflicts, `git -C {where} am --continue`, then {then};"
+            f" or abandon it: `git -C {where} am --abort`" + (", then `nox -s bump -- --abort`" if bumping else "")
         ),
+    )
+
+
+EXPORT_AND_SYNC = "`nox -s create-patches sync`"
+BUMP_CONTINUE = "`nox -s bump -- --continue`"
+
+
+def conflict_guidance(where: str, *, then: str, abort: str) -> str:
+    """What to do when `git am` stopped: the same three ways out for apply-patches and bump."""
+    return (
+        f"to continue: fix those files, `git -C {where} add <files>`, `git -C {where} am --continue`, then {then}\n"
+        f"to drop this patch: `git -C {where} am --skip`, then {then}\n"
+        f"to abort: `git -C {where} am --abort`{abort}"
     )
 
 

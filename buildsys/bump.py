@@ -1,0 +1,226 @@
+"""`bump`: move the pin to another upstream commit, carrying the patch queue across.
+
+Patches already contained upstream are dropped with the proof; the rest go through `git am --3way` one
+at a time. A conflict stops where apply-patches would; vendoring.toml and patches/ change only when the
+whole queue is across (`bump --continue` after the conflict is resolved, `bump --abort` to go back).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
+
+from . import ui
+from .apply_patches import run_apply_patches
+from .bumpreport import render_summary
+from .config import Config
+from .containment import already_upstream, upstream_patch_ids
+from .create_patches import run_create_patches
+from .errors import PatchConflict, UsageError
+from .fileops import write_atomically
+from .manifest import scan
+from .patchqueue import Patch, read_series, series_hash, touched_paths
+from .pin_file import write_pin
+from .presets import load_matrix
+from .sync import refuse_hand_edits, run_sync
+from .tracking import BumpProgress, Commit, PatchOutcome, TrackingRepo, TrackingState, apply_with_am
+from .upstream_changes import UpstreamChanges, describe_range
+from .workstate import BUMP_CONTINUE, conflict_guidance, ensure_no_unsaved_work, refuse_if_mid_am
+
+SUMMARY_NAME = "bump-summary.md"
+APPLIED = ("clean", "3-way merge", "resolved by hand")
+
+
+@dataclass(frozen=True)
+class BumpResult:
+    progress: BumpProgress
+    changes: UpstreamChanges
+    summary: str
+    summary_path: Path | None
+
+
+def run_bump(config: Config, target: str) -> BumpResult | None:
+    """Start a bump to `target` (commit, tag or branch); None when it is already the pin."""
+    repo = TrackingRepo(config.tracking)
+    series = read_series(config.patches)
+    where = config.relative(config.tracking)
+    pinned = config.upstream.commit
+    with ui.step(f"check {where} and {config.relative(config.sync.destination)} for unsaved work"):
+        _refuse_hand_edits_in_destination(config)
+        repo.ensure_initialised()
+        _refuse_second_bump(repo)
+        ensure_no_unsaved_work(repo, config, series)
+    with ui.step(f"fetch {pinned[:12]} and {target} from {config.upstream.url}"):
+        repo.fetch_commit(config.upstream.url, pinned)
+        commit, ref = repo.resolve_target(config.upstream.url, target)
+    if commit == pinned:
+        ui.info(f"  {target} is {pinned[:12]}, the commit already pinned: nothing to do")
+        return None
+    progress = BumpProgress(previous=pinned, target=commit, ref=ref, series_sha256=series_hash(series))
+    changes = _describe(repo, config, progress)
+    with ui.step(f"check out {commit[:12]} on branch `patched`"):
+        repo.checkout_base(commit)
+        repo.save_state(TrackingState(base=commit, bump=progress))
+    return _carry_patches(config, repo, series, progress, changes)
+
+
+def continue_bump(config: Config) -> BumpResult:
+    """After a conflict was resolved (`git am --continue`) or skipped (`git am --skip`)."""
+    repo = TrackingRepo(config.tracking)
+    series = read_series(config.patches)
+    progress = _bump_in_progress(repo, config)
+    refuse_if_mid_am(repo, config)
+    if series_hash(series) != progress.series_sha256:
+        raise UsageError(
+            f"{config.relative(config.patches)}/ changed since the bump started",
+            hint="restore it (git checkout -- patches/), or `nox -s bump -- --abort` and start again",
+        )
+    if progress.position < len(series):
+        _record_hand_resolution(repo, progress, series[progress.position])
+    changes = _describe(repo, config, progress)
+    return _carry_patches(config, repo, series, progress, changes)
+
+
+def abort_bump(config: Config) -> None:
+    """Back to the pinned commit + patches/, as apply-patches does (it refuses if work would be lost)."""
+    repo = TrackingRepo(config.tracking)
+    progress = _bump_in_progress(repo, config)
+    refuse_if_mid_am(repo, config)
+    ui.info(f"  abandoning the bump to {progress.target[:12]}; vendoring.toml and patches/ were not changed")
+    run_apply_patches(config)
+
+
+def _carry_patches(
+    config: Config, repo: TrackingRepo, series: list[Patch], progress: BumpProgress, changes: UpstreamChanges
+) -> BumpResult:
+    paths = {path for patch in series for path in touched_paths(patch.content)}
+    with ui.step(f"look for our patches in the {changes.commits} upstream commit(s)"):
+        upstream_ids = upstream_patch_ids(repo.git, progress.previous, progress.target, paths)
+    with ui.step(f"carry {len(series) - progress.position} patch(es) onto {progress.target[:12]}"):
+        for index in range(progress.position, len(series)):
+            progress.position = index
+            outcome = _carry_one(config, repo, series[index], upstream_ids)
+            if outcome is None:
+                _stop_at_conflict(config, repo, series, progress)
+            progress.outcomes.append(outcome)
+            _save(repo, progress)
+            ui.info(f"  {outcome.outcome:<16} {outcome.patch}" + (f": {outcome.detail}" if outcome.detail else ""))
+        progress.position = len(series)
+        _save(repo, progress)
+    return _finish(config, repo, progress, changes)
+
+
+def _carry_one(
+    config: Config, repo: TrackingRepo, patch: Patch, upstream_ids: dict[str, Commit]
+) -> PatchOutcome | None:
+    """How one patch crossed, or None when `git am` stopped at a conflict."""
+    patch_file = str(config.patches / patch.name)
+    contained = already_upstream(repo.git, patch, upstream_ids, patch_file)
+    if contained:
+        return PatchOutcome(patch.name, "already upstream", contained)
+    before = repo.head()
+    applied = apply_with_am(repo.git, [config.patches / patch.name])
+    if applied.stopped:
+        return None
+    head = repo.head()
+    if head == before:
+        return PatchOutcome(patch.name, "already upstream", "the 3-way merge left nothing to change")
+    return PatchOutcome(patch.name, applied.applied[0], commit=head)
+
+
+def _stop_at_conflict(config: Config, repo: TrackingRepo, series: list[Patch], progress: BumpProgress) -> NoReturn:
+    state = repo.load_state()
+    state.apply_stopped = True
+    state.bump = progress
+    repo.save_state(state)
+    failing = series[progress.position]
+    where = config.relative(config.tracking)
+    conflicted = repo.conflicted_files() or touched_paths(failing.content)
+    raise PatchConflict(
+        f"patch {failing.name} ({progress.position + 1} of {len(series)}) does not apply on "
+        f"{progress.target[:12]}; vendoring.toml and patches/ are unchanged",
+        details="files in conflict:\n" + "\n".join(f"  {where}/{path}" for path in conflicted),
+        hint=conflict_guidance(where, then=BUMP_CONTINUE, abort=", then `nox -s bump -- --abort`"),
+    )
+
+
+def _record_hand_resolution(repo: TrackingRepo, progress: BumpProgress, patch: Patch) -> None:
+    """The stopped patch became a commit (`am --continue`) or nothing (`am --skip`)."""
+    applied = [o for o in progress.outcomes if o.outcome in APPLIED]
+    if not repo.git.is_ancestor(progress.target, "HEAD"):
+        raise UsageError(
+            f"the tracking repository's HEAD no longer descends from {progress.target[:12]}",
+            hint="check out branch `patched` again, or `nox -s bump -- --abort`",
+        )
+    commits = repo.commits_since(progress.target)
+    if [c.sha for c in commits[: len(applied)]] != [o.commit for o in applied] or len(commits) > len(applied) + 1:
+        raise UsageError(
+            f"the tracking repository has commits on {progress.target[:12]} that the bump did not make",
+            details="\n".join(f"{c.short} {c.subject}" for c in commits[len(applied) :]),
+            hint="finish the bump first, then add new patches; or `nox -s bump -- --abort`",
+        )
+    if len(commits) == len(applied) + 1:
+        outcome = PatchOutcome(patch.name, "resolved by hand", commit=commits[-1].sha)
+    else:
+        outcome = PatchOutcome(patch.name, "dropped by hand", "git am --skip")
+    progress.outcomes.append(outcome)
+    progress.position += 1
+    _save(repo, progress)
+
+
+def _finish(config: Config, repo: TrackingRepo, progress: BumpProgress, changes: UpstreamChanges) -> BumpResult:
+    """Export, pin, sync; the bump stays recorded until all three are done, so --continue can redo them."""
+    moved = dataclasses.replace(
+        config, upstream=dataclasses.replace(config.upstream, commit=progress.target, ref=progress.ref)
+    )
+    run_create_patches(moved)
+    with ui.step(f"pin {progress.target[:12]} in {config.source.name}"):
+        write_pin(config.source, progress.target, progress.ref)
+    run_sync(moved)
+    state = repo.load_state()
+    state.bump = None
+    state.apply_stopped = False
+    repo.save_state(state)
+    summary = render_summary(moved, progress, changes, read_series(config.patches))
+    summary_path = config.root / "build" / SUMMARY_NAME
+    write_atomically(summary_path, summary.encode("utf-8"))
+    return BumpResult(progress, changes, summary, summary_path)
+
+
+def _describe(repo: TrackingRepo, config: Config, progress: BumpProgress) -> UpstreamChanges:
+    with ui.step(f"read what {progress.previous[:12]}..{progress.target[:12]} changes for the build"):
+        return describe_range(repo.git, progress.previous, progress.target, config.sync.filter, load_matrix().presets)
+
+
+def _save(repo: TrackingRepo, progress: BumpProgress) -> None:
+    state = repo.load_state()
+    state.bump = progress
+    state.exported |= {o.commit for o in progress.outcomes if o.commit}
+    repo.save_state(state)
+
+
+def _bump_in_progress(repo: TrackingRepo, config: Config) -> BumpProgress:
+    progress = repo.load_state().bump if repo.exists() else None
+    if progress is None:
+        raise UsageError(
+            f"no bump is in progress in {config.relative(config.tracking)}",
+            hint="start one with `nox -s bump -- <commit, tag or branch>`",
+        )
+    return progress
+
+
+def _refuse_second_bump(repo: TrackingRepo) -> None:
+    progress = repo.load_state().bump
+    if progress is not None:
+        raise UsageError(
+            f"a bump from {progress.previous[:12]} to {progress.target[:12]} is in progress",
+            hint="finish it with `nox -s bump -- --continue`, or abandon it with `nox -s bump -- --abort`",
+        )
+
+
+def _refuse_hand_edits_in_destination(config: Config) -> None:
+    destination = config.sync.destination
+    if destination.is_dir():
+        refuse_hand_edits(destination, scan(destination), {}, config.relative(destination))

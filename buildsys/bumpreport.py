@@ -1,0 +1,109 @@
+"""The bump's summary: Markdown a maintainer pastes into the pull request that moves the pin."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .config import Config
+from .patchqueue import Patch
+from .tracking import BumpProgress, PatchOutcome
+from .upstream_changes import OptionChanges, SubsetChanges, UpstreamChanges
+
+_LISTED = 20
+_CARRIED = ("clean", "3-way merge", "resolved by hand")
+_VERB = {
+    "clean": "applied cleanly",
+    "3-way merge": "applied with a 3-way merge",
+    "resolved by hand": "conflicted, resolved by hand",
+    "already upstream": "already upstream, dropped",
+    "dropped by hand": "conflicted, dropped by hand",
+}
+
+
+def render_summary(config: Config, progress: BumpProgress, changes: UpstreamChanges, series: list[Patch]) -> str:
+    target = progress.target[:12] + (f" ({progress.ref})" if progress.ref else "")
+    lines = [
+        f"## Bump upstream {progress.previous[:12]} → {target}",
+        "",
+        f"{changes.commits} upstream commit(s), `{progress.previous}..{progress.target}`.",
+        "",
+        *_patch_table(progress.outcomes, series),
+        "",
+        "### What changed for the build",
+        "",
+        *(_build_lines(changes) or ["Nothing in options, backends, CPU variants, toolchains or the synced files."]),
+    ]
+    if changes.preset_warnings:
+        lines += ["", "### Needs attention", "", *(f"- [ ] {warning}" for warning in changes.preset_warnings)]
+    lines += ["", f"`{config.relative(config.source)}`, `{config.relative(config.patches)}/` and "
+              f"`{config.relative(config.sync.destination)}/` updated by `nox -s bump`."]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def _patch_table(outcomes: list[PatchOutcome], series: list[Patch]) -> list[str]:
+    if not outcomes:
+        return ["No patches to carry."]
+    carried = iter(p.name for p in series)
+    rows = ["| patch | outcome | now |", "|---|---|---|"]
+    for outcome in outcomes:
+        now = next(carried, "?") if outcome.outcome in _CARRIED else "—"
+        verb = _VERB.get(outcome.outcome, outcome.outcome)
+        detail = f": {outcome.detail}" if outcome.detail else ""
+        rows.append(f"| `{outcome.patch}` | {verb}{detail} | {_code(now)} |")
+    counts = {verb: sum(1 for o in outcomes if o.outcome == verb) for verb in _VERB}
+    tally = ", ".join(f"{n} {_VERB[verb]}" for verb, n in counts.items() if n)
+    return [f"Patches: {len(outcomes)} → {sum(1 for o in outcomes if o.outcome in _CARRIED)} ({tally}).", "", *rows]
+
+
+def _build_lines(changes: UpstreamChanges) -> list[str]:
+    lines = _option_lines(changes.options)
+    lines += _named("new backend(s)", changes.backends_added)
+    lines += _named("removed backend(s)", changes.backends_removed)
+    lines += _named("new CPU variant(s)", changes.cpu_variants_added)
+    lines += _named("removed CPU variant(s)", changes.cpu_variants_removed)
+    for requirement in changes.requirements:
+        lines.append(
+            f"- minimum {requirement.subject}: {requirement.old or 'none'} → {requirement.new or 'none'}"
+            f" (`{requirement.path}`)"
+        )
+    return lines + _subset_lines(changes.subset)
+
+
+def _option_lines(options: OptionChanges) -> list[str]:
+    lines = [f"- option added: `{o.name}` ({o.doc!r}, default `{o.default}`) in `{o.path}`" for o in options.added]
+    lines += [f"- option removed: `{o.name}` (was in `{o.path}`)" for o in options.removed]
+    lines += [f"- option renamed: `{r.old}` → `{r.new}` ({r.evidence})" for r in options.renamed]
+    lines += [
+        f"- option default changed: `{old.name}` `{old.default}` → `{new.default}`"
+        for old, new in options.default_changed
+    ]
+    return lines
+
+
+def _subset_lines(subset: SubsetChanges) -> list[str]:
+    lines = []
+    if subset.entering:
+        lines.append(f"- {len(subset.entering)} file(s) enter the synced subset: {_listing(subset.entering)}")
+    if subset.leaving:
+        lines.append(f"- {len(subset.leaving)} file(s) leave the synced subset: {_listing(subset.leaving)}")
+    if subset.renamed:
+        renamed = [f"{old} → {new}" for old, new in subset.renamed]
+        lines.append(f"- {len(subset.renamed)} synced file(s) renamed: {_listing(renamed)}")
+    if subset.modified:
+        lines.append(f"- {subset.modified} synced file(s) modified")
+    return lines
+
+
+def _named(label: str, names: Iterable[str]) -> list[str]:
+    names = list(names)
+    return [f"- {label}: {', '.join(f'`{n}`' for n in names)}"] if names else []
+
+
+def _listing(paths: Iterable[str]) -> str:
+    paths = list(paths)
+    shown = ", ".join(f"`{p}`" for p in paths[:_LISTED])
+    return shown + (f" and {len(paths) - _LISTED} more" if len(paths) > _LISTED else "")
+
+
+def _code(text: str) -> str:
+    return "—" if text == "—" else f"`{text}`"

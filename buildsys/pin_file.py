@@ -1,0 +1,79 @@
+"""Rewrite the pin in vendoring.toml ([upstream] commit and ref) and keep every other byte: comments,
+order and layout are the maintainer's."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+from .errors import ConfigError
+from .fileops import write_atomically
+
+_TABLE = re.compile(r"^\s*\[([^\[\]]+)\]\s*(?:#.*)?$")
+
+
+def rewrite_pin(text: str, commit: str, ref: str | None) -> str:
+    lines = text.splitlines(keepends=True)
+    start, end = _upstream_table(lines)
+    if start is None:
+        header = ["[upstream]\n", f'commit = "{commit}"\n', *([f'ref = "{ref}"\n'] if ref else []), "\n"]
+        return "".join(header + lines)
+    body = lines[start + 1 : end]
+    body = _set_key(body, "commit", commit, after=None)
+    body = _set_key(body, "ref", ref, after="commit")
+    rewritten = "".join(lines[: start + 1] + body + lines[end:])
+    _verify(rewritten, commit, ref)
+    return rewritten
+
+
+def write_pin(path: Path, commit: str, ref: str | None) -> None:
+    write_atomically(path, rewrite_pin(path.read_text(encoding="utf-8"), commit, ref).encode("utf-8"))
+
+
+def _upstream_table(lines: list[str]) -> tuple[int | None, int]:
+    start = None
+    for index, line in enumerate(lines):
+        match = _TABLE.match(line)
+        if not match:
+            continue
+        if start is not None:
+            return start, index
+        if match.group(1).strip() == "upstream":
+            start = index
+    return start, len(lines)
+
+
+def _set_key(body: list[str], key: str, value: str | None, *, after: str | None) -> list[str]:
+    pattern = re.compile(rf"^(\s*{key}\s*=\s*)(\"[^\"]*\"|'[^']*')(.*)$", re.DOTALL)
+    for index, line in enumerate(body):
+        match = pattern.match(line)
+        if match:
+            if value is None:
+                return body[:index] + body[index + 1 :]
+            return [*body[:index], f'{match.group(1)}"{value}"{match.group(3)}', *body[index + 1 :]]
+    if value is None:
+        return body
+    position = _line_after(body, after)
+    return [*body[:position], f'{key} = "{value}"\n', *body[position:]]
+
+
+def _line_after(body: list[str], key: str | None) -> int:
+    if key is not None:
+        for index, line in enumerate(body):
+            if re.match(rf"^\s*{key}\s*=", line):
+                return index + 1
+    last = max((i for i, line in enumerate(body) if line.strip()), default=-1)
+    return last + 1
+
+
+def _verify(text: str, commit: str, ref: str | None) -> None:
+    try:
+        upstream = tomllib.loads(text).get("upstream", {})
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError([f"rewriting the pin would make it invalid TOML: {error}"], source="vendoring.toml") from None
+    if upstream.get("commit") != commit or upstream.get("ref") != ref:
+        raise ConfigError(
+            ["cannot rewrite [upstream] commit/ref in place (multi-line or unusual layout); edit it by hand"],
+            source="vendoring.toml",
+        )

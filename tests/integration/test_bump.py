@@ -1,0 +1,249 @@
+"""`bump`: the pin moves to a later upstream commit and the patch queue comes along, over real git."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from support import GitRepo, Project, fresh_project, snapshot
+
+pytestmark = pytest.mark.integration
+
+ACCUMULATOR = "    double sum = 0.0;"
+LOG_LINE = "    fputs(text, stderr);"
+CCACHE_OPTION = 'option(GGML_CCACHE           "ggml: use ccache if available" ON)'
+
+
+@dataclass
+class Upstream:
+    """Commits made upstream after the pin, each exercising one way a patch of ours can fare."""
+
+    merged_identically: str  # the very change of our llama.h patch, as upstream's own commit
+    merged_in_larger_commit: str  # the change of our log patch, inside a commit touching more
+    accumulator_commented: str  # edits two lines above our 3-way patch's line
+    build_changes: str  # option renamed and added, CPU variant, backend, CMake minimum, files in/out
+
+
+def _replace(repo: GitRepo, path: str, old: str, new: str) -> None:
+    text = repo.read(path)
+    assert old in text, f"{old!r} not in {path}"
+    repo.write(path, text.replace(old, new, 1))
+
+
+def grow_upstream(repo: GitRepo) -> Upstream:
+    _replace(repo, "include/llama.h", "int llama_version(void);", "int llama_version(void);\nint llama_patched(void);")
+    merged = repo.commit("llama : add llama_patched (#101)")
+    _replace(repo, "ggml/src/ggml.c", LOG_LINE, '    fputs("ggml: ", stderr);\n' + LOG_LINE)
+    _replace(
+        repo,
+        "ggml/src/ggml.c",
+        "static void * g_log_user_data = NULL;",
+        "static void * g_log_user_data = NULL; // the callback's",
+    )
+    larger = repo.commit("ggml : prefix log lines (#102)")
+    _replace(repo, "ggml/src/ggml.c", ACCUMULATOR, ACCUMULATOR + " // accumulate in double precision")
+    commented = repo.commit("ggml : comment the accumulator (#103)")
+    _replace(
+        repo,
+        "ggml/CMakeLists.txt",
+        "cmake_minimum_required(VERSION 3.14...3.28)",
+        "cmake_minimum_required(VERSION 3.18...3.28)",
+    )
+    _replace(repo, "ggml/CMakeLists.txt", CCACHE_OPTION, CCACHE_OPTION.replace("GGML_CCACHE ", "GGML_USE_CCACHE"))
+    _replace(
+        repo,
+        "ggml/CMakeLists.txt",
+        "option(GGML_METAL ",
+        'option(GGML_OPENCL               "ggml: use OpenCL"               OFF)\noption(GGML_METAL ',
+    )
+    _replace(repo, "ggml/src/CMakeLists.txt", "GGML_CCACHE AND", "GGML_USE_CCACHE AND")
+    _replace(repo, "ggml/src/CMakeLists.txt", "        ggml_add_cpu_backend_variant(alderlake",
+             "        ggml_add_cpu_backend_variant(zen4        SSE42 AVX F16C FMA AVX2 BMI2 AVX512)\n"
+             "        ggml_add_cpu_backend_variant(alderlake")  # fmt: skip
+    _replace(
+        repo,
+        "ggml/src/CMakeLists.txt",
+        "ggml_add_backend(Vulkan)",
+        "ggml_add_backend(Vulkan)\nggml_add_backend(OpenCL)",
+    )
+    repo.write("ggml/src/ggml-opencl/CMakeLists.txt", "ggml_add_backend_library(ggml-opencl ggml-opencl.c)\n")
+    repo.write("ggml/src/ggml-opencl/ggml-opencl.c", "/* an OpenCL backend */\n")
+    repo.git("rm", "-q", "ggml/src/gen-version.sh")
+    build = repo.commit("ggml : OpenCL backend, zen4 variant, GGML_USE_CCACHE (#104)")
+    repo.git("tag", "b0104")
+    return Upstream(merged, larger, commented, build)
+
+
+def with_patches(project: Project, *edits: tuple[str, str, str, str]) -> Project:
+    project.add_patch_commits(*edits)
+    project.run("create-patches")
+    project.run("sync")
+    return project
+
+
+CLEAN = ("build: say we build a runtime", "CMakeLists.txt", "option(LLAMA_BUILD_COMMON",
+         "# ours: a runtime, no tools\noption(LLAMA_BUILD_COMMON")  # fmt: skip
+IDENTICAL = ("llama: declare llama_patched", "include/llama.h", "int llama_version(void);",
+             "int llama_version(void);\nint llama_patched(void);")  # fmt: skip
+CONTAINED = ("ggml: prefix our log lines", "ggml/src/ggml.c", LOG_LINE, '    fputs("ggml: ", stderr);\n' + LOG_LINE)
+THREE_WAY = ("ggml: widen before multiplying", "ggml/src/ggml.c", "sum += a[i] * b[i];", "sum += (double) a[i] * b[i];")
+CONFLICTING = ("ggml: long double accumulator", "ggml/src/ggml.c", ACCUMULATOR, "    long double sum = 0.0L;")
+
+
+@pytest.fixture
+def bumping(tmp_path: Path) -> tuple[Project, Upstream]:
+    project = fresh_project(tmp_path)
+    return project, grow_upstream(project.upstream)
+
+
+def pin(project: Project) -> dict[str, str]:
+    return dict(tomllib.loads((project.root / "vendoring.toml").read_text())["upstream"])
+
+
+def test_bump_carries_each_patch_its_own_way_and_reports_the_build_changes(bumping: tuple[Project, Upstream]) -> None:
+    project, upstream = bumping
+    with_patches(project, CLEAN, IDENTICAL, CONTAINED, THREE_WAY)
+    toml_before = (project.root / "vendoring.toml").read_text()
+
+    result = project.run("bump", "b0104")
+
+    out = result.stdout
+    assert (
+        "| `0001-build-say-we-build-a-runtime.patch` | applied cleanly | `0001-build-say-we-build-a-runtime.patch` |"
+        in out
+    )
+    assert (f"| `0002-llama-declare-llama_patched.patch` | already upstream, dropped: same change as upstream "
+            f"{upstream.merged_identically[:12]} 'llama : add llama_patched (#101)' (patch-id) | — |") in out  # fmt: skip
+    assert ("| `0003-ggml-prefix-our-log-lines.patch` | already upstream, dropped: its change is already in the "
+            "upstream tree (reverse-applies, does not apply) | — |") in out  # fmt: skip
+    assert ("| `0004-ggml-widen-before-multiplying.patch` | applied with a 3-way merge | "
+            "`0002-ggml-widen-before-multiplying.patch` |") in out  # fmt: skip
+    assert "Patches: 4 → 2" in out
+    assert "option renamed: `GGML_CCACHE` → `GGML_USE_CCACHE` (same description)" in out
+    assert "option added: `GGML_OPENCL` ('ggml: use OpenCL', default `OFF`) in `ggml/CMakeLists.txt`" in out
+    assert "new backend(s): `OpenCL`" in out
+    assert "new CPU variant(s): `zen4`" in out
+    assert "minimum CMake: 3.14...3.28 → 3.18...3.28 (`ggml/CMakeLists.txt`)" in out
+    assert (
+        "2 file(s) enter the synced subset: `ggml/src/ggml-opencl/CMakeLists.txt`, `ggml/src/ggml-opencl/ggml-opencl.c`"
+        in out
+    )
+    assert "1 file(s) leave the synced subset: `ggml/src/gen-version.sh`" in out
+    assert "set GGML_CCACHE, renamed upstream to GGML_USE_CCACHE: update CMakePresets.json" in out
+    assert "new backend OpenCL: no preset builds it" in out
+    assert (project.root / "build" / "bump-summary.md").read_text() == out
+
+    assert pin(project) == {"url": str(project.upstream.path), "commit": upstream.build_changes, "ref": "b0104"}
+    assert (
+        toml_before.replace(project.commits[-1], upstream.build_changes)
+        in (project.root / "vendoring.toml").read_text()
+    )
+    assert sorted(project.patch_bytes()) == [
+        "0001-build-say-we-build-a-runtime.patch",
+        "0002-ggml-widen-before-multiplying.patch",
+    ]
+    assert "(double) a[i] * b[i]" in (project.vendor / "ggml/src/ggml.c").read_text()
+    assert (project.vendor / "ggml/src/ggml-opencl/CMakeLists.txt").exists()
+    assert not (project.vendor / "ggml/src/gen-version.sh").exists()
+    project.run("check")
+    exported = project.patch_bytes()
+    project.run("apply-patches")
+    project.run("create-patches")
+    assert project.patch_bytes() == exported  # the new queue round-trips on the new pin
+
+
+@pytest.mark.parametrize("resolution", ["resolve", "skip"])
+def test_a_conflict_stops_with_nothing_changed_and_continue_finishes(
+    bumping: tuple[Project, Upstream], resolution: str
+) -> None:
+    project, upstream = bumping
+    with_patches(project, CLEAN, CONFLICTING)
+    before = snapshot(project.root, skip=("build",))
+
+    stopped = project.run("bump", upstream.accumulator_commented[:10], expect=4)
+
+    assert "error: patch 0002-ggml-long-double-accumulator.patch (2 of 2) does not apply on" in stopped.stderr
+    assert "vendoring.toml and patches/ are unchanged" in stopped.stderr
+    assert "build/upstream/ggml/src/ggml.c" in stopped.stderr
+    assert "then `nox -s bump -- --continue`" in stopped.stderr
+    assert "Traceback" not in stopped.stderr
+    assert snapshot(project.root, skip=("build",)) == before
+    assert project.run("status").returncode == 0
+    second = project.run("bump", "b0104", expect=2)
+    assert "is in progress" in second.stderr and "--continue" in second.stderr
+    tracking = project.tracking
+    if resolution == "resolve":
+        text = tracking.read("ggml/src/ggml.c")
+        start = text.index("<<<<<<<")
+        end = text.index(">>>>>>>")
+        end = text.index("\n", end) + 1
+        tracking.write(
+            "ggml/src/ggml.c", text[:start] + "    long double sum = 0.0L; // accumulate in long double\n" + text[end:]
+        )
+        tracking.git("add", "ggml/src/ggml.c")
+        tracking.git("am", "--continue")
+    else:
+        tracking.git("am", "--skip")
+
+    finished = project.run("bump", "--continue")
+
+    assert pin(project)["commit"] == upstream.accumulator_commented
+    assert "ref" not in pin(project)  # an abbreviated commit names no branch or tag
+    if resolution == "resolve":
+        assert "| `0002-ggml-long-double-accumulator.patch` | conflicted, resolved by hand |" in finished.stdout
+        assert "long double sum = 0.0L; // accumulate" in (project.vendor / "ggml/src/ggml.c").read_text()
+        assert len(project.patch_bytes()) == 2
+    else:
+        assert (
+            "| `0002-ggml-long-double-accumulator.patch` | conflicted, dropped by hand: git am --skip | — |"
+            in finished.stdout
+        )
+        assert sorted(project.patch_bytes()) == ["0001-build-say-we-build-a-runtime.patch"]
+    project.run("check")
+
+
+def test_abort_goes_back_to_the_pinned_commit_and_patches(bumping: tuple[Project, Upstream]) -> None:
+    project, upstream = bumping
+    with_patches(project, CLEAN, CONFLICTING)
+    before = snapshot(project.root, skip=("build",))
+    project.run("bump", upstream.accumulator_commented, expect=4)
+    refused = project.run("bump", "--abort", expect=3)
+    assert "git -C build/upstream am --abort" in refused.stderr  # the half-resolved am is the maintainer's to drop
+
+    project.tracking.git("am", "--abort")
+    project.run("bump", "--abort")
+
+    assert snapshot(project.root, skip=("build",)) == before
+    assert project.tracking.out("rev-parse", "HEAD~2") == project.commits[-1]
+    project.run("check")
+    project.run("bump", "--continue", expect=2)
+
+
+def test_bump_refuses_what_would_lose_work_or_cannot_be_done(bumping: tuple[Project, Upstream]) -> None:
+    project, upstream = bumping
+    with_patches(project, CLEAN)
+    before = snapshot(project.root, skip=("build", "vendor"))
+
+    assert project.run("bump", expect=2).stderr.startswith("error: bump takes exactly one of")
+    assert project.run("bump", "--continue", expect=2).stderr.startswith("error: no bump is in progress")
+    unknown = project.run("bump", "no-such-tag", expect=1)
+    assert "error: 'no-such-tag' is neither a branch, a tag nor a commit of" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
+    same = project.run("bump", project.commits[-1])
+    assert "the commit already pinned: nothing to do" in same.stderr
+
+    edited = project.vendor / "ggml/src/ggml.c"
+    edited.write_text(edited.read_text() + "/* by hand */\n")
+    hand_edit = project.run("bump", "b0104", expect=3)
+    assert "1 file(s) in vendor/llama.cpp were edited or added by hand" in hand_edit.stderr
+    project.run("sync", "--force")
+
+    project.add_patch_commits(
+        ("ggml: not yet exported", "ggml/src/ggml.c", "#include <stdio.h>", "#include <stdio.h> ")
+    )
+    unexported = project.run("bump", "b0104", expect=3)
+    assert "1 commit(s) not exported to patches/" in unexported.stderr
+    assert snapshot(project.root, skip=("build", "vendor")) == before
+    assert pin(project)["commit"] == project.commits[-1]
