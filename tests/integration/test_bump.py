@@ -114,8 +114,9 @@ def test_bump_carries_each_patch_its_own_way_and_reports_the_build_changes(bumpi
         "| `0001-build-say-we-build-a-runtime.patch` | applied cleanly | `0001-build-say-we-build-a-runtime.patch` |"
         in out
     )
+    merged = upstream.merged_identically[:12]
     assert (f"| `0002-llama-declare-llama_patched.patch` | already upstream, dropped: same change as upstream "
-            f"{upstream.merged_identically[:12]} 'llama : add llama_patched (#101)' (patch-id) | — |") in out  # fmt: skip
+            f"{merged} 'llama : add llama_patched (#101)' (patch-id) | — |") in out  # fmt: skip
     assert ("| `0003-ggml-prefix-our-log-lines.patch` | already upstream, dropped: its change is already in the "
             "upstream tree (reverse-applies, does not apply) | — |") in out  # fmt: skip
     assert ("| `0004-ggml-widen-before-multiplying.patch` | applied with a 3-way merge | "
@@ -222,7 +223,7 @@ def test_abort_goes_back_to_the_pinned_commit_and_patches(bumping: tuple[Project
 
 
 def test_bump_refuses_what_would_lose_work_or_cannot_be_done(bumping: tuple[Project, Upstream]) -> None:
-    project, upstream = bumping
+    project, _ = bumping
     with_patches(project, CLEAN)
     before = snapshot(project.root, skip=("build", "vendor"))
 
