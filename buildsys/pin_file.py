@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
+from typing import Any
 
 from .errors import ConfigError
 from .fileops import write_atomically
@@ -16,13 +17,15 @@ _TABLE = re.compile(r"^\s*\[([^\[\]]+)\]\s*(?:#.*)?$")
 def rewrite_pin(text: str, commit: str, ref: str | None) -> str:
     lines = text.splitlines(keepends=True)
     start, end = _upstream_table(lines)
+    if start is None and "upstream" in _parsed(text):
+        raise _cannot_rewrite()
     if start is None:
         header = ["[upstream]\n", f'commit = "{commit}"\n', *([f'ref = "{ref}"\n'] if ref else []), "\n"]
-        return "".join(header + lines)
-    body = lines[start + 1 : end]
-    body = _set_key(body, "commit", commit, after=None)
-    body = _set_key(body, "ref", ref, after="commit")
-    rewritten = "".join(lines[: start + 1] + body + lines[end:])
+        rewritten = "".join(header + lines)
+    else:
+        body = _set_key(lines[start + 1 : end], "commit", commit, after=None)
+        body = _set_key(body, "ref", ref, after="commit")
+        rewritten = "".join(lines[: start + 1] + body + lines[end:])
     _verify(rewritten, commit, ref)
     return rewritten
 
@@ -67,13 +70,21 @@ def _line_after(body: list[str], key: str | None) -> int:
     return last + 1
 
 
-def _verify(text: str, commit: str, ref: str | None) -> None:
+def _parsed(text: str) -> dict[str, Any]:
     try:
-        upstream = tomllib.loads(text).get("upstream", {})
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError([f"rewriting the pin would make it invalid TOML: {error}"], source="vendoring.toml") from None
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return {}
+
+
+def _verify(text: str, commit: str, ref: str | None) -> None:
+    upstream = _parsed(text).get("upstream", {})
     if upstream.get("commit") != commit or upstream.get("ref") != ref:
-        raise ConfigError(
-            ["cannot rewrite [upstream] commit/ref in place (multi-line or unusual layout); edit it by hand"],
-            source="vendoring.toml",
-        )
+        raise _cannot_rewrite()
+
+
+def _cannot_rewrite() -> ConfigError:
+    return ConfigError(
+        ["cannot rewrite [upstream] commit/ref in place (inline table, multi-line or unusual layout); edit it by hand"],
+        source="vendoring.toml",
+    )

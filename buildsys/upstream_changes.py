@@ -7,6 +7,7 @@ import difflib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from .git import Git
 from .pathfilter import PathFilter
@@ -89,7 +90,11 @@ class UpstreamChanges:
 class _Side:
     """The CMake files of one commit that the range touched, as text."""
 
-    texts: Mapping[str, str]
+    raw: Mapping[str, str]
+
+    @cached_property
+    def texts(self) -> dict[str, str]:
+        return {path: _COMMENT.sub("", text) for path, text in self.raw.items()}
 
     def options(self) -> dict[str, Option]:
         found: dict[str, Option] = {}
@@ -180,11 +185,22 @@ def _inferred_renames(removed: Mapping[str, Option], added: Mapping[str, Option]
             taken.add(same_doc[0])
             continue
         same_file = [n for n in sorted(added) if n not in taken and added[n].path == removed[old].path]
-        close = difflib.get_close_matches(old, same_file, n=1, cutoff=_RENAME_SIMILARITY)
-        if close:
+        close = [n for n in same_file if _similar_names(old, n)]
+        if len(close) == 1:
             pairs.append((old, close[0], "similar name"))
             taken.add(close[0])
     return pairs
+
+
+def _similar_names(old: str, new: str) -> bool:
+    """GGML_CCACHE ~ GGML_USE_CCACHE, GGML_VK_DEBUG ~ GGML_VK_DEBUGGING; GGML_GONE !~ GGML_NEW (the shared
+    namespace prefix does not count)."""
+    common = next((i for i, (a, b) in enumerate(zip(old, new, strict=False)) if a != b), min(len(old), len(new)))
+    namespace = old[:common].rfind("_") + 1
+    old_rest, new_rest = old[namespace:], new[namespace:]
+    if old_rest in new_rest or new_rest in old_rest:
+        return bool(old_rest and new_rest)
+    return difflib.SequenceMatcher(None, old_rest, new_rest).ratio() >= _RENAME_SIMILARITY
 
 
 def compare_requirements(
@@ -272,4 +288,4 @@ def _read(git: Git, commit: str, paths: list[str]) -> dict[str, str]:
         meta, path = record.split("\t", 1)
         blobs[path] = meta.split()[2]
     contents = read_blobs(git, list(blobs.values()))
-    return {path: _COMMENT.sub("", contents[sha].decode("utf-8", errors="replace")) for path, sha in blobs.items()}
+    return {path: contents[sha].decode("utf-8", errors="replace") for path, sha in blobs.items()}

@@ -72,3 +72,38 @@ def test_our_patches_apply_to_real_ggml_and_every_buildable_preset_configures(re
         assert re.search(rf"^{preset}\s+configured\b", result.stdout, re.MULTILINE), result.stdout
     cache = (project.root / "build/cpu/CMakeCache.txt").read_text()
     assert "GGML_CPU_ALL_VARIANTS:BOOL=ON" in cache
+
+
+# Three points of ggml's real history (June to July 2026): 150 commits apart, with an option rename
+# (GGML_SYCL_SUPPORT_LEVEL_ZERO) and a HIP change that we carry as a patch before it lands upstream.
+GGML_JUNE = "812c5772e6ec72641c085bfb0259c3be26603f63"
+GGML_JULY = "9f186280fea410f1602c74cf3b83c4d526dcd286"
+HIP_FAST_MATH = "40423e6ddf5d0ded7f66e2291f9b6d73a441da6f"  # between the two
+
+
+def test_bump_across_real_ggml_drops_the_patch_upstream_merged_and_names_the_rename(
+    real_project: Project,
+) -> None:
+    project = real_project
+    project.configure(GGML_JUNE, GGML_LAYOUT)
+    project.run("apply-patches")
+    tracking = project.tracking
+    tracking.git("fetch", "-q", "upstream", HIP_FAST_MATH)
+    tracking.git("cherry-pick", HIP_FAST_MATH)  # carried as our patch until upstream has it
+    text = tracking.read("src/ggml-hip/CMakeLists.txt")
+    tracking.write("src/ggml-hip/CMakeLists.txt", text.replace(
+        "    add_compile_definitions(GGML_HIP_NO_VMM)\n",
+        '    add_compile_definitions(GGML_HIP_NO_VMM)\n    message(STATUS "HIP: VMM disabled")\n',
+    ))  # fmt: skip
+    tracking.commit("hip: say when VMM is disabled")
+    project.run("create-patches")
+    project.run("sync")
+
+    summary = project.run("bump", GGML_JULY).stdout
+
+    assert "Patches: 2 → 1 (1 applied cleanly, 1 already upstream, dropped)." in summary
+    assert f"same change as upstream {HIP_FAST_MATH[:12]}" in summary
+    assert "option renamed: `GGML_SYCL_SUPPORT_LEVEL_ZERO` → `GGML_SYCL_SUPPORT_LEVEL_ZERO_API`" in summary
+    assert sorted(project.patch_bytes()) == ["0001-hip-say-when-VMM-is-disabled.patch"]
+    assert f'commit = "{GGML_JULY}"' in (project.root / "vendoring.toml").read_text()
+    assert "no drift" in project.run("check").stderr
