@@ -32,16 +32,25 @@ def _tracking_lines(config: Config, series: list[Patch]) -> list[str]:
         return [f"tracking  {where}: not set up (run apply-patches)"]
     head = repo.head() or ""
     branch = repo.branch() or "detached HEAD"
+    bump = repo.load_state().bump
+    bump_line = (
+        [f"          bump {bump.previous[:12]} -> {bump.target[:12]} under way at patch {bump.position + 1}:"
+         " `nox -s bump -- --continue` or `-- --abort`"]
+        if bump else []
+    )  # fmt: skip
     progress = repo.am_progress()
     if progress:
+        then = "`nox -s bump -- --continue`" if bump else "`nox -s create-patches sync`"
         return [
             f"tracking  {where}: {branch} at {head[:12]}",
             f"          git am stopped at patch {progress.current} of {progress.total}: resolve, then "
-            f"`git -C {where} am --continue`",
+            f"`git -C {where} am --continue`, then {then}",
         ]
     survey = repo.survey(config.upstream.commit, series)
     pin_note = "" if survey.base == config.upstream.commit else " (differs from the pin: run apply-patches)"
-    lines = [f"tracking  {where}: {branch} at {head[:12]}, base {survey.base[:12]}{pin_note}"]
+    if bump:
+        pin_note = ""
+    lines = [f"tracking  {where}: {branch} at {head[:12]}, base {survey.base[:12]}{pin_note}", *bump_line]
     if survey.on_base:
         lines.append(f"          {len(survey.exported)} commit(s) on the base, {len(survey.unexported)} not exported"
                      + (" (run create-patches)" if survey.unexported else ""))  # fmt: skip

@@ -171,7 +171,7 @@ def test_a_conflict_stops_with_nothing_changed_and_continue_finishes(
     assert "then `nox -s bump -- --continue`" in stopped.stderr
     assert "Traceback" not in stopped.stderr
     assert snapshot(project.root, skip=("build",)) == before
-    assert project.run("status").returncode == 0
+    assert "then `nox -s bump -- --continue`" in project.run("status").stdout
     second = project.run("bump", "b0104", expect=2)
     assert "is in progress" in second.stderr and "--continue" in second.stderr
     tracking = project.tracking
@@ -187,6 +187,8 @@ def test_a_conflict_stops_with_nothing_changed_and_continue_finishes(
         tracking.git("am", "--continue")
     else:
         tracking.git("am", "--skip")
+
+    assert "under way at patch 2: `nox -s bump -- --continue`" in project.run("status").stdout
 
     finished = project.run("bump", "--continue")
 
