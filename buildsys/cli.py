@@ -14,6 +14,7 @@ from .build import BuildReport, BuildRequest, raise_if_failed, run_build
 from .buildsummary import render, write_json
 from .bump import abort_bump, continue_bump, run_bump
 from .check import run_check
+from .ci_matrix import run_matrix
 from .config import CONFIG_NAME, UPSTREAM_URL_VARIABLE, Config, load_config
 from .create_patches import run_create_patches
 from .errors import BuildsysError, ConfigError, UsageError
@@ -30,6 +31,7 @@ COMMANDS = {
     "build": "configure, build and stage the CMake presets (backends) this platform can build",
     "wheels": "the staged matrix as wheels in dist/ (runs apply-patches, sync and build when needed)",
     "bump": "move the pin to another upstream commit, tag or branch, carrying patches/ across",
+    "matrix": "the GitHub Actions wheel matrix derived from the presets, as JSON",
 }
 
 
@@ -49,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
         if name == "sync":
             sub.add_argument("--force", action="store_true", help="discard hand edits in the destination")
+        if name == "matrix":
+            sub.add_argument("--github-output", action="store_true", help="also append the outputs to $GITHUB_OUTPUT")
         if name == "bump":
             _add_bump_arguments(sub)
         if name in {"build", "wheels"}:
@@ -160,6 +164,9 @@ def run(arguments: argparse.Namespace, config: Config) -> None:
         _run_wheels_command(arguments, config)
     elif command == "bump":
         _run_bump_command(arguments, config)
+    elif command == "matrix":
+        output = os.environ.get("GITHUB_OUTPUT", "") if arguments.github_output else None
+        print(run_matrix(config, github_output=output))
 
 
 def report(error: BuildsysError) -> None:
