@@ -98,6 +98,10 @@ def _carry_patches(
     paths = {path for patch in series for path in touched_paths(patch.content)}
     with ui.step(f"look for our patches in the {changes.commits} upstream commit(s)"):
         upstream_ids = upstream_patch_ids(repo.git, progress.previous, progress.target, paths)
+        on_previous = repo.store_queue_blobs(progress.previous, [config.patches / p.name for p in series])
+    if on_previous < len(series):
+        ui.warn(f"{series[on_previous].name} does not apply on {progress.previous[:12]}, the pin it was made for; "
+                "3-way merges of it and later patches have no base to merge from")  # fmt: skip
     with ui.step(f"carry {len(series) - progress.position} patch(es) onto {progress.target[:12]}"):
         for index in range(progress.position, len(series)):
             progress.position = index

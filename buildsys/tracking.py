@@ -318,6 +318,23 @@ class TrackingRepo:
             self.git.run("update-ref", "-m", "buildsys: before apply-patches", BACKUP_REF, head)
         self.git.run("checkout", "--quiet", "-B", WORK_BRANCH, commit)
 
+    def store_queue_blobs(self, base: str, patch_files: list[Path]) -> int:
+        """Apply the queue to `base` in a throwaway index, so that every blob the patches name exists here.
+
+        `git am --3way` rebuilds a patch's preimage from the blob ids on its `index` lines; in a fresh or
+        partial clone the intermediate versions (base + earlier patches) were never stored, and a patch that
+        merges cleanly would conflict. Returns how many patches applied on `base` (they all should).
+        """
+        with tempfile.TemporaryDirectory(prefix="buildsys-index-") as scratch:
+            index = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
+            self.git.run("read-tree", base, env=index)
+            for count, patch_file in enumerate(patch_files):
+                applied = self.git.run("apply", "--cached", "--whitespace=nowarn", str(patch_file), check=False,
+                                       env={**ISOLATED_CONFIG, **index})  # fmt: skip
+                if applied.returncode != 0:
+                    return count
+        return len(patch_files)
+
     @contextmanager
     def scratch_worktree(self, commit: str) -> Iterator[Git]:
         """A throwaway checkout of `commit` sharing this repository's objects."""

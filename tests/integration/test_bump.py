@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,6 +107,7 @@ def test_bump_carries_each_patch_its_own_way_and_reports_the_build_changes(bumpi
     project, upstream = bumping
     with_patches(project, CLEAN, IDENTICAL, CONTAINED, THREE_WAY)
     toml_before = (project.root / "vendoring.toml").read_text()
+    shutil.rmtree(project.root / "build")  # a fresh clone: patches/ alone is the queue
 
     result = project.run("bump", "b0104")
 
