@@ -78,9 +78,9 @@ _SETUP: dict[str, str | None] = {
 }
 
 NO_GPU_REASON = (
-    "GPU plugin wheel: GitHub's runners have no GPU, so `check` would skip the plugin (no device) and test "
-    "only the CPU, which the core wheel's entry tests; the plugin also needs that very core wheel, built in "
-    "another job"
+    "GPU plugin wheel: it needs the core wheel that another entry builds, so the job `test-plugins` installs "
+    "both into a fresh environment and runs wheels/check_plugin.py (with lavapipe, a real Vulkan device, "
+    "for the Vulkan plugin on Linux)"
 )
 
 
@@ -98,6 +98,11 @@ class Entry:
     presets: tuple[str, ...]
     toolchain: Toolchain
     ships_core: bool
+    core_artifact: str = ""  # the artifact holding the core wheel this plugin needs (itself, for the core)
+
+    @property
+    def artifact(self) -> str:
+        return f"wheels-{self.platform.name}-{self.distribution}"
 
     def as_json(self) -> dict[str, object]:
         cuda = self.toolchain.cuda
@@ -120,7 +125,10 @@ class Entry:
             "rocm_version": ROCM_RELEASE if self.toolchain.rocm else "",
             "test_skip": "" if self.ships_core else "*",
             "test_skip_reason": "" if self.ships_core else NO_GPU_REASON,
-            "artifact": f"wheels-{self.platform.name}-{self.distribution}",
+            "artifact": self.artifact,
+            "core_artifact": self.core_artifact or self.artifact,
+            # lavapipe (Mesa's Vulkan on the CPU) is a real device on GitHub's Linux runners
+            "lavapipe": self.toolchain.vulkan and self.platform.system == "Linux",
         }
 
 
@@ -156,6 +164,7 @@ def entries(matrix: Matrix | None = None) -> list[Entry]:
     result = []
     for platform in PLATFORMS:
         chosen = [preset for preset in matrix.presets if _builds(platform, preset)]
+        core = next((p.wheel for p in chosen if p.installs_core), "")
         for distribution in _unique(p.wheel for p in chosen):
             presets = [p for p in chosen if p.wheel == distribution]
             result.append(
@@ -165,6 +174,7 @@ def entries(matrix: Matrix | None = None) -> list[Entry]:
                     presets=tuple(p.name for p in presets),
                     toolchain=toolchain_for(presets),
                     ships_core=any(p.installs_core for p in presets),
+                    core_artifact=f"wheels-{platform.name}-{core}" if core else "",
                 )
             )
     return result
@@ -207,10 +217,16 @@ def github_matrix(matrix: Matrix | None = None) -> dict[str, list[dict[str, obje
     return {"include": [entry.as_json() for entry in entries(matrix)]}
 
 
+def plugin_tests(matrix: Matrix | None = None) -> dict[str, list[dict[str, object]]]:
+    """The entries whose wheel is a GPU plugin, for the job that installs each with its core wheel."""
+    return {"include": [entry.as_json() for entry in entries(matrix) if not entry.ships_core]}
+
+
 def outputs(config: Config, matrix: Matrix | None = None) -> dict[str, str]:
-    """The plan job's outputs: the matrix, and the parts of the ccache key (the ccache namespace's inputs)."""
+    """The plan job's outputs: the matrices, and the parts of the ccache key (the ccache namespace's inputs)."""
     return {
         "matrix": json.dumps(github_matrix(matrix), separators=(",", ":")),
+        "plugin-tests": json.dumps(plugin_tests(matrix), separators=(",", ":")),
         "upstream-commit": config.upstream.commit,
         "patch-series": series_hash(read_series(config.patches)),
     }

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from cpu_features import declared_x86_variants
-from support import Project, fresh_project, readelf_dynamic
+from support import REPO_ROOT, Project, fresh_project, readelf_dynamic
 from toolchains_present import vulkan
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -137,6 +137,35 @@ def test_a_plugin_wheel_appears_in_the_report_and_goes_away_when_uninstalled(pac
     pip(python, "uninstall", "-y", "llama-cpp-runtime-vulkan")
     gone = runtime(python, "info", cwd=tmp_path)
     assert re.search(r"^ggml-vulkan\s+absent\b.*pip install 'llama-cpp-runtime\[vulkan\]'", gone.stdout, re.MULTILINE)
+
+
+def check_plugin(python: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """wheels/check_plugin.py, what the GitHub workflow runs on every plugin wheel."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("LLAMA_CPP_RUNTIME_", "PYTHON", "GGML_"))}
+    script = str(REPO_ROOT / "wheels" / "check_plugin.py")
+    return subprocess.run(
+        [str(python), script, *args], cwd=cwd, env=clean, capture_output=True, text=True, timeout=600, check=False
+    )
+
+
+@linux
+@vulkan
+def test_the_workflows_plugin_check_computes_on_lavapipe_and_fails_without_the_plugin(
+    packaged: Project, tmp_path: Path
+) -> None:
+    python = venv(tmp_path)
+    pip(python, "install", "--no-index", "--find-links", str(packaged.root / "dist"), "llama-cpp-runtime")
+    missing = check_plugin(python, "llama-cpp-runtime-vulkan", cwd=tmp_path)
+    assert missing.returncode == 1
+    assert "no module of llama-cpp-runtime-vulkan was found" in missing.stderr
+    pip(python, "install", "--no-index", "--find-links", str(packaged.root / "dist"), "llama-cpp-runtime-vulkan")
+
+    hidden = check_plugin(python, "llama-cpp-runtime-vulkan", cwd=tmp_path)  # ggml hides lavapipe by default
+    computed = check_plugin(python, "llama-cpp-runtime-vulkan", "--lavapipe", cwd=tmp_path)
+
+    assert hidden.returncode == 0 and "no device on this machine" in hidden.stdout, hidden.stdout + hidden.stderr
+    assert computed.returncode == 0, computed.stdout + computed.stderr
+    assert re.search(r"^Vulkan0\s+ok\b", computed.stdout, re.MULTILINE), computed.stdout
 
 
 def test_wheels_are_byte_identical_when_built_again_and_elsewhere(packaged: Project, tmp_path: Path) -> None:

@@ -291,6 +291,24 @@ def test_the_build_job_takes_its_matrix_from_the_plan_job_and_the_plan_from_buil
         assert plan["outputs"][part] == f"${{{{ steps.{step_id[1]}.outputs.{part} }}}}"
 
 
+def test_every_plugin_wheel_is_installed_with_its_platforms_core_wheel_and_checked() -> None:
+    jobs = _load("wheels.yml")["jobs"]
+    job = jobs["test-plugins"]
+    assert job["strategy"]["matrix"] == "${{ fromJSON(needs.plan.outputs.plugin-tests) }}"
+    assert jobs["plan"]["outputs"]["plugin-tests"] == "${{ steps.matrix.outputs.plugin-tests }}"
+    downloads = [s["with"]["name"] for s in job["steps"] if s.get("uses", "").startswith("actions/download-artifact")]
+    assert downloads == ["${{ matrix.core_artifact }}", "${{ matrix.artifact }}"]
+    assert any("wheels/check_plugin.py" in s.get("run", "") for s in job["steps"])
+
+    entries = _entries()
+    tested = ci_matrix.plugin_tests()["include"]
+    cores = {e["platform"]: e["artifact"] for e in entries if e["test_skip"] == ""}
+    assert [t["artifact"] for t in tested] == [e["artifact"] for e in entries if e["test_skip"] == "*"]
+    assert all(t["core_artifact"] == cores[t["platform"]] for t in tested)
+    assert {t["distribution"] for t in tested if t["lavapipe"]} == {"llama-cpp-runtime-vulkan"}
+    assert {t["platform"] for t in tested if t["lavapipe"]} == {"linux-x86_64", "linux-aarch64"}
+
+
 def test_the_ccache_key_is_per_platform_and_distribution_on_the_pin_and_the_series() -> None:
     cache = _step(_load("wheels.yml")["jobs"]["build"], "actions/cache")
     key = cache["with"]["key"]
@@ -319,7 +337,7 @@ def test_publish_uses_trusted_publishing_on_tags_with_every_artifact() -> None:
     jobs = _load("wheels.yml")["jobs"]
     publish = jobs["publish"]
     assert publish["permissions"] == {"id-token": "write"} and publish["environment"]["name"] == "pypi"
-    assert "refs/tags/v" in publish["if"] and publish["needs"] == "build"
+    assert "refs/tags/v" in publish["if"] and publish["needs"] == ["build", "test-plugins"]
     assert _triggers(_load("wheels.yml"))["push"] == {"tags": ["v*"]}
     download = _step(publish, "actions/download-artifact")
     assert download["with"]["pattern"] == "wheels-*" and download["with"]["merge-multiple"] is True

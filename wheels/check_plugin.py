@@ -1,0 +1,64 @@
+"""Test an installed GPU plugin wheel: run with the Python of an environment holding it and the core wheel.
+
+    python wheels/check_plugin.py llama-cpp-runtime-vulkan [--lavapipe]
+
+The plugin's modules must be found (loaded, or skipped with ggml's or the loader's reason: no driver on a
+runner without a GPU is expected), never absent. Each device they bring is then checked with
+`python -m llama_cpp_runtime check`. With --lavapipe (Mesa's Vulkan on the CPU is installed) ggml is
+told to show it and a device is required, so the plugin really computes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+
+TIMEOUT = 600
+
+
+def _runtime(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 - this Python, an argument list
+        [sys.executable, "-m", "llama_cpp_runtime", *args],
+        env=env, capture_output=True, text=True, timeout=TIMEOUT, check=False,
+    )  # fmt: skip
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("distribution", help="the plugin's distribution, e.g. llama-cpp-runtime-cuda12")
+    parser.add_argument("--lavapipe", action="store_true", help="a CPU Vulkan device is installed: require it")
+    arguments = parser.parse_args(argv)
+    env = dict(os.environ)
+    if arguments.lavapipe:
+        env["GGML_VK_VISIBLE_DEVICES"] = "0"  # ggml hides CPU Vulkan devices unless listed
+    info = _runtime("info", "--json", env=env)
+    if info.returncode != 0:
+        print(f"error: `llama_cpp_runtime info` failed:\n{info.stdout}{info.stderr}", file=sys.stderr)
+        return 1
+    report = json.loads(info.stdout)
+    modules = [m for m in report["modules"] if m["source"] == arguments.distribution]
+    for module in modules:
+        print(f"{module['name']}: {module['status']} {module['reason']}".rstrip())
+    if not modules or any(m["status"] == "absent" for m in modules):
+        print(f"error: no module of {arguments.distribution} was found by the loader", file=sys.stderr)
+        return 1
+    # Only the core and this plugin are installed, so every device not on the CPU is the plugin's (ggml's
+    # registrations are not named like the modules: the HIP backend registers as "ROCm").
+    devices = [d["name"] for d in report["devices"] if d["backend"] != "CPU"]
+    if not devices:
+        if arguments.lavapipe:
+            print("error: --lavapipe, but the plugin brought no device", file=sys.stderr)
+            return 1
+        print(f"{arguments.distribution}: no device on this machine, nothing to compute on")
+        return 0
+    checked = _runtime("check", *(f"--device={d}" for d in devices), env=env)
+    print(checked.stdout + checked.stderr)
+    return checked.returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())
