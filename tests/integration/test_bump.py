@@ -24,6 +24,7 @@ class Upstream:
     merged_identically: str  # the very change of our llama.h patch, as upstream's own commit
     merged_in_larger_commit: str  # the change of our log patch, inside a commit touching more
     accumulator_commented: str  # edits two lines above our 3-way patch's line
+    version_two: str  # our version patch's change, amid edits one line above and below it
     build_changes: str  # option renamed and added, CPU variant, backend, CMake minimum, files in/out
 
 
@@ -46,6 +47,11 @@ def grow_upstream(repo: GitRepo) -> Upstream:
     larger = repo.commit("ggml : prefix log lines (#102)")
     _replace(repo, "ggml/src/ggml.c", ACCUMULATOR, ACCUMULATOR + " // accumulate in double precision")
     commented = repo.commit("ggml : comment the accumulator (#103)")
+    _replace(repo, "src/llama-core.c", "#include <stdio.h>\n", "#include <stdio.h>\n#include <string.h>\n")
+    _replace(repo, "src/llama-core.c", "{ return 1; }", "{ return 2; }")
+    _replace(repo, "src/llama-core.c", "const char * llama_print_system_info(void) {",
+             "// one line per backend\nconst char * llama_print_system_info(void) {")  # fmt: skip
+    version_two = repo.commit("llama : version 2, include string.h (#104)")
     _replace(
         repo,
         "ggml/CMakeLists.txt",
@@ -72,9 +78,9 @@ def grow_upstream(repo: GitRepo) -> Upstream:
     repo.write("ggml/src/ggml-opencl/CMakeLists.txt", "ggml_add_backend_library(ggml-opencl ggml-opencl.c)\n")
     repo.write("ggml/src/ggml-opencl/ggml-opencl.c", "/* an OpenCL backend */\n")
     repo.git("rm", "-q", "ggml/src/gen-version.sh")
-    build = repo.commit("ggml : OpenCL backend, zen4 variant, GGML_USE_CCACHE (#104)")
-    repo.git("tag", "b0104")
-    return Upstream(merged, larger, commented, build)
+    build = repo.commit("ggml : OpenCL backend, zen4 variant, GGML_USE_CCACHE (#105)")
+    repo.git("tag", "b0105")
+    return Upstream(merged, larger, commented, version_two, build)
 
 
 def with_patches(project: Project, *edits: tuple[str, str, str, str]) -> Project:
@@ -90,6 +96,7 @@ IDENTICAL = ("llama: declare llama_patched", "include/llama.h", "int llama_versi
              "int llama_version(void);\nint llama_patched(void);")  # fmt: skip
 CONTAINED = ("ggml: prefix our log lines", "ggml/src/ggml.c", LOG_LINE, '    fputs("ggml: ", stderr);\n' + LOG_LINE)
 THREE_WAY = ("ggml: widen before multiplying", "ggml/src/ggml.c", "sum += a[i] * b[i];", "sum += (double) a[i] * b[i];")
+MERGED_BY_3WAY = ("llama: report version 2", "src/llama-core.c", "{ return 1; }", "{ return 2; }")
 CONFLICTING = ("ggml: long double accumulator", "ggml/src/ggml.c", ACCUMULATOR, "    long double sum = 0.0L;")
 
 
@@ -105,11 +112,11 @@ def pin(project: Project) -> dict[str, str]:
 
 def test_bump_carries_each_patch_its_own_way_and_reports_the_build_changes(bumping: tuple[Project, Upstream]) -> None:
     project, upstream = bumping
-    with_patches(project, CLEAN, IDENTICAL, CONTAINED, THREE_WAY)
+    with_patches(project, CLEAN, IDENTICAL, CONTAINED, THREE_WAY, MERGED_BY_3WAY)
     toml_before = (project.root / "vendoring.toml").read_text()
     shutil.rmtree(project.root / "build")  # a fresh clone: patches/ alone is the queue
 
-    result = project.run("bump", "b0104")
+    result = project.run("bump", "b0105")
 
     out = result.stdout
     assert (
@@ -123,7 +130,9 @@ def test_bump_carries_each_patch_its_own_way_and_reports_the_build_changes(bumpi
             "upstream tree (reverse-applies, does not apply) | — |") in out  # fmt: skip
     assert ("| `0004-ggml-widen-before-multiplying.patch` | applied with a 3-way merge | "
             "`0002-ggml-widen-before-multiplying.patch` |") in out  # fmt: skip
-    assert "Patches: 4 → 2" in out
+    assert ("| `0005-llama-report-version-2.patch` | already upstream, dropped: the 3-way merge left nothing "
+            "to change | — |") in out  # fmt: skip
+    assert "Patches: 5 → 2 (1 applied cleanly, 1 applied with a 3-way merge, 3 already upstream, dropped)." in out
     assert "option renamed: `GGML_CCACHE` → `GGML_USE_CCACHE` (same description)" in out
     assert "option added: `GGML_OPENCL` ('ggml: use OpenCL', default `OFF`) in `ggml/CMakeLists.txt`" in out
     assert "new backend(s): `OpenCL`" in out
@@ -138,7 +147,7 @@ def test_bump_carries_each_patch_its_own_way_and_reports_the_build_changes(bumpi
     assert "new backend OpenCL: no preset builds it" in out
     assert (project.root / "build" / "bump-summary.md").read_text() == out
 
-    assert pin(project) == {"url": str(project.upstream.path), "commit": upstream.build_changes, "ref": "b0104"}
+    assert pin(project) == {"url": str(project.upstream.path), "commit": upstream.build_changes, "ref": "b0105"}
     assert (
         toml_before.replace(project.commits[-1], upstream.build_changes)
         in (project.root / "vendoring.toml").read_text()
@@ -174,7 +183,7 @@ def test_a_conflict_stops_with_nothing_changed_and_continue_finishes(
     assert "Traceback" not in stopped.stderr
     assert snapshot(project.root, skip=("build",)) == before
     assert "then `nox -s bump -- --continue`" in project.run("status").stdout
-    second = project.run("bump", "b0104", expect=2)
+    second = project.run("bump", "b0105", expect=2)
     assert "is in progress" in second.stderr and "--continue" in second.stderr
     tracking = project.tracking
     if resolution == "resolve":
@@ -241,14 +250,14 @@ def test_bump_refuses_what_would_lose_work_or_cannot_be_done(bumping: tuple[Proj
 
     edited = project.vendor / "ggml/src/ggml.c"
     edited.write_text(edited.read_text() + "/* by hand */\n")
-    hand_edit = project.run("bump", "b0104", expect=3)
+    hand_edit = project.run("bump", "b0105", expect=3)
     assert "1 file(s) in vendor/llama.cpp were edited or added by hand" in hand_edit.stderr
     project.run("sync", "--force")
 
     project.add_patch_commits(
         ("ggml: not yet exported", "ggml/src/ggml.c", "#include <stdio.h>", "#include <stdio.h> ")
     )
-    unexported = project.run("bump", "b0104", expect=3)
+    unexported = project.run("bump", "b0105", expect=3)
     assert "1 commit(s) not exported to patches/" in unexported.stderr
     assert snapshot(project.root, skip=("build", "vendor")) == before
     assert pin(project)["commit"] == project.commits[-1]
