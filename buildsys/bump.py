@@ -56,7 +56,11 @@ def run_bump(config: Config, target: str) -> BumpResult | None:
         repo.fetch_commit(config.upstream.url, pinned)
         commit, ref = repo.resolve_target(config.upstream.url, target)
     if commit == pinned:
-        ui.info(f"  {target} is {pinned[:12]}, the commit already pinned: nothing to do")
+        if ref and ref != config.upstream.ref:
+            write_pin(config.source, commit, ref)
+            ui.info(f"  {target} is {pinned[:12]}, the commit already pinned: only [upstream] ref set to {ref}")
+        else:
+            ui.info(f"  {target} is {pinned[:12]}, the commit already pinned: nothing to do")
         return None
     progress = BumpProgress(previous=pinned, target=commit, ref=ref, series_sha256=series_hash(series))
     changes = _describe(repo, config, progress)

@@ -261,3 +261,16 @@ def test_bump_refuses_what_would_lose_work_or_cannot_be_done(bumping: tuple[Proj
     assert "1 commit(s) not exported to patches/" in unexported.stderr
     assert snapshot(project.root, skip=("build", "vendor")) == before
     assert pin(project)["commit"] == project.commits[-1]
+
+
+def test_bumping_to_a_tag_of_the_pinned_commit_only_records_the_tag(bumping: tuple[Project, Upstream]) -> None:
+    project, _ = bumping
+    with_patches(project, CLEAN)
+    patches = project.patch_bytes()
+    project.upstream.git("tag", "b0100", project.commits[-1])
+
+    named = project.run("bump", "b0100")
+
+    assert "the commit already pinned: only [upstream] ref set to b0100" in named.stderr
+    assert pin(project) == {"url": str(project.upstream.path), "commit": project.commits[-1], "ref": "b0100"}
+    assert project.patch_bytes() == patches
