@@ -31,7 +31,7 @@ def render_summary(config: Config, progress: BumpProgress, changes: UpstreamChan
         "",
         "### What changed for the build",
         "",
-        *(_build_lines(changes) or ["Nothing in options, backends, CPU variants, toolchains or the synced files."]),
+        *(build_lines(changes) or ["Nothing in options, backends, CPU variants, toolchains or the synced files."]),
     ]
     if changes.preset_warnings:
         lines += ["", "### Needs attention", "", *(f"- [ ] {warning}" for warning in changes.preset_warnings)]
@@ -55,17 +55,20 @@ def _patch_table(outcomes: list[PatchOutcome], series: list[Patch]) -> list[str]
     return [f"Patches: {len(outcomes)} → {sum(1 for o in outcomes if o.outcome in _CARRIED)} ({tally}).", "", *rows]
 
 
-def _build_lines(changes: UpstreamChanges) -> list[str]:
+def build_lines(changes: UpstreamChanges) -> list[str]:
     lines = _option_lines(changes.options)
     lines += _named("new backend(s)", changes.backends_added)
     lines += _named("removed backend(s)", changes.backends_removed)
     lines += _named("new CPU variant(s)", changes.cpu_variants_added)
     lines += _named("removed CPU variant(s)", changes.cpu_variants_removed)
     for requirement in changes.requirements:
-        lines.append(
-            f"- minimum {requirement.subject}: {requirement.old or 'none'} → {requirement.new or 'none'}"
-            f" (`{requirement.path}`)"
-        )
+        if requirement.old is None:
+            change = f"{requirement.new} (new in `{requirement.path}`)"
+        elif requirement.new is None:
+            change = f"{requirement.old} no longer required (`{requirement.path}`)"
+        else:
+            change = f"{requirement.old} → {requirement.new} (`{requirement.path}`)"
+        lines.append(f"- minimum {requirement.subject}: {change}")
     return lines + _subset_lines(changes.subset)
 
 

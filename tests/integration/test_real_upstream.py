@@ -10,6 +10,12 @@ from pathlib import Path
 import pytest
 from support import REPO_ROOT, GitRepo, Project
 
+from buildsys.bumpreport import build_lines
+from buildsys.git import Git
+from buildsys.pathfilter import PathFilter
+from buildsys.presets import load_matrix
+from buildsys.upstream_changes import describe_range
+
 pytestmark = [pytest.mark.integration, pytest.mark.real_upstream]
 
 MIRROR = os.environ.get("BUILDSYS_REAL_UPSTREAM")
@@ -107,3 +113,27 @@ def test_bump_across_real_ggml_drops_the_patch_upstream_merged_and_names_the_ren
     assert sorted(project.patch_bytes()) == ["0001-hip-say-when-VMM-is-disabled.patch"]
     assert f'commit = "{GGML_JULY}"' in (project.root / "vendoring.toml").read_text()
     assert "no drift" in project.run("check").stderr
+
+
+@pytest.mark.parametrize(
+    ("commit", "expected"),
+    [
+        (
+            "62b6d8ce",
+            "- new CPU variant(s): `cannonlake`, `cascadelake`, `cooperlake`, `ivybridge`, `piledriver`, `zen4`",
+        ),
+        ("7b7bb1b2", "- minimum CMake: 3.14 → 3.14...3.28 (`CMakeLists.txt`)"),
+        ("2e2ec9cc", "- minimum CMake: 3.19 (new in `src/ggml-virtgpu/CMakeLists.txt`)"),
+    ],
+)
+def test_the_build_report_reads_real_ggml_commits(commit: str, expected: str) -> None:
+    """Single upstream commits that added CPU variants, moved the CMake minimum, added a backend."""
+    if not MIRROR:
+        pytest.skip("set BUILDSYS_REAL_UPSTREAM to a local mirror of ggml-org/ggml")
+    git = Git(Path(MIRROR))
+    full = git.text("rev-parse", commit)
+    subset = PathFilter(("CMakeLists.txt", "LICENSE", "ggml.pc.in", "cmake/", "include/", "src/"), ("**/*.md",))
+
+    changes = describe_range(git, f"{full}^", full, subset, load_matrix().presets)
+
+    assert expected in build_lines(changes)
