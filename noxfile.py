@@ -74,9 +74,9 @@ def wheels(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Measured comparisons, never run by the tests: `nox -s bench -- build [--project DIR]`."""
+    """Measured comparisons, never run by the tests: `nox -s bench -- build|wheels|bump [options]`."""
     if not session.posargs:
-        session.error("name a benchmark: nox -s bench -- build [options]")
+        session.error("name a benchmark: nox -s bench -- build|wheels|bump [options]")
     session.install("-e", ".")
     session.run("python", f"benchmarks/{session.posargs[0]}.py", *session.posargs[1:])
 
