@@ -16,6 +16,19 @@ def require_tracking_repo(repo: TrackingRepo, config: Config) -> None:
             hint="run `nox -s apply-patches` (python -m buildsys apply-patches) first",
         )
     refuse_if_mid_am(repo, config)
+    refuse_during_bump(repo, config)
+
+
+def refuse_during_bump(repo: TrackingRepo, config: Config) -> None:
+    """While a bump is under way patches/ and vendor/ belong to it; only the bump itself (whose
+    configuration already pins the target) exports and syncs."""
+    bump = repo.load_state().bump
+    if bump is not None and config.upstream.commit != bump.target:
+        raise UsageError(
+            f"a bump from {bump.previous[:12]} to {bump.target[:12]} is under way; patches/ and "
+            f"{config.relative(config.sync.destination)}/ change when it finishes",
+            hint=f"{BUMP_CONTINUE} finishes it (it exports and syncs), `nox -s bump -- --abort` abandons it",
+        )
 
 
 def refuse_if_mid_am(repo: TrackingRepo, config: Config) -> None:
