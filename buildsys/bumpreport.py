@@ -25,7 +25,7 @@ def render_summary(config: Config, progress: BumpProgress, changes: UpstreamChan
     lines = [
         f"## Bump upstream {progress.previous[:12]} → {target}",
         "",
-        f"{changes.commits} upstream commit(s), `{progress.previous}..{progress.target}`.",
+        _range_line(changes, progress),
         "",
         *_patch_table(progress.outcomes, series),
         "",
@@ -38,6 +38,17 @@ def render_summary(config: Config, progress: BumpProgress, changes: UpstreamChan
     lines += ["", f"`{config.relative(config.source)}`, `{config.relative(config.patches)}/` and "
               f"`{config.relative(config.sync.destination)}/` updated by `nox -s bump`."]  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def _range_line(changes: UpstreamChanges, progress: BumpProgress) -> str:
+    span = f"`{progress.previous}..{progress.target}`"
+    if not changes.commits_left_behind:
+        return f"{changes.commits} upstream commit(s), {span}."
+    behind = changes.commits_left_behind
+    if not changes.commits:
+        return f"**Moves back** {behind} upstream commit(s): the target is an ancestor of the old pin."
+    return (f"**Not a descendant of the old pin**: {changes.commits} commit(s) come in, "
+            f"{behind} of the old pin's commit(s) are left behind ({span}).")  # fmt: skip
 
 
 def _patch_table(outcomes: list[PatchOutcome], series: list[Patch]) -> list[str]:

@@ -75,7 +75,7 @@ class SubsetChanges:
 class UpstreamChanges:
     old: str
     new: str
-    commits: int
+    commits: int  # in new, not in old
     options: OptionChanges
     backends_added: tuple[str, ...]
     backends_removed: tuple[str, ...]
@@ -84,6 +84,7 @@ class UpstreamChanges:
     requirements: tuple[Requirement, ...]
     subset: SubsetChanges
     preset_warnings: tuple[str, ...] = field(default=())
+    commits_left_behind: int = 0  # in old, not in new: a move back, or another branch
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,7 @@ def describe_range(git: Git, old: str, new: str, subset: PathFilter, presets: It
         old=old,
         new=new,
         commits=int(git.text("rev-list", "--count", f"{old}..{new}")),
+        commits_left_behind=int(git.text("rev-list", "--count", f"{new}..{old}")),
         options=options,
         backends_added=backends[0],
         backends_removed=backends[1],

@@ -165,6 +165,11 @@ def test_bump_carries_each_patch_its_own_way_and_reports_the_build_changes(bumpi
     project.run("create-patches")
     assert project.patch_bytes() == exported  # the new queue round-trips on the new pin
 
+    back = project.run("bump", upstream.accumulator_commented).stdout  # the pin can move back too
+    assert "**Moves back** 2 upstream commit(s): the target is an ancestor of the old pin." in back
+    assert pin(project)["commit"] == upstream.accumulator_commented and "ref" not in pin(project)
+    project.run("check")
+
 
 @pytest.mark.parametrize("resolution", ["resolve", "skip"])
 def test_a_conflict_stops_with_nothing_changed_and_continue_finishes(
