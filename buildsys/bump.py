@@ -27,10 +27,15 @@ from .presets import load_matrix
 from .sync import refuse_hand_edits, run_sync
 from .tracking import BumpProgress, Commit, PatchOutcome, TrackingRepo, TrackingState, apply_with_am
 from .upstream_changes import UpstreamChanges, describe_range
-from .workstate import BUMP_CONTINUE, conflict_guidance, ensure_no_unsaved_work, refuse_if_mid_am
+from .workstate import (
+    BUMP_CONTINUE,
+    conflict_guidance,
+    ensure_no_unsaved_work,
+    refuse_during_bump,
+    refuse_if_mid_am,
+)
 
 SUMMARY_NAME = "bump-summary.md"
-APPLIED = ("clean", "3-way merge", "resolved by hand")
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,7 @@ def run_bump(config: Config, target: str) -> BumpResult | None:
     with ui.step(f"check {where} and {config.relative(config.sync.destination)} for unsaved work"):
         _refuse_hand_edits_in_destination(config)
         repo.ensure_initialised()
-        _refuse_second_bump(repo)
+        refuse_during_bump(repo, config)
         ensure_no_unsaved_work(repo, config, series)
     with ui.step(f"fetch {pinned[:12]} and {target} from {config.upstream.url}"):
         repo.fetch_commit(config.upstream.url, pinned)
@@ -156,7 +161,7 @@ def _stop_at_conflict(config: Config, repo: TrackingRepo, series: list[Patch], p
 
 def _record_hand_resolution(repo: TrackingRepo, progress: BumpProgress, patch: Patch) -> None:
     """The stopped patch became a commit (`am --continue`) or nothing (`am --skip`)."""
-    applied = [o for o in progress.outcomes if o.outcome in APPLIED]
+    applied = [o for o in progress.outcomes if o.carried]
     if not repo.git.is_ancestor(progress.target, "HEAD"):
         raise UsageError(
             f"the tracking repository's HEAD no longer descends from {progress.target[:12]}",
@@ -205,7 +210,7 @@ def _describe(repo: TrackingRepo, config: Config, progress: BumpProgress) -> Ups
 def _save(repo: TrackingRepo, progress: BumpProgress) -> None:
     state = repo.load_state()
     state.bump = progress
-    state.exported |= {o.commit for o in progress.outcomes if o.commit}
+    state.exported |= {o.commit for o in progress.outcomes if o.commit is not None}
     repo.save_state(state)
 
 
@@ -217,15 +222,6 @@ def _bump_in_progress(repo: TrackingRepo, config: Config) -> BumpProgress:
             hint="start one with `nox -s bump -- <commit, tag or branch>`",
         )
     return progress
-
-
-def _refuse_second_bump(repo: TrackingRepo) -> None:
-    progress = repo.load_state().bump
-    if progress is not None:
-        raise UsageError(
-            f"a bump from {progress.previous[:12]} to {progress.target[:12]} is in progress",
-            hint="finish it with `nox -s bump -- --continue`, or abandon it with `nox -s bump -- --abort`",
-        )
 
 
 def _refuse_hand_edits_in_destination(config: Config) -> None:

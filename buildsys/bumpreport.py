@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from . import ui
 from .config import Config
 from .patchqueue import Patch
 from .tracking import BumpProgress, PatchOutcome
 from .upstream_changes import OptionChanges, SubsetChanges, UpstreamChanges
 
 _LISTED = 20
-_CARRIED = ("clean", "3-way merge", "resolved by hand")
 _VERB = {
     "clean": "applied cleanly",
     "3-way merge": "applied with a 3-way merge",
@@ -57,13 +57,13 @@ def _patch_table(outcomes: list[PatchOutcome], series: list[Patch]) -> list[str]
     carried = iter(p.name for p in series)
     rows = ["| patch | outcome | now |", "|---|---|---|"]
     for outcome in outcomes:
-        now = next(carried, "?") if outcome.outcome in _CARRIED else "—"
+        now = next(carried, "?") if outcome.carried else "—"
         verb = _VERB.get(outcome.outcome, outcome.outcome)
         detail = f": {outcome.detail}" if outcome.detail else ""
         rows.append(f"| `{outcome.patch}` | {verb}{detail} | {_code(now)} |")
     counts = {verb: sum(1 for o in outcomes if o.outcome == verb) for verb in _VERB}
     tally = ", ".join(f"{n} {_VERB[verb]}" for verb, n in counts.items() if n)
-    return [f"Patches: {len(outcomes)} → {sum(1 for o in outcomes if o.outcome in _CARRIED)} ({tally}).", "", *rows]
+    return [f"Patches: {len(outcomes)} → {sum(1 for o in outcomes if o.carried)} ({tally}).", "", *rows]
 
 
 def build_lines(changes: UpstreamChanges) -> list[str]:
@@ -114,9 +114,7 @@ def _named(label: str, names: Iterable[str]) -> list[str]:
 
 
 def _listing(paths: Iterable[str]) -> str:
-    paths = list(paths)
-    shown = ", ".join(f"`{p}`" for p in paths[:_LISTED])
-    return shown + (f" and {len(paths) - _LISTED} more" if len(paths) > _LISTED else "")
+    return ", ".join(ui.bounded([f"`{p}`" for p in paths], _LISTED))
 
 
 def _code(text: str) -> str:

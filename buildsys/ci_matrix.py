@@ -102,7 +102,7 @@ class Entry:
 
     @property
     def artifact(self) -> str:
-        return f"wheels-{self.platform.name}-{self.distribution}"
+        return artifact_name(self.platform, self.distribution)
 
     def as_json(self) -> dict[str, object]:
         cuda = self.toolchain.cuda
@@ -130,6 +130,10 @@ class Entry:
             # lavapipe (Mesa's Vulkan on the CPU) is a real device on GitHub's Linux runners
             "lavapipe": self.toolchain.vulkan and self.platform.system == "Linux",
         }
+
+
+def artifact_name(platform: Platform, distribution: str) -> str:
+    return f"wheels-{platform.name}-{distribution}"
 
 
 def toolchain_for(presets: Sequence[Preset]) -> Toolchain:
@@ -174,7 +178,7 @@ def entries(matrix: Matrix | None = None) -> list[Entry]:
                     presets=tuple(p.name for p in presets),
                     toolchain=toolchain_for(presets),
                     ships_core=any(p.installs_core for p in presets),
-                    core_artifact=f"wheels-{platform.name}-{core}" if core else "",
+                    core_artifact=artifact_name(platform, core) if core else "",
                 )
             )
     return result
@@ -214,22 +218,30 @@ def _unique(names: Iterable[str]) -> list[str]:
 
 def github_matrix(matrix: Matrix | None = None) -> dict[str, list[dict[str, object]]]:
     """The value of a job's `strategy.matrix`: `{"include": [entry, ...]}`."""
-    return {"include": [entry.as_json() for entry in entries(matrix)]}
+    return _include(entries(matrix))
 
 
 def plugin_tests(matrix: Matrix | None = None) -> dict[str, list[dict[str, object]]]:
     """The entries whose wheel is a GPU plugin, for the job that installs each with its core wheel."""
-    return {"include": [entry.as_json() for entry in entries(matrix) if not entry.ships_core]}
+    return _include([entry for entry in entries(matrix) if not entry.ships_core])
 
 
-def outputs(config: Config, matrix: Matrix | None = None) -> dict[str, str]:
+def _include(chosen: Iterable[Entry]) -> dict[str, list[dict[str, object]]]:
+    return {"include": [entry.as_json() for entry in chosen]}
+
+
+def outputs(config: Config, planned: list[Entry]) -> dict[str, str]:
     """The plan job's outputs: the matrices, and the parts of the ccache key (the ccache namespace's inputs)."""
     return {
-        "matrix": json.dumps(github_matrix(matrix), separators=(",", ":")),
-        "plugin-tests": json.dumps(plugin_tests(matrix), separators=(",", ":")),
+        "matrix": _one_line(_include(planned)),
+        "plugin-tests": _one_line(_include(e for e in planned if not e.ships_core)),
         "upstream-commit": config.upstream.commit,
         "patch-series": series_hash(read_series(config.patches)),
     }
+
+
+def _one_line(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"))
 
 
 def write_github_output(path: str, values: Mapping[str, str]) -> None:
@@ -245,6 +257,7 @@ def write_github_output(path: str, values: Mapping[str, str]) -> None:
 
 def run_matrix(config: Config, *, github_output: str | None) -> str:
     """The matrix as JSON (what `python -m buildsys matrix` prints); with a path, also the step outputs."""
+    planned = entries()
     if github_output is not None:
-        write_github_output(github_output, outputs(config))
-    return json.dumps(github_matrix(), indent=1)
+        write_github_output(github_output, outputs(config, planned))
+    return json.dumps(_include(planned), indent=1)

@@ -14,6 +14,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .errors import ConfigError
+from .git import FULL_SHA
 from .pathfilter import PathFilter, validate_pattern
 
 CONFIG_NAME = "vendoring.toml"
@@ -42,7 +43,6 @@ _SCHEMA: dict[str, dict[str, type]] = {
     "patches": {"path": str},
     "sync": {"destination": str, "include": list, "exclude": list},
 }
-_FULL_SHA = re.compile(r"[0-9a-fA-F]{40}")
 _URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _SCP_LIKE = re.compile(r"^[^/\\]+@[^/\\]+:")
 
@@ -119,7 +119,7 @@ def _build(
 
     upstream = tables.get("upstream", {})
     commit = upstream.get("commit", DEFAULT_COMMIT)
-    if isinstance(commit, str) and not _FULL_SHA.fullmatch(commit):
+    if isinstance(commit, str) and not FULL_SHA.fullmatch(commit):
         problems.append(
             f"[upstream] commit: {commit!r} is not a full 40-hex commit SHA"
             " (a branch or tag name belongs in [upstream] ref)"

@@ -8,6 +8,7 @@ silently redirect every call to another repository.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import GitError
+
+FULL_SHA = re.compile(r"[0-9a-fA-F]{40}")
 
 LOCAL_TIMEOUT = 600.0
 NETWORK_TIMEOUT = 3600.0

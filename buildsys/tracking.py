@@ -15,14 +15,13 @@ from typing import Any
 
 from . import ui
 from .errors import GitError, UpstreamError, UsageError
-from .git import NETWORK_TIMEOUT, TOOL_IDENTITY, Git
+from .git import FULL_SHA, NETWORK_TIMEOUT, TOOL_IDENTITY, Git, GitResult
 from .patchqueue import Patch, normalise_patch, patch_file_name
 
 REMOTE = "upstream"
 WORK_BRANCH = "patched"
 BACKUP_REF = "refs/buildsys/previous-head"
 TARGET_REF = "refs/buildsys/bump-target"
-_FULL_SHA = re.compile(r"[0-9a-fA-F]{40}")
 _SHORT_SHA = re.compile(r"[0-9a-fA-F]{7,39}")
 _STATE_FILE = "buildsys-state.json"
 
@@ -72,6 +71,10 @@ class PatchOutcome:
     outcome: str  # "clean", "3-way merge", "resolved by hand", "already upstream", "dropped by hand"
     detail: str = ""
     commit: str | None = None  # the commit it became on the new base, if any
+
+    @property
+    def carried(self) -> bool:
+        return self.commit is not None
 
 
 @dataclass
@@ -185,22 +188,10 @@ class TrackingRepo:
         self.set_remote(url)
         if self.git.resolve_commit(commit) == commit:
             return
-        # Partial clone: llama.cpp's full history is large and only the trees we check out are needed;
-        # servers without filter support ignore the option and send everything.
-        fetched = self.git.run(
-            "fetch", "--quiet", "--no-tags", "--filter=blob:none", REMOTE, commit,
-            check=False, timeout=NETWORK_TIMEOUT,
-        )  # fmt: skip
-        if fetched.returncode != 0 and _is_unreachable_url(fetched.err):
-            raise UpstreamError(
-                f"cannot fetch {url}", details=fetched.err.strip(), hint="check the URL or BUILDSYS_UPSTREAM_URL"
-            )
+        fetched = self._fetch(commit)
+        _raise_if_unreachable(fetched, url)
         if fetched.returncode != 0:
-            # Some servers refuse to serve a commit by id; every branch and tag then has to come.
-            self.git.run(
-                "fetch", "--quiet", "--tags", "--filter=blob:none", REMOTE,
-                f"+refs/heads/*:refs/remotes/{REMOTE}/*", check=False, timeout=NETWORK_TIMEOUT,
-            )  # fmt: skip
+            self._fetch_every_branch()  # some servers refuse to serve a commit by id
         if self.git.resolve_commit(commit) != commit:
             raise UpstreamError(
                 f"commit {commit} is not in {url}",
@@ -210,27 +201,19 @@ class TrackingRepo:
 
     def resolve_target(self, url: str, target: str) -> tuple[str, str | None]:
         """A commit, branch or tag of upstream as (full commit, the name if one was given), fetched."""
-        if _FULL_SHA.fullmatch(target):
+        if FULL_SHA.fullmatch(target):
             self.fetch_commit(url, target.lower())
             return target.lower(), None
         self.set_remote(url)
-        fetched = self.git.run(
-            "fetch", "--quiet", "--no-tags", "--filter=blob:none", REMOTE, f"+{target}:{TARGET_REF}",
-            check=False, timeout=NETWORK_TIMEOUT,
-        )  # fmt: skip
+        fetched = self._fetch(f"+{target}:{TARGET_REF}")
         if fetched.returncode == 0:
             commit = self.git.resolve_commit(TARGET_REF)
             if commit:
                 return commit, target
-        missing_ref = "couldn't find remote ref" in fetched.err
-        if fetched.returncode != 0 and _is_unreachable_url(fetched.err) and not missing_ref:
-            raise UpstreamError(f"cannot fetch {url}", details=fetched.err.strip(), hint="check the URL")
+        if "couldn't find remote ref" not in fetched.err:
+            _raise_if_unreachable(fetched, url)
         if _SHORT_SHA.fullmatch(target):
-            # An abbreviated commit: servers do not resolve those, so every branch comes and git resolves it here.
-            self.git.run(
-                "fetch", "--quiet", "--no-tags", "--filter=blob:none", REMOTE,
-                f"+refs/heads/*:refs/remotes/{REMOTE}/*", check=False, timeout=NETWORK_TIMEOUT,
-            )  # fmt: skip
+            self._fetch_every_branch()  # servers do not resolve abbreviated commits; git does, here
             commit = self.git.resolve_commit(target)
             if commit:
                 return commit, None
@@ -239,6 +222,17 @@ class TrackingRepo:
             details=fetched.err.strip(),
             hint="give a full commit SHA, a tag (e.g. b6000) or a branch name",
         )
+
+    def _fetch(self, *refspecs: str, tags: bool = False) -> GitResult:
+        # Partial clone: llama.cpp's full history is large and only the trees we check out are needed;
+        # servers without filter support ignore the option and send everything.
+        return self.git.run(
+            "fetch", "--quiet", "--tags" if tags else "--no-tags", "--filter=blob:none", REMOTE, *refspecs,
+            check=False, timeout=NETWORK_TIMEOUT,
+        )  # fmt: skip
+
+    def _fetch_every_branch(self) -> None:
+        self._fetch(f"+refs/heads/*:refs/remotes/{REMOTE}/*", tags=True)
 
     # -- inspection ----------------------------------------------------------------------------
 
@@ -372,6 +366,13 @@ def apply_with_am(git: Git, patch_files: list[Path]) -> AmOutcome:
             how[-1] = "3-way merge"
     stopped = result.returncode != 0
     return AmOutcome(tuple(how[:-1] if stopped and how else how), stopped=stopped)
+
+
+def _raise_if_unreachable(fetched: GitResult, url: str) -> None:
+    if fetched.returncode != 0 and _is_unreachable_url(fetched.err):
+        raise UpstreamError(
+            f"cannot fetch {url}", details=fetched.err.strip(), hint="check the URL or BUILDSYS_UPSTREAM_URL"
+        )
 
 
 def _is_unreachable_url(stderr: str) -> bool:

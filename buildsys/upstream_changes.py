@@ -12,7 +12,7 @@ from functools import cached_property
 from .git import Git
 from .pathfilter import PathFilter
 from .presets import Preset
-from .upstream_tree import read_blobs
+from .upstream_tree import read_blobs, tree_entries
 
 _COMMENT = re.compile(r"(?<![\w$\"])#(?!\[)[^\n]*")
 _OPTION = re.compile(r"\boption\s*\(\s*([A-Za-z_][\w]*)\s+\"([^\"]*)\"\s*([^)]*)\)", re.IGNORECASE)
@@ -73,8 +73,6 @@ class SubsetChanges:
 
 @dataclass(frozen=True)
 class UpstreamChanges:
-    old: str
-    new: str
     commits: int  # in new, not in old
     options: OptionChanges
     backends_added: tuple[str, ...]
@@ -135,11 +133,10 @@ def describe_range(git: Git, old: str, new: str, subset: PathFilter, presets: It
     options = compare_options(before.options(), after.options(), after.renames() - before.renames())
     backends = _added_removed(before.calls(_BACKEND), after.calls(_BACKEND))
     variants = _added_removed(before.calls(_CPU_VARIANT), after.calls(_CPU_VARIANT))
+    left_behind, coming = git.text("rev-list", "--left-right", "--count", f"{old}...{new}").split()
     return UpstreamChanges(
-        old=old,
-        new=new,
-        commits=int(git.text("rev-list", "--count", f"{old}..{new}")),
-        commits_left_behind=int(git.text("rev-list", "--count", f"{new}..{old}")),
+        commits=int(coming),
+        commits_left_behind=int(left_behind),
         options=options,
         backends_added=backends[0],
         backends_removed=backends[1],
@@ -284,10 +281,6 @@ def _name_status(git: Git, old: str, new: str) -> list[tuple[str, tuple[str, ...
 def _read(git: Git, commit: str, paths: list[str]) -> dict[str, str]:
     if not paths:
         return {}
-    listing = git.run("ls-tree", "-z", "--full-tree", commit, "--", *paths).out
-    blobs = {}
-    for record in filter(None, listing.split("\0")):
-        meta, path = record.split("\t", 1)
-        blobs[path] = meta.split()[2]
+    blobs = {entry.path: entry.sha for entry in tree_entries(git, commit, paths) if entry.kind == "blob"}
     contents = read_blobs(git, list(blobs.values()))
     return {path: contents[sha].decode("utf-8", errors="replace") for path, sha in blobs.items()}

@@ -22,23 +22,39 @@ class SourceFile:
         return entry_for_bytes(self.content, self.mode)
 
 
-def selected_files(git: Git, revision: str, path_filter: PathFilter) -> dict[str, SourceFile]:
-    listing = git.run("ls-tree", "-r", "-z", "--full-tree", revision).out
-    blobs: list[tuple[str, str, str]] = []
+@dataclass(frozen=True)
+class TreeEntry:
+    path: str
+    mode: str
+    kind: str  # blob, tree, commit (a submodule)
+    sha: str
+
+
+def tree_entries(git: Git, revision: str, paths: list[str] | None = None) -> list[TreeEntry]:
+    """`git ls-tree -r` of the whole tree, or of just `paths`."""
+    listing = git.run("ls-tree", "-r", "-z", "--full-tree", revision, *(["--", *paths] if paths else [])).out
+    entries = []
     for record in filter(None, listing.split("\0")):
         meta, path = record.split("\t", 1)
         mode, kind, sha = meta.split()
-        if not path_filter.selects(path):
+        entries.append(TreeEntry(path, mode, kind, sha))
+    return entries
+
+
+def selected_files(git: Git, revision: str, path_filter: PathFilter) -> dict[str, SourceFile]:
+    blobs: list[TreeEntry] = []
+    for entry in tree_entries(git, revision):
+        if not path_filter.selects(entry.path):
             continue
-        if mode == _GITLINK or kind != "blob":
-            ui.warn(f"{path}: submodule, not synced")
+        if entry.mode == _GITLINK or entry.kind != "blob":
+            ui.warn(f"{entry.path}: submodule, not synced")
             continue
-        if path.rsplit("/", 1)[-1] in RESERVED_NAMES:
-            ui.warn(f"{path}: name is reserved for buildsys' own records, not synced")
+        if entry.path.rsplit("/", 1)[-1] in RESERVED_NAMES:
+            ui.warn(f"{entry.path}: name is reserved for buildsys' own records, not synced")
             continue
-        blobs.append((path, mode, sha))
-    contents = read_blobs(git, [sha for _, _, sha in blobs])
-    return {path: SourceFile(mode, contents[sha]) for path, mode, sha in blobs}
+        blobs.append(entry)
+    contents = read_blobs(git, [entry.sha for entry in blobs])
+    return {entry.path: SourceFile(entry.mode, contents[entry.sha]) for entry in blobs}
 
 
 def read_blobs(git: Git, shas: list[str]) -> dict[str, bytes]:

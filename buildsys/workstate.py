@@ -25,7 +25,7 @@ def refuse_during_bump(repo: TrackingRepo, config: Config) -> None:
     bump = repo.load_state().bump
     if bump is not None and config.upstream.commit != bump.target:
         raise UsageError(
-            f"a bump from {bump.previous[:12]} to {bump.target[:12]} is under way; patches/ and "
+            f"a bump from {bump.previous[:12]} to {bump.target[:12]} is in progress; patches/ and "
             f"{config.relative(config.sync.destination)}/ change when it finishes",
             hint=f"{BUMP_CONTINUE} finishes it (it exports and syncs), `nox -s bump -- --abort` abandons it",
         )

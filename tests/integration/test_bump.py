@@ -206,7 +206,7 @@ def test_a_conflict_stops_with_nothing_changed_and_continue_finishes(
 
     assert "under way at patch 2: `nox -s bump -- --continue`" in project.run("status").stdout
     habit = project.run("create-patches", expect=2)  # what a maintainer types after `am --continue` elsewhere
-    assert "a bump from" in habit.stderr and "is under way" in habit.stderr and "--continue" in habit.stderr
+    assert "a bump from" in habit.stderr and "is in progress" in habit.stderr and "--continue" in habit.stderr
     project.run("sync", expect=2)
     assert snapshot(project.root, skip=("build",)) == before
 

@@ -45,12 +45,17 @@ def pip(python: Path, *args: str) -> None:
     subprocess.run([str(python), "-m", "pip", "-q", "--disable-pip-version-check", *args], check=True, timeout=300)
 
 
-def runtime(python: Path, *args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("LLAMA_CPP_RUNTIME_", "PYTHON"))}
+def in_venv(python: Path, *args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The venv's Python, without this process's runtime, Python and ggml settings leaking in."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("LLAMA_CPP_RUNTIME_", "PYTHON", "GGML_"))}
     return subprocess.run(
-        [str(python), "-m", "llama_cpp_runtime", *args], cwd=cwd, env={**clean, **(env or {})},
-        capture_output=True, text=True, timeout=300, check=False,
+        [str(python), *args], cwd=cwd, env={**clean, **(env or {})},
+        capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
+
+
+def runtime(python: Path, *args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return in_venv(python, "-m", "llama_cpp_runtime", *args, cwd=cwd, env=env)
 
 
 @linux
@@ -141,11 +146,7 @@ def test_a_plugin_wheel_appears_in_the_report_and_goes_away_when_uninstalled(pac
 
 def check_plugin(python: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """wheels/check_plugin.py, what the GitHub workflow runs on every plugin wheel."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("LLAMA_CPP_RUNTIME_", "PYTHON", "GGML_"))}
-    script = str(REPO_ROOT / "wheels" / "check_plugin.py")
-    return subprocess.run(
-        [str(python), script, *args], cwd=cwd, env=clean, capture_output=True, text=True, timeout=600, check=False
-    )
+    return in_venv(python, str(REPO_ROOT / "wheels" / "check_plugin.py"), *args, cwd=cwd)
 
 
 @linux
