@@ -11,7 +11,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from buildsys.build import default_jobs  # noqa: E402
 from buildsys.cmake_tool import Tools  # noqa: E402
+from buildsys.git import Git  # noqa: E402
 from buildsys.presets import CMAKE_DIR  # noqa: E402
 
 README = Path(__file__).resolve().parent / "README.md"
@@ -31,10 +33,10 @@ def fixture_project(base: Path) -> Path:
                "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@invalid"}  # fmt: skip
     for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "fixture"]):
         run(["git", *args], upstream, git_env)
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=upstream, capture_output=True, text=True, check=True)
+    commit = Git(upstream).text("rev-parse", "HEAD")
     project = base / "project"
     project.mkdir()
-    (project / "vendoring.toml").write_text(f'[upstream]\nurl = "{upstream}"\ncommit = "{commit.stdout.strip()}"\n')
+    (project / "vendoring.toml").write_text(f'[upstream]\nurl = "{upstream}"\ncommit = "{commit}"\n')
     for command in ("apply-patches", "sync"):
         run([sys.executable, "-m", "buildsys", "-q", command], project, {**os.environ, "PYTHONPATH": str(REPO)})
     return project
@@ -57,6 +59,6 @@ def raw_cmake_build(tools: Tools, source: Path, tree: Path, stage: Path, env: di
     cmake = str(tools.cmake)
     located = [f"-DLLAMA_CPP_RUNTIME_SOURCE_DIR={source}", f"-DCMAKE_MAKE_PROGRAM={tools.ninja}"]
     run([cmake, "--preset", "cpu", "-S", str(CMAKE_DIR), "-B", str(tree), *extra, *located], CMAKE_DIR, env)
-    run([cmake, "--build", str(tree), "--parallel", str(os.cpu_count() or 1)], CMAKE_DIR, env)
+    run([cmake, "--build", str(tree), "--parallel", str(default_jobs())], CMAKE_DIR, env)
     install = [cmake, "--install", str(tree), "--component", "stage", "--prefix", str(stage), "--strip"]
     run(install, CMAKE_DIR, env)

@@ -26,13 +26,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from _common import fixture_project, raw_cmake_build, run, write_readme  # noqa: E402
 
 from buildsys import ccache  # noqa: E402
-from buildsys.build import require_current_vendor  # noqa: E402
+from buildsys.build import default_jobs, require_current_vendor  # noqa: E402
 from buildsys.cmake_tool import find_tools  # noqa: E402
 from buildsys.config import load_config  # noqa: E402
 
@@ -103,7 +102,7 @@ def table(title: str, rows: list[tuple[str, float, float]], repeat: int) -> str:
     lines = [
         f"### {title}",
         "",
-        f"Preset `{PRESET}`, median of {repeat} run(s), {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}.",
+        f"Preset `{PRESET}`, median of {repeat} run(s), {default_jobs()} cores, {time.strftime('%Y-%m-%d')}.",
         "",
         "| case | raw cmake (s) | driver (s) | driver / raw |",
         "|---|---:|---:|---:|",

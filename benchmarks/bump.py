@@ -29,6 +29,8 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from _common import run, write_readme  # noqa: E402
 
+from buildsys.build import default_jobs  # noqa: E402
+
 OLD = "812c5772e6ec72641c085bfb0259c3be26603f63"
 NEW = "9f186280fea410f1602c74cf3b83c4d526dcd286"
 CARRIED = "40423e6ddf5d0ded7f66e2291f9b6d73a441da6f"  # in OLD..NEW: our patch until upstream has it
@@ -120,7 +122,7 @@ def main() -> None:
     section = (
         f"### bump: real ggml {arguments.old[:8]}..{arguments.new[:8]}\n\n"
         f"{commits} upstream commits, {queue} patches (one of them upstream in the range), median of "
-        f"{arguments.repeat} run(s), {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}.\n\n"
+        f"{arguments.repeat} run(s), {default_jobs()} cores, {time.strftime('%Y-%m-%d')}.\n\n"
         "| case | by hand | bump | bump / by hand |\n|---|---:|---:|---:|\n"
         f"| move the pin, carry the queue, export, sync (s) | {hand_s:.2f} | {bump_s:.2f} | {bump_s / hand_s:.2f} |\n"
         f"| `git am` stops a maintainer must answer | {max(stops)} | 0 | |\n"

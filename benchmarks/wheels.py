@@ -28,11 +28,11 @@ import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from _common import fixture_project, raw_cmake_build, run, write_readme  # noqa: E402
 
+from buildsys.build import default_jobs  # noqa: E402
 from buildsys.cmake_tool import find_tools  # noqa: E402
 from buildsys.config import load_config  # noqa: E402
 
@@ -120,7 +120,7 @@ def main() -> None:
     lines = [
         f"### {title}",
         "",
-        f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}; latency and throughput are medians.",
+        f"{default_jobs()} cores, {time.strftime('%Y-%m-%d')}; latency and throughput are medians.",
         "",
         *size_rows,
         "",

@@ -56,6 +56,7 @@ class PresetResult:
     toolchain: list[str] = field(default_factory=list)
     cache: str = ""
     log: Path | None = None
+    stage: Path | None = None  # build/stage/<preset>, once built
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,7 @@ def _build_one(result: PresetResult, config: Config, tools: Tools, layout: _Layo
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("", encoding="utf-8")
     result.log = log
-    before = ccache.statistics(tools.ccache, env)
+    before = None if request.configure_only else ccache.statistics(tools.ccache, env)
     steps = [
         ("configure", _configure_args(result, config, tools, binary_dir, request), CONFIGURE_TIMEOUT),
         ("build", _build_args(result, tools, binary_dir, request), BUILD_TIMEOUT),
@@ -187,10 +188,11 @@ def _build_one(result: PresetResult, config: Config, tools: Tools, layout: _Layo
                 result.reason += f" at {summary.target.rsplit('/', 1)[-1]}"
             _replay(outcome, summary, log, config)
             return
-    if request.configure_only:
+    if before is None:
         result.status = "configured"
         return
     result.cache = ccache.describe(before, ccache.statistics(tools.ccache, env))
+    result.stage = stage
     result.files = scan_stage(stage)
     write_stage_record(stage, preset=name, backend=result.preset.backend, provenance=provenance,
                        options=result.options, files=result.files)  # fmt: skip
@@ -224,23 +226,14 @@ def _install_args(tools: Tools, binary_dir: Path, stage: Path) -> list[str]:
 
 
 def _run_step(name: str, args: list[str], env: Mapping[str, str], timeout: float, log: Path) -> RunOutcome:
-    try:
-        with ui.step(name) as ticker:
-            outcome = cmake_tool.run(
-                args, env=env, timeout=timeout, log=log, cwd=CMAKE_DIR,
-                on_progress=lambda done, total: ticker.progress(f"[{done}/{total}]"),
-            )  # fmt: skip
-            if not outcome.ok:
-                raise _StepFailed(outcome)
-    except _StepFailed as failed:
-        return failed.outcome
+    with ui.step(name) as ticker:
+        outcome = cmake_tool.run(
+            args, env=env, timeout=timeout, log=log, cwd=CMAKE_DIR,
+            on_progress=lambda done, total: ticker.progress(f"[{done}/{total}]"),
+        )  # fmt: skip
+        if not outcome.ok:
+            ticker.fail()
     return outcome
-
-
-class _StepFailed(Exception):
-    def __init__(self, outcome: RunOutcome) -> None:
-        super().__init__("step failed")
-        self.outcome = outcome
 
 
 def _replay(outcome: RunOutcome, summary: FailureSummary, log: Path, config: Config) -> None:

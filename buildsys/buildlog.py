@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .cmake_tool import NINJA_PROGRESS
+
 TAIL_LINES = 25
 COMMAND_LIMIT = 600
 
@@ -48,7 +50,7 @@ def _first_ninja_failure(lines: Sequence[str]) -> FailureSummary | None:
 
 
 def _is_ninja_status(line: str) -> bool:
-    return line.startswith("[") and "/" in line.split("]", 1)[0]
+    return NINJA_PROGRESS.match(line) is not None
 
 
 def _cmake_errors(lines: Sequence[str]) -> list[str]:
@@ -56,12 +58,11 @@ def _cmake_errors(lines: Sequence[str]) -> list[str]:
     kept: list[str] = []
     inside = False
     for line in lines:
-        bare = line.removeprefix("[stderr] ")
-        if bare.startswith("CMake Error"):
+        if line.startswith("CMake Error"):
             inside = True
-        elif inside and not bare.strip():
+        elif inside and not line.strip():
             inside = False
             kept.append("")
         if inside:
-            kept.append(bare)
+            kept.append(line)
     return kept

@@ -25,7 +25,9 @@ from pathlib import Path
 from .errors import UsageError
 
 MINIMUM_CMAKE = (3, 25)  # CMakePresets.json version 6
-_NINJA_PROGRESS = re.compile(r"^\[(\d+)/(\d+)\]")
+PROBE_TIMEOUT = 30.0
+_TRUE_VALUES = frozenset({"ON", "TRUE", "1", "YES", "Y"})
+NINJA_PROGRESS = re.compile(r"^\[(\d+)/(\d+)\]")
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,18 @@ class RunOutcome:
     @property
     def ok(self) -> bool:
         return self.returncode == 0 and not self.timed_out
+
+
+def is_on(value: str) -> bool:
+    """CMake's idea of a true cache value (ON, TRUE, 1, YES, Y; any case)."""
+    return value.strip().upper() in _TRUE_VALUES
+
+
+def probe(argv: Sequence[str], env: Mapping[str, str]) -> str:
+    """The output of a version query, or '' when the tool cannot even say that (captured, timed out,
+    never raising)."""
+    outcome = run(argv, env=env, timeout=PROBE_TIMEOUT)
+    return ("\n".join(outcome.stdout) or "\n".join(outcome.stderr)).strip()
 
 
 def find_tools(env: Mapping[str, str]) -> Tools:
@@ -153,7 +167,7 @@ def run(
         for raw in process.stdout:
             line = raw.rstrip("\n")
             record(line, stdout, "out")
-            progress = _NINJA_PROGRESS.match(line)
+            progress = NINJA_PROGRESS.match(line)
             if progress and on_progress:
                 on_progress(int(progress[1]), int(progress[2]))
         returncode = process.wait()

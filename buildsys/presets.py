@@ -14,27 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .cmake_tool import is_on
 from .errors import ConfigError
+from .toolchains import REQUIREMENTS
 
 CMAKE_DIR = Path(__file__).resolve().parent / "cmake"
 PRESETS_FILE = CMAKE_DIR / "CMakePresets.json"
 VENDOR_KEY = "llama-cpp-runtime"
 # build/<preset> sits beside these, so no preset may take their names.
 RESERVED_NAMES = frozenset({"upstream", "stage", "logs", "ccache"})
-KNOWN_REQUIREMENTS = frozenset(
-    {
-        "c-compiler",
-        "nvcc-12",
-        "nvcc-13",
-        "cublas",
-        "cuda-driver",
-        "glslc",
-        "vulkan-headers",
-        "spirv-headers",
-        "hip",
-        "xcode-metal",
-    }
-)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,6 +31,7 @@ class Preset:
     backend: str
     wheel: str
     requires: tuple[str, ...]
+    dependencies: tuple[str, ...]  # what its wheel requires at run time, besides the core wheel
     cache_variables: Mapping[str, str]
     build_targets: tuple[str, ...]
     condition: Mapping[str, Any] | None
@@ -52,7 +41,7 @@ class Preset:
 
     @property
     def installs_core(self) -> bool:
-        return self.cache_variables.get("LLAMA_CPP_RUNTIME_CORE", "ON").upper() in {"ON", "TRUE", "1", "YES"}
+        return is_on(self.cache_variables.get("LLAMA_CPP_RUNTIME_CORE", "ON"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,7 +82,7 @@ def load_matrix(path: Path = PRESETS_FILE) -> Matrix:
         if not isinstance(vendor, dict):
             problems.append(f"configurePresets.{name}: no vendor.{VENDOR_KEY} block (backend, requires, wheel)")
             continue
-        unknown = sorted(set(vendor.get("requires", [])) - KNOWN_REQUIREMENTS)
+        unknown = sorted(set(vendor.get("requires", [])) - REQUIREMENTS)
         if unknown:
             problems.append(f"configurePresets.{name}.vendor.{VENDOR_KEY}.requires: unknown {', '.join(unknown)}")
         if name not in build:
@@ -104,6 +93,7 @@ def load_matrix(path: Path = PRESETS_FILE) -> Matrix:
                 backend=vendor.get("backend", name),
                 wheel=vendor.get("wheel", ""),
                 requires=tuple(vendor.get("requires", [])),
+                dependencies=tuple(vendor.get("dependencies", [])),
                 cache_variables=_cache_variables(name, configure),
                 build_targets=tuple(build.get(name, {}).get("targets", [])),
                 condition=entry.get("condition"),

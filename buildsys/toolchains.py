@@ -15,9 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import cmake_tool
-
-PROBE_TIMEOUT = 30.0
+from .cmake_tool import is_on, probe
 
 
 @dataclass(frozen=True)
@@ -43,7 +41,7 @@ class Host:
 
     env: Mapping[str, str]
     system: str
-    python_paths: tuple[str, ...] = tuple(sys.path)
+    python_paths: tuple[str, ...] = field(default_factory=lambda: tuple(sys.path))  # sys.path when created
     definitions: Mapping[str, str] = field(default_factory=dict)  # -D given on the command line
 
     def which(self, name: str, *extra_dirs: Path) -> Path | None:
@@ -62,18 +60,10 @@ def _path_separator(system: str) -> str:
     return ";" if system == "Windows" else ":"
 
 
-def probe(argv: Sequence[str], env: Mapping[str, str]) -> str:
-    """The output of a version query, or '' when the tool cannot even say that (through the one
-    process runner, cmake_tool.run: captured, timed out, never raising)."""
-    outcome = cmake_tool.run(argv, env=env, timeout=PROBE_TIMEOUT)
-    return ("\n".join(outcome.stdout) or "\n".join(outcome.stderr)).strip()
-
-
 def detect(requirements: Sequence[str], host: Host) -> list[Detection]:
     results: list[Detection] = []
     for requirement in requirements:
-        detector = _DETECTORS[requirement.split("-")[0] if requirement.startswith("nvcc-") else requirement]
-        results.append(detector(requirement, host, results))
+        results.append(_DETECTORS[requirement](requirement, host, results))
     return results
 
 
@@ -155,7 +145,7 @@ def _cublas(requirement: str, host: Host, earlier: list[Detection]) -> Detection
 
 def _cuda_driver(requirement: str, host: Host, earlier: list[Detection]) -> Detection:
     """ggml links the driver API (CUDA::cuda_driver) for virtual memory management unless told not to."""
-    if host.definitions.get("GGML_CUDA_NO_VMM", "").upper() in {"ON", "1", "TRUE", "YES"}:
+    if is_on(host.definitions.get("GGML_CUDA_NO_VMM", "")):
         return Found(requirement, "not linked: GGML_CUDA_NO_VMM=ON")
     if host.system == "Windows":
         return Found(requirement, "cuda.lib comes with the toolkit")
@@ -235,7 +225,8 @@ def _xcode_metal(requirement: str, host: Host, earlier: list[Detection]) -> Dete
 
 _DETECTORS: dict[str, Callable[[str, Host, list[Detection]], Detection]] = {
     "c-compiler": _c_compiler,
-    "nvcc": _nvcc,
+    "nvcc-12": _nvcc,
+    "nvcc-13": _nvcc,
     "cublas": _cublas,
     "cuda-driver": _cuda_driver,
     "glslc": _glslc,
@@ -248,3 +239,6 @@ _DETECTORS: dict[str, Callable[[str, Host, list[Detection]], Detection]] = {
     "hip": _hip,
     "xcode-metal": _xcode_metal,
 }
+
+# What a preset may list in `vendor.llama-cpp-runtime.requires`.
+REQUIREMENTS = frozenset(_DETECTORS)

@@ -64,6 +64,7 @@ class _Ticker:
     def __init__(self, name: str, start: float) -> None:
         self._name, self._start = name, start
         self._detail = ""
+        self.failed = False
         self._done = threading.Event()
         self._interactive = _settings.stream.isatty()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -76,6 +77,10 @@ class _Ticker:
     def progress(self, detail: str) -> None:
         """What the step is doing now, e.g. "57/222": shown with the next tick."""
         self._detail = detail
+
+    def fail(self) -> None:
+        """Mark the step failed without raising (the caller reports the failure itself)."""
+        self.failed = True
 
     def _line(self) -> str:
         detail = f" {self._detail}" if self._detail else ""
@@ -106,5 +111,7 @@ def step(name: str) -> Iterator[_Ticker]:
     except BaseException:
         print(f"✗ {name} ({_elapsed(start)})", file=_settings.stream, flush=True)
         raise
-    if not _settings.quiet:
+    if ticker.failed:
+        print(f"✗ {name} ({_elapsed(start)})", file=_settings.stream, flush=True)
+    elif not _settings.quiet:
         print(f"✓ {name} ({_elapsed(start)})", file=_settings.stream, flush=True)

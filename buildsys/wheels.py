@@ -22,14 +22,12 @@ from .config import Config
 from .errors import BuildFailed, OutOfDate, UsageError
 from .presets import load_matrix
 from .sync import run_sync
-from .wheelfile import WheelFile, WheelSpec, write_wheel
+from .wheelfile import ZIP_EPOCH_MINIMUM, WheelFile, WheelSpec, normalise, write_wheel
 
 CORE_DISTRIBUTION = "llama-cpp-runtime"
 CORE_PACKAGE = "llama_cpp_runtime"
 BINDING_SOURCE = Path(__file__).resolve().parent.parent / "bindings" / "python" / CORE_PACKAGE
 ENTRY_POINT_GROUP = "llama_cpp_runtime.backends"
-DEFAULT_EPOCH = 315532800  # without SOURCE_DATE_EPOCH: 1980-01-01, the same on every build
-# The NVIDIA runtime wheels a CUDA plugin needs, per CUDA major (PyPI names differ between 12 and 13).
 REPAIR_TIMEOUT = 600.0
 # Never in a wheel: GPU drivers and loaders, and the GPU runtimes users get from the system or NVIDIA's wheels.
 REPAIR_EXCLUDES = (
@@ -37,17 +35,12 @@ REPAIR_EXCLUDES = (
     "libnccl.so.*", "libamdhip64.so.*", "libhipblas.so.*", "librocblas.so.*", "libhsa-runtime64.so.*",
 )  # fmt: skip
 CORE_SONAMES = ("libggml-base.so.*", "libggml.so.*", "libllama.so.*")
-NVIDIA_RUNTIME = {
-    "cuda12": ["nvidia-cuda-runtime-cu12>=12,<13", "nvidia-cublas-cu12>=12,<13"],
-    "cuda13": ["nvidia-cuda-runtime>=13,<14", "nvidia-cublas>=13,<14"],
-}
 
 
 @dataclass(frozen=True, kw_only=True)
 class WheelsRequest:
     build: BuildRequest = field(default_factory=BuildRequest)
     version: str = "0.1.0"
-    epoch: int | None = None  # default: SOURCE_DATE_EPOCH, else DEFAULT_EPOCH
     repair: bool = True  # Linux: auditwheel repair (when installed)
 
 
@@ -80,7 +73,8 @@ def package(config: Config, report: BuildReport, request: WheelsRequest) -> list
     built = [r for r in report.results if r.status == "built"]
     if not any(r.preset.wheel == CORE_DISTRIBUTION for r in built) and not request.build.presets:
         raise UsageError("nothing to package: the cpu preset was not built")
-    epoch = request.epoch if request.epoch is not None else int(os.environ.get("SOURCE_DATE_EPOCH", DEFAULT_EPOCH))
+    # Without SOURCE_DATE_EPOCH every entry is dated 1980-01-01: the same bytes on every build.
+    epoch = int(os.environ.get("SOURCE_DATE_EPOCH", ZIP_EPOCH_MINIMUM))
     wheels = []
     for distribution in dict.fromkeys(r.preset.wheel for r in built):
         results = [r for r in built if r.preset.wheel == distribution]
@@ -97,9 +91,8 @@ def repair_linux_wheel(wheel: BuiltWheel, epoch: int, config: Config) -> BuiltWh
     driver, loader or runtime (those come from the system or from NVIDIA's wheels) nor, for plugins,
     the core libraries (they come from the llama-cpp-runtime wheel)."""
     exclusions = [*REPAIR_EXCLUDES, *([] if wheel.distribution == CORE_DISTRIBUTION else CORE_SONAMES)]
-    args = [sys.executable, "-m", "auditwheel", "repair", "-w", str(wheel.path.parent), str(wheel.path)]
-    for pattern in exclusions:
-        args[4:4] = ["--exclude", pattern]
+    excluded = [option for pattern in exclusions for option in ("--exclude", pattern)]
+    args = [sys.executable, "-m", "auditwheel", "repair", *excluded, "-w", str(wheel.path.parent), str(wheel.path)]
     env = {**os.environ, "SOURCE_DATE_EPOCH": str(epoch)}
     with ui.step(f"auditwheel repair {wheel.distribution}"):
         outcome = cmake_tool.run(args, env=env, timeout=REPAIR_TIMEOUT)
@@ -117,9 +110,10 @@ def repair_linux_wheel(wheel: BuiltWheel, epoch: int, config: Config) -> BuiltWh
     return BuiltWheel(repaired, wheel.distribution, wheel.presets, wheel.files, repaired.stat().st_size)
 
 
-def _stage_files(result: PresetResult, config: Config, package: str) -> dict[str, WheelFile]:
+def _stage_files(result: PresetResult, package: str) -> dict[str, WheelFile]:
     """The stage under the package directory, each library once: a SONAME link becomes the file."""
-    stage = config.root / "build" / "stage" / result.preset.name
+    stage = result.stage
+    assert stage is not None, f"{result.preset.name} was not built"
     files: dict[str, WheelFile] = {}
     replaced: set[str] = set()
     for staged in result.files:
@@ -148,10 +142,6 @@ def _binding_files() -> dict[str, WheelFile]:
     }
 
 
-def _plugin_package(distribution: str) -> str:
-    return distribution.replace("-", "_")
-
-
 def _description(results: list[PresetResult], provenance: Mapping[str, str]) -> str:
     lines = [
         f"Built from upstream commit `{provenance['commit']}` with patch series sha256 "
@@ -166,11 +156,11 @@ def _description(results: list[PresetResult], provenance: Mapping[str, str]) -> 
 
 def _write(config: Config, distribution: str, results: list[PresetResult], provenance: Mapping[str, str],
            version: str, epoch: int) -> BuiltWheel:  # fmt: skip
-    plugins = sorted({p.wheel for p in load_matrix().presets if p.wheel != CORE_DISTRIBUTION})
     if distribution == CORE_DISTRIBUTION:
+        plugins = sorted({p.wheel for p in load_matrix().presets if p.wheel != CORE_DISTRIBUTION})
         files = _binding_files()
         for result in results:
-            files.update(_stage_files(result, config, CORE_PACKAGE))
+            files.update(_stage_files(result, CORE_PACKAGE))
         extras = {name.removeprefix(f"{CORE_DISTRIBUTION}-"): [f"{name}=={version}"] for name in plugins}
         spec = WheelSpec(
             distribution=distribution, version=version, tag=platform_tag(), extras=extras,
@@ -178,16 +168,17 @@ def _write(config: Config, distribution: str, results: list[PresetResult], prove
             description=_description(results, provenance),
         )  # fmt: skip
     else:
-        package = _plugin_package(distribution)
+        package = normalise(distribution)
         files = {f"{package}/__init__.py": WheelFile(_PLUGIN_INIT.encode())}
         for result in results:
-            files.update(_stage_files(result, config, package))
+            files.update(_stage_files(result, package))
         preset = results[0].preset
+        runtime = dict.fromkeys(dependency for r in results for dependency in r.preset.dependencies)
         spec = WheelSpec(
             distribution=distribution, version=version, tag=platform_tag(),
             summary=f"The ggml {preset.backend} backend for llama-cpp-runtime",
             description=_description(results, provenance),
-            requires=[f"{CORE_DISTRIBUTION}=={version}", *NVIDIA_RUNTIME.get(preset.name, [])],
+            requires=[f"{CORE_DISTRIBUTION}=={version}", *runtime],
             entry_points={ENTRY_POINT_GROUP: {preset.backend: f"{package}:module_dir"}},
         )  # fmt: skip
     path = write_wheel(config.root / "dist", spec, files, epoch=epoch)

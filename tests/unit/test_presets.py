@@ -87,3 +87,12 @@ def test_a_broken_matrix_is_a_config_error_naming_the_preset(tmp_path: Path, edi
     with pytest.raises(ConfigError) as raised:
         load_matrix(_broken(tmp_path, edit))
     assert any(problem.startswith(message) for problem in raised.value.problems)
+
+
+def test_cuda_plugins_require_the_nvidia_runtime_wheels_of_their_major_and_nothing_else_does() -> None:
+    dependencies = {p.name: p.dependencies for p in load_matrix().presets if p.dependencies}
+
+    assert dependencies == {
+        "cuda12": ("nvidia-cuda-runtime-cu12>=12,<13", "nvidia-cublas-cu12>=12,<13"),
+        "cuda13": ("nvidia-cuda-runtime>=13,<14", "nvidia-cublas>=13,<14"),
+    }

@@ -200,8 +200,8 @@ def test_every_exclusion_has_a_reason_and_hides_a_combination_that_would_otherwi
 
 
 def _preset(name: str, requires: tuple[str, ...], *, wheel: str = "w", condition: Any = None) -> Preset:
-    return Preset(name=name, backend=name, wheel=wheel, requires=requires, cache_variables={}, build_targets=(),
-                  condition=condition)  # fmt: skip
+    return Preset(name=name, backend=name, wheel=wheel, requires=requires, dependencies=(), cache_variables={},
+                  build_targets=(), condition=condition)  # fmt: skip
 
 
 def test_a_requirement_ci_cannot_provide_is_an_error_not_a_silent_gap() -> None:
