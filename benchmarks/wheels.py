@@ -16,6 +16,7 @@ The table is printed and written into benchmarks/README.md.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -57,8 +58,12 @@ def timed(args: list[str], env: dict[str, str], cwd: Path) -> float:
     return time.perf_counter() - start
 
 
-def latency(python: Path, cwd: Path, repeat: int) -> tuple[float, float]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LLAMA_CPP_RUNTIME_", "PYTHON"))}
+def clean_environment() -> dict[str, str]:
+    """This process's environment without settings that would steer the installed runtime."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("LLAMA_CPP_RUNTIME_", "PYTHON", "GGML_"))}
+
+
+def latency(python: Path, env: dict[str, str], cwd: Path, repeat: int) -> tuple[float, float]:
     load = [str(python), "-c", "import llama_cpp_runtime as r; r.load().devices()"]
     bare = [str(python), "-c", "pass"]
     timed(load, env, cwd)  # page cache warm, like any second start
@@ -105,12 +110,11 @@ def main() -> None:
         python = scratch / "venv" / "bin" / "python"
         core = max((project / "dist").glob("llama_cpp_runtime-*.whl"), key=lambda p: p.stat().st_mtime)
         run([str(python), "-m", "pip", "install", "-q", "--no-index", str(core)], scratch, env)
-        loaded, bare = latency(python, scratch, arguments.repeat)
-        report = subprocess.run([str(python), "-m", "llama_cpp_runtime", "info"], capture_output=True, text=True,
-                                check=True, cwd=scratch).stdout  # fmt: skip
-        chosen = re.search(r"CPU variant: (\S+)", report)
-        variant = chosen[1] if chosen else "none"
-        clean = {k: v for k, v in os.environ.items() if not k.startswith(("LLAMA_CPP_RUNTIME_", "PYTHON"))}
+        clean = clean_environment()
+        loaded, bare = latency(python, clean, scratch, arguments.repeat)
+        report = subprocess.run([str(python), "-m", "llama_cpp_runtime", "info", "--json"], capture_output=True,
+                                text=True, check=True, cwd=scratch, env=clean).stdout  # fmt: skip
+        variant = json.loads(report)["cpu_variant"] or "none"
         wheel_rate = gflops(python, clean, scratch, arguments.size, f"CPU ({variant})")
         native = native_stage(project, scratch)
         native_env = {**clean, "LLAMA_CPP_RUNTIME_LIBRARY_DIR": str(native)}

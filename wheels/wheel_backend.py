@@ -18,14 +18,18 @@ DISTRIBUTION_VARIABLE = "LLAMA_CPP_RUNTIME_DISTRIBUTION"
 PROJECT_VARIABLE = "LLAMA_CPP_RUNTIME_PROJECT"  # the project (vendoring.toml) to build; default this repository
 
 
+sys.path.insert(0, str(REPOSITORY))  # buildsys, from this checkout
+
+from buildsys.presets import host_system, load_matrix  # noqa: E402
+from buildsys.wheelfile import normalise  # noqa: E402
+from buildsys.wheels import CORE_DISTRIBUTION  # noqa: E402
+
+
 def _distribution() -> str:
-    return os.environ.get(DISTRIBUTION_VARIABLE, "llama-cpp-runtime")
+    return os.environ.get(DISTRIBUTION_VARIABLE, CORE_DISTRIBUTION)
 
 
 def _presets(distribution: str) -> list[str]:
-    sys.path.insert(0, str(REPOSITORY))
-    from buildsys.presets import host_system, load_matrix
-
     chosen = [p.name for p in load_matrix().presets if p.wheel == distribution and p.applies_to(host_system())]
     if not chosen:
         raise SystemExit(f"{DISTRIBUTION_VARIABLE}={distribution}: no preset builds it on {host_system()}")
@@ -43,8 +47,8 @@ def build_wheel(wheel_directory: str, config_settings: dict[str, str] | None = N
     command = [sys.executable, "-m", "buildsys", "wheels", "--no-repair", "--backend", ",".join(_presets(distribution))]
     project = Path(os.environ.get(PROJECT_VARIABLE, REPOSITORY))
     subprocess.run(command, cwd=project, env=env, check=True)  # noqa: S603 - our own CLI, argument list
-    prefix = distribution.replace("-", "_") + "-"
-    built = [p for p in (project / "dist").glob(f"{prefix}*.whl") if p.name.split("-")[1][0].isdigit()]
+    # `llama_cpp_runtime-*` cannot match a plugin's `llama_cpp_runtime_vulkan-*`: the name ends at the dash.
+    built = (project / "dist").glob(f"{normalise(distribution)}-*.whl")
     newest = max(built, key=lambda p: p.stat().st_mtime)
     shutil.copy2(newest, Path(wheel_directory) / newest.name)
     return newest.name

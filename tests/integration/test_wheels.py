@@ -116,6 +116,8 @@ def test_the_core_wheel_works_from_a_fresh_environment(packaged: Project, tmp_pa
     check = runtime(python, "check", cwd=elsewhere)
     assert check.returncode == 0, check.stdout + check.stderr
     assert "CPU (x64)" in check.stdout
+    version = in_venv(python, "-c", "import llama_cpp_runtime; print(llama_cpp_runtime.__version__)", cwd=elsewhere)
+    assert version.stdout.strip() == "0.1.0"  # the wheel's version, not one written into the source
 
 
 @linux

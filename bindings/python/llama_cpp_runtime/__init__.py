@@ -29,7 +29,19 @@ from ._loader import (
 )
 from ._report import Device, ModuleReport, Report
 
-__version__ = "0.1.0"
+
+def __getattr__(name: str) -> str:
+    """`__version__` is the installed distribution's (the wheel's version), looked up only when asked for."""
+    if name != "__version__":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import metadata
+
+    try:
+        return metadata.version("llama-cpp-runtime")
+    except metadata.PackageNotFoundError:
+        return "0+source"  # imported from a checkout
+
+
 __all__ = [
     "BACKENDS_VARIABLE", "ENTRY_POINT_GROUP", "EXCLUDE_VARIANTS_VARIABLE", "FORCE_VARIANT_VARIABLE",
     "LIBRARY_DIR_VARIABLE", "PLUGIN_DIRS_VARIABLE", "Backend", "ClosedError", "ComputeError", "Device",

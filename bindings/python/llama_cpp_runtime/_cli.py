@@ -59,7 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for hidden in ("_probe", "_check", "_bench"):
         child = commands.add_parser(hidden)
         child.add_argument("device", nargs="?")
-        child.add_argument("--size", type=int, default=256)
+        if hidden == "_bench":
+            child.add_argument("--size", type=int, default=256)
     parser.add_argument("-v", "--verbose", action="store_true", help="show ggml's own log on stderr")
     arguments = parser.parse_args(argv)
     # ggml's messages are in the report already; on stderr only when asked for.

@@ -23,7 +23,7 @@ from ._elf import structural_problem
 from ._errors import LibraryNotFound, LoadError
 from ._platform import IS_MACOS, IS_WINDOWS, allow_dll_directory, core_library_candidates, open_library
 from ._report import Device, ModuleReport, Report, Status
-from ._runtime_libs import preload_runtime_libraries
+from ._runtime_libs import nvidia_library_dirs, preload_runtime_libraries
 
 CORE_LIBRARIES = ("ggml-base", "ggml", "llama")  # in dependency order; llama only when upstream builds it
 OPTIONAL_CORE = frozenset({"llama"})
@@ -239,6 +239,7 @@ def _load_plugins(ggml: ctypes.CDLL, bridge: LogBridge, modules: list[ModuleFile
                   selection: _Selection) -> list[ModuleReport]:  # fmt: skip
     reports: list[ModuleReport] = []
     loaded_from: dict[str, ModuleFile] = {}
+    nvidia = nvidia_library_dirs() if modules else []
     for module in modules:
 
         def report(status: Status, reason: str, module: ModuleFile = module) -> ModuleReport:
@@ -255,7 +256,7 @@ def _load_plugins(ggml: ctypes.CDLL, bridge: LogBridge, modules: list[ModuleFile
         if damaged:
             reports.append(report("skipped", damaged))
             continue
-        preloaded = preload_runtime_libraries(module.path)
+        preloaded = preload_runtime_libraries(module.path, nvidia)
         try:
             probe = open_library(module.path, global_symbols=False)  # the dynamic loader's own error text
         except OSError as error:

@@ -19,9 +19,10 @@ from ._platform import IS_WINDOWS, allow_dll_directory, open_library
 _preloaded: dict[str, ctypes.CDLL] = {}
 
 
-def nvidia_library_dirs(search_path: list[str] | None = None) -> list[Path]:
+def nvidia_library_dirs() -> list[Path]:
+    """Where NVIDIA's wheels put their libraries, in every sys.path entry (looked up once per load())."""
     found = []
-    for entry in search_path if search_path is not None else sys.path:
+    for entry in sys.path:
         root = Path(entry) / "nvidia"
         if root.is_dir():
             found += sorted(p for p in root.glob("*/lib") if p.is_dir())
@@ -29,9 +30,9 @@ def nvidia_library_dirs(search_path: list[str] | None = None) -> list[Path]:
     return found
 
 
-def preload_runtime_libraries(module: Path) -> list[str]:
-    """Load, from NVIDIA's wheels, every library the module needs that they provide; returns their paths."""
-    directories = nvidia_library_dirs()
+def preload_runtime_libraries(module: Path, directories: list[Path]) -> list[str]:
+    """Load, from NVIDIA's wheels (`directories`), every library the module needs that they provide;
+    returns their paths."""
     if not directories:
         return []
     if IS_WINDOWS:
