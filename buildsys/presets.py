@@ -46,7 +46,6 @@ class Preset:
 
 @dataclass(frozen=True, kw_only=True)
 class Matrix:
-    source: Path
     presets: tuple[Preset, ...]
 
     def names(self) -> list[str]:
@@ -101,7 +100,7 @@ def load_matrix(path: Path = PRESETS_FILE) -> Matrix:
         )
     if problems:
         raise ConfigError(problems, source=str(path))
-    return Matrix(source=path, presets=tuple(presets))
+    return Matrix(presets=tuple(presets))
 
 
 def _cache_variables(name: str, configure: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
