@@ -9,24 +9,27 @@ preset never hides the others' results.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
-from . import ccache, cmake_tool, ui
+from . import ccache, cmake_reach, cmake_tool, ui
 from .buildlog import FailureSummary, summarise_failure
 from .cmake_tool import RunOutcome, Tools
 from .config import Config
-from .errors import BuildFailed, OutOfDate, UsageError
+from .errors import BuildFailed, BuildsysError, OutOfDate, UsageError
+from .git import Git
 from .manifest import read_incomplete_marker, read_manifest
 from .patchqueue import read_series, series_hash
 from .presets import CMAKE_DIR, Matrix, Preset, host_system, load_matrix
 from .stage import StagedFile, scan_stage, write_stage_record
 from .toolchains import Found, Host, Missing, detect
+from .upstream_tree import tree_entries
 
 Status = Literal["built", "configured", "failed", "skipped", "planned"]
 CONFIGURE_TIMEOUT = 30 * 60.0
@@ -97,6 +100,8 @@ def run_build(config: Config, request: BuildRequest, *, env: Mapping[str, str] |
     host = Host(env=environment, system=host_system(), definitions=request.definitions)
     selected = _select(matrix, request.presets, host.system)
     provenance = require_current_vendor(config)
+    defined = [replace(p, cache_variables={**p.cache_variables, **request.definitions}) for p, no in selected if not no]
+    refuse_unsynced_paths(config, defined)
     tools = cmake_tool.find_tools(environment)
     layout = _Layout(config.root / "build")
     results = []
@@ -132,6 +137,26 @@ def require_current_vendor(config: Config) -> dict[str, str]:
             hint="run: nox -s apply-patches sync",
         )
     return {"commit": manifest.commit, "patch_series_sha256": manifest.patch_series_sha256}
+
+
+def refuse_unsynced_paths(config: Config, presets: list[Preset]) -> None:
+    """Refuse (exit 5) when the synced CMake reaches a path the sync subset lacks, naming each one."""
+    manifest = read_manifest(config.sync.destination)
+    if manifest is None or not presets:
+        return
+    tracking = Git(config.tracking)
+    upstream = None
+    if (config.tracking / ".git").exists():
+        with contextlib.suppress(BuildsysError):
+            upstream = frozenset(e.path for e in tree_entries(tracking, "HEAD") if e.kind == "blob")
+    files = cmake_reach.synced_files(config.sync.destination, manifest.files, upstream)
+    missing = cmake_reach.missing_for_presets(files, presets)
+    if missing:
+        raise OutOfDate(
+            f"the synced CMake needs {len(missing)} path(s) that {config.relative(config.source)} does not sync",
+            details="\n".join(str(m) for m in missing),
+            hint="add them to [sync] include, then run: nox -s sync",
+        )
 
 
 def _select(matrix: Matrix, requested: tuple[str, ...], system: str) -> list[tuple[Preset, str]]:

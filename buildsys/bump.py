@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
-from . import ui
+from . import cmake_reach, ui
 from .apply_patches import run_apply_patches
 from .bumpreport import render_summary
 from .config import Config
@@ -203,8 +203,13 @@ def _finish(config: Config, repo: TrackingRepo, progress: BumpProgress, changes:
 
 
 def _describe(repo: TrackingRepo, config: Config, progress: BumpProgress) -> UpstreamChanges:
+    presets = load_matrix().presets
     with ui.step(f"read what {progress.previous[:12]}..{progress.target[:12]} changes for the build"):
-        return describe_range(repo.git, progress.previous, progress.target, config.sync.filter, load_matrix().presets)
+        changes = describe_range(repo.git, progress.previous, progress.target, config.sync.filter, presets)
+    with ui.step("find CMake of the new tree that needs paths outside the sync subset"):
+        files = cmake_reach.tracked_files(repo.git, progress.target, config.sync.filter)
+        missing = tuple(str(m) for m in cmake_reach.missing_for_presets(files, presets))
+    return dataclasses.replace(changes, unsynced=missing)
 
 
 def _save(repo: TrackingRepo, progress: BumpProgress) -> None:

@@ -33,8 +33,9 @@ def render_summary(config: Config, progress: BumpProgress, changes: UpstreamChan
         "",
         *(build_lines(changes) or ["Nothing in options, backends, CPU variants, toolchains or the synced files."]),
     ]
-    if changes.preset_warnings:
-        lines += ["", "### Needs attention", "", *(f"- [ ] {warning}" for warning in changes.preset_warnings)]
+    attention = [*changes.preset_warnings, *(f"`{line}` (`build` refuses until it is)" for line in changes.unsynced)]
+    if attention:
+        lines += ["", "### Needs attention", "", *(f"- [ ] {warning}" for warning in attention)]
     lines += ["", f"`{config.relative(config.source)}`, `{config.relative(config.patches)}/` and "
               f"`{config.relative(config.sync.destination)}/` updated by `nox -s bump`."]  # fmt: skip
     return "\n".join(lines) + "\n"

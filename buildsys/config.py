@@ -21,7 +21,7 @@ CONFIG_NAME = "vendoring.toml"
 UPSTREAM_URL_VARIABLE = "BUILDSYS_UPSTREAM_URL"
 
 DEFAULT_URL = "https://github.com/ggml-org/llama.cpp.git"
-DEFAULT_COMMIT = "d3cf1f14a2e16fbd7ebad34b12cb71b8af345c43"
+DEFAULT_COMMIT = "4df29be4f4c3673f428170fda944a5b19f743bb8"
 DEFAULT_TRACKING = "build/upstream"
 DEFAULT_PATCHES = "patches"
 DEFAULT_DESTINATION = "vendor/llama.cpp"
@@ -33,9 +33,21 @@ DEFAULT_INCLUDE = (
     "include/",
     "src/",
     "ggml/",
-    "convert_hf_to_gguf.py",
+    "vendor/",
+    "tools/mtmd/",
 )
-DEFAULT_EXCLUDE = ("**/*.md", "**/.github/", "**/.gitignore")
+# vendoring.toml says why each entry is there (the same lists).
+DEFAULT_EXCLUDE = (
+    "**/*.md",
+    "**/.github/",
+    "**/.gitignore",
+    "vendor/cpp-httplib/",
+    "tools/mtmd/tests/",
+    "tools/mtmd/tests.sh",
+    "tools/mtmd/test-*",
+    "tools/mtmd/legacy-models/",
+    "tools/mtmd/requirements.txt",
+)
 
 _SCHEMA: dict[str, dict[str, type]] = {
     "upstream": {"url": str, "commit": str, "ref": str},

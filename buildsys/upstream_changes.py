@@ -82,6 +82,7 @@ class UpstreamChanges:
     requirements: tuple[Requirement, ...]
     subset: SubsetChanges
     preset_warnings: tuple[str, ...] = field(default=())
+    unsynced: tuple[str, ...] = field(default=())  # CMake of the new tree reaching outside the subset
     commits_left_behind: int = 0  # in old, not in new: a move back, or another branch
 
 
