@@ -108,11 +108,13 @@ def readelf_dynamic(library: Path) -> dict[str, list[str]]:
 
 def expected_subset() -> list[str]:
     """What sync writes from the last commit of make_upstream() with the default include/exclude."""
-    included = ("CMakeLists.txt", "LICENSE", "cmake/", "include/", "src/", "ggml/")
+    included = ("CMakeLists.txt", "LICENSE", "cmake/", "include/", "src/", "ggml/", "vendor/", "tools/mtmd/")
+    excluded = ("vendor/cpp-httplib/", "tools/mtmd/tests/", "tools/mtmd/test-")
     files = {
         p.relative_to(MINIGGML).as_posix() for p in MINIGGML.rglob("*") if p.is_file() and not p.name.endswith(".md")
     }
     files = {f for f in files if f in included or f.startswith(tuple(i for i in included if i.endswith("/")))}
+    files = {f for f in files if not f.startswith(excluded)}
     files -= {"src/llama.c", "ggml/src/old-scalar.c"}
     files |= {"src/llama-core.c", "ggml/src/weights.bin", "ggml/src/gen-version.sh", "ggml/src/resources.rc"}
     return sorted(files)
@@ -132,10 +134,10 @@ class Project:
             f'[upstream]\nurl = "{self.upstream.path}"\ncommit = "{commit}"\n{extra}'
         )
 
-    def run(self, *args: str, expect: int | None = 0) -> subprocess.CompletedProcess[str]:
+    def run(self, *args: str, expect: int | None = 0, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             [sys.executable, "-m", "buildsys", *args],
-            cwd=self.root, env=self.env, capture_output=True, text=True, check=False, timeout=300,
+            cwd=self.root, env=self.env, capture_output=True, text=True, check=False, timeout=timeout,
         )  # fmt: skip
         if expect is not None and result.returncode != expect:
             raise AssertionError(

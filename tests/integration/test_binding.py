@@ -257,6 +257,8 @@ def test_handles_load_once_across_threads_and_refuse_use_after_close(
         assert rt._loaded.ggml.ggml_backend_reg_count() == 1, "the CPU backend registered more than once"
         assert any("loaded CPU backend" in m for m in messages), messages
         assert rt.library_path("ggml-base").is_absolute() and rt.library_path("llama").name.startswith("libllama")
+        assert rt.library_path("mtmd").name.startswith("libmtmd")
+        print("upstream:", rt.upstream["commit"], rt.report().ggml_commit)
 
         with rt.open("CPU") as backend:
             product = backend.mul_mat([1, 2, 3, 4, 5, 6], [1, 0, 0, 0, 1, 1], m=2, n=2, k=3)
@@ -277,6 +279,7 @@ def test_handles_load_once_across_threads_and_refuse_use_after_close(
         """
     result = python(code, env_for(built, stage), tmp_path)
     assert "closed: the CPU backend is closed" in result.stdout
+    assert f"upstream: {built.commits[-1]} {built.commits[-1]}" in result.stdout  # stage.json and ggml_commit()
     assert "second: already loaded from" in result.stdout
 
 

@@ -43,11 +43,15 @@ def test_cpu_preset_stages_core_libraries_apart_from_every_variant(built: Projec
         "libggml.so.0.1.0",
         "libllama.so.0",
         "libllama.so.0.0.1",
+        "libmtmd.so.0",
+        "libmtmd.so.0.0.1",
     ]  # fmt: skip  (no unversioned development links: nothing links against a stage)
     assert all((stage / "lib" / name).is_symlink() for name in lib if re.search(r"\.so\.\d+$", name))
     if sys.platform.startswith("linux") and os.uname().machine == "x86_64":
         assert modules == sorted(f"libggml-cpu-{v}.so" for v in declared_x86_variants())
-    assert {"ggml.h", "ggml-backend.h", "llama.h"} <= {p.name for p in (stage / "include").iterdir()}
+    assert {"ggml.h", "ggml-backend.h", "llama.h", "mtmd.h", "mtmd-helper.h"} <= {
+        p.name for p in (stage / "include").iterdir()
+    }
 
     record = json.loads((stage / "stage.json").read_text())
     assert record["preset"] == "cpu" and record["upstream"]["commit"] == built.commits[-1]

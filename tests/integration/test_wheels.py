@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import re
 import shutil
 import subprocess
@@ -17,13 +16,10 @@ import pytest
 from cpu_features import declared_x86_variants
 from support import REPO_ROOT, Project, fresh_project, readelf_dynamic
 from toolchains_present import vulkan
+from venvs import in_venv, pip, runtime, venv, wheels_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="manylinux, readelf: Linux only")
-
-
-def wheels_of(project: Project) -> dict[str, Path]:
-    return {re.sub(r"-\d.*", "", p.name): p for p in sorted((project.root / "dist").glob("*.whl"))}
 
 
 @pytest.fixture(scope="module")
@@ -33,29 +29,6 @@ def packaged(tmp_path_factory: pytest.TempPathFactory) -> Project:
     presets = "cpu,vulkan" if shutil.which("glslc") else "cpu"
     project.run("wheels", "--backend", presets)
     return project
-
-
-def venv(tmp_path: Path) -> Path:
-    environment = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(environment)], check=True, timeout=300)
-    return environment / "bin" / "python"
-
-
-def pip(python: Path, *args: str) -> None:
-    subprocess.run([str(python), "-m", "pip", "-q", "--disable-pip-version-check", *args], check=True, timeout=300)
-
-
-def in_venv(python: Path, *args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """The venv's Python, without this process's runtime, Python and ggml settings leaking in."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("LLAMA_CPP_RUNTIME_", "PYTHON", "GGML_"))}
-    return subprocess.run(
-        [str(python), *args], cwd=cwd, env={**clean, **(env or {})},
-        capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
-
-
-def runtime(python: Path, *args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return in_venv(python, "-m", "llama_cpp_runtime", *args, cwd=cwd, env=env)
 
 
 @linux
@@ -71,6 +44,7 @@ def test_the_core_wheel_holds_each_library_once_stripped_and_relocatable(package
                 "llama_cpp_runtime/lib/libggml-base.so.0",
                 "llama_cpp_runtime/lib/libggml.so.0",
                 "llama_cpp_runtime/lib/libllama.so.0",
+                "llama_cpp_runtime/lib/libmtmd.so.0",
                 *expected_modules,
             ]
         )  # fmt: skip  (the SONAME file only: no libggml-base.so.0.1.0 beside it)
@@ -78,6 +52,7 @@ def test_the_core_wheel_holds_each_library_once_stripped_and_relocatable(package
         assert len({hashlib.sha256(c).digest() for c in contents}) == len(contents)  # no library twice
         assert "llama_cpp_runtime/__init__.py" in names and "llama_cpp_runtime/py.typed" in names
         assert "llama_cpp_runtime/stage.json" in names and "llama_cpp_runtime/include/ggml.h" in names
+        assert "llama_cpp_runtime/include/mtmd.h" in names
 
         dist_info = "llama_cpp_runtime-0.1.0.dist-info"
         record = archive.read(f"{dist_info}/RECORD").decode().splitlines()
@@ -113,6 +88,10 @@ def test_the_core_wheel_works_from_a_fresh_environment(packaged: Project, tmp_pa
     info = runtime(python, "info", cwd=elsewhere)
     assert info.returncode == 0, info.stderr
     assert f"libraries: {tmp_path / 'venv'}" in info.stdout and "site-packages/llama_cpp_runtime" in info.stdout
+    assert "core: ggml-base (loaded), ggml (loaded), llama (loaded), mtmd (loaded)" in info.stdout
+    # the pin, not the commit of the repository the tree was vendored into
+    assert f"upstream: {packaged.commits[-1]} + patch series " in info.stdout
+    assert f"ggml_commit() {packaged.commits[-1]}" in info.stdout and "differs" not in info.stdout
     check = runtime(python, "check", cwd=elsewhere)
     assert check.returncode == 0, check.stdout + check.stderr
     assert "CPU (x64)" in check.stdout

@@ -10,7 +10,6 @@ and every installed GPU backend plugin, loaded with a report of what happened an
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections.abc import Mapping
@@ -68,7 +67,7 @@ class Runtime:
         return self._loaded.report
 
     def library_path(self, name: str) -> Path:
-        """Absolute path of a core library (ggml-base, ggml, llama) as loaded."""
+        """Absolute path of a core library (ggml-base, ggml, llama, mtmd) as loaded."""
         try:
             return self._loaded.libraries[name.removeprefix("lib")]
         except KeyError:
@@ -81,13 +80,7 @@ class Runtime:
     @property
     def upstream(self) -> Mapping[str, str]:
         """The upstream commit and patch-series hash the libraries were built from, when recorded."""
-        record = self._loaded.layout.root / "stage.json"
-        try:
-            data = json.loads(record.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-        upstream: dict[str, str] = data.get("upstream", {})
-        return upstream
+        return dict(self._loaded.report.upstream)
 
 
 _lock = threading.Lock()

@@ -63,6 +63,18 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
 }
 
 
+def ggml_commit(ggml: ctypes.CDLL) -> str | None:
+    """The commit compiled into ggml-base (`ggml_commit()`), None where ggml predates it."""
+    try:
+        function = ggml.ggml_commit
+    except AttributeError:
+        return None
+    function.restype = ctypes.c_char_p
+    function.argtypes = []
+    value = function()
+    return value.decode("utf-8", errors="replace") if value else None
+
+
 def declare(ggml: ctypes.CDLL) -> ctypes.CDLL:
     """Give every function its signature. Looked up through libggml, whose dependency ggml-base
     holds the tensor API: dlsym on a handle searches the library's dependencies too."""

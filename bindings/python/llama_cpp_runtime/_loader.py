@@ -10,6 +10,7 @@ from __future__ import annotations
 import _ctypes
 import contextlib
 import ctypes
+import json
 import logging
 import re
 from collections.abc import Iterator, Mapping
@@ -25,8 +26,9 @@ from ._platform import IS_MACOS, IS_WINDOWS, allow_dll_directory, core_library_c
 from ._report import Device, ModuleReport, Report, Status
 from ._runtime_libs import nvidia_library_dirs, preload_runtime_libraries
 
-CORE_LIBRARIES = ("ggml-base", "ggml", "llama")  # in dependency order; llama only when upstream builds it
-OPTIONAL_CORE = frozenset({"llama"})
+# In dependency order; llama and mtmd only when upstream builds them (a ggml-only upstream has neither).
+CORE_LIBRARIES = ("ggml-base", "ggml", "llama", "mtmd")
+OPTIONAL_CORE = frozenset({"llama", "mtmd"})
 FORCE_VARIANT_VARIABLE = "LLAMA_CPP_RUNTIME_CPU_VARIANT"
 EXCLUDE_VARIANTS_VARIABLE = "LLAMA_CPP_RUNTIME_CPU_EXCLUDE"
 BACKENDS_VARIABLE = "LLAMA_CPP_RUNTIME_BACKENDS"
@@ -118,12 +120,25 @@ def load_everything(library_dir: Path | None, env: Mapping[str, str]) -> Loaded:
     ]
     report = Report(
         library_dir=str(layout.root),
+        core_libraries=tuple((name, str(path)) for name, path in libraries.items()),
+        upstream=read_stage_upstream(layout.root),
+        ggml_commit=_api.ggml_commit(ggml),
         modules=tuple(reports),
         cpu_variant=chosen.name.removeprefix("ggml-cpu-") if chosen else None,
         cpu_variant_score=next((r.score for r in cpu_reports if chosen and r.name == chosen.name), None),
         devices=tuple(enumerate_devices(ggml)),
     )
     return Loaded(layout, ggml, libraries, handles, bridge, report)
+
+
+def read_stage_upstream(root: Path) -> dict[str, str]:
+    """The upstream commit and patch-series hash recorded in stage.json beside lib/, when present."""
+    try:
+        data = json.loads((root / "stage.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    upstream = data.get("upstream", {}) if isinstance(data, dict) else {}
+    return {str(k): str(v) for k, v in upstream.items()} if isinstance(upstream, dict) else {}
 
 
 def _install_hint(backend: str) -> str:

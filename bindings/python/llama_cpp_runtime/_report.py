@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -37,6 +38,9 @@ class Report:
     cpu_variant: str | None
     cpu_variant_score: int | None
     devices: tuple[Device, ...]
+    core_libraries: tuple[tuple[str, str], ...] = ()  # (name, path) of every core library loaded
+    upstream: Mapping[str, str] = field(default_factory=dict)  # stage.json: commit, patch_series_sha256
+    ggml_commit: str | None = None  # what the loaded ggml-base says it was built from
 
     def module(self, name: str) -> ModuleReport:
         for module in self.modules:
@@ -44,9 +48,20 @@ class Report:
                 return module
         raise KeyError(name)
 
+    def upstream_line(self) -> str:
+        commit = self.upstream.get("commit")
+        series = self.upstream.get("patch_series_sha256")
+        recorded = f"{commit} + patch series {series[:12]}" if commit and series else "not recorded (no stage.json)"
+        if self.ggml_commit is None:
+            return recorded
+        agrees = "" if not commit or self.ggml_commit in {commit, commit[: len(self.ggml_commit)]} else " (differs!)"
+        return f"{recorded}; ggml_commit() {self.ggml_commit}{agrees}"
+
     def lines(self) -> list[str]:
         """The report as `python -m llama_cpp_runtime info` prints it."""
         out = [f"libraries: {self.library_dir}"]
+        out.append(f"upstream: {self.upstream_line()}")
+        out.append("core: " + ", ".join(f"{name} (loaded)" for name, _ in self.core_libraries))
         chosen = f"{self.cpu_variant} (score {self.cpu_variant_score})" if self.cpu_variant else "none"
         out.append(f"CPU variant: {chosen}")
         out.append("")

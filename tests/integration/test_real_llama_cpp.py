@@ -1,0 +1,193 @@
+"""The default configuration on real llama.cpp trees: llama-cpp-python 0.3.35's (the tree of our pin)
+and 0.3.36's (newer), from the sdists on PyPI, turned into a local git repository by
+tests/real_llama_cpp.py and cached outside the checkout.
+
+Without BUILDSYS_REAL_LLAMA_CPP the repository is made here (downloading the sdists once); when PyPI
+cannot be reached the tests skip and say so, unless BUILDSYS_REQUIRE_TOOLCHAINS names real-llama.cpp
+(as .ci/run does), which makes that a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from real_llama_cpp import DEFAULT_VERSIONS, RealTreeError, cache_root, make_repository
+from support import REPO_ROOT, GitRepo, Project, readelf_dynamic
+from venvs import pip, runtime, venv, wheels_of
+
+pytestmark = [pytest.mark.integration, pytest.mark.real_upstream]
+linux_x86 = pytest.mark.skipif(
+    not (sys.platform.startswith("linux") and os.uname().machine == "x86_64"), reason="x86-64 Linux stage names"
+)
+# Every CPU variant of real llama.cpp, cold, on 2 cores: ~8 minutes; with the shared ccache, seconds.
+BUILD_TIMEOUT = 60 * 60
+# The subset of our default before llama.cpp added `add_subdirectory(vendor)` and libmtmd.
+OLD_INCLUDE = '["CMakeLists.txt", "LICENSE", "licenses/", "cmake/", "include/", "src/", "ggml/", "tools/mtmd/"]'
+
+
+@pytest.fixture(scope="session")
+def real_llama_cpp() -> Path:
+    named = os.environ.get("BUILDSYS_REAL_LLAMA_CPP")
+    if named:
+        return Path(named)
+    try:
+        return make_repository(DEFAULT_VERSIONS)
+    except RealTreeError as error:
+        message = f"REAL LLAMA.CPP NOT TESTED: the llama-cpp-python sdists could not be had: {error}"
+        if "real-llama.cpp" in os.environ.get("BUILDSYS_REQUIRE_TOOLCHAINS", "").split(","):
+            pytest.fail(message)
+        print(f"\n{'!' * 100}\n{message}\n{'!' * 100}", file=sys.stderr)
+        pytest.skip(message)
+
+
+def offline(env: dict[str, str]) -> dict[str, str]:
+    """Any download CMake or git might try goes to a closed port (the upstream is a local path)."""
+    dead = "http://127.0.0.1:9"
+    return {**env, "http_proxy": dead, "https_proxy": dead, "HTTP_PROXY": dead, "HTTPS_PROXY": dead,
+            "ALL_PROXY": dead, "no_proxy": "", "NO_PROXY": ""}  # fmt: skip
+
+
+def project_at(root: Path, repo: Path, version: str, env: dict[str, str], *, include: str | None = None) -> Project:
+    """A project with this repository's vendoring.toml and patches/, pinned at a real tree's commit."""
+    root.mkdir()
+    upstream = GitRepo(repo, env)
+    commit = upstream.out("rev-parse", f"v{version}^{{commit}}")
+    config = (REPO_ROOT / "vendoring.toml").read_text()
+    config = re.sub(r'(?m)^commit = "[0-9a-f]{40}"', f'commit = "{commit}"', config)
+    if include is not None:
+        config = re.sub(r"(?ms)^include = \[.*?\n\]", f"include = {include}", config)
+    (root / "vendoring.toml").write_text(config)
+    shutil.copytree(REPO_ROOT / "patches", root / "patches")
+    ccache_dir = cache_root() / "ccache"  # outside the clone: a second CI run reuses the objects
+    project_env = offline({**env, "BUILDSYS_UPSTREAM_URL": str(repo), "CCACHE_DIR": str(ccache_dir)})
+    return Project(root, upstream, [commit], project_env)
+
+
+@pytest.mark.slow
+@linux_x86
+def test_the_default_configuration_builds_packages_and_loads_real_llama_cpp(
+    real_llama_cpp: Path, tmp_path: Path, env: dict[str, str]
+) -> None:
+    project = project_at(tmp_path / "project", real_llama_cpp, "0.3.35", env)
+    ours = project.patch_bytes()
+
+    applied = project.run("apply-patches")
+    assert re.search(r"clean\s+0001-vulkan-build-with-Vulkan-Headers", applied.stderr), applied.stderr
+    project.run("create-patches")
+    assert project.patch_bytes() == ours  # our queue is exactly what the real tree of the pin gives back
+    project.run("sync")
+    assert "no drift" in project.run("check").stderr
+
+    vendor = project.vendor
+    top = sorted(p.name for p in vendor.iterdir())
+    assert top == [".buildsys-manifest.json", "CMakeLists.txt", "LICENSE", "cmake", "ggml", "include", "licenses",
+                   "src", "tools", "vendor"]  # fmt: skip
+    assert sorted(p.name for p in (vendor / "tools").iterdir()) == ["mtmd"]
+    assert not (vendor / "tools/mtmd/tests").exists() and not list((vendor / "tools/mtmd").glob("test-*"))
+    assert not (vendor / "vendor/cpp-httplib").exists() and (vendor / "vendor/stb").is_dir()
+
+    result = project.run("wheels", "--backend", "cpu", timeout=BUILD_TIMEOUT)
+    assert re.search(r"^cpu\s+built\b", result.stdout, re.MULTILINE), result.stdout
+
+    stage = project.root / "build/stage/cpu"
+    lib = sorted(p.name for p in (stage / "lib").iterdir() if re.search(r"\.so\.\d+$", p.name))
+    assert lib == ["libggml-base.so.0", "libggml.so.0", "libllama.so.0", "libmtmd.so.0"]
+    modules = sorted(p.name for p in (stage / "modules").iterdir())
+    assert modules == sorted(f"libggml-cpu-{v}.so" for v in x86_variants(vendor))
+    headers = {p.name for p in (stage / "include").iterdir()}
+    assert {"llama.h", "llama-cpp.h", "mtmd.h", "mtmd-helper.h", "ggml.h", "ggml-backend.h"} <= headers
+    for library in sorted(stage.glob("*/*.so*")):
+        if library.is_symlink():
+            continue
+        dynamic = readelf_dynamic(library)
+        assert dynamic["RUNPATH"] == ["$ORIGIN/../lib" if library.parent.name == "modules" else "$ORIGIN"]
+        assert not [n for n in dynamic["NEEDED"] if n.startswith(("libnccl", "libcurl", "libssl"))], dynamic
+
+    cache = (project.root / "build/cpu/CMakeCache.txt").read_text()
+    for off in ("LLAMA_BUILD_TESTS", "LLAMA_BUILD_TOOLS", "LLAMA_BUILD_EXAMPLES", "LLAMA_BUILD_SERVER",
+                "LLAMA_BUILD_COMMON", "LLAMA_BUILD_APP", "LLAMA_BUILD_UI", "MTMD_VIDEO"):  # fmt: skip
+        assert re.search(rf"^{off}:BOOL=OFF$", cache, re.MULTILINE), off
+    # llama.cpp asked git in vendor/, i.e. *this* test's project had it been a repository: the pin wins.
+    assert re.search(rf'GGML_COMMIT="{project.commits[0]}"', compile_commands(project, "ggml.c"))
+
+    core = wheels_of(project)["llama_cpp_runtime"]
+    with zipfile.ZipFile(core) as archive:
+        libraries = sorted(n for n in archive.namelist() if "/lib/" in n and ".so" in n)
+    assert libraries == [f"llama_cpp_runtime/lib/{name}" for name in lib]
+    print(f"\ncore wheel {core.name}: {core.stat().st_size / 2**20:.2f} MiB")
+
+    python = venv(tmp_path)
+    pip(python, "install", "--no-index", str(core))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    info = runtime(python, "info", cwd=elsewhere)
+    assert info.returncode == 0, info.stderr
+    assert "core: ggml-base (loaded), ggml (loaded), llama (loaded), mtmd (loaded)" in info.stdout
+    series = json.loads((vendor / ".buildsys-manifest.json").read_text())["patches"]["series_sha256"]
+    commit = project.commits[0]
+    assert f"upstream: {commit} + patch series {series[:12]}; ggml_commit() {commit}" in info.stdout, info.stdout
+    check = runtime(python, "check", cwd=elsewhere)
+    assert check.returncode == 0, check.stdout + check.stderr
+    print(info.stdout)
+
+
+def x86_variants(vendor: Path) -> list[str]:
+    text = (vendor / "ggml/src/CMakeLists.txt").read_text()
+    block = text.split("if (GGML_CPU_ALL_VARIANTS)", 1)[1].split('GGML_SYSTEM_ARCH STREQUAL "ARM"', 1)[0]
+    return re.findall(r"ggml_add_cpu_backend_variant\((\w+)", block)
+
+
+def compile_commands(project: Project, source: str) -> str:
+    entries = json.loads((project.root / "build/cpu/compile_commands.json").read_text())
+    return "\n".join(e["command"] for e in entries if e["file"].endswith(f"/ggml/src/{source}"))
+
+
+def test_build_names_the_cmake_line_that_needs_a_path_outside_the_subset(
+    real_llama_cpp: Path, tmp_path: Path, env: dict[str, str]
+) -> None:
+    """llama.cpp of 0.3.36 calls add_subdirectory(vendor) unconditionally; 0.3.35's libmtmd only includes it."""
+    project = project_at(tmp_path / "project", real_llama_cpp, "0.3.35", env, include=OLD_INCLUDE)
+    project.run("apply-patches")
+    project.run("sync")
+    old = project.run("build", "--backend", "cpu", expect=5)
+    assert (
+        "tools/mtmd/CMakeLists.txt:84 target_include_directories(mtmd PRIVATE ../../vendor): "
+        "vendor/ is not synced; add it to [sync] include" in old.stderr
+    ), old.stderr
+
+    newer = real_llama_cpp_commit(project, "0.3.36")
+    bumped = project.run("bump", newer).stdout
+    assert "### Needs attention" in bumped
+    line = "CMakeLists.txt:237 add_subdirectory(vendor): vendor/ is not synced; add it to [sync] include"
+    assert f"`{line}` (`build` refuses until it is)" in bumped, bumped
+    assert re.search(r"0001-vulkan-build-with-Vulkan-Headers.*\| applied (cleanly|with a 3-way merge)", bumped)
+
+    refused = project.run("build", "--backend", "cpu", expect=5)
+    assert refused.stderr.count("error:") == 1 and line in refused.stderr, refused.stderr
+    assert "Traceback" not in refused.stderr and not (project.root / "build/cpu").exists()
+
+
+def real_llama_cpp_commit(project: Project, version: str) -> str:
+    return project.upstream.out("rev-parse", f"v{version}^{{commit}}")
+
+
+def test_the_newer_tree_syncs_and_configures_offline_with_the_default_configuration(
+    real_llama_cpp: Path, tmp_path: Path, env: dict[str, str]
+) -> None:
+    project = project_at(tmp_path / "project", real_llama_cpp, "0.3.36", env)
+    project.run("apply-patches")
+    project.run("sync")
+    presets = "cpu,vulkan" if shutil.which("glslc") else "cpu"
+    result = project.run("build", "--configure-only", "--backend", presets, timeout=600)
+    for preset in presets.split(","):
+        assert re.search(rf"^{preset}\s+configured\b", result.stdout, re.MULTILINE), result.stdout
+    log = (project.root / "build/logs/cpu.log").read_text()
+    assert f"llama-cpp-runtime: upstream commit {project.commits[0]}" in log
+    assert "libmtmd.so" in (project.root / "build/cpu/build.ninja").read_text()

@@ -1,0 +1,38 @@
+"""Fresh virtual environments outside the repository, for installing the wheels the tests build."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from support import Project
+
+
+def wheels_of(project: Project) -> dict[str, Path]:
+    return {re.sub(r"-\d.*", "", p.name): p for p in sorted((project.root / "dist").glob("*.whl"))}
+
+
+def venv(tmp_path: Path) -> Path:
+    environment = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(environment)], check=True, timeout=300)
+    return environment / "bin" / "python"
+
+
+def pip(python: Path, *args: str) -> None:
+    subprocess.run([str(python), "-m", "pip", "-q", "--disable-pip-version-check", *args], check=True, timeout=300)
+
+
+def in_venv(python: Path, *args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The venv's Python, without this process's runtime, Python and ggml settings leaking in."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("LLAMA_CPP_RUNTIME_", "PYTHON", "GGML_"))}
+    return subprocess.run(
+        [str(python), *args], cwd=cwd, env={**clean, **(env or {})},
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+
+
+def runtime(python: Path, *args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return in_venv(python, "-m", "llama_cpp_runtime", *args, cwd=cwd, env=env)
