@@ -8,8 +8,8 @@ import nox
 
 nox.options.sessions = ["lint", "tests"]
 nox.options.reuse_existing_virtualenvs = True
-
-PYTHON = "3.11"
+# Sessions that need a virtualenv make it with the Python nox runs on (any >= 3.11): no version is pinned,
+# so `pip install nox && nox -s wheels` works on 3.12, 3.13 and newer as it does on 3.11.
 
 
 def _buildsys(session: nox.Session, command: str) -> None:
@@ -55,7 +55,7 @@ def bump(session: nox.Session) -> None:
     _buildsys(session, "bump")
 
 
-@nox.session(python=PYTHON)
+@nox.session
 def build(session: nox.Session) -> None:
     """Configure, build and stage every backend this machine can build. Extra arguments go to `build`
     (e.g. `nox -s build -- --backend cpu,vulkan`). CMake and Ninja come from PyPI, into this session."""
@@ -63,7 +63,7 @@ def build(session: nox.Session) -> None:
     session.run("python", "-m", "buildsys", "build", *session.posargs)
 
 
-@nox.session(python=PYTHON)
+@nox.session
 def wheels(session: nox.Session) -> None:
     """The main job: wheels in dist/ (core + one per GPU backend built here), running apply-patches, sync
     and build first when they are missing or stale. Extra arguments go to `wheels` (e.g. `--backend cpu`).
@@ -72,7 +72,7 @@ def wheels(session: nox.Session) -> None:
     session.run("python", "-m", "buildsys", "wheels", *session.posargs)
 
 
-@nox.session(python=PYTHON)
+@nox.session
 def bench(session: nox.Session) -> None:
     """Measured comparisons, never run by the tests: `nox -s bench -- build|wheels|bump [options]`."""
     if not session.posargs:
@@ -81,14 +81,14 @@ def bench(session: nox.Session) -> None:
     session.run("python", f"benchmarks/{session.posargs[0]}.py", *session.posargs[1:])
 
 
-@nox.session(python=PYTHON)
+@nox.session
 def tests(session: nox.Session) -> None:
     """Unit and integration tests (real git, real subprocesses). Extra arguments go to pytest."""
     session.install("-e", ".[test]")
     session.run("pytest", "-n", "auto", "-p", "no:cacheprovider", *session.posargs)
 
 
-@nox.session(python=PYTHON)
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff (lint + format check) and mypy --strict on buildsys."""
     session.install("-e", ".[lint]")

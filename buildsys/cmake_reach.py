@@ -258,12 +258,12 @@ class _Walk:
         """Sources of targets and include directories: checked when upstream has them."""
         args = command.args
         if command.name in _SOURCE_COMMANDS and len(args) >= 2 and not {"ALIAS", "IMPORTED"} & set(args):
-            for source in args[1:]:
+            for source in _list_arguments(command, 1, scope):
                 if source not in _SOURCE_KEYWORDS:
                     self._optional_path(listfile, directory, command, source, scope, folder=False)
         elif command.name in {"target_include_directories", "include_directories"}:
             start = 1 if command.name == "target_include_directories" else 0
-            for folder in args[start:]:
+            for folder in _list_arguments(command, start, scope):
                 if folder not in _INCLUDE_DIR_KEYWORDS:
                     self._optional_path(listfile, directory, command, folder, scope, folder=True)
 
@@ -331,6 +331,19 @@ class _Walk:
                 self.report(listfile, command, f"{path}/")
         elif not self.files.has_file(path) and path in self.files.upstream:
             self.report(listfile, command, path)
+
+
+def _list_arguments(command: Command, start: int, scope: Mapping[str, str]) -> list[str]:
+    """Arguments from `start` on, with unquoted `${LIST}` references expanded into their items (unknown
+    variables and generator expressions are dropped)."""
+    items: list[str] = []
+    for raw, quoted in zip(command.args[start:], command.quoted[start:], strict=True):
+        if "$<" in raw:
+            continue
+        expanded = _expand(raw, scope)
+        if expanded is not None:
+            items.extend([expanded] if quoted else [item for item in expanded.split(";") if item])
+    return items
 
 
 def _track_variables(directory: str, command: Command, scope: dict[str, str], module_path: list[str]) -> None:

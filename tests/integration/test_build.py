@@ -160,6 +160,24 @@ def test_build_refuses_a_vendor_tree_that_is_behind_the_configuration(built: Pro
     assert "has not been synced" in stale.run("build", expect=5).stderr
 
 
+def test_build_names_cmake_that_needs_a_folder_the_subset_lacks_before_configuring(tmp_path: Path) -> None:
+    project = fresh_project(tmp_path)
+    narrow = '["CMakeLists.txt", "LICENSE", "cmake/", "include/", "src/", "ggml/", "tools/mtmd/"]'
+    project.configure(project.commits[-1], f"[sync]\ninclude = {narrow}\n")
+    project.run("sync")
+
+    refused = project.run("build", "--backend", "cpu", expect=5)
+
+    line = "CMakeLists.txt:28 add_subdirectory(vendor): vendor/ is not synced; add it to [sync] include"
+    assert line in refused.stderr and "Traceback" not in refused.stderr, refused.stderr
+    # libmtmd links vendor::minihash, but nothing names that path: only the folder CMake would enter is reported
+    assert refused.stderr.count("is not synced") == 1
+    assert not (project.root / "build/cpu").exists()  # refused before CMake ran
+    project.configure(project.commits[-1])  # the default subset has vendor/
+    project.run("sync")
+    assert project.run("build", "--backend", "cpu", "--configure-only").returncode == 0
+
+
 def test_a_missing_toolchain_is_a_skip_with_its_reason_or_a_failure_when_asked_for(
     built: Project, tmp_path: Path
 ) -> None:

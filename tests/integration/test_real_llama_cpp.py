@@ -114,8 +114,6 @@ def test_the_default_configuration_builds_packages_and_loads_real_llama_cpp(
     for off in ("LLAMA_BUILD_TESTS", "LLAMA_BUILD_TOOLS", "LLAMA_BUILD_EXAMPLES", "LLAMA_BUILD_SERVER",
                 "LLAMA_BUILD_COMMON", "LLAMA_BUILD_APP", "LLAMA_BUILD_UI", "MTMD_VIDEO"):  # fmt: skip
         assert re.search(rf"^{off}:BOOL=OFF$", cache, re.MULTILINE), off
-    # llama.cpp asked git in vendor/, i.e. *this* test's project had it been a repository: the pin wins.
-    assert re.search(rf'GGML_COMMIT="{project.commits[0]}"', compile_commands(project, "ggml.c"))
 
     core = wheels_of(project)["llama_cpp_runtime"]
     with zipfile.ZipFile(core) as archive:
@@ -142,11 +140,6 @@ def x86_variants(vendor: Path) -> list[str]:
     text = (vendor / "ggml/src/CMakeLists.txt").read_text()
     block = text.split("if (GGML_CPU_ALL_VARIANTS)", 1)[1].split('GGML_SYSTEM_ARCH STREQUAL "ARM"', 1)[0]
     return re.findall(r"ggml_add_cpu_backend_variant\((\w+)", block)
-
-
-def compile_commands(project: Project, source: str) -> str:
-    entries = json.loads((project.root / "build/cpu/compile_commands.json").read_text())
-    return "\n".join(e["command"] for e in entries if e["file"].endswith(f"/ggml/src/{source}"))
 
 
 def test_build_names_the_cmake_line_that_needs_a_path_outside_the_subset(
@@ -178,16 +171,23 @@ def real_llama_cpp_commit(project: Project, version: str) -> str:
     return project.upstream.out("rev-parse", f"v{version}^{{commit}}")
 
 
-def test_the_newer_tree_syncs_and_configures_offline_with_the_default_configuration(
+def test_bump_to_the_newer_tree_carries_our_queue_and_it_configures_offline(
     real_llama_cpp: Path, tmp_path: Path, env: dict[str, str]
 ) -> None:
-    project = project_at(tmp_path / "project", real_llama_cpp, "0.3.36", env)
+    project = project_at(tmp_path / "project", real_llama_cpp, "0.3.35", env)
     project.run("apply-patches")
     project.run("sync")
+    newer = real_llama_cpp_commit(project, "0.3.36")
+
+    summary = project.run("bump", newer).stdout
+
+    assert re.search(r"0001-vulkan-build-with-Vulkan-Headers.*\| applied (cleanly|with a 3-way merge)", summary)
+    assert "is not synced" not in summary, summary  # the default subset already has vendor/
+    assert f'commit = "{newer}"' in (project.root / "vendoring.toml").read_text()
+    assert "no drift" in project.run("check").stderr
     presets = "cpu,vulkan" if shutil.which("glslc") else "cpu"
     result = project.run("build", "--configure-only", "--backend", presets, timeout=600)
     for preset in presets.split(","):
         assert re.search(rf"^{preset}\s+configured\b", result.stdout, re.MULTILINE), result.stdout
-    log = (project.root / "build/logs/cpu.log").read_text()
-    assert f"llama-cpp-runtime: upstream commit {project.commits[0]}" in log
+    assert f"llama-cpp-runtime: upstream commit {newer}" in (project.root / "build/logs/cpu.log").read_text()
     assert "libmtmd.so" in (project.root / "build/cpu/build.ninja").read_text()

@@ -355,8 +355,13 @@ def test_ci_installs_what_ci_run_installs_and_requires_it() -> None:
     tests = _load("ci.yml")["jobs"]["tests"]
     apt = next(s["run"] for s in tests["steps"] if "apt-get install" in s.get("run", ""))
     assert wanted[1].split() == apt.split("--no-install-recommends")[1].split("\n")[1].split()
-    assert "BUILDSYS_REQUIRE_TOOLCHAINS=vulkan,ccache" in apt and "BUILDSYS_REQUIRE_TOOLCHAINS=vulkan,ccache" in ci_run
+    assert "BUILDSYS_REQUIRE_TOOLCHAINS=vulkan,ccache,real-llama.cpp" in apt
+    assert "BUILDSYS_REQUIRE_TOOLCHAINS=vulkan,ccache" in ci_run and "real-llama.cpp" in ci_run
     assert tests["strategy"]["matrix"]["os"] == ["ubuntu-24.04", "macos-14", "windows-2022"]
+    pythons = {tests["strategy"]["matrix"]["python"][0], *(i["python"] for i in tests["strategy"]["matrix"]["include"])}
+    assert pythons == {"3.11", "3.x"}  # the oldest supported and the newest release
+    real = [s["run"] for s in tests["steps"] if "tests/real_llama_cpp.py" in s.get("run", "")]
+    assert len(real) == 1 and "BUILDSYS_REAL_LLAMA_CPP=" in real[0] and "tests/real_llama_cpp.py" in ci_run
     runs = [s.get("run", "") for job in _load("ci.yml")["jobs"].values() for s in job["steps"]]
     assert sum("nox -s lint" in r for r in runs) == 1 and sum("nox -s tests" in r for r in runs) == 1
 
