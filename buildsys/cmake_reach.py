@@ -9,12 +9,13 @@ that needs it, so `build` and `bump` can name it instead of CMake failing at con
 
 Conditions are evaluated with three values: the presets' cache variables and upstream's `option()`
 defaults are known, everything else (platform, targets, comparisons) is unknown and counts as
-reachable. Function and macro bodies are not followed (their arguments are unknown).
+reachable. Functions and macros are followed where they are called, with their arguments bound; what their
+bodies need is reported at the outermost call (`ggml/src/CMakeLists.txt:591 ggml_add_backend(CUDA)`).
 """
 
 from __future__ import annotations
 
-import fnmatch
+import dataclasses
 import posixpath
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from .cmake_tool import is_on
 from .git import Git
-from .pathfilter import PathFilter
+from .pathfilter import PathFilter, pattern_regex
 from .presets import Preset
 from .upstream_tree import read_blobs, tree_entries
 
@@ -39,9 +40,11 @@ _SOURCE_COMMANDS = frozenset({"add_library", "add_executable", "target_sources"}
 _SOURCE_KEYWORDS = frozenset({"STATIC", "SHARED", "MODULE", "OBJECT", "INTERFACE", "IMPORTED", "ALIAS", "GLOBAL",
                               "EXCLUDE_FROM_ALL", "WIN32", "MACOSX_BUNDLE", "PUBLIC", "PRIVATE", "FILE_SET",
                               "TYPE", "BASE_DIRS", "FILES", "HEADERS", "CXX_MODULES"})  # fmt: skip
+_GLOB_KEYWORDS = frozenset({"LIST_DIRECTORIES", "RELATIVE", "CONFIGURE_DEPENDS", "FOLLOW_SYMLINKS", "true", "false"})
 _INCLUDE_DIR_KEYWORDS = frozenset({"SYSTEM", "AFTER", "BEFORE", "PUBLIC", "PRIVATE", "INTERFACE"})
 _VARIABLE = re.compile(r"\$\{([A-Za-z0-9_.+-]+)\}")
 Tri = bool | None  # True, False, or unknown
+_MAX_CALL_DEPTH = 16
 _ROOTED = "@upstream:"  # marks a path already relative to the upstream root (CMAKE_CURRENT_SOURCE_DIR and kin)
 
 
@@ -199,7 +202,40 @@ def unsynced_paths(
         for root in roots:
             walk = _Walk(files, found)
             walk.directory(root, {**defaults, **cache}, module_path=[])
-    return sorted(found)
+    return _one_per_path(files, found)
+
+
+def _one_per_path(files: UpstreamFiles, found: Iterable[MissingPath]) -> list[MissingPath]:
+    """Each missing path once, at the first line that needs it, and files of a folder that is not synced at
+    all as that folder (one line for `ggml/src/ggml-cpu/arch/`, not one per source file in it)."""
+    first: dict[str, MissingPath] = {}
+    for missing in sorted(found):
+        path = _outermost_unsynced_folder(files, missing.path) or missing.path
+        first.setdefault(path, dataclasses.replace(missing, path=path))
+    return sorted(first.values())
+
+
+def _outermost_unsynced_folder(files: UpstreamFiles, path: str) -> str | None:
+    parts = path.rstrip("/").split("/")
+    for length in range(1, len(parts)):
+        folder = "/".join(parts[:length])
+        if not files.has_dir(folder):
+            return folder + "/"
+    return None
+
+
+@dataclass(frozen=True)
+class _Place:
+    listfile: str  # the file whose commands run
+    directory: str  # CMAKE_CURRENT_SOURCE_DIR
+
+
+@dataclass
+class _Function:
+    parameters: tuple[str, ...]
+    body: list[Command]
+    listfile: str
+    macro: bool
 
 
 @dataclass
@@ -207,8 +243,13 @@ class _Walk:
     files: UpstreamFiles
     found: set[MissingPath]
     visited: set[str] = field(default_factory=set)
+    functions: dict[str, _Function] = field(default_factory=dict)  # global, like CMake's
+    call_site: tuple[str, Command] | None = None
+    depth: int = 0
 
     def report(self, file: str, command: Command, path: str) -> None:
+        if self.call_site is not None:  # inside a function: the call is what a reader of the report can find
+            file, command = self.call_site
         self.found.add(MissingPath(file, command.line, command.call(), path))
 
     def directory(self, directory: str, variables: Mapping[str, str], module_path: list[str]) -> None:
@@ -221,27 +262,64 @@ class _Walk:
         self.commands(listfile, directory, scope, list(module_path))
 
     def commands(self, listfile: str, directory: str, scope: dict[str, str], module_path: list[str]) -> None:
+        self.run(parse(self.files.read(listfile)), _Place(listfile, directory), scope, module_path)
+
+    def run(self, commands: list[Command], place: _Place, scope: dict[str, str], module_path: list[str]) -> None:
         blocks: list[tuple[bool, bool]] = []  # (a branch so far was surely taken, this branch may run)
-        skipping_definition = 0
-        for command in parse(self.files.read(listfile)):
+        definition: _Function | None = None
+        nesting = 0
+        for command in commands:
             name = command.name
-            if name in {"function", "macro"}:
-                skipping_definition += 1
-            elif name in {"endfunction", "endmacro"}:
-                skipping_definition = max(0, skipping_definition - 1)
-            if skipping_definition or name in {"endfunction", "endmacro"}:
-                continue
-            if name in {"if", "elseif", "else", "endif"}:
+            if definition is not None:
+                nesting += name in {"function", "macro"}
+                if name in {"endfunction", "endmacro"} and nesting == 0:
+                    definition = None
+                    continue
+                nesting -= name in {"endfunction", "endmacro"}
+                definition.body.append(command)
+            elif name in {"if", "elseif", "else", "endif"}:
                 _branch(blocks, name, command, scope)
+            elif blocks and not all(may_run for _, may_run in blocks):
                 continue
-            if blocks and not all(may_run for _, may_run in blocks):
-                continue
-            self.command(listfile, directory, command, scope, module_path)
+            elif name in {"function", "macro"} and command.args:
+                definition = _Function(tuple(command.args[1:]), [], place.listfile, macro=name == "macro")
+                self.functions[command.args[0].lower()] = definition
+            elif name in self.functions:
+                self.call(self.functions[name], command, place, scope, module_path)
+            else:
+                self.command(place.listfile, place.directory, command, scope, module_path)
+
+    def call(self, function: _Function, command: Command, place: _Place, scope: dict[str, str],
+             module_path: list[str]) -> None:  # fmt: skip
+        """Run a function's body with its arguments bound; what it needs is reported at the outermost call."""
+        if self.depth >= _MAX_CALL_DEPTH:
+            return
+        local = scope if function.macro else dict(scope)
+        values = [_expand(raw, scope) for raw in command.args]
+        for position, parameter in enumerate(function.parameters):
+            value = values[position] if position < len(values) else ""
+            if value is None:
+                local.pop(parameter, None)
+            else:
+                local[parameter] = value
+        rest = values[len(function.parameters) :]
+        if None in rest:
+            local.pop("ARGN", None)
+        else:
+            local["ARGN"] = ";".join(v for v in rest if v)
+        outermost = self.call_site is None
+        if outermost:
+            self.call_site = (place.listfile, command)
+        self.depth += 1
+        self.run(function.body, _Place(function.listfile, place.directory), local, module_path)
+        self.depth -= 1
+        if outermost:
+            self.call_site = None
 
     def command(self, listfile: str, directory: str, command: Command, scope: dict[str, str],
                 module_path: list[str]) -> None:  # fmt: skip
         args = command.args
-        if command.name in {"project", "set", "list"}:
+        if command.name in {"project", "set", "list", "string"}:
             _track_variables(directory, command, scope, module_path)
         elif command.name == "add_subdirectory" and args:
             self._subdirectory(listfile, directory, command, scope, module_path)
@@ -300,7 +378,7 @@ class _Walk:
 
     def _required_file(self, listfile: str, directory: str, command: Command, raw: str, scope: dict[str, str]) -> None:
         path = _resolve(directory, raw, scope)
-        if path is not None and not self.files.has_file(path) and (self.files.upstream_has(path)):
+        if path is not None and not self.files.has_file(path) and self.files.upstream_has(path):
             self.report(listfile, command, path)
 
     def _file(self, listfile: str, directory: str, command: Command, scope: dict[str, str]) -> None:
@@ -309,15 +387,26 @@ class _Walk:
             self._required_file(listfile, directory, command, args[0], scope)
         elif mode in {"GLOB", "GLOB_RECURSE"}:
             for pattern in args[1:]:
-                if pattern in {"LIST_DIRECTORIES", "RELATIVE", "CONFIGURE_DEPENDS", "FOLLOW_SYMLINKS", "true", "false"}:
+                if pattern in _GLOB_KEYWORDS:
                     continue
-                resolved = _resolve(directory, pattern, scope)
-                if resolved is None:
-                    continue
-                wanted = {p for p in self.files.upstream if fnmatch.fnmatchcase(p, resolved)}
-                missing = sorted(wanted - self.files.synced)
+                matches = self._glob(directory, pattern, scope, recurse=mode == "GLOB_RECURSE")
+                missing = sorted(matches - self.files.synced)
                 if missing:
                     self.report(listfile, command, missing[0])
+
+    def _glob(self, directory: str, pattern: str, scope: dict[str, str], *, recurse: bool) -> set[str]:
+        """Upstream's files a file(GLOB) pattern matches (`*` within a folder, like CMake's)."""
+        resolved = _resolve(directory, pattern, scope)
+        if resolved is None:
+            return set()
+        if recurse:
+            head, _, tail = resolved.rpartition("/")
+            resolved = f"{head}/**/{tail}" if head else f"**/{tail}"
+        try:
+            regex = pattern_regex(resolved)
+        except ValueError:  # an unbalanced [ ]: CMake's problem to report
+            return set()
+        return {path for path in self.files.upstream if regex.match(path)}
 
     def _optional_path(self, listfile: str, directory: str, command: Command, raw: str, scope: dict[str, str],
                        *, folder: bool) -> None:  # fmt: skip
@@ -359,6 +448,12 @@ def _track_variables(directory: str, command: Command, scope: dict[str, str], mo
             scope[args[0]] = ";".join(v for v in expanded if v is not None)
         else:
             scope.pop(args[0], None)
+    elif command.name == "string" and len(args) == 3 and args[0] in {"TOUPPER", "TOLOWER"}:
+        value = _expand(args[1], scope)
+        if value is None:
+            scope.pop(args[2], None)
+        else:
+            scope[args[2]] = value.upper() if args[0] == "TOUPPER" else value.lower()
     elif command.name == "list" and len(args) >= 3 and args[:2] == ("APPEND", "CMAKE_MODULE_PATH"):
         module_path.extend(p for p in (_expand(a, scope) for a in args[2:]) if p is not None)
 

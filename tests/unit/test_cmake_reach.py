@@ -99,12 +99,34 @@ def test_included_files_and_modules_sources_include_dirs_and_globs_are_checked()
         "CMakeLists.txt:3 include(git-vars): cmake/git-vars.cmake is not synced; add it to [sync] include",
         "cmake/info.cmake:1 configure_file(${CMAKE_CURRENT_LIST_DIR}/info.h.in info.h): cmake/info.h.in is not synced;"
         " add it to [sync] include",
-        "lib/CMakeLists.txt:2 add_library(lib ${SOURCES}): lib/extra/b.c is not synced; add it to [sync] include",
+        "lib/CMakeLists.txt:2 add_library(lib ${SOURCES}): lib/extra/ is not synced; add it to [sync] include",
         "lib/CMakeLists.txt:3 target_include_directories(lib PRIVATE ../third_party $<BUILD_INTERFACE:x>): "
         "third_party/ is not synced; add it to [sync] include",
         "lib/CMakeLists.txt:4 file(GLOB MODELS models/*.c): lib/models/m2.c is not synced; add it to [sync] include",
     ]
     assert missing(tree(files)) == []
+
+
+def test_functions_run_where_they_are_called_and_report_the_call() -> None:
+    files = {
+        "CMakeLists.txt": (
+            'option(USE_GPU "gpu" OFF)\n'
+            "function(add_backend name)\n"
+            '  string(TOUPPER "USE_${name}" enabled)\n'
+            '  if (${enabled})\n    string(TOLOWER "backend-${name}" folder)\n    add_subdirectory(${folder})\n'
+            "  endif()\nendfunction()\n"
+            "add_backend(CPU)\nadd_backend(GPU)\n"
+        ),
+        "backend-cpu/CMakeLists.txt": "add_library(cpu a.c b.c)\n", "backend-cpu/a.c": "", "backend-cpu/b.c": "",
+        "backend-gpu/CMakeLists.txt": "",
+    }  # fmt: skip
+    subset = tree(files, {"CMakeLists.txt", "backend-cpu/CMakeLists.txt", "backend-cpu/a.c"})
+    assert missing(subset, USE_CPU="ON") == [
+        "CMakeLists.txt:9 add_backend(CPU): backend-cpu/b.c is not synced; add it to [sync] include"
+    ]
+    assert missing(subset, USE_CPU="ON", USE_GPU="ON")[1] == (
+        "CMakeLists.txt:10 add_backend(GPU): backend-gpu/ is not synced; add it to [sync] include"
+    )
 
 
 def test_function_bodies_and_unknown_variables_are_not_guessed() -> None:
