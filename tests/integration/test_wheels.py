@@ -37,7 +37,11 @@ def test_the_core_wheel_holds_each_library_once_stripped_and_relocatable(package
     assert re.fullmatch(r"llama_cpp_runtime-0\.1\.0-py3-none-manylinux_2_\d+_x86_64\.whl", core.name), core.name
     with zipfile.ZipFile(core) as archive:
         names = archive.namelist()
-        libraries = sorted(n for n in names if ".so" in n)
+        libraries = sorted(n for n in names if ".so" in n and n.startswith("llama_cpp_runtime/"))
+        # auditwheel grafts what the libraries need beyond the manylinux policy: OpenMP's runtime, once
+        grafted = [n for n in names if n.startswith("llama_cpp_runtime.libs/") and not n.endswith("/")]
+        assert all(re.fullmatch(r"llama_cpp_runtime\.libs/libgomp-[0-9a-f]{8}\.so\.1\.0\.0", n) for n in grafted)
+        assert len(grafted) == 1, grafted  # the CPU variants and ggml-base share one libgomp
         expected_modules = sorted(f"llama_cpp_runtime/modules/libggml-cpu-{v}.so" for v in declared_x86_variants())
         assert libraries == sorted(
             [
@@ -72,9 +76,12 @@ def test_the_core_wheel_holds_each_library_once_stripped_and_relocatable(package
         assert packaged.commits[-1] in metadata and "GGML_CPU_ALL_VARIANTS=ON" in metadata
         archive.extractall(tmp_path / "unpacked")
 
-    for library in (tmp_path / "unpacked").rglob("*.so*"):
+    for library in (tmp_path / "unpacked" / "llama_cpp_runtime").rglob("*.so*"):
         dynamic = readelf_dynamic(library)
-        assert dynamic["RUNPATH"] == ["$ORIGIN/../lib" if library.parent.name == "modules" else "$ORIGIN"]
+        ours = "$ORIGIN/../lib" if library.parent.name == "modules" else "$ORIGIN"
+        # our RUNPATH first; auditwheel appends its graft folder (as RPATH) when it grafted one
+        search = (dynamic.get("RUNPATH") or dynamic.get("RPATH") or [""])[0].split(":")
+        assert search[0] == ours and set(search[1:]) <= {"$ORIGIN/../../llama_cpp_runtime.libs"}, dynamic
         sections = subprocess.run(["readelf", "-S", str(library)], capture_output=True, text=True, check=True).stdout
         assert ".symtab" not in sections and ".debug_info" not in sections, f"{library.name} is not stripped"
 
