@@ -41,7 +41,7 @@ def test_the_core_wheel_holds_each_library_once_stripped_and_relocatable(package
         # auditwheel grafts what the libraries need beyond the manylinux policy: OpenMP's runtime, once
         grafted = [n for n in names if n.startswith("llama_cpp_runtime.libs/") and not n.endswith("/")]
         assert all(re.fullmatch(r"llama_cpp_runtime\.libs/libgomp-[0-9a-f]{8}\.so\.1\.0\.0", n) for n in grafted)
-        assert len(grafted) == 1, grafted  # the CPU variants and ggml-base share one libgomp
+        assert len(grafted) == 1, grafted  # every CPU variant links the same libgomp
         expected_modules = sorted(f"llama_cpp_runtime/modules/libggml-cpu-{v}.so" for v in declared_x86_variants())
         assert libraries == sorted(
             [
