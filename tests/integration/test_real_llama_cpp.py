@@ -195,4 +195,7 @@ def test_bump_to_the_newer_tree_carries_our_queue_and_it_configures_offline(
     for preset in presets.split(","):
         assert re.search(rf"^{preset}\s+configured\b", result.stdout, re.MULTILINE), result.stdout
     assert f"llama-cpp-runtime: upstream commit {newer}" in (project.root / "build/logs/cpu.log").read_text()
+    # this tree compiles its commit in through a configured header (0.3.35: a definition): both get the pin
+    header = (project.root / "build/cpu/upstream/ggml/src/ggml-version.h").read_text()
+    assert re.search(rf'#define GGML_COMMIT\s+"{newer}"', header), header
     assert "libmtmd.so" in (project.root / "build/cpu/build.ninja").read_text()
