@@ -128,6 +128,7 @@ class Project:
     upstream: GitRepo
     commits: list[str]
     env: dict[str, str]
+    launcher: tuple[str, ...] = ()  # e.g. ("unshare", "-n"): the CLI runs without a network
 
     def configure(self, commit: str, extra: str = "") -> None:
         (self.root / "vendoring.toml").write_text(
@@ -136,7 +137,7 @@ class Project:
 
     def run(self, *args: str, expect: int | None = 0, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            [sys.executable, "-m", "buildsys", *args],
+            [*self.launcher, sys.executable, "-m", "buildsys", *args],
             cwd=self.root, env=self.env, capture_output=True, text=True, check=False, timeout=timeout,
         )  # fmt: skip
         if expect is not None and result.returncode != expect:

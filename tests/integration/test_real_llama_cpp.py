@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -52,8 +53,17 @@ def real_llama_cpp() -> Path:
         pytest.skip(message)
 
 
+def no_network() -> tuple[str, ...]:
+    """`unshare -n` where it works (root on Linux): the CLI then runs with no network device at all."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        return ()
+    works = subprocess.run(["unshare", "-n", "true"], capture_output=True, check=False).returncode == 0
+    return ("unshare", "-n") if works else ()
+
+
 def offline(env: dict[str, str]) -> dict[str, str]:
-    """Any download CMake or git might try goes to a closed port (the upstream is a local path)."""
+    """Any download CMake or git might try goes to a closed port (the upstream is a local path); with
+    no_network() there is not even a route."""
     dead = "http://127.0.0.1:9"
     return {**env, "http_proxy": dead, "https_proxy": dead, "HTTP_PROXY": dead, "HTTPS_PROXY": dead,
             "ALL_PROXY": dead, "no_proxy": "", "NO_PROXY": ""}  # fmt: skip
@@ -72,7 +82,7 @@ def project_at(root: Path, repo: Path, version: str, env: dict[str, str], *, inc
     shutil.copytree(REPO_ROOT / "patches", root / "patches")
     ccache_dir = cache_root() / "ccache"  # outside the clone: a second CI run reuses the objects
     project_env = offline({**env, "BUILDSYS_UPSTREAM_URL": str(repo), "CCACHE_DIR": str(ccache_dir)})
-    return Project(root, upstream, [commit], project_env)
+    return Project(root, upstream, [commit], project_env, launcher=no_network())
 
 
 @pytest.mark.slow
