@@ -613,9 +613,10 @@ def missing_for_presets(files: UpstreamFiles, presets: Iterable[Preset]) -> list
 
 def tracked_files(git: Git, revision: str, subset: PathFilter) -> UpstreamFiles:
     """A commit of the tracking repository: its whole tree, the subset's CMake files read from git."""
-    everything = frozenset(entry.path for entry in tree_entries(git, revision) if entry.kind == "blob")
+    blobs = [entry for entry in tree_entries(git, revision) if entry.kind == "blob"]
+    everything = frozenset(entry.path for entry in blobs)
     synced = frozenset(subset.select(sorted(everything)))
-    cmake = [entry for entry in tree_entries(git, revision) if entry.path in synced and _is_cmake(entry.path)]
+    cmake = [entry for entry in blobs if entry.path in synced and _is_cmake(entry.path)]
     contents = read_blobs(git, [entry.sha for entry in cmake])
     texts = {entry.path: contents[entry.sha].decode("utf-8", errors="replace") for entry in cmake}
     return UpstreamFiles(synced, everything, lambda path: texts.get(path, ""))
