@@ -15,8 +15,9 @@ from .presets import Preset
 from .upstream_tree import read_blobs, tree_entries
 
 _COMMENT = re.compile(r"(?<![\w$\"])#(?!\[)[^\n]*")
-_OPTION = re.compile(r"\boption\s*\(\s*([A-Za-z_][\w]*)\s+\"([^\"]*)\"\s*([^)]*)\)", re.IGNORECASE)
-_CACHE_SET = re.compile(r"\bset\s*\(\s*([A-Za-z_][\w]*)\s+([^()]*?)\s+CACHE\s+\w+\s+\"([^\"]*)\"", re.IGNORECASE)
+_QUOTED = r"\"((?:\\.|[^\"\\])*)\""  # a CMake quoted argument, escaped quotes included
+_OPTION = re.compile(rf"\boption\s*\(\s*([A-Za-z_][\w]*)\s+{_QUOTED}\s*([^)]*)\)", re.IGNORECASE)
+_CACHE_SET = re.compile(rf"\bset\s*\(\s*([A-Za-z_][\w]*)\s+([^()]*?)\s+CACHE\s+\w+\s+{_QUOTED}", re.IGNORECASE)
 # ggml and llama.cpp keep a renamed option working for a while with `<x>_option_depr(LEVEL OLD NEW)`.
 _DEPRECATED = re.compile(r"\b\w*option_depr\s*\(\s*\w+\s+([A-Za-z_]\w*)\s+([A-Za-z_]\w*)\s*\)", re.IGNORECASE)
 _BACKEND = re.compile(r"\bggml_add_backend\s*\(\s*([\w-]+)\s*\)")
@@ -100,9 +101,9 @@ class _Side:
         found: dict[str, Option] = {}
         for path, text in sorted(self.texts.items()):
             for name, doc, default in _OPTION.findall(text):
-                found.setdefault(name, Option(name, doc, default.strip(), path))
+                found.setdefault(name, Option(name, _unescape(doc), default.strip(), path))
             for name, default, doc in _CACHE_SET.findall(text):
-                found.setdefault(name, Option(name, doc, default.strip(), path))
+                found.setdefault(name, Option(name, _unescape(doc), default.strip(), path))
         return found
 
     def calls(self, pattern: re.Pattern[str]) -> set[str]:
@@ -120,6 +121,10 @@ class _Side:
                     subject = label.format(*groups[:-1]) if "{0}" in label else label
                     found[(subject, path)] = groups[-1]
         return found
+
+
+def _unescape(quoted: str) -> str:
+    return re.sub(r"\\(.)", r"\1", quoted)
 
 
 def is_cmake_file(path: str) -> bool:

@@ -51,6 +51,20 @@ def test_commented_out_options_do_not_count_and_cache_variables_do() -> None:
     assert options["GGML_CUDA_PEER_MAX_BATCH_SIZE"].default == "128"
 
 
+def test_a_description_with_escaped_quotes_is_read_whole() -> None:
+    """ggml's GGML_CUDA_FA_QUANTS (0.3.36) spans two lines and quotes inside its description."""
+    text = (
+        'set   (GGML_CUDA_FA_QUANTS "q4_0-q4_0;q8_0-q8_0" CACHE STRING\n'
+        '        "ggml: combinations to compile, \\"all\\" or a list such as \\"q8_0-q8_0\\"")\n'
+        'option(GGML_NEXT "next, \\"quoted\\"" ON)\n'
+    )
+    options = side(CMakeLists_txt=text).options()
+
+    assert options["GGML_CUDA_FA_QUANTS"].doc == 'ggml: combinations to compile, "all" or a list such as "q8_0-q8_0"'
+    assert options["GGML_CUDA_FA_QUANTS"].default == '"q4_0-q4_0;q8_0-q8_0"'
+    assert options["GGML_NEXT"].doc == 'next, "quoted"' and options["GGML_NEXT"].default == "ON"
+
+
 def test_default_changes_and_requirements_are_reported() -> None:
     before = side(src__ggml_hip__CMakeLists_txt=(
         "cmake_minimum_required(VERSION 3.21)\nfind_package(hip 6.0 REQUIRED)\n"
