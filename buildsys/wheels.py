@@ -126,7 +126,7 @@ def _stage_files(result: PresetResult, package: str) -> dict[str, WheelFile]:
         if staged.symlink_to or staged.path in replaced:
             continue
         files[f"{package}/{staged.path}"] = WheelFile(
-            (stage / staged.path).read_bytes(), executable=staged.kind != "header"
+            (stage / staged.path).read_bytes(), executable=staged.kind in {"core", "module"}
         )
     files[f"{package}/stage.json"] = WheelFile((stage / "stage.json").read_bytes())
     return files

@@ -283,6 +283,36 @@ def test_handles_load_once_across_threads_and_refuse_use_after_close(
     assert "second: already loaded from" in result.stdout
 
 
+def test_libllama_structs_are_checked_against_the_builds_record(built: Project, stage: Path, tmp_path: Path) -> None:
+    info = runtime_cli("info", env=env_for(built, stage), cwd=tmp_path)
+    assert "libllama structs: matches" in info.stdout, info.stdout
+
+    record = json.loads((stage / "llama-abi.json").read_text())
+    record["structs"]["llama_context_params"]["fields"]["n_threads"][0] += 4  # a header the binding does not know
+    (stage / "llama-abi.json").write_text(json.dumps(record))
+    code = """
+        import llama_cpp_runtime as lcr
+        rt = lcr.load()
+        print(rt.report().llama_abi)
+        try:
+            rt.require_llama_abi()
+        except lcr.AbiMismatch as error:
+            print("refused:", error)
+        """
+    result = python(code, env_for(built, stage), tmp_path)
+    assert (
+        "llama_context_params.n_threads is at offset 32 (size 4) in the build's headers, the binding "
+        "declares offset 28 (size 4)" in result.stdout
+    )
+    assert f"refused: libllama ({built.commits[-1]}) does not match this binding" in result.stdout
+    info = runtime_cli("info", env=env_for(built, stage), cwd=tmp_path)
+    assert info.returncode == 0 and "libllama structs: libllama (" in info.stdout  # ggml alone still works
+
+    (stage / "llama-abi.json").unlink()
+    gone = python(code, env_for(built, stage), tmp_path)
+    assert "refused: no llama-abi.json in" in gone.stdout
+
+
 def test_no_libraries_is_a_one_line_error(built: Project, tmp_path: Path) -> None:
     result = runtime_cli("info", env=env_for(built, tmp_path / "nowhere"), cwd=tmp_path)
     assert result.returncode == 2

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from cpu_features import cpu_flags, declared_x86_variants, supported, x86_linux
 from ggml_probe import SHAPE, inputs
+from llama_cpp_runtime._llama_abi import first_mismatch
 from support import Project, fresh_project, readelf_dynamic
 from toolchains_present import vulkan, with_ccache
 
@@ -52,6 +53,9 @@ def test_cpu_preset_stages_core_libraries_apart_from_every_variant(built: Projec
     assert {"ggml.h", "ggml-backend.h", "llama.h", "mtmd.h", "mtmd-helper.h"} <= {
         p.name for p in (stage / "include").iterdir()
     }
+
+    abi = json.loads((stage / "llama-abi.json").read_text())  # the probe ran on the staged headers
+    assert abi["commit"] == built.commits[-1] and first_mismatch(abi) is None
 
     record = json.loads((stage / "stage.json").read_text())
     assert record["preset"] == "cpu" and record["upstream"]["commit"] == built.commits[-1]

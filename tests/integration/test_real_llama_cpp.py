@@ -146,6 +146,7 @@ def test_the_default_configuration_builds_packages_and_loads_real_llama_cpp(
     series = json.loads((vendor / ".buildsys-manifest.json").read_text())["patches"]["series_sha256"]
     commit = project.commits[0]
     assert f"upstream: {commit} + patch series {series[:12]}; ggml_commit() {commit}" in info.stdout, info.stdout
+    assert "libllama structs: matches" in info.stdout  # the binding's ctypes layout is the pin's
     check = runtime(python, "check", cwd=elsewhere)
     assert check.returncode == 0, check.stdout + check.stderr
     print(info.stdout)

@@ -18,6 +18,7 @@ from pathlib import Path
 from ._compute import Backend
 from ._discovery import ENTRY_POINT_GROUP, LIBRARY_DIR_VARIABLE, PLUGIN_DIRS_VARIABLE
 from ._errors import ClosedError, ComputeError, LibraryNotFound, LlamaRuntimeError, LoadError
+from ._llama_abi import AbiMismatch, verify
 from ._loader import (
     BACKENDS_VARIABLE,
     EXCLUDE_VARIANTS_VARIABLE,
@@ -25,6 +26,7 @@ from ._loader import (
     Loaded,
     enumerate_devices,
     load_everything,
+    read_llama_abi_record,
 )
 from ._report import Device, ModuleReport, Report
 
@@ -43,7 +45,7 @@ def __getattr__(name: str) -> str:
 
 __all__ = [
     "BACKENDS_VARIABLE", "ENTRY_POINT_GROUP", "EXCLUDE_VARIANTS_VARIABLE", "FORCE_VARIANT_VARIABLE",
-    "LIBRARY_DIR_VARIABLE", "PLUGIN_DIRS_VARIABLE", "Backend", "ClosedError", "ComputeError", "Device",
+    "LIBRARY_DIR_VARIABLE", "PLUGIN_DIRS_VARIABLE", "AbiMismatch", "Backend", "ClosedError", "ComputeError", "Device",
     "LibraryNotFound", "LlamaRuntimeError", "LoadError", "ModuleReport", "Report", "Runtime", "load",
 ]  # fmt: skip
 
@@ -72,6 +74,14 @@ class Runtime:
             return self._loaded.libraries[name.removeprefix("lib")]
         except KeyError:
             raise KeyError(f"{name!r} is not loaded; core libraries: {', '.join(self._loaded.libraries)}") from None
+
+    def require_llama_abi(self) -> None:
+        """Raise AbiMismatch, naming the first differing field, unless libllama's structs are laid out as the
+        binding declares them (checked against the build's llama-abi.json). Every libllama call that passes
+        a struct checks this first."""
+        if "llama" not in self._loaded.libraries:
+            raise LoadError(f"libllama is not in {self._loaded.layout.lib}")
+        verify(read_llama_abi_record(self._loaded.layout.root), str(self._loaded.layout.root))
 
     def open(self, device: Device | str) -> Backend:
         """A backend on the device, for compute: `with rt.open("CPU") as backend: backend.mul_mat(...)`."""

@@ -17,11 +17,13 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from . import _api
 from ._discovery import CORE_SOURCE, Layout, ModuleFile, find_layout, modules_in, plugin_modules
 from ._elf import structural_problem
 from ._errors import LibraryNotFound, LoadError
+from ._llama_abi import RECORD_NAME, AbiMismatch, verify
 from ._platform import IS_MACOS, IS_WINDOWS, allow_dll_directory, core_library_candidates, open_library
 from ._report import Device, ModuleReport, Report, Status
 from ._runtime_libs import nvidia_library_dirs, preload_runtime_libraries
@@ -122,6 +124,7 @@ def load_everything(library_dir: Path | None, env: Mapping[str, str]) -> Loaded:
         library_dir=str(layout.root),
         core_libraries=tuple((name, str(path)) for name, path in libraries.items()),
         upstream=read_stage_upstream(layout.root),
+        llama_abi=_llama_abi_status(layout.root) if "llama" in libraries else "",
         ggml_commit=_api.ggml_commit(ggml),
         modules=tuple(reports),
         cpu_variant=chosen.name.removeprefix("ggml-cpu-") if chosen else None,
@@ -129,6 +132,23 @@ def load_everything(library_dir: Path | None, env: Mapping[str, str]) -> Loaded:
         devices=tuple(enumerate_devices(ggml)),
     )
     return Loaded(layout, ggml, libraries, handles, bridge, report)
+
+
+def read_llama_abi_record(root: Path) -> dict[str, Any] | None:
+    """llama-abi.json beside lib/: the struct layout the build's headers define (None when absent or unreadable)."""
+    try:
+        record = json.loads((root / RECORD_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _llama_abi_status(root: Path) -> str:
+    try:
+        verify(read_llama_abi_record(root), str(root))
+    except AbiMismatch as mismatch:
+        return str(mismatch)
+    return "matches"
 
 
 def read_stage_upstream(root: Path) -> dict[str, str]:

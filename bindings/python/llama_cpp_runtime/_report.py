@@ -41,6 +41,7 @@ class Report:
     core_libraries: tuple[tuple[str, str], ...] = ()  # (name, path) of every core library loaded
     upstream: Mapping[str, str] = field(default_factory=dict)  # stage.json: commit, patch_series_sha256
     ggml_commit: str | None = None  # what the loaded ggml-base says it was built from
+    llama_abi: str = ""  # "matches", or why libllama's struct layout differs from the binding's ("": no libllama)
 
     def module(self, name: str) -> ModuleReport:
         for module in self.modules:
@@ -62,6 +63,8 @@ class Report:
         out = [f"libraries: {self.library_dir}"]
         out.append(f"upstream: {self.upstream_line()}")
         out.append("core: " + ", ".join(f"{name} (loaded)" for name, _ in self.core_libraries))
+        if self.llama_abi:
+            out.append(f"libllama structs: {self.llama_abi}")
         chosen = f"{self.cpu_variant} (score {self.cpu_variant_score})" if self.cpu_variant else "none"
         out.append(f"CPU variant: {chosen}")
         out.append("")
