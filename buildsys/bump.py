@@ -20,13 +20,14 @@ from .containment import already_upstream, upstream_patch_ids
 from .create_patches import run_create_patches
 from .errors import PatchConflict, UsageError
 from .fileops import write_atomically
+from .header_structs import HEADER, describe_changes, probed_structs
 from .manifest import scan
 from .patchqueue import Patch, read_series, series_hash, touched_paths
 from .pin_file import write_pin
 from .presets import load_matrix
 from .sync import refuse_hand_edits, run_sync
 from .tracking import BumpProgress, Commit, PatchOutcome, TrackingRepo, TrackingState, apply_with_am
-from .upstream_changes import UpstreamChanges, describe_range
+from .upstream_changes import UpstreamChanges, describe_range, read_texts
 from .workstate import (
     BUMP_CONTINUE,
     conflict_guidance,
@@ -209,7 +210,11 @@ def _describe(repo: TrackingRepo, config: Config, progress: BumpProgress) -> Ups
     with ui.step("find CMake of the new tree that needs paths outside the sync subset"):
         files = cmake_reach.tracked_files(repo.git, progress.target, config.sync.filter)
         missing = tuple(str(m) for m in cmake_reach.missing_for_presets(files, presets))
-    return dataclasses.replace(changes, unsynced=missing)
+    old, new = (
+        read_texts(repo.git, commit, [HEADER]).get(HEADER, "") for commit in (progress.previous, progress.target)
+    )
+    structs = tuple(describe_changes(old, new, probed_structs())) if old and new else ()
+    return dataclasses.replace(changes, unsynced=missing, struct_changes=structs)
 
 
 def _save(repo: TrackingRepo, progress: BumpProgress) -> None:

@@ -11,6 +11,10 @@ from .tracking import BumpProgress, PatchOutcome
 from .upstream_changes import OptionChanges, SubsetChanges, UpstreamChanges
 
 _LISTED = 20
+_STRUCT_ADVICE = (
+    "update the binding's declarations (`llama_cpp_runtime/_llama_abi.py`) and `buildsys/cmake/llama-abi-probe.c`;"
+    " until then the binding refuses this libllama"
+)
 _VERB = {
     "clean": "applied cleanly",
     "3-way merge": "applied with a 3-way merge",
@@ -33,7 +37,11 @@ def render_summary(config: Config, progress: BumpProgress, changes: UpstreamChan
         "",
         *(build_lines(changes) or ["Nothing in options, backends, CPU variants, toolchains or the synced files."]),
     ]
-    attention = [*changes.preset_warnings, *(f"`{line}` (`build` refuses until it is)" for line in changes.unsynced)]
+    attention = [
+        *changes.preset_warnings,
+        *(f"`{line}` (`build` refuses until it is)" for line in changes.unsynced),
+        *(f"{line}: {_STRUCT_ADVICE}" for line in changes.struct_changes),
+    ]
     if attention:
         lines += ["", "### Needs attention", "", *(f"- [ ] {warning}" for warning in attention)]
     lines += ["", f"`{config.relative(config.source)}`, `{config.relative(config.patches)}/` and "

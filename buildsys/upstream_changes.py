@@ -84,6 +84,7 @@ class UpstreamChanges:
     subset: SubsetChanges
     preset_warnings: tuple[str, ...] = field(default=())
     unsynced: tuple[str, ...] = field(default=())  # CMake of the new tree reaching outside the subset
+    struct_changes: tuple[str, ...] = field(default=())  # libllama structs the binding declares, changed
     commits_left_behind: int = 0  # in old, not in new: a move back, or another branch
 
 
@@ -135,7 +136,7 @@ def is_cmake_file(path: str) -> bool:
 def describe_range(git: Git, old: str, new: str, subset: PathFilter, presets: Iterable[Preset]) -> UpstreamChanges:
     entries = _name_status(git, old, new)
     cmake_paths = sorted({p for _, paths in entries for p in paths if is_cmake_file(p) and subset.selects(p)})
-    before, after = _Side(_read(git, old, cmake_paths)), _Side(_read(git, new, cmake_paths))
+    before, after = _Side(read_texts(git, old, cmake_paths)), _Side(read_texts(git, new, cmake_paths))
     options = compare_options(before.options(), after.options(), after.renames() - before.renames())
     backends = _added_removed(before.calls(_BACKEND), after.calls(_BACKEND))
     variants = _added_removed(before.calls(_CPU_VARIANT), after.calls(_CPU_VARIANT))
@@ -284,7 +285,8 @@ def _name_status(git: Git, old: str, new: str) -> list[tuple[str, tuple[str, ...
     return entries
 
 
-def _read(git: Git, commit: str, paths: list[str]) -> dict[str, str]:
+def read_texts(git: Git, commit: str, paths: list[str]) -> dict[str, str]:
+    """The text of each of `paths` that exists at `commit`."""
     if not paths:
         return {}
     blobs = {entry.path: entry.sha for entry in tree_entries(git, commit, paths) if entry.kind == "blob"}

@@ -1,0 +1,51 @@
+"""header_structs: the fields of libllama's structs in llama.h, and what a bump changes in them."""
+
+from __future__ import annotations
+
+from llama_cpp_runtime._llama_abi import STRUCTS
+
+from buildsys.header_structs import describe_changes, probed_structs, struct_fields
+
+OLD = """
+    // a comment with struct llama_model_params { in it
+    struct llama_model_params {
+        ggml_backend_dev_t * devices; // NULL-terminated
+        int32_t n_gpu_layers;
+        enum llama_load_mode  load_mode;  /* how to load */
+        int32_t main_gpu;
+        bool vocab_only;
+    };
+    typedef struct llama_batch {
+        int32_t n_tokens;
+        llama_seq_id ** seq_id;
+    } llama_batch;
+"""
+
+
+def test_fields_are_read_in_order_with_their_types() -> None:
+    assert struct_fields(OLD, "llama_model_params") == [
+        ("ggml_backend_dev_t *", "devices"), ("int32_t", "n_gpu_layers"), ("enum llama_load_mode", "load_mode"),
+        ("int32_t", "main_gpu"), ("bool", "vocab_only"),
+    ]  # fmt: skip
+    assert struct_fields(OLD, "llama_batch") == [("int32_t", "n_tokens"), ("llama_seq_id **", "seq_id")]
+    assert struct_fields(OLD, "llama_context_params") is None
+
+
+def test_a_bump_names_added_removed_and_retyped_fields() -> None:
+    new = (
+        OLD.replace("int32_t main_gpu;", "enum llama_lazy_mode lazy_mode;\n        int32_t main_gpu;")
+        .replace("bool vocab_only;", "")
+        .replace("int32_t n_tokens;", "int64_t n_tokens;")
+    )
+    assert describe_changes(OLD, new, ["llama_model_params", "llama_batch", "llama_context_params"]) == [
+        "struct llama_model_params changed in include/llama.h: + enum llama_lazy_mode lazy_mode (after load_mode); "
+        "- vocab_only",
+        "struct llama_batch changed in include/llama.h: n_tokens: int32_t → int64_t",
+    ]
+    assert describe_changes(OLD, OLD.replace("llama_batch", "llama_other"), ["llama_batch"]) == [
+        "struct llama_batch is gone from include/llama.h"
+    ]
+
+
+def test_buildsys_follows_the_structs_the_binding_declares() -> None:
+    assert probed_structs() == list(STRUCTS)
