@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -66,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# PEP 440's normal form (what a wheel's file name and metadata must carry), with an optional local label.
+PUBLIC_VERSION = re.compile(
+    r"([1-9][0-9]*!)?(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*((a|b|rc)(0|[1-9][0-9]*))?(\.post(0|[1-9][0-9]*))?"
+    r"(\.dev(0|[1-9][0-9]*))?(\+[a-z0-9]+(\.[a-z0-9]+)*)?"
+)
+
+
 def _add_bump_arguments(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("target", nargs="?", help="upstream commit (full or abbreviated), tag or branch")
     sub.add_argument(
@@ -109,6 +117,8 @@ def _add_build_arguments(sub: argparse.ArgumentParser) -> None:
 
 def _build_request(arguments: argparse.Namespace) -> BuildRequest:
     presets = tuple(name.strip() for value in arguments.presets for name in value.split(",") if name.strip())
+    if arguments.presets and not presets:
+        raise UsageError("--backend names no preset", hint="e.g. --backend cpu,vulkan; leave it out to build them all")
     definitions = {}
     for definition in arguments.definitions:
         name, equals, value = definition.partition("=")
@@ -126,6 +136,11 @@ def _build_request(arguments: argparse.Namespace) -> BuildRequest:
 def _run_wheels_command(arguments: argparse.Namespace, config: Config) -> None:
     if arguments.dry_run or arguments.configure_only:
         raise UsageError("wheels needs built stages: --dry-run and --configure-only belong to `build`")
+    if not PUBLIC_VERSION.fullmatch(arguments.wheel_version):
+        raise UsageError(
+            f"--wheel-version {arguments.wheel_version!r} is not a PEP 440 version in normal form",
+            hint="e.g. 0.3.35, 1.0.0rc1, 0.3.35.post1 (LLAMA_CPP_RUNTIME_VERSION sets the default)",
+        )
     request = WheelsRequest(
         build=_build_request(arguments), version=arguments.wheel_version, repair=not arguments.no_repair
     )

@@ -14,6 +14,10 @@ from functools import cached_property
 
 def validate_pattern(pattern: str) -> str | None:
     """Why `pattern` cannot be used, or None when it can."""
+    return _shape_problem(pattern) or _set_problem(pattern)
+
+
+def _shape_problem(pattern: str) -> str | None:
     if not pattern.strip():
         return "is empty"
     if pattern.startswith("/") or re.match(r"^[A-Za-z]:", pattern):
@@ -22,8 +26,18 @@ def validate_pattern(pattern: str) -> str | None:
         return "must use '/' as the separator"
     if any(part in {"..", "."} for part in pattern.rstrip("/").split("/")):
         return "must not contain '.' or '..' segments"
+    return None
+
+
+def _set_problem(pattern: str) -> str | None:
     if pattern.count("[") != pattern.count("]"):
         return "has an unbalanced '[' ']'"
+    try:
+        pattern_regex(pattern)
+    except ValueError:  # str.index: a '[' with no ']' after it in its segment
+        return "has a '[' without a closing ']' in the same folder name"
+    except re.error as error:
+        return f"has an invalid '[...]' set: {error.msg}"
     return None
 
 

@@ -224,6 +224,12 @@ def test_unknown_preset_and_bad_definitions_are_one_line_errors(built: Project) 
     assert "no preset named 'cuda'" in unknown.stderr and "Traceback" not in unknown.stderr
     bad = built.run("build", "-D", "GGML_NATIVE", expect=2)
     assert "is not NAME=VALUE" in bad.stderr
+    empty = built.run("build", "--backend", "", expect=2)  # not "every preset"
+    assert "--backend names no preset" in empty.stderr and "Traceback" not in empty.stderr
+    for version in ("not a version!", "1.0.0-rc1", "v1"):
+        refused = built.run("wheels", "--wheel-version", version, expect=2)
+        assert f"--wheel-version {version!r} is not a PEP 440 version" in refused.stderr, refused.stderr
+        assert not list(built.root.glob(f"dist/*{version}*"))  # refused before a wheel was written
 
 
 @with_ccache
