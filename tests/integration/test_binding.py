@@ -313,6 +313,20 @@ def test_libllama_structs_are_checked_against_the_builds_record(built: Project, 
     assert "refused: no llama-abi.json in" in gone.stdout
 
 
+def test_cli_numbers_and_device_names_are_checked(built: Project, stage: Path, tmp_path: Path) -> None:
+    env = env_for(built, stage)
+    for args, message in (
+        (("bench", "--size", "-4"), "argument --size: -4 is not above zero"),
+        (("bench", "--size", "0"), "argument --size: 0 is not above zero"),
+        (("check", "--timeout", "-5"), "argument --timeout: -5 is not above zero"),
+        (("check", "--timeout", "soon"), "argument --timeout: 'soon' is not a number"),
+        (("check", "--device", "NOSUCH"), "error: no device NOSUCH; devices here: CPU"),
+    ):
+        result = runtime_cli(*args, env=env, cwd=tmp_path)
+        assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr and "ok" not in result.stdout
+
+
 def test_no_libraries_is_a_one_line_error(built: Project, tmp_path: Path) -> None:
     result = runtime_cli("info", env=env_for(built, tmp_path / "nowhere"), cwd=tmp_path)
     assert result.returncode == 2

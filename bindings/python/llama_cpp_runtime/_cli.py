@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 from . import _reference, load
@@ -44,6 +44,22 @@ class Outcome:
     seconds: float
 
 
+def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
+    """An argparse type: a number above zero (argparse then exits 2 with the option named)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{text} is not above zero")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m llama_cpp_runtime", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -52,10 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, text in (("check", "compute on every device and CPU variant, compare with Python"),
                        ("bench", "matrix-multiply throughput per device and CPU variant")):  # fmt: skip
         sub = commands.add_parser(name, help=text)
-        sub.add_argument("--timeout", type=float, default=120.0, help="seconds per device (default 120)")
+        sub.add_argument("--timeout", type=_positive(float), default=120.0, help="seconds per device (default 120)")
         sub.add_argument("--device", action="append", default=[], help="only these devices (repeatable)")
         if name == "bench":
-            sub.add_argument("--size", type=int, default=256, help="m = n = k of the multiply (default 256)")
+            sub.add_argument("--size", type=_positive(int), default=256, help="m = n = k of the multiply (default 256)")
     for hidden in ("_probe", "_check", "_bench"):
         child = commands.add_parser(hidden)
         child.add_argument("device", nargs="?")
@@ -104,6 +120,11 @@ def _run_targets(arguments: argparse.Namespace, child: str, title: str, extra: S
         print(f"error: listing the devices failed: {listing.detail}", file=sys.stderr)
         return 1
     probe = json.loads(listing.detail)
+    devices = probe["devices"]
+    unknown = [name for name in arguments.device if name not in devices]
+    if unknown:
+        print(f"error: no device {', '.join(unknown)}; devices here: {', '.join(devices) or 'none'}", file=sys.stderr)
+        return 2
     targets = _targets(probe, arguments.device)
     outcomes = []
     for target in targets:
