@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import ui
-from .errors import GitError, UpstreamError, UsageError
+from .errors import GitError, UpstreamError, UsageError, WorkWouldBeLost
 from .git import FULL_SHA, NETWORK_TIMEOUT, TOOL_IDENTITY, Git, GitResult
 from .patchqueue import Patch, normalise_patch, patch_file_name
 
@@ -104,6 +104,39 @@ class BumpProgress:
         )  # fmt: skip
 
 
+def parse_state(data: object) -> TrackingState:
+    """The state file's JSON, checked field by field (ValueError/TypeError/KeyError name what is wrong)."""
+    if not isinstance(data, dict):
+        raise TypeError("not a JSON object")
+    base = data.get("base")
+    exported = data.get("exported", [])
+    if base is not None and not (isinstance(base, str) and FULL_SHA.fullmatch(base)):
+        raise ValueError(f"'base' is {base!r}, not a commit")
+    if not (isinstance(exported, list) and all(isinstance(c, str) for c in exported)):
+        raise ValueError(f"'exported' is {exported!r}, not a list of commits")
+    bump = data.get("bump")
+    if bump is not None and not isinstance(bump, dict):
+        raise ValueError(f"'bump' is {bump!r}, not an object")
+    return TrackingState(
+        base=base,
+        exported=set(exported),
+        apply_stopped=bool(data.get("apply_stopped", False)),
+        bump=_parse_bump(bump) if bump is not None else None,
+    )
+
+
+def _parse_bump(data: dict[str, Any]) -> BumpProgress:
+    for key in ("previous", "target", "series_sha256"):
+        if not isinstance(data.get(key), str):
+            raise ValueError(f"'bump.{key}' is {data.get(key)!r}, not a string")
+    if not isinstance(data.get("position", 0), int) or data.get("position", 0) < 0:
+        raise ValueError(f"'bump.position' is {data.get('position')!r}, not a count")
+    outcomes = data.get("outcomes", [])
+    if not (isinstance(outcomes, list) and all(isinstance(o, dict) for o in outcomes)):
+        raise ValueError("'bump.outcomes' is not a list of objects")
+    return BumpProgress.from_json(data)
+
+
 @dataclass(frozen=True)
 class Survey:
     """The tracking repository relative to its base and to patches/."""
@@ -153,17 +186,21 @@ class TrackingRepo:
         return self.git_dir / _STATE_FILE
 
     def load_state(self) -> TrackingState:
+        path = self._state_path()
         try:
-            data = json.loads(self._state_path().read_text())
-        except (FileNotFoundError, ValueError):
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
             return TrackingState()
-        bump = data.get("bump")
-        return TrackingState(
-            base=data.get("base"),
-            exported=set(data.get("exported", [])),
-            apply_stopped=bool(data.get("apply_stopped", False)),
-            bump=BumpProgress.from_json(bump) if isinstance(bump, dict) else None,
-        )
+        try:
+            return parse_state(json.loads(text))
+        except (ValueError, TypeError, KeyError) as error:
+            reason = error.args[0] if isinstance(error, KeyError | TypeError) and error.args else error
+            raise WorkWouldBeLost(
+                f"{path} is damaged ({reason}): buildsys' record of which commits are exported and of a bump "
+                "under way cannot be read",
+                hint=f"restore it, or move it away if no bump is under way (`mv {path} {path}.damaged`): "
+                "apply-patches will then list the commits it cannot account for instead of trusting them",
+            ) from None
 
     def save_state(self, state: TrackingState) -> None:
         payload: dict[str, object] = {

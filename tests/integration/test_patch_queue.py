@@ -245,3 +245,28 @@ def test_create_refuses_when_head_has_left_the_patch_branch(patched_project: Pro
     assert "does not descend from" in refused.stderr and "checkout patched" in refused.stderr
     assert patched_project.patch_bytes() == before
     assert "HEAD is not on" in patched_project.run("sync", expect=5).stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ('{"base":12,"exported":"abc","bump":{"previous":1}}', "'base' is 12, not a commit"),
+        ('{"exported":[],"bump":{"previous":"a","target":"b"}}', "'bump.series_sha256' is None, not a string"),
+        ("{not json", "Expecting property name"),
+    ],
+)
+def test_a_damaged_state_file_is_named_and_nothing_is_touched(
+    patched_project: Project, content: str, reason: str
+) -> None:
+    project = patched_project
+    state = project.root / "build/upstream/.git/buildsys-state.json"
+    state.write_text(content)
+    patches = project.patch_bytes()
+    head = project.tracking.head()
+
+    for command in ("status", "apply-patches", "create-patches"):
+        result = project.run(command, expect=3)
+        [error] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert error.startswith(f"error: {state} is damaged (") and reason in error, result.stderr
+        assert f"mv {state} {state}.damaged" in result.stderr and "Traceback" not in result.stderr
+    assert project.patch_bytes() == patches and project.tracking.head() == head and state.read_text() == content
