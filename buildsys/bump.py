@@ -237,4 +237,5 @@ def _bump_in_progress(repo: TrackingRepo, config: Config) -> BumpProgress:
 def _refuse_hand_edits_in_destination(config: Config) -> None:
     destination = config.sync.destination
     if destination.is_dir():
-        refuse_hand_edits(destination, scan(destination), {}, config.relative(destination))
+        refuse_hand_edits(destination, scan(destination), {}, config.relative(destination),
+                          then="run the bump again")  # fmt: skip

@@ -41,7 +41,8 @@ def run_check(config: Config) -> None:
         raise DriftDetected(
             f"{len(drift)} difference(s) from pinned upstream + patches",
             details="\n".join(drift),
-            hint="`nox -s sync` rewrites the destination; `nox -s create-patches` saves tracking commits",
+            hint="`nox -s sync` rewrites the destination (`nox -s sync -- --force` where files were edited by hand);"
+            " `nox -s create-patches` saves tracking commits",
         )
     ui.info(f"  {config.relative(config.sync.destination)} is {config.upstream.commit[:12]} + {len(series)} "
             f"patch(es): {len(expected)} files, no drift")  # fmt: skip

@@ -82,16 +82,18 @@ def unsaved_edits(destination: Path, on_disk: dict[str, FileEntry], target: dict
 
 
 def refuse_hand_edits(
-    destination: Path, on_disk: dict[str, FileEntry], target: dict[str, FileEntry], label: str
+    destination: Path, on_disk: dict[str, FileEntry], target: dict[str, FileEntry], label: str, *, then: str = ""
 ) -> None:
+    """Refuse when files in the destination were edited or added by hand; `then` is what to run afterwards."""
     unsaved = unsaved_edits(destination, on_disk, target)
+    afterwards = f", then {then}" if then else ""
     if unsaved:
         raise WorkWouldBeLost(
             f"{len(unsaved)} file(s) in {label} were edited or added by hand and would be overwritten or deleted",
             details="\n".join(ui.bounded(unsaved)),
             hint=(
                 "make the change in the tracking repository as a commit, then `nox -s create-patches sync`;"
-                " or copy them elsewhere and re-run with --force to discard them"
+                f" or copy them elsewhere and discard them with `nox -s sync -- --force`{afterwards}"
             ),
         )
 

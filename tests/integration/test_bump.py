@@ -261,6 +261,8 @@ def test_bump_refuses_what_would_lose_work_or_cannot_be_done(bumping: tuple[Proj
     edited.write_text(edited.read_text() + "/* by hand */\n")
     hand_edit = project.run("bump", "b0105", expect=3)
     assert "1 file(s) in vendor/llama.cpp were edited or added by hand" in hand_edit.stderr
+    # the hint is a command that exists (bump has no --force)
+    assert "discard them with `nox -s sync -- --force`, then run the bump again" in hand_edit.stderr
     project.run("sync", "--force")
 
     project.add_patch_commits(

@@ -82,6 +82,7 @@ def test_sync_refuses_to_overwrite_hand_edits_in_the_destination(patched_project
 
     assert "2 file(s) in vendor/llama.cpp were edited or added by hand" in refused.stderr
     assert "ggml/src/ggml.c" in refused.stderr and "src/extra.c" in refused.stderr
+    assert "discard them with `nox -s sync -- --force`" in refused.stderr
     assert edited.read_text() == "/* edited in vendor/ by hand */\n"
     patched_project.run("sync", "--force")
     assert "/* ours */" in edited.read_text()
