@@ -203,7 +203,11 @@ def _config_path(given: Path | None) -> Path:
     """--config, else $BUILDSYS_CONFIG (lets `nox -s <session>` work on another project), else ./vendoring.toml."""
     if given:
         return given
-    return Path(os.environ[CONFIG_VARIABLE]) if os.environ.get(CONFIG_VARIABLE) else Path.cwd() / CONFIG_NAME
+    if CONFIG_VARIABLE in os.environ:  # set but empty is a mistake, as BUILDSYS_UPSTREAM_URL="" is
+        if not os.environ[CONFIG_VARIABLE].strip():
+            raise UsageError(f"{CONFIG_VARIABLE} is set but empty", hint=f"unset it to use ./{CONFIG_NAME}")
+        return Path(os.environ[CONFIG_VARIABLE])
+    return Path.cwd() / CONFIG_NAME
 
 
 def main(argv: Sequence[str] | None = None) -> int:

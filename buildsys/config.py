@@ -114,9 +114,9 @@ def load_config(
     try:
         document = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
-        raise ConfigError([f"{label}: not UTF-8 text"], source=label) from None
+        raise ConfigError(["not UTF-8 text"], source=label) from None
     except tomllib.TOMLDecodeError as error:
-        raise ConfigError([f"{label}: invalid TOML: {error}"], source=label) from None
+        raise ConfigError([f"invalid TOML: {error}"], source=label) from None
     root = path.resolve().parent
     return _build(
         document, root=root, source=path.resolve(), env=env, override=upstream_override, cwd=cwd or Path.cwd()

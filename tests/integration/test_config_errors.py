@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ pytestmark = pytest.mark.integration
 SHA = "d3cf1f14a2e16fbd7ebad34b12cb71b8af345c43"
 
 CASES = [
-    ("toml syntax", "[upstream\n", ["vendoring.toml: invalid TOML"]),
+    ("toml syntax", "[upstream\n", ["error: vendoring.toml: invalid TOML: "]),
     ("unknown table", "[upstrem]\n", ["[upstrem]: unknown table; did you mean 'upstream'?"]),
     ("unknown key", f'[upstream]\ncomit = "{SHA}"\n', ["[upstream] comit: unknown key; did you mean 'commit'?"]),
     ("unknown key, no close match", "[sync]\nzzz = 1\n", ["[sync] zzz: unknown key; valid: destination, include, exclude"]),
@@ -72,3 +73,17 @@ def test_missing_config_file(tmp_path: Path, project: Project) -> None:
 def test_unknown_command_is_a_usage_error(project: Project) -> None:
     result = project.run("aply-patches", expect=2)
     assert "invalid choice: 'aply-patches'" in result.stderr
+
+
+def test_empty_environment_overrides_are_errors_alike(project: Project) -> None:
+    for variable in ("BUILDSYS_CONFIG", "BUILDSYS_UPSTREAM_URL"):
+        empty = dataclasses.replace(project, env={**project.env, variable: ""})
+        result = empty.run("status", expect=2)
+        assert variable in result.stderr and "empty" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_config_file_is_named_once_per_error(project: Project) -> None:
+    (project.root / "vendoring.toml").write_bytes(b"[upstream\n")
+    assert project.run("status", expect=2).stderr.startswith("error: vendoring.toml: invalid TOML: ")
+    (project.root / "vendoring.toml").write_bytes(b"\xff\xfe")
+    assert project.run("status", expect=2).stderr.strip() == "error: vendoring.toml: not UTF-8 text"
