@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -175,6 +176,13 @@ def test_broken_modules_are_skipped_with_the_loaders_reason_while_the_rest_load(
     assert found["ggml-oldabi"]["status"] == "skipped"
     assert "incompatible API version (backend: 99, current: 2)" in str(found["ggml-oldabi"]["reason"])
     assert report["cpu_variant"] and [d["name"] for d in report["devices"]] == ["CPU"]  # type: ignore[union-attr]
+    # the truncated variant is broken on every machine; a missing dependency may be this machine's
+    assert truncated["unusable"] is True and found["ggml-needsdep"]["unusable"] is False
+
+    check = runtime_cli("check", env=env_for(built, stage), cwd=tmp_path)
+    assert check.returncode == 1, check.stdout  # cibuildwheel's test of a wheel must catch a broken module
+    assert re.search(r"^ggml-cpu-truncated\s+FAILED\s+-\s+ships in the package but cannot be used", check.stdout,
+                     re.MULTILINE), check.stdout  # fmt: skip
 
 
 def test_a_plugin_is_found_through_its_entry_point_and_gone_when_uninstalled(

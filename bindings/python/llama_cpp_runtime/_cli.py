@@ -135,11 +135,14 @@ def _run_targets(arguments: argparse.Namespace, child: str, title: str, extra: S
     for outcome in outcomes:
         result = "ok" if outcome.ok else "FAILED"
         print(f"{outcome.target.label.ljust(width)}  {result.ljust(6)}  {outcome.seconds:6.2f}s  {outcome.detail}")
+    broken = probe.get("unusable", [])
+    for name, reason in broken:  # shipped but unusable on any machine: a broken package, not this machine
+        print(f"{name.ljust(width)}  FAILED     -     ships in the package but cannot be used: {reason}")
     failed = [o for o in outcomes if not o.ok]
     if not outcomes:
         print("error: no device to run on", file=sys.stderr)
         return 1
-    return 1 if failed else 0
+    return 1 if failed or broken else 0
 
 
 def _targets(probe: dict[str, object], only: Sequence[str]) -> list[Target]:
@@ -196,7 +199,8 @@ def _probe(arguments: argparse.Namespace) -> int:
     report = load().report()
     variants = [m.name.removeprefix("ggml-cpu-") for m in report.modules
                 if m.backend == "cpu" and m.status in {"loaded", "not chosen"}]  # fmt: skip
-    print(json.dumps({"devices": [d.name for d in report.devices], "cpu_variants": variants}))
+    unusable = [[m.name, m.reason] for m in report.modules if m.unusable]
+    print(json.dumps({"devices": [d.name for d in report.devices], "cpu_variants": variants, "unusable": unusable}))
     return 0
 
 

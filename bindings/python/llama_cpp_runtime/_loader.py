@@ -217,6 +217,7 @@ def _load_cpu_variant(ggml: ctypes.CDLL, bridge: LogBridge, modules: list[Module
                       selection: _Selection) -> tuple[ModuleFile | None, list[ModuleReport]]:  # fmt: skip
     outcome: dict[str, tuple[Status, str]] = {}  # name -> (status, reason)
     scores: dict[str, int | None] = {}
+    unusable: set[str] = set()
     candidates: list[ModuleFile] = []
     for module in modules:
         refusal = selection.refusal(module)
@@ -227,6 +228,7 @@ def _load_cpu_variant(ggml: ctypes.CDLL, bridge: LogBridge, modules: list[Module
         variant = module.name.removeprefix("ggml-cpu-")
         if error:
             outcome[module.name] = ("skipped", error)
+            unusable.add(module.name)
         elif scores[module.name] == 0:
             outcome[module.name] = ("skipped", "this CPU lacks instructions the variant was compiled for (score 0)")
         elif variant in selection.excluded:
@@ -255,11 +257,20 @@ def _load_cpu_variant(ggml: ctypes.CDLL, bridge: LogBridge, modules: list[Module
                 outcome[module.name] = ("loaded", why)
                 continue
             outcome[module.name] = ("skipped", "; ".join(lines) or "ggml_backend_load returned NULL")
+            unusable.add(module.name)
             continue
         best = scores[chosen.name]
         outcome[module.name] = ("not chosen", f"score {scores[module.name]} < {best} of {chosen.name}")
     reports = [
-        ModuleReport(m.name, "cpu", *outcome[m.name], path=str(m.path), source=m.source, score=scores.get(m.name))
+        ModuleReport(
+            m.name,
+            "cpu",
+            *outcome[m.name],
+            path=str(m.path),
+            source=m.source,
+            score=scores.get(m.name),
+            unusable=m.name in unusable,
+        )
         for m in modules
     ]
     reports += [
@@ -277,8 +288,9 @@ def _load_plugins(ggml: ctypes.CDLL, bridge: LogBridge, modules: list[ModuleFile
     nvidia = nvidia_library_dirs() if modules else []
     for module in modules:
 
-        def report(status: Status, reason: str, module: ModuleFile = module) -> ModuleReport:
-            return ModuleReport(module.name, module.backend, status, reason, str(module.path), module.source)
+        def report(status: Status, reason: str, module: ModuleFile = module, unusable: bool = False) -> ModuleReport:
+            return ModuleReport(module.name, module.backend, status, reason, str(module.path), module.source,
+                                unusable=unusable)  # fmt: skip
 
         refusal = selection.refusal(module)
         if refusal:
@@ -289,7 +301,7 @@ def _load_plugins(ggml: ctypes.CDLL, bridge: LogBridge, modules: list[ModuleFile
             continue
         damaged = _refuse_damaged(module)
         if damaged:
-            reports.append(report("skipped", damaged))
+            reports.append(report("skipped", damaged, unusable=True))
             continue
         preloaded = preload_runtime_libraries(module.path, nvidia)
         try:

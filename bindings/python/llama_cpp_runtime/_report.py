@@ -18,6 +18,7 @@ class ModuleReport:
     path: str | None = None
     source: str = ""  # the distribution that provided it
     score: int | None = None  # CPU variants: what ggml_backend_score() said on this machine
+    unusable: bool = False  # the file itself is broken (truncated, not loadable, refused by ggml), not this machine
 
 
 @dataclass(frozen=True)
