@@ -20,12 +20,14 @@ import posixpath
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from .cmake_tool import is_on
 from .git import Git
 from .pathfilter import PathFilter, pattern_regex
 from .presets import Preset
+from .upstream_changes import is_cmake_file
 from .upstream_tree import read_blobs, tree_entries
 
 _TRUE = frozenset({"1", "ON", "YES", "TRUE", "Y"})
@@ -61,24 +63,49 @@ class MissingPath:
 
 @dataclass(frozen=True)
 class UpstreamFiles:
-    """One upstream tree as the walk sees it."""
+    """One upstream tree as the walk sees it; each CMake file is parsed once, however often it is walked."""
 
     synced: frozenset[str]  # files in the sync subset
     upstream: frozenset[str]  # every file upstream has (the synced ones alone when it is not known)
     read: Callable[[str], str]  # the text of a synced file
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_synced_dirs", _directories(self.synced))
-        object.__setattr__(self, "_upstream_dirs", _directories(self.upstream | self.synced))
+    @cached_property
+    def _synced_dirs(self) -> frozenset[str]:
+        return _directories(self.synced)
+
+    @cached_property
+    def _upstream_dirs(self) -> frozenset[str]:
+        return _directories(self.upstream | self.synced)
+
+    @cached_property
+    def _parsed(self) -> dict[str, list[Command]]:
+        return {}
+
+    def commands(self, path: str) -> list[Command]:
+        if path not in self._parsed:
+            self._parsed[path] = parse(self.read(path))
+        return self._parsed[path]
+
+    @cached_property
+    def option_defaults(self) -> dict[str, str]:
+        """`option(NAME "doc" ON|OFF)` defaults across the synced CMake files (the first declaration wins)."""
+        found: dict[str, str] = {}
+        for path in sorted(p for p in self.synced if is_cmake_file(p)):
+            for command in self.commands(path):
+                if command.name == "option" and len(command.args) >= 2:
+                    value = command.args[2] if len(command.args) > 2 else "OFF"
+                    if value.upper() in _TRUE | _FALSE:
+                        found.setdefault(command.args[0], value)
+        return found
 
     def has_file(self, path: str) -> bool:
         return path in self.synced
 
     def has_dir(self, path: str) -> bool:
-        return path in self._synced_dirs  # type: ignore[attr-defined]
+        return path in self._synced_dirs
 
     def upstream_has(self, path: str) -> bool:
-        return path in self.upstream or path in self._upstream_dirs  # type: ignore[attr-defined]
+        return path in self.upstream or path in self._upstream_dirs
 
 
 def _directories(paths: Iterable[str]) -> frozenset[str]:
@@ -106,7 +133,7 @@ _TOKEN = re.compile(
       | (?P<comment>\#[^\n]*)
       | (?P<command>[A-Za-z_][A-Za-z0-9_]*)[ \t]*\(
       | (?P<newline>\n)
-      | (?P<other>.)""",
+      | (?P<other>[A-Za-z_][A-Za-z0-9_]*|[^#\nA-Za-z_]+|.)""",
     re.VERBOSE | re.DOTALL,
 )
 _ARG = re.compile(
@@ -126,7 +153,7 @@ def parse(text: str) -> list[Command]:
     position, line = 0, 1
     while position < len(text):
         match = _TOKEN.match(text, position)
-        if match is None:  # pragma: no cover - `other` matches any character
+        if match is None:  # pragma: no cover - `other` matches anything else
             break
         if match.group("command"):
             name, start_line = match.group("command").lower(), line
@@ -172,31 +199,12 @@ def _arguments(text: str, position: int) -> tuple[list[str], list[bool], int]:
     return args, quoted, position
 
 
-def option_defaults(files: UpstreamFiles) -> dict[str, str]:
-    """`option(NAME "doc" ON|OFF)` defaults across the synced CMake files (the first declaration wins)."""
-    found: dict[str, str] = {}
-    for path in sorted(files.synced):
-        if not _is_cmake(path):
-            continue
-        for command in parse(files.read(path)):
-            if command.name == "option" and len(command.args) >= 2:
-                value = command.args[2] if len(command.args) > 2 else "OFF"
-                if value.upper() in _TRUE | _FALSE:
-                    found.setdefault(command.args[0], value)
-    return found
-
-
-def _is_cmake(path: str) -> bool:
-    name = path.rsplit("/", 1)[-1]
-    return name == "CMakeLists.txt" or name.endswith(".cmake")
-
-
 def unsynced_paths(
     files: UpstreamFiles, presets: Iterable[Mapping[str, str]], roots: Iterable[str]
 ) -> list[MissingPath]:
     """Every path the CMake reached from `roots` (folders holding a CMakeLists.txt) needs but the subset lacks,
     for any of the presets' cache variables."""
-    defaults = option_defaults(files)
+    defaults = files.option_defaults
     found: set[MissingPath] = set()
     for cache in presets:
         for root in roots:
@@ -262,7 +270,7 @@ class _Walk:
         self.commands(listfile, directory, scope, list(module_path))
 
     def commands(self, listfile: str, directory: str, scope: dict[str, str], module_path: list[str]) -> None:
-        self.run(parse(self.files.read(listfile)), _Place(listfile, directory), scope, module_path)
+        self.run(self.files.commands(listfile), _Place(listfile, directory), scope, module_path)
 
     def run(self, commands: list[Command], place: _Place, scope: dict[str, str], module_path: list[str]) -> None:
         blocks: list[tuple[bool, bool]] = []  # (a branch so far was surely taken, this branch may run)
@@ -459,7 +467,11 @@ def _track_variables(directory: str, command: Command, scope: dict[str, str], mo
 
 
 def _branch(blocks: list[tuple[bool, bool]], name: str, command: Command, scope: Mapping[str, str]) -> None:
+    """Track if/elseif/else/endif; a condition inside a branch that cannot run is not evaluated."""
     if name == "if":
+        if not all(may_run for _, may_run in blocks):
+            blocks.append((True, False))
+            return
         value = evaluate(command.args, command.quoted, scope)
         blocks.append((value is True, value is not False))
     elif not blocks:
@@ -468,8 +480,11 @@ def _branch(blocks: list[tuple[bool, bool]], name: str, command: Command, scope:
         blocks.pop()
     else:
         taken, _ = blocks[-1]
+        if taken:
+            blocks[-1] = (True, False)
+            return
         value = True if name == "else" else evaluate(command.args, command.quoted, scope)
-        blocks[-1] = (taken or value is True, not taken and value is not False)
+        blocks[-1] = (value is True, value is not False)
 
 
 def evaluate(args: tuple[str, ...], quoted: tuple[bool, ...], scope: Mapping[str, str]) -> Tri:
@@ -616,7 +631,7 @@ def tracked_files(git: Git, revision: str, subset: PathFilter) -> UpstreamFiles:
     blobs = [entry for entry in tree_entries(git, revision) if entry.kind == "blob"]
     everything = frozenset(entry.path for entry in blobs)
     synced = frozenset(subset.select(sorted(everything)))
-    cmake = [entry for entry in blobs if entry.path in synced and _is_cmake(entry.path)]
+    cmake = [entry for entry in blobs if entry.path in synced and is_cmake_file(entry.path)]
     contents = read_blobs(git, [entry.sha for entry in cmake])
     texts = {entry.path: contents[entry.sha].decode("utf-8", errors="replace") for entry in cmake}
     return UpstreamFiles(synced, everything, lambda path: texts.get(path, ""))
