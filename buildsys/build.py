@@ -23,12 +23,12 @@ from .buildlog import FailureSummary, summarise_failure
 from .cmake_tool import RunOutcome, Tools
 from .config import Config
 from .errors import BuildFailed, BuildsysError, OutOfDate, UsageError
-from .git import Git
-from .manifest import read_incomplete_marker, read_manifest
+from .manifest import Manifest, read_incomplete_marker, read_manifest
 from .patchqueue import read_series, series_hash
 from .presets import CMAKE_DIR, Matrix, Preset, host_system, load_matrix
 from .stage import StagedFile, scan_stage, write_stage_record
 from .toolchains import Found, Host, Missing, detect
+from .tracking import TrackingRepo
 from .upstream_tree import tree_entries
 
 Status = Literal["built", "configured", "failed", "skipped", "planned"]
@@ -99,9 +99,10 @@ def run_build(config: Config, request: BuildRequest, *, env: Mapping[str, str] |
     matrix = load_matrix()
     host = Host(env=environment, system=host_system(), definitions=request.definitions)
     selected = _select(matrix, request.presets, host.system)
-    provenance = require_current_vendor(config)
+    manifest = current_manifest(config)
+    provenance = _provenance(manifest)
     defined = [replace(p, cache_variables={**p.cache_variables, **request.definitions}) for p, no in selected if not no]
-    refuse_unsynced_paths(config, defined)
+    refuse_unsynced_paths(config, manifest, defined)
     tools = cmake_tool.find_tools(environment)
     layout = _Layout(config.root / "build")
     results = []
@@ -121,7 +122,16 @@ def run_build(config: Config, request: BuildRequest, *, env: Mapping[str, str] |
 
 
 def require_current_vendor(config: Config) -> dict[str, str]:
-    """The synced tree's provenance; refuses when it is missing, half-written, or behind the configuration."""
+    """The synced tree's provenance (upstream commit, patch-series hash); refuses as current_manifest does."""
+    return _provenance(current_manifest(config))
+
+
+def _provenance(manifest: Manifest) -> dict[str, str]:
+    return {"commit": manifest.commit, "patch_series_sha256": manifest.patch_series_sha256}
+
+
+def current_manifest(config: Config) -> Manifest:
+    """The synced tree's manifest; refuses when it is missing, half-written, or behind the configuration."""
     destination = config.sync.destination
     where = config.relative(destination)
     if read_incomplete_marker(destination) is not None:
@@ -136,19 +146,19 @@ def require_current_vendor(config: Config) -> dict[str, str]:
             f"{where} is stale: its {changed} differs from {config.relative(config.source)} and patches/",
             hint="run: nox -s apply-patches sync",
         )
-    return {"commit": manifest.commit, "patch_series_sha256": manifest.patch_series_sha256}
+    return manifest
 
 
-def refuse_unsynced_paths(config: Config, presets: list[Preset]) -> None:
-    """Refuse (exit 5) when the synced CMake reaches a path the sync subset lacks, naming each one."""
-    manifest = read_manifest(config.sync.destination)
-    if manifest is None or not presets:
+def refuse_unsynced_paths(config: Config, manifest: Manifest, presets: list[Preset]) -> None:
+    """Refuse (exit 5) when the synced CMake reaches a path the sync subset lacks, naming each one. The
+    tracking repository, when there is one, says which paths upstream has beyond the subset."""
+    if not presets:
         return
-    tracking = Git(config.tracking)
+    tracking = TrackingRepo(config.tracking)
     upstream = None
-    if (config.tracking / ".git").exists():
-        with contextlib.suppress(BuildsysError):
-            upstream = frozenset(e.path for e in tree_entries(tracking, "HEAD") if e.kind == "blob")
+    with contextlib.suppress(BuildsysError):  # building needs neither git nor a tracking repository
+        if tracking.exists():
+            upstream = frozenset(e.path for e in tree_entries(tracking.git, "HEAD") if e.kind == "blob")
     files = cmake_reach.synced_files(config.sync.destination, manifest.files, upstream)
     missing = cmake_reach.missing_for_presets(files, presets)
     if missing:
