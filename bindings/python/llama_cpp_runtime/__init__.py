@@ -18,7 +18,7 @@ from pathlib import Path
 from ._compute import Backend
 from ._discovery import ENTRY_POINT_GROUP, LIBRARY_DIR_VARIABLE, PLUGIN_DIRS_VARIABLE
 from ._errors import ClosedError, ComputeError, LibraryNotFound, LlamaRuntimeError, LoadError
-from ._llama_abi import AbiMismatch, verify
+from ._llama_abi import AbiMismatch
 from ._loader import (
     BACKENDS_VARIABLE,
     EXCLUDE_VARIANTS_VARIABLE,
@@ -26,7 +26,6 @@ from ._loader import (
     Loaded,
     enumerate_devices,
     load_everything,
-    read_llama_abi_record,
 )
 from ._report import Device, ModuleReport, Report
 
@@ -77,11 +76,12 @@ class Runtime:
 
     def require_llama_abi(self) -> None:
         """Raise AbiMismatch, naming the first differing field, unless libllama's structs are laid out as the
-        binding declares them (checked against the build's llama-abi.json). Every libllama call that passes
-        a struct checks this first."""
+        binding declares them (checked against the build's llama-abi.json when the libraries were loaded).
+        Every libllama call that passes a struct checks this first."""
         if "llama" not in self._loaded.libraries:
             raise LoadError(f"libllama is not in {self._loaded.layout.lib}")
-        verify(read_llama_abi_record(self._loaded.layout.root), str(self._loaded.layout.root))
+        if self._loaded.llama_abi_problem is not None:
+            raise AbiMismatch(self._loaded.llama_abi_problem)
 
     def open(self, device: Device | str) -> Backend:
         """A backend on the device, for compute: `with rt.open("CPU") as backend: backend.mul_mat(...)`."""

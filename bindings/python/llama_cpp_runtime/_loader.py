@@ -82,6 +82,7 @@ class Loaded:
     handles: list[ctypes.CDLL]
     bridge: LogBridge
     report: Report
+    llama_abi_problem: str | None  # checked once, at load; None when libllama matches (or is absent)
 
 
 def load_everything(library_dir: Path | None, env: Mapping[str, str]) -> Loaded:
@@ -120,44 +121,41 @@ def load_everything(library_dir: Path | None, env: Mapping[str, str]) -> Loaded:
         for backend in KNOWN_BACKENDS
         if backend not in present
     ]
+    abi_problem = _llama_abi_problem(layout.root) if "llama" in libraries else None
     report = Report(
         library_dir=str(layout.root),
         core_libraries=tuple((name, str(path)) for name, path in libraries.items()),
         upstream=read_stage_upstream(layout.root),
-        llama_abi=_llama_abi_status(layout.root) if "llama" in libraries else "",
+        llama_abi="" if "llama" not in libraries else abi_problem or "matches",
         ggml_commit=_api.ggml_commit(ggml),
         modules=tuple(reports),
         cpu_variant=chosen.name.removeprefix("ggml-cpu-") if chosen else None,
         cpu_variant_score=next((r.score for r in cpu_reports if chosen and r.name == chosen.name), None),
         devices=tuple(enumerate_devices(ggml)),
     )
-    return Loaded(layout, ggml, libraries, handles, bridge, report)
+    return Loaded(layout, ggml, libraries, handles, bridge, report, abi_problem)
 
 
-def read_llama_abi_record(root: Path) -> dict[str, Any] | None:
-    """llama-abi.json beside lib/: the struct layout the build's headers define (None when absent or unreadable)."""
+def _read_json_object(path: Path) -> dict[str, Any] | None:
+    """A JSON object the build staged beside lib/ (stage.json, llama-abi.json); None when absent or unreadable."""
     try:
-        record = json.loads((root / RECORD_NAME).read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return record if isinstance(record, dict) else None
+    return data if isinstance(data, dict) else None
 
 
-def _llama_abi_status(root: Path) -> str:
+def _llama_abi_problem(root: Path) -> str | None:
     try:
-        verify(read_llama_abi_record(root), str(root))
+        verify(_read_json_object(root / RECORD_NAME), str(root))
     except AbiMismatch as mismatch:
         return str(mismatch)
-    return "matches"
+    return None
 
 
 def read_stage_upstream(root: Path) -> dict[str, str]:
     """The upstream commit and patch-series hash recorded in stage.json beside lib/, when present."""
-    try:
-        data = json.loads((root / "stage.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    upstream = data.get("upstream", {}) if isinstance(data, dict) else {}
+    upstream = (_read_json_object(root / "stage.json") or {}).get("upstream", {})
     return {str(k): str(v) for k, v in upstream.items()} if isinstance(upstream, dict) else {}
 
 
