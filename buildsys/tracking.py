@@ -194,7 +194,7 @@ class TrackingRepo:
         try:
             return parse_state(json.loads(text))
         except (ValueError, TypeError, KeyError) as error:
-            reason = error.args[0] if isinstance(error, KeyError | TypeError) and error.args else error
+            reason = error.args[0] if error.args else type(error).__name__
             raise WorkWouldBeLost(
                 f"{path} is damaged ({reason}): buildsys' record of which commits are exported and of a bump "
                 "under way cannot be read",

@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 # llama-cpp-python 0.3.35 vendors the commit our vendoring.toml pins; 0.3.36 is the newer tree.
@@ -50,7 +50,7 @@ class RealTreeError(Exception):
     """The sdist could not be downloaded or turned into a repository."""
 
 
-def cache_root(env: os._Environ[str] | dict[str, str] = os.environ) -> Path:
+def cache_root(env: Mapping[str, str] = os.environ) -> Path:
     base = env.get("XDG_CACHE_HOME") or str(Path(env.get("HOME") or Path.home()) / ".cache")
     return Path(base) / "llama-cpp-runtime"
 

@@ -73,7 +73,7 @@ def project_at(root: Path, repo: Path, version: str, env: dict[str, str], *, inc
     """A project with this repository's vendoring.toml and patches/, pinned at a real tree's commit."""
     root.mkdir()
     upstream = GitRepo(repo, env)
-    commit = upstream.out("rev-parse", f"v{version}^{{commit}}")
+    commit = tagged_commit(upstream, version)
     config = (REPO_ROOT / "vendoring.toml").read_text()
     config = re.sub(r'(?m)^commit = "[0-9a-f]{40}"', f'commit = "{commit}"', config)
     if include is not None:
@@ -171,7 +171,7 @@ def test_build_names_the_cmake_line_that_needs_a_path_outside_the_subset(
         "vendor/ is not synced; add it to [sync] include" in old.stderr
     ), old.stderr
 
-    newer = real_llama_cpp_commit(project, "0.3.36")
+    newer = tagged_commit(project.upstream, "0.3.36")
     bumped = project.run("bump", newer).stdout
     assert "### Needs attention" in bumped
     line = "CMakeLists.txt:237 add_subdirectory(vendor): vendor/ is not synced; add it to [sync] include"
@@ -183,8 +183,8 @@ def test_build_names_the_cmake_line_that_needs_a_path_outside_the_subset(
     assert "Traceback" not in refused.stderr and not (project.root / "build/cpu").exists()
 
 
-def real_llama_cpp_commit(project: Project, version: str) -> str:
-    return project.upstream.out("rev-parse", f"v{version}^{{commit}}")
+def tagged_commit(upstream: GitRepo, version: str) -> str:
+    return upstream.out("rev-parse", f"v{version}^{{commit}}")
 
 
 def test_bump_to_the_newer_tree_carries_our_queue_and_it_configures_offline(
@@ -193,7 +193,7 @@ def test_bump_to_the_newer_tree_carries_our_queue_and_it_configures_offline(
     project = project_at(tmp_path / "project", real_llama_cpp, "0.3.35", env)
     project.run("apply-patches")
     project.run("sync")
-    newer = real_llama_cpp_commit(project, "0.3.36")
+    newer = tagged_commit(project.upstream, "0.3.36")
 
     summary = project.run("bump", newer).stdout
 
