@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import pytest
+from real_llama_cpp import DEFAULT_VERSIONS, RealTreeError, make_repository
 from support import Project, fresh_project, hermetic_env, make_upstream
 
 
@@ -55,3 +58,18 @@ FIRST_PATCH = "0001-ggml-mark-our-accumulator.patch"
 SECOND_PATCH = "0002-llama-declare-llama_patched.patch"
 
 __all__ = ["FIRST_PATCH", "SECOND_PATCH"]
+
+
+@pytest.fixture(scope="session")
+def real_llama_cpp() -> Path:
+    named = os.environ.get("BUILDSYS_REAL_LLAMA_CPP")
+    if named:
+        return Path(named)
+    try:
+        return make_repository(DEFAULT_VERSIONS)
+    except RealTreeError as error:
+        message = f"REAL LLAMA.CPP NOT TESTED: the llama-cpp-python sdists could not be had: {error}"
+        if "real-llama.cpp" in os.environ.get("BUILDSYS_REQUIRE_TOOLCHAINS", "").split(","):
+            pytest.fail(message)
+        print(f"\n{'!' * 100}\n{message}\n{'!' * 100}", file=sys.stderr)
+        pytest.skip(message)

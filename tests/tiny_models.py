@@ -23,7 +23,14 @@ BPE_WORDS = ("Hello", "hello", "world", "the", "and", "test", "model", "llama")
 WEIGHT_SCALE = 0.02
 RMS_EPS = 1e-5
 DTYPES = {"f32": np.float32, "f16": np.float16}
-FILE_TYPES = {"f32": gguf.LlamaFileType.ALL_F32, "f16": gguf.LlamaFileType.MOSTLY_F16}
+# Quantised with gguf-py's own reference code (the same block layouts as ggml's quantize functions).
+QUANTS = {"q8_0": gguf.GGMLQuantizationType.Q8_0, "q4_0": gguf.GGMLQuantizationType.Q4_0}
+FILE_TYPES = {
+    "f32": gguf.LlamaFileType.ALL_F32,
+    "f16": gguf.LlamaFileType.MOSTLY_F16,
+    "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0,
+    "q4_0": gguf.LlamaFileType.MOSTLY_Q4_0,
+}
 
 
 @dataclass(frozen=True)
@@ -116,24 +123,34 @@ def _write(
     n_ctx: int,
     seed: int,
     dtype: str,
+    architecture: str = "llama",
+    wrong_shape: str | None = None,
 ) -> Path:
-    if dtype not in DTYPES:
-        raise ValueError(f"unknown dtype {dtype!r}: expected one of {sorted(DTYPES)}")
+    if dtype not in FILE_TYPES:
+        raise ValueError(f"unknown dtype {dtype!r}: expected one of {sorted(FILE_TYPES)}")
     if n_embd % n_head or n_head % n_head_kv:
         raise ValueError("n_embd must be a multiple of n_head, and n_head a multiple of n_head_kv")
     head_dim = n_embd // n_head
     n_vocab = len(vocab.tokens)
     rng = np.random.default_rng(seed)
-    wtype = DTYPES[dtype]
 
     def weight(*shape: int) -> npt.NDArray[Any]:
-        return (rng.standard_normal(shape, dtype=np.float32) * WEIGHT_SCALE).astype(wtype)
+        values = rng.standard_normal(shape, dtype=np.float32) * WEIGHT_SCALE
+        return values if dtype in QUANTS else values.astype(DTYPES[dtype])
+
+    def add(name: str, data: npt.NDArray[Any]) -> None:
+        if name == wrong_shape:  # one column more than the architecture expects
+            data = np.concatenate([data, data[..., :1]], axis=-1)
+        if dtype in QUANTS and data.ndim == 2 and data.shape[-1] % 32 == 0:
+            writer.add_tensor(name, gguf.quants.quantize(data, QUANTS[dtype]), raw_dtype=QUANTS[dtype])
+        else:
+            writer.add_tensor(name, data if data.ndim == 1 or dtype not in QUANTS else data.astype(np.float16))
 
     def norm() -> npt.NDArray[Any]:
         return np.ones(n_embd, dtype=np.float32)
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    writer = gguf.GGUFWriter(path, "llama")
+    writer = gguf.GGUFWriter(path, architecture)
     writer.add_name(f"tiny-llama-{vocab.model}-{dtype}")
     writer.add_file_type(int(FILE_TYPES[dtype]))
     writer.add_context_length(n_ctx)
@@ -162,19 +179,19 @@ def _write(
     writer.add_add_eos_token(False)
 
     # gguf-py takes numpy shapes, which are ggml's ne[] reversed: ne {n_embd, n_vocab} is (n_vocab, n_embd).
-    writer.add_tensor("token_embd.weight", weight(n_vocab, n_embd))
+    add("token_embd.weight", weight(n_vocab, n_embd))
     for i in range(n_layer):
-        writer.add_tensor(f"blk.{i}.attn_norm.weight", norm())
-        writer.add_tensor(f"blk.{i}.attn_q.weight", weight(n_head * head_dim, n_embd))
-        writer.add_tensor(f"blk.{i}.attn_k.weight", weight(n_head_kv * head_dim, n_embd))
-        writer.add_tensor(f"blk.{i}.attn_v.weight", weight(n_head_kv * head_dim, n_embd))
-        writer.add_tensor(f"blk.{i}.attn_output.weight", weight(n_embd, n_head * head_dim))
-        writer.add_tensor(f"blk.{i}.ffn_norm.weight", norm())
-        writer.add_tensor(f"blk.{i}.ffn_gate.weight", weight(n_ff, n_embd))
-        writer.add_tensor(f"blk.{i}.ffn_up.weight", weight(n_ff, n_embd))
-        writer.add_tensor(f"blk.{i}.ffn_down.weight", weight(n_embd, n_ff))
-    writer.add_tensor("output_norm.weight", norm())
-    writer.add_tensor("output.weight", weight(n_vocab, n_embd))
+        add(f"blk.{i}.attn_norm.weight", norm())
+        add(f"blk.{i}.attn_q.weight", weight(n_head * head_dim, n_embd))
+        add(f"blk.{i}.attn_k.weight", weight(n_head_kv * head_dim, n_embd))
+        add(f"blk.{i}.attn_v.weight", weight(n_head_kv * head_dim, n_embd))
+        add(f"blk.{i}.attn_output.weight", weight(n_embd, n_head * head_dim))
+        add(f"blk.{i}.ffn_norm.weight", norm())
+        add(f"blk.{i}.ffn_gate.weight", weight(n_ff, n_embd))
+        add(f"blk.{i}.ffn_up.weight", weight(n_ff, n_embd))
+        add(f"blk.{i}.ffn_down.weight", weight(n_embd, n_ff))
+    add("output_norm.weight", norm())
+    add("output.weight", weight(n_vocab, n_embd))
 
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
@@ -195,8 +212,12 @@ def write_llama_model(
     n_ctx: int = 256,
     seed: int = 0,
     dtype: str = "f32",
+    architecture: str = "llama",
+    wrong_shape: str | None = None,
 ) -> Path:
-    """Write a random-weight `llama` model with an "spm" or "bpe" vocabulary; 2-D weights in `dtype`."""
+    """Write a random-weight `llama` model with an "spm" or "bpe" vocabulary; 2-D weights in `dtype`
+    (f32, f16, q8_0, q4_0). `architecture` renames it (llama.cpp knows the architecture by name only);
+    `wrong_shape` names a tensor written one column wider than the architecture expects."""
     return _write(
         Path(path),
         _vocab(vocab),
@@ -208,7 +229,16 @@ def write_llama_model(
         n_ctx=n_ctx,
         seed=seed,
         dtype=dtype,
+        architecture=architecture,
+        wrong_shape=wrong_shape,
     )
+
+
+def write_bench_model(path: Path, dtype: str = "f16") -> Path:
+    """A model large enough to measure tokens/s (25.8 M parameters in 8 layers of 512), small on disk in
+    Q4_0 (15 MB) to F16 (52 MB); the vocabulary stays tiny, so the layers are what is timed."""
+    return write_llama_model(path, n_layer=8, n_embd=512, n_head=8, n_head_kv=8, n_ff=1408, n_ctx=1024,
+                             dtype=dtype, seed=7)  # fmt: skip
 
 
 def write_not_gguf(path: Path) -> Path:
@@ -255,10 +285,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Write a tiny random-weight llama GGUF model.")
     parser.add_argument("out", type=Path)
     parser.add_argument("--vocab", choices=("spm", "bpe"), default="spm")
-    parser.add_argument("--dtype", choices=sorted(DTYPES), default="f32")
+    parser.add_argument("--dtype", choices=sorted(FILE_TYPES), default="f32")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--bench", action="store_true", help="the 25.8 M-parameter model of the benchmarks")
     args = parser.parse_args(argv)
-    path = write_llama_model(args.out, vocab=args.vocab, dtype=args.dtype, seed=args.seed)
+    if args.bench:
+        path = write_bench_model(args.out, args.dtype)
+    else:
+        path = write_llama_model(args.out, vocab=args.vocab, dtype=args.dtype, seed=args.seed)
     print(f"{path}: {path.stat().st_size} bytes")
     return 0
 

@@ -19,8 +19,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from real_llama_cpp import DEFAULT_VERSIONS, RealTreeError, cache_root, make_repository
-from support import REPO_ROOT, GitRepo, Project, readelf_dynamic
+from real_projects import project_at, tagged_commit
+from support import readelf_dynamic
 from venvs import pip, runtime, venv, wheels_of
 
 pytestmark = [
@@ -36,53 +36,6 @@ linux_x86 = pytest.mark.skipif(os.uname().machine != "x86_64" if hasattr(os, "un
 BUILD_TIMEOUT = 60 * 60
 # The subset of our default before llama.cpp added `add_subdirectory(vendor)` and libmtmd.
 OLD_INCLUDE = '["CMakeLists.txt", "LICENSE", "licenses/", "cmake/", "include/", "src/", "ggml/", "tools/mtmd/"]'
-
-
-@pytest.fixture(scope="session")
-def real_llama_cpp() -> Path:
-    named = os.environ.get("BUILDSYS_REAL_LLAMA_CPP")
-    if named:
-        return Path(named)
-    try:
-        return make_repository(DEFAULT_VERSIONS)
-    except RealTreeError as error:
-        message = f"REAL LLAMA.CPP NOT TESTED: the llama-cpp-python sdists could not be had: {error}"
-        if "real-llama.cpp" in os.environ.get("BUILDSYS_REQUIRE_TOOLCHAINS", "").split(","):
-            pytest.fail(message)
-        print(f"\n{'!' * 100}\n{message}\n{'!' * 100}", file=sys.stderr)
-        pytest.skip(message)
-
-
-def no_network() -> tuple[str, ...]:
-    """`unshare -n` where it works (root on Linux): the CLI then runs with no network device at all."""
-    if os.geteuid() != 0 or not shutil.which("unshare"):
-        return ()
-    works = subprocess.run(["unshare", "-n", "true"], capture_output=True, check=False).returncode == 0
-    return ("unshare", "-n") if works else ()
-
-
-def offline(env: dict[str, str]) -> dict[str, str]:
-    """Any download CMake or git might try goes to a closed port (the upstream is a local path); with
-    no_network() there is not even a route."""
-    dead = "http://127.0.0.1:9"
-    return {**env, "http_proxy": dead, "https_proxy": dead, "HTTP_PROXY": dead, "HTTPS_PROXY": dead,
-            "ALL_PROXY": dead, "no_proxy": "", "NO_PROXY": ""}  # fmt: skip
-
-
-def project_at(root: Path, repo: Path, version: str, env: dict[str, str], *, include: str | None = None) -> Project:
-    """A project with this repository's vendoring.toml and patches/, pinned at a real tree's commit."""
-    root.mkdir()
-    upstream = GitRepo(repo, env)
-    commit = tagged_commit(upstream, version)
-    config = (REPO_ROOT / "vendoring.toml").read_text()
-    config = re.sub(r'(?m)^commit = "[0-9a-f]{40}"', f'commit = "{commit}"', config)
-    if include is not None:
-        config = re.sub(r"(?ms)^include = \[.*?\n\]", f"include = {include}", config)
-    (root / "vendoring.toml").write_text(config)
-    shutil.copytree(REPO_ROOT / "patches", root / "patches")
-    ccache_dir = cache_root() / "ccache"  # outside the clone: a second CI run reuses the objects
-    project_env = offline({**env, "BUILDSYS_UPSTREAM_URL": str(repo), "CCACHE_DIR": str(ccache_dir)})
-    return Project(root, upstream, [commit], project_env, launcher=no_network())
 
 
 @pytest.mark.slow
@@ -181,10 +134,6 @@ def test_build_names_the_cmake_line_that_needs_a_path_outside_the_subset(
     refused = project.run("build", "--backend", "cpu", expect=5)
     assert refused.stderr.count("error:") == 1 and line in refused.stderr, refused.stderr
     assert "Traceback" not in refused.stderr and not (project.root / "build/cpu").exists()
-
-
-def tagged_commit(upstream: GitRepo, version: str) -> str:
-    return upstream.out("rev-parse", f"v{version}^{{commit}}")
 
 
 def test_bump_to_the_newer_tree_carries_our_queue_and_it_configures_offline(

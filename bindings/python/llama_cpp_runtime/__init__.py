@@ -6,18 +6,40 @@ and every installed GPU backend plugin, loaded with a report of what happened an
     rt.devices()                 # [Device(name, description, type, memory_free, memory_total, backend)]
     rt.report()                  # every module: loaded / skipped (reason) / not chosen / absent
     rt.library_path("llama")     # absolute paths, for bindings that load the libraries themselves
+
+    with rt.load_model("model.gguf") as model:          # a GGUF model, on every device (or devices=[...])
+        ids = model.tokenize("Hello world")
+        with model.context(n_ctx=512) as ctx:
+            print(model.detokenize(ctx.generate(ids, max_tokens=16)))
 """
 
 from __future__ import annotations
 
+import ctypes
+import logging
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from . import _llama_api
 from ._compute import Backend
+from ._context import Context
 from ._discovery import ENTRY_POINT_GROUP, LIBRARY_DIR_VARIABLE, PLUGIN_DIRS_VARIABLE
-from ._errors import ClosedError, ComputeError, LibraryNotFound, LlamaRuntimeError, LoadError
+from ._errors import (
+    ClosedError,
+    ComputeError,
+    ContextError,
+    DecodeError,
+    InvalidModel,
+    LibraryNotFound,
+    LlamaRuntimeError,
+    LoadCancelled,
+    LoadError,
+    ModelLoadError,
+    ModelNotFound,
+)
+from ._gguf import GGUFHeader, read_header
 from ._llama_abi import AbiMismatch
 from ._loader import (
     BACKENDS_VARIABLE,
@@ -27,7 +49,13 @@ from ._loader import (
     enumerate_devices,
     load_everything,
 )
+from ._model import MlockWarning, Model, Progress
 from ._report import Device, ModuleReport, Report
+from ._tokenizer import TokenizeError
+
+# A library's log goes where the application sends it: without this, Python would print llama.cpp's
+# warnings (e.g. "n_ctx_seq > n_ctx_train") on stderr by itself.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 
 def __getattr__(name: str) -> str:
@@ -44,9 +72,15 @@ def __getattr__(name: str) -> str:
 
 __all__ = [
     "BACKENDS_VARIABLE", "ENTRY_POINT_GROUP", "EXCLUDE_VARIANTS_VARIABLE", "FORCE_VARIANT_VARIABLE",
-    "LIBRARY_DIR_VARIABLE", "PLUGIN_DIRS_VARIABLE", "AbiMismatch", "Backend", "ClosedError", "ComputeError", "Device",
-    "LibraryNotFound", "LlamaRuntimeError", "LoadError", "ModuleReport", "Report", "Runtime", "load",
+    "LIBRARY_DIR_VARIABLE", "PLUGIN_DIRS_VARIABLE", "AbiMismatch", "Backend", "ClosedError", "ComputeError", "Context",
+    "ContextError", "DecodeError", "Device", "GGUFHeader", "InvalidModel", "LibraryNotFound", "LlamaRuntimeError",
+    "LoadCancelled", "LoadError", "MlockWarning", "Model", "ModelLoadError", "ModelNotFound", "ModuleReport",
+    "Report", "Runtime", "TokenizeError", "UnknownDevice", "load", "read_header",
 ]  # fmt: skip
+
+
+class UnknownDevice(LlamaRuntimeError, ValueError):
+    """A device name that no loaded backend offers."""
 
 
 class Runtime:
@@ -54,6 +88,8 @@ class Runtime:
 
     def __init__(self, loaded: Loaded) -> None:
         self._loaded = loaded
+        self._llama_lock = threading.Lock()
+        self._llama_declared = False
 
     def devices(self) -> list[Device]:
         return list(enumerate_devices(self._loaded.ggml))
@@ -82,6 +118,43 @@ class Runtime:
             raise LoadError(f"libllama is not in {self._loaded.layout.lib}")
         if self._loaded.llama_abi_problem is not None:
             raise AbiMismatch(self._loaded.llama_abi_problem)
+
+    def load_model(self, path: str | os.PathLike[str], *, devices: Sequence[str | Device] | None = None,
+                   n_gpu_layers: int | None = None, mmap: bool = True, mlock: bool = False,
+                   vocab_only: bool = False, progress: Progress | None = None) -> Model:  # fmt: skip
+        """Load a GGUF model. devices None uses every device; a list (names from devices(), e.g. ["CPU"]
+        or ["Vulkan0"]) restricts the offload to those. n_gpu_layers None is upstream's default (every
+        layer on the GPU devices). mmap maps the file instead of reading it; mlock keeps it in RAM (a
+        failure is an MlockWarning). progress(fraction) returning False cancels the load (LoadCancelled).
+        The file's header is checked first: files llama.cpp would abort on raise InvalidModel instead."""
+        llama = self._llama()
+        chosen = None if devices is None else [self._device_named(d) for d in devices]
+        return Model(llama, self._loaded.bridge, path, devices=chosen, n_gpu_layers=n_gpu_layers, mmap=mmap,
+                     mlock=mlock, vocab_only=vocab_only, progress=progress)  # fmt: skip
+
+    def _device_named(self, wanted: str | Device) -> Device:
+        name = wanted.name if isinstance(wanted, Device) else wanted
+        known = self.devices()
+        found = next((d for d in known if d.name == name), None)
+        if found is None:
+            raise UnknownDevice(f"no device {name!r}; devices: {', '.join(d.name for d in known) or 'none'}")
+        return found
+
+    def _llama(self) -> ctypes.CDLL:
+        """libllama with the model runtime's signatures, once its struct layout is proven to match."""
+        self.require_llama_abi()
+        llama = self._loaded.llama
+        assert llama is not None  # require_llama_abi raised otherwise
+        with self._llama_lock:
+            if not self._llama_declared:
+                try:
+                    _llama_api.declare(llama)
+                except AttributeError as missing:
+                    raise LoadError(f"{self._loaded.libraries['llama']} lacks a function the model runtime "
+                                    f"calls: {missing}") from None  # fmt: skip
+                llama.llama_backend_init()
+                self._llama_declared = True
+        return llama
 
     def open(self, device: Device | str) -> Backend:
         """A backend on the device, for compute: `with rt.open("CPU") as backend: backend.mul_mat(...)`."""

@@ -1,4 +1,4 @@
-"""`python -m llama_cpp_runtime info | check | bench`.
+"""`python -m llama_cpp_runtime info | check | bench | run`.
 
 `check` and `bench` never run a device in their own process: each device (and each CPU variant) runs
 in a child process with a timeout, so a driver that crashes or hangs is reported as that device
@@ -18,8 +18,9 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
-from . import _reference, load
+from . import _cli_model, _reference, load
 from ._errors import LlamaRuntimeError
 from ._loader import BACKENDS_VARIABLE, FORCE_VARIANT_VARIABLE
 
@@ -72,6 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         sub.add_argument("--device", action="append", default=[], help="only these devices (repeatable)")
         if name == "bench":
             sub.add_argument("--size", type=_positive(int), default=256, help="m = n = k of the multiply (default 256)")
+            _cli_model.add_bench_options(sub, _positive)
+    _cli_model.add_run(commands, _positive)
+    _cli_model.add_bench_child(commands)
     for hidden in ("_probe", "_check", "_bench"):
         child = commands.add_parser(hidden)
         child.add_argument("device", nargs="?")
@@ -111,20 +115,35 @@ def _check(arguments: argparse.Namespace) -> int:
 
 
 def _bench(arguments: argparse.Namespace) -> int:
-    return _run_targets(arguments, "_bench", "bench", ["--size", str(arguments.size)])
+    if arguments.model is None:
+        return _run_targets(arguments, "_bench", "bench", ["--size", str(arguments.size)])
+    probe = _probe_devices(arguments)
+    if isinstance(probe, int):
+        return probe
+    devices = [d for d in probe["devices"] if not arguments.device or d in arguments.device]
+    return _cli_model.bench_model(arguments, devices, arguments.timeout)
 
 
-def _run_targets(arguments: argparse.Namespace, child: str, title: str, extra: Sequence[str] = ()) -> int:
+def _probe_devices(arguments: argparse.Namespace) -> dict[str, Any] | int:
+    """What a child process sees (devices, CPU variants, unusable modules), or the exit code of a failure;
+    every --device must be among the devices."""
     listing = _child(["_probe"], os.environ.copy(), arguments.timeout)
     if not listing.ok:
         print(f"error: listing the devices failed: {listing.detail}", file=sys.stderr)
         return 1
-    probe = json.loads(listing.detail)
+    probe: dict[str, Any] = json.loads(listing.detail)
     devices = probe["devices"]
     unknown = [name for name in arguments.device if name not in devices]
     if unknown:
         print(f"error: no device {', '.join(unknown)}; devices here: {', '.join(devices) or 'none'}", file=sys.stderr)
         return 2
+    return probe
+
+
+def _run_targets(arguments: argparse.Namespace, child: str, title: str, extra: Sequence[str] = ()) -> int:
+    probe = _probe_devices(arguments)
+    if isinstance(probe, int):
+        return probe
     targets = _targets(probe, arguments.device)
     outcomes = []
     for target in targets:
@@ -250,6 +269,8 @@ _COMMANDS = {
     "info": _info,
     "check": _check,
     "bench": _bench,
+    "run": _cli_model.run,
+    "_bench_model": _cli_model.bench_model_child,
     "_probe": _probe,
     "_check": _device_check,
     "_bench": _device_bench,

@@ -21,3 +21,27 @@ class ClosedError(LlamaRuntimeError):
 
 class ComputeError(LlamaRuntimeError):
     """A device could not run the computation (the message says which and why)."""
+
+
+class ModelLoadError(LlamaRuntimeError):
+    """llama.cpp could not load the model; the message carries its own reason (its log lines)."""
+
+
+class ModelNotFound(ModelLoadError, FileNotFoundError):
+    """The model file does not exist."""
+
+
+class InvalidModel(ModelLoadError):
+    """The file is not a GGUF model llama.cpp can load safely; refused before llama.cpp saw it."""
+
+
+class LoadCancelled(ModelLoadError):
+    """The progress callback returned False (or raised: the exception is the __cause__)."""
+
+
+class ContextError(LlamaRuntimeError):
+    """A context could not be created with the parameters asked for (the message says why)."""
+
+
+class DecodeError(LlamaRuntimeError):
+    """llama_decode failed: context full, invalid tokens, or a backend error (the message says which)."""

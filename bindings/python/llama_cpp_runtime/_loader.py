@@ -13,6 +13,7 @@ import ctypes
 import json
 import logging
 import re
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -42,12 +43,13 @@ logger = logging.getLogger("llama_cpp_runtime")
 
 
 class LogBridge:
-    """ggml's log callback, forwarded to the `llama_cpp_runtime.ggml` logger; lines can also be
-    captured while one module loads, to explain why it failed."""
+    """The one log callback of ggml and llama.cpp, forwarded to the `llama_cpp_runtime.ggml` logger.
+    A thread can also capture the lines it causes (a module or a model that fails to load says why in
+    them); lines logged by other threads meanwhile are not mixed in."""
 
     def __init__(self) -> None:
         self.logger = logging.getLogger("llama_cpp_runtime.ggml")
-        self._captured: list[str] | None = None
+        self._local = threading.local()
         self._level = logging.INFO
         self.callback = _api.LOG_CALLBACK(self._on_log)  # kept alive as long as the bridge
 
@@ -58,18 +60,22 @@ class LogBridge:
                 self._level = _LEVELS.get(level, logging.INFO)
             if message:
                 self.logger.log(self._level, "%s", message)
-                if self._captured is not None:
-                    self._captured.append(message)
+                captured: list[str] | None = getattr(self._local, "captured", None)
+                if captured is not None:
+                    captured.append(message)
         except Exception:  # an exception must never unwind into C
             pass
 
     @contextmanager
     def capture(self) -> Iterator[list[str]]:
-        self._captured = []
+        outer = getattr(self._local, "captured", None)
+        self._local.captured = lines = []
         try:
-            yield self._captured
+            yield lines
         finally:
-            self._captured = None
+            self._local.captured = outer
+            if outer is not None:
+                outer.extend(lines)
 
 
 @dataclass
@@ -78,6 +84,7 @@ class Loaded:
 
     layout: Layout
     ggml: ctypes.CDLL
+    llama: ctypes.CDLL | None  # its functions are declared by the model runtime, on first use
     libraries: dict[str, Path]
     handles: list[ctypes.CDLL]
     bridge: LogBridge
@@ -104,7 +111,11 @@ def load_everything(library_dir: Path | None, env: Mapping[str, str]) -> Loaded:
         libraries[name] = candidates[0]
     ggml = _api.declare(handles[CORE_LIBRARIES.index("ggml")])
     bridge = LogBridge()
-    ggml.ggml_log_set(bridge.callback, None)
+    llama = handles[list(libraries).index("llama")] if "llama" in libraries else None
+    # llama_log_set sets ggml's callback too: one bridge for both, whichever library is asked.
+    log_set = getattr(llama, "llama_log_set", None) or ggml.ggml_log_set
+    log_set.argtypes, log_set.restype = [_api.LOG_CALLBACK, ctypes.c_void_p], None
+    log_set(bridge.callback, None)
 
     selection = _Selection(env)
     reports: list[ModuleReport] = []
@@ -133,7 +144,7 @@ def load_everything(library_dir: Path | None, env: Mapping[str, str]) -> Loaded:
         cpu_variant_score=next((r.score for r in cpu_reports if chosen and r.name == chosen.name), None),
         devices=tuple(enumerate_devices(ggml)),
     )
-    return Loaded(layout, ggml, libraries, handles, bridge, report, abi_problem)
+    return Loaded(layout, ggml, llama, libraries, handles, bridge, report, abi_problem)
 
 
 def _read_json_object(path: Path) -> dict[str, Any] | None:

@@ -1,0 +1,135 @@
+"""`run MODEL --prompt TEXT` and `bench --model MODEL`: the model runtime from the command line.
+
+`run` works in this process. `bench --model` runs each device in a child process with a timeout, as the
+matrix-multiply bench does, so a driver that crashes is that device's failure, not the bench's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import codecs
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+
+from . import load
+from ._model_bench import bench
+
+
+def add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser], positive: Callable[..., object]) -> None:
+    run = commands.add_parser("run", help="generate text from a GGUF model (greedy)")
+    run.add_argument("model")
+    run.add_argument("--prompt", required=True)
+    run.add_argument("-n", "--n-predict", type=positive(int), default=64, help="tokens to generate (default 64)")
+    run.add_argument("--threads", type=positive(int), help="CPU threads (default: every CPU of this process)")
+    run.add_argument("--ctx-size", type=positive(int), help="context length (default: prompt + n, at least 512)")
+    _add_placement(run)
+
+
+def _add_placement(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", action="append", default=None,
+                        help="offload only to these devices (repeatable; CPU means no offload)")  # fmt: skip
+    parser.add_argument("--n-gpu-layers", type=int, default=None, help="layers to offload (default: upstream's, all)")
+
+
+def add_bench_options(bench_parser: argparse.ArgumentParser, positive: Callable[..., object]) -> None:
+    bench_parser.add_argument("--model", help="measure a GGUF model's pp/tg tokens/s instead of a multiply")
+    bench_parser.add_argument("-p", "--n-prompt", type=int, default=512, help="prompt tokens (default 512; 0 skips)")
+    bench_parser.add_argument("-n", "--n-gen", type=int, default=128, help="generated tokens (default 128; 0 skips)")
+    bench_parser.add_argument("-r", "--repetitions", type=positive(int), default=5, help="default 5")
+    bench_parser.add_argument("--threads", type=positive(int), help="CPU threads (default: every CPU of this process)")
+    bench_parser.add_argument("--json", action="store_true", help="rows as JSON")
+
+
+def run(arguments: argparse.Namespace) -> int:
+    runtime = load()
+    with runtime.load_model(arguments.model, devices=arguments.device, n_gpu_layers=arguments.n_gpu_layers) as model:
+        ids = model.tokenize(arguments.prompt)
+        n_ctx = arguments.ctx_size or max(512, len(ids) + arguments.n_predict)
+        with model.context(n_ctx=n_ctx, n_threads=arguments.threads) as ctx:
+            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+            start = time.perf_counter()
+            first: float | None = None
+            generated = 0
+            for token in ctx.stream(ids, arguments.n_predict):
+                first = first or time.perf_counter()
+                generated += 1
+                sys.stdout.write(decoder.decode(model.token_to_piece(token)))
+                sys.stdout.flush()
+            end = time.perf_counter()
+            sys.stdout.write(decoder.decode(b"", final=True) + "\n")
+    prompt_seconds = (first or end) - start
+    print(f"prompt: {len(ids)} tokens, {_rate(len(ids), prompt_seconds)}; "
+          f"generation: {generated} tokens, {_rate(generated - 1, end - (first or end))}", file=sys.stderr)  # fmt: skip
+    return 0
+
+
+def _rate(tokens: int, seconds: float) -> str:
+    return f"{tokens / seconds:.1f} tokens/s" if tokens > 0 and seconds > 0 else "- tokens/s"
+
+
+def bench_model(arguments: argparse.Namespace, devices: Sequence[str], timeout: float) -> int:
+    if not os.path.isfile(arguments.model):
+        print(f"error: {arguments.model}: no such file", file=sys.stderr)
+        return 2
+    if arguments.n_prompt < 0 or arguments.n_gen < 0 or not (arguments.n_prompt or arguments.n_gen):
+        print("error: -p and -n are 0 or more, and one of them above 0", file=sys.stderr)
+        return 2
+    rows: list[dict[str, object]] = []
+    failed = []
+    for device in devices:
+        print(f"  … bench {device}", file=sys.stderr, flush=True)
+        child = [sys.executable, "-m", "llama_cpp_runtime", "_bench_model", arguments.model, device,
+                 "-p", str(arguments.n_prompt), "-n", str(arguments.n_gen), "-r", str(arguments.repetitions)]  # fmt: skip
+        if arguments.threads:
+            child += ["--threads", str(arguments.threads)]
+        try:
+            result = subprocess.run(child, capture_output=True, text=True, timeout=timeout, check=False)  # noqa: S603
+        except subprocess.TimeoutExpired:
+            failed.append(f"{device}: timed out after {timeout:.0f}s")
+            continue
+        if result.returncode != 0:
+            last = [line for line in result.stderr.splitlines() if line.strip()][-1:] or [f"exit {result.returncode}"]
+            failed.append(f"{device}: {last[0]}")
+            continue
+        rows += json.loads(result.stdout)
+    if arguments.json:
+        print(json.dumps(rows, indent=1))
+    else:
+        _print_table(rows)
+    for failure in failed:
+        print(f"error: {failure}", file=sys.stderr)
+    return 1 if failed or not rows else 0
+
+
+def _print_table(rows: list[dict[str, object]]) -> None:
+    print(f"{'device':<12} {'test':>8} {'threads':>7} {'t/s':>20}")
+    for row in rows:
+        speed = f"{row['tokens_per_second']:.2f} ± {row['stddev']:.2f}"
+        print(f"{row['device']!s:<12} {row['test']!s:>8} {row['n_threads']!s:>7} {speed:>20}")
+
+
+def bench_model_child(arguments: argparse.Namespace) -> int:
+    runtime = load()
+    on_cpu = arguments.device == "CPU"
+    with runtime.load_model(arguments.model, devices=[arguments.device], n_gpu_layers=0 if on_cpu else -1) as model:
+        n_ctx = max(arguments.n_prompt + arguments.n_gen, 16)
+        with model.context(n_ctx=n_ctx, n_threads=arguments.threads) as ctx:
+            rows = bench(ctx, arguments.device, n_prompt=arguments.n_prompt, n_gen=arguments.n_gen,
+                         repetitions=arguments.repetitions)  # fmt: skip
+    print(json.dumps([asdict(row) for row in rows]))
+    return 0
+
+
+def add_bench_child(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    child = commands.add_parser("_bench_model")
+    child.add_argument("model")
+    child.add_argument("device")
+    child.add_argument("-p", "--n-prompt", type=int, default=512)
+    child.add_argument("-n", "--n-gen", type=int, default=128)
+    child.add_argument("-r", "--repetitions", type=int, default=5)
+    child.add_argument("--threads", type=int)

@@ -1,0 +1,230 @@
+"""A GGUF model loaded by libllama: where its layers go, its metadata, its vocabulary, and contexts on it.
+
+A model is read-only once loaded and may be shared between threads; each context is one thread's at a
+time. close() is idempotent; the memory is released when the model and every context on it are closed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from . import _llama_api as C
+from ._errors import ClosedError, InvalidModel, LoadCancelled, ModelLoadError
+from ._gguf import GGUFHeader, read_header
+from ._llama_abi import PROGRESS_CALLBACK
+from ._tokenizer import Tokenizer
+
+if TYPE_CHECKING:
+    from ._context import Context
+    from ._loader import LogBridge
+    from ._report import Device
+
+Progress = Callable[[float], "bool | None"]
+_MLOCK_FAILED = ("failed to mlock", "mlock failed")
+
+
+class MlockWarning(UserWarning):
+    """mlock was asked for and failed (usually RLIMIT_MEMLOCK); the model is loaded, but may be swapped."""
+
+
+def load_mode(mmap: bool, mlock: bool) -> int:
+    if mmap:
+        return C.LOAD_MODE_MMAP_MLOCK if mlock else C.LOAD_MODE_MMAP
+    return C.LOAD_MODE_MLOCK if mlock else C.LOAD_MODE_NONE
+
+
+class _ProgressBridge:
+    """Calls the user's progress callback from C; an exception cancels the load and is re-raised after."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.error: BaseException | None = None
+        self.cancelled = False
+        self.callback = PROGRESS_CALLBACK(self._call)
+
+    def _call(self, fraction: float, user_data: object) -> bool:
+        try:
+            keep_going = self.progress(float(fraction)) is not False
+        except BaseException as error:  # noqa: BLE001 - re-raised by load_model, never into C
+            self.error, keep_going = error, False
+        self.cancelled = self.cancelled or not keep_going
+        return keep_going
+
+
+class Model:
+    """Load with `Runtime.load_model(path, ...)`; use as a context manager or call close()."""
+
+    def __init__(self, llama: ctypes.CDLL, bridge: LogBridge, path: str | os.PathLike[str], *,
+                 devices: Sequence[Device] | None, n_gpu_layers: int | None, mmap: bool, mlock: bool,
+                 vocab_only: bool, progress: Progress | None) -> None:  # fmt: skip
+        self._llama = llama
+        self._bridge = bridge
+        self._lock = threading.Lock()
+        self._contexts = 0
+        self._closed = False
+        self.header: GGUFHeader = read_header(path)
+        self.path = Path(path)
+        params = llama.llama_model_default_params()
+        params.load_mode = load_mode(mmap, mlock)
+        params.vocab_only = vocab_only
+        if n_gpu_layers is not None:
+            params.n_gpu_layers = n_gpu_layers
+        device_array = None
+        if devices is not None:  # NULL-terminated; the CPU is not listed: it always holds what is not offloaded
+            handles = [d._handle for d in devices if d.type != "CPU"]
+            device_array = (ctypes.c_void_p * (len(handles) + 1))(*handles, None)
+            params.devices = ctypes.cast(device_array, ctypes.c_void_p)
+        bridge_progress = _ProgressBridge(progress) if progress is not None else None
+        if bridge_progress is not None:
+            params.progress_callback = bridge_progress.callback
+        with bridge.capture() as lines:
+            handle = llama.llama_model_load_from_file(os.fsencode(self.path), params)
+        del device_array  # llama.cpp copies the list while loading
+        if not handle:
+            if bridge_progress is not None and bridge_progress.cancelled:
+                raise LoadCancelled(f"{self.path}: the load was cancelled by the progress callback") from (
+                    bridge_progress.error
+                )
+            raise ModelLoadError(f"{self.path}: llama.cpp could not load it: {_reason(lines)}")
+        self._handle: int | None = handle
+        if mlock:
+            for line in lines:
+                if any(marker in line for marker in _MLOCK_FAILED):
+                    warnings.warn(f"{self.path}: {line.strip()}", MlockWarning, stacklevel=3)
+        self.load_log = tuple(lines)
+        self.tokenizer = Tokenizer(llama, llama.llama_model_get_vocab(handle))
+        self.vocab_only = vocab_only
+        self.n_embd = int(llama.llama_model_n_embd(handle))
+        self.n_ctx_train = int(llama.llama_model_n_ctx_train(handle))
+        self.n_params = int(llama.llama_model_n_params(handle))
+        self.size = int(llama.llama_model_size(handle))
+        self.metadata: dict[str, str] = self._read_metadata(handle)
+
+    # ---- lifetime ---------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Idempotent. Contexts still open keep the memory until they are closed too."""
+        with self._lock:
+            self._closed = True
+            self._free_if_unused()
+
+    def _free_if_unused(self) -> None:
+        if self._closed and self._contexts == 0 and self._handle is not None:
+            self._llama.llama_model_free(self._handle)
+            self._handle = None
+
+    def _acquire(self) -> int:
+        """For a new context: the handle, kept alive until _release()."""
+        with self._lock:
+            handle = self._live()
+            self._contexts += 1
+            return handle
+
+    def _release(self) -> None:
+        with self._lock:
+            self._contexts -= 1
+            self._free_if_unused()
+
+    def _live(self) -> int:
+        if self._closed or self._handle is None:
+            raise ClosedError(f"the model {self.path.name} is closed")
+        return self._handle
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> Model:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "_handle", None) is not None and not self._contexts:
+            self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"{self.n_params:,} parameters"
+        return f"<Model {self.path.name}: {self.metadata.get('general.architecture', '?')}, {state}>"
+
+    # ---- what the model is ------------------------------------------------------------------------
+
+    def _read_metadata(self, handle: int) -> dict[str, str]:
+        metadata = {}
+        for index in range(self._llama.llama_model_meta_count(handle)):
+            key = _read_string(lambda b, n: self._llama.llama_model_meta_key_by_index(handle, index, b, n))
+            value = _read_string(lambda b, n: self._llama.llama_model_meta_val_str_by_index(handle, index, b, n))
+            metadata[key] = value
+        return metadata
+
+    @property
+    def description(self) -> str:
+        handle = self._live()
+        return _read_string(lambda b, n: self._llama.llama_model_desc(handle, b, n))
+
+    @property
+    def n_vocab(self) -> int:
+        return self.tokenizer.n_vocab
+
+    # ---- the vocabulary ---------------------------------------------------------------------------
+
+    def tokenize(self, text: str | bytes, *, add_special: bool = True, parse_special: bool = False) -> list[int]:
+        """Token ids of the text; add_special adds BOS/EOS where the model asks for them,
+        parse_special reads control-token texts such as `<s>` as those tokens."""
+        self._live()
+        return self.tokenizer.tokenize(text, add_special=add_special, parse_special=parse_special)
+
+    def detokenize(self, ids: Sequence[int], *, remove_special: bool = False, unparse_special: bool = False) -> str:
+        """The text of the ids (invalid UTF-8 becomes U+FFFD); ids outside the vocabulary raise TokenizeError."""
+        self._live()
+        return self.tokenizer.detokenize(ids, remove_special=remove_special, unparse_special=unparse_special)
+
+    def token_to_piece(self, token: int, *, special: bool = False) -> bytes:
+        """One token's bytes, for streaming output (a piece may hold part of a UTF-8 character)."""
+        self._live()
+        return self.tokenizer.piece(token, special=special)
+
+    def is_end_of_generation(self, token: int) -> bool:
+        self._live()
+        return self.tokenizer.is_end_of_generation(token)
+
+    # ---- contexts ---------------------------------------------------------------------------------
+
+    def context(self, n_ctx: int = 512, n_threads: int | None = None, n_batch: int | None = None,
+                embeddings: bool = False) -> Context:  # fmt: skip
+        """A context (KV memory and compute buffers) on this model. n_ctx 0 means the model's training
+        context; n_threads None means every CPU this process may run on; n_batch None means upstream's."""
+        from ._context import Context
+
+        if self.vocab_only:
+            raise InvalidModel(f"{self.path.name} was loaded with vocab_only=True: it has no weights to run")
+        return Context(self, self._llama, self._bridge, n_ctx=n_ctx, n_threads=n_threads, n_batch=n_batch,
+                       embeddings=embeddings)  # fmt: skip
+
+
+def _read_string(call: Callable[[ctypes.Array[ctypes.c_char], int], int]) -> str:
+    """Upstream's snprintf-style getters: they return the full length, so a second call fits."""
+    capacity = 256
+    while True:
+        buffer = ctypes.create_string_buffer(capacity)
+        n = call(buffer, capacity)
+        if n < 0:
+            return ""
+        if n < capacity:
+            return buffer.raw[:n].decode("utf-8", errors="replace")
+        capacity = n + 1
+
+
+def _reason(lines: Sequence[str]) -> str:
+    """llama.cpp's own words: its error lines, else its last line."""
+    markers = ("error", "failed", "invalid", "unknown", "wrong", "not ", "missing", "cannot", "exception")
+    errors = [line.strip() for line in lines if any(m in line.lower() for m in markers)]
+    chosen = errors or [line.strip() for line in lines[-1:]]
+    return "; ".join(dict.fromkeys(chosen)) or "no reason given"

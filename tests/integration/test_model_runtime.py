@@ -1,0 +1,387 @@
+"""The model runtime of the binding on real llama.cpp: the core wheel of the pin, built from the real tree
+and installed with plain pip into a fresh venv, loads tiny GGUF models written here (tests/tiny_models.py),
+tokenizes, generates, embeds, and refuses bad input with typed errors instead of dying.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tiny_models
+from real_projects import project_at
+from support import hermetic_env
+from venvs import in_venv, pip, runtime, venv, wheels_of
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.real_upstream,
+    pytest.mark.slow,
+    # one worker builds the pin once and runs every test of this module on it
+    pytest.mark.xdist_group("real-pinned-runtime"),
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="real llama.cpp trees are tested on Linux"),
+]
+BUILD_TIMEOUT = 60 * 60
+TEXTS = ["Hello world", "hello the model", "héllo wörld ✓ 日本語 🦙", "  two  spaces\nand a line", ""]
+
+
+@pytest.fixture(scope="session")
+def python(real_llama_cpp: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh venv holding the core wheel of the pin (every CPU variant), installed with plain pip."""
+    root = tmp_path_factory.mktemp("pinned-runtime")
+    home = root / "home"
+    home.mkdir()
+    project = project_at(root / "project", real_llama_cpp, "0.3.35", hermetic_env(home))
+    project.run("wheels", "--backend", "cpu", timeout=BUILD_TIMEOUT)
+    interpreter = venv(root)
+    pip(interpreter, "install", "--no-index", str(wheels_of(project)["llama_cpp_runtime"]))
+    return interpreter
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("models")
+    made = {f"{vocab}-{dtype}": tiny_models.write_llama_model(root / f"{vocab}-{dtype}.gguf", vocab=vocab, dtype=dtype)
+            for vocab in ("spm", "bpe") for dtype in ("f32", "f16")}  # fmt: skip
+    made["q8_0"] = tiny_models.write_llama_model(root / "q8_0.gguf", dtype="q8_0", n_embd=64, n_ff=128)
+    return made
+
+
+def script(python: Path, code: str, *args: str, cwd: Path, env: dict[str, str] | None = None) -> Any:
+    """Run code in the venv; its last stdout line is JSON. A crash or a traceback fails the test."""
+    result = in_venv(python, "-c", textwrap.dedent(code), *args, cwd=cwd, env=env)
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_load_tokenize_generate_with_and_without_mmap(python: Path, models: dict[str, Path], tmp_path: Path) -> None:
+    code = """
+        import json, sys
+        import llama_cpp_runtime as lcr
+        rt = lcr.load()
+        out = {}
+        for path in sys.argv[2:]:
+            for mmap in (True, False):
+                with rt.load_model(path, mmap=mmap) as model:
+                    texts = json.loads(sys.argv[1])
+                    ids = [model.tokenize(t, add_special=False) for t in texts]
+                    with model.context(n_ctx=256) as ctx:
+                        first = ctx.generate(model.tokenize("Hello world"), max_tokens=12)
+                        again = ctx.generate(model.tokenize("Hello world"), max_tokens=12)
+                        logits = ctx.decode(model.tokenize("Hello"))
+                        n_past = ctx.n_past
+                        ctx.reset()
+                        after_reset = ctx.n_past
+                    out[f"{path}:{mmap}"] = {
+                        "ids": ids, "back": [model.detokenize(i) for i in ids], "with_bos": model.tokenize("Hello"),
+                        "generated": [first, again], "n_logits": len(logits), "n_vocab": model.n_vocab,
+                        "n_past": [n_past, after_reset], "metadata": model.metadata,
+                        "text": model.detokenize(first),
+                    }
+        print(json.dumps(out))
+    """
+    paths = [str(models[name]) for name in ("spm-f32", "spm-f16", "bpe-f32", "bpe-f16", "q8_0")]
+    results = script(python, code, json.dumps(TEXTS), *paths, cwd=tmp_path)
+    for path in paths:
+        mapped, read = results[f"{path}:True"], results[f"{path}:False"]
+        assert mapped["back"] == TEXTS, path  # byte fallback (SPM) and byte-level BPE: any UTF-8 round-trips
+        assert all(ids for ids, text in zip(mapped["ids"], TEXTS, strict=True) if text)
+        assert mapped["with_bos"][0] != mapped["ids"][0][0]  # add_special put BOS first
+        first, again = mapped["generated"]
+        assert first == again and 0 < len(first) <= 12, path  # greedy: the same tokens every time
+        assert mapped["generated"] == read["generated"] and mapped["ids"] == read["ids"]  # mmap changes nothing
+        assert mapped["n_logits"] == mapped["n_vocab"]
+        assert mapped["n_past"][1] == 0 and mapped["n_past"][0] > 0
+        assert mapped["metadata"]["general.architecture"] == "llama"
+        assert mapped["metadata"]["general.name"].startswith("tiny-llama-")
+        assert mapped["metadata"]["llama.context_length"] == "256"
+    assert results[f"{paths[0]}:True"]["ids"][0] == [tiny_models_id(models["spm-f32"], "▁Hello"),
+                                                      tiny_models_id(models["spm-f32"], "▁world")]  # fmt: skip
+
+
+def tiny_models_id(path: Path, token: str) -> int:
+    import gguf
+
+    reader = gguf.GGUFReader(path)
+    field = reader.fields["tokenizer.ggml.tokens"]
+    texts = [bytes(field.parts[i]).decode() for i in field.data]
+    return texts.index(token)
+
+
+def test_generation_is_the_same_across_processes_threads_and_thread_counts(
+    python: Path, models: dict[str, Path], tmp_path: Path
+) -> None:
+    code = """
+        import json, sys, threading
+        import llama_cpp_runtime as lcr
+        rt = lcr.load()
+        model = rt.load_model(sys.argv[1])
+        prompt = model.tokenize("the model is")
+        def run(n_threads):
+            with model.context(n_ctx=128, n_threads=n_threads) as ctx:
+                return ctx.generate(prompt, max_tokens=24)
+        alone = {n: run(n) for n in (1, 2)}
+        results = [None, None]
+        def worker(i):
+            results[i] = run(1)
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(2)]
+        for t in threads: t.start()
+        for t in threads: t.join()
+        model.close()
+        print(json.dumps({"alone": alone, "parallel": results}))
+    """
+    first = script(python, code, str(models["spm-f32"]), cwd=tmp_path)
+    second = script(python, code, str(models["spm-f32"]), cwd=tmp_path)
+    assert first == second
+    assert first["alone"]["1"] == first["alone"]["2"] == first["parallel"][0] == first["parallel"][1]
+
+
+def test_embeddings_have_the_model_width_and_are_deterministic(
+    python: Path, models: dict[str, Path], tmp_path: Path
+) -> None:
+    code = """
+        import json, sys
+        import llama_cpp_runtime as lcr
+        with lcr.load().load_model(sys.argv[1]) as model, model.context(embeddings=True) as ctx:
+            vectors = [ctx.embed("some text"), ctx.embed("some text"), ctx.embed("other words")]
+            unit = ctx.embed("some text", normalize=True)
+            try:
+                ctx.decode(model.tokenize("x"))
+                decode = "no error"
+            except lcr.LlamaRuntimeError as error:
+                decode = type(error).__name__
+            print(json.dumps({"n_embd": model.n_embd, "vectors": vectors, "unit": unit, "decode": decode}))
+    """
+    result = script(python, code, str(models["bpe-f32"]), cwd=tmp_path)
+    first, same, other = result["vectors"]
+    assert len(first) == result["n_embd"] == 64
+    assert first == same and first != other
+    assert abs(sum(v * v for v in result["unit"]) - 1.0) < 1e-4
+    assert result["decode"] == "DecodeError"  # an embeddings context has no logits
+
+
+def test_progress_is_reported_and_can_cancel_the_load(python: Path, models: dict[str, Path], tmp_path: Path) -> None:
+    code = """
+        import json, sys
+        import llama_cpp_runtime as lcr
+        rt = lcr.load()
+        seen = []
+        with rt.load_model(sys.argv[1], progress=seen.append) as model:
+            loaded = model.n_params
+        outcomes = {}
+        for name, callback in (("false", lambda f: False), ("raises", lambda f: 1 / 0)):
+            try:
+                rt.load_model(sys.argv[1], progress=callback)
+                outcomes[name] = "loaded"
+            except lcr.LoadCancelled as error:
+                outcomes[name] = [str(error), type(error.__cause__).__name__]
+        print(json.dumps({"seen": seen, "loaded": loaded, "outcomes": outcomes}))
+    """
+    result = script(python, code, str(models["spm-f16"]), cwd=tmp_path)
+    assert result["seen"] and result["seen"][-1] == 1.0 and result["seen"] == sorted(result["seen"])
+    assert result["loaded"] > 0
+    assert "cancelled by the progress callback" in result["outcomes"]["false"][0]
+    assert result["outcomes"]["raises"][1] == "ZeroDivisionError"
+
+
+def test_bad_models_are_typed_errors_with_upstreams_reason(
+    python: Path, models: dict[str, Path], tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    cases = {
+        "missing": bad / "missing.gguf",
+        "directory": bad,
+        "not gguf": tiny_models.write_not_gguf(bad / "text.gguf"),
+        "truncated": tiny_models.write_truncated(bad / "truncated.gguf", models["spm-f32"]),
+        "header cut": tiny_models.write_truncated(bad / "cut.gguf", models["spm-f32"], n_bytes=1000),
+        "duplicate token": tiny_models.write_duplicate_token_vocab(bad / "duplicate.gguf"),
+        "unknown architecture": tiny_models.write_llama_model(bad / "arch.gguf", architecture="nonesuch"),
+        "wrong shape": tiny_models.write_llama_model(bad / "shape.gguf", wrong_shape="blk.0.attn_q.weight"),
+    }
+    code = """
+        import json, sys
+        import llama_cpp_runtime as lcr
+        rt = lcr.load()
+        cases = json.loads(sys.argv[1])
+        out = {}
+        for name, path in cases.items():
+            try:
+                rt.load_model(path)
+                out[name] = ["loaded", ""]
+            except lcr.LlamaRuntimeError as error:
+                kinds = [k.__name__ for k in type(error).__mro__ if k.__name__ in
+                         ("ModelNotFound", "InvalidModel", "ModelLoadError", "FileNotFoundError")]
+                out[name] = [kinds, str(error)]
+        with rt.load_model(cases["good"]) as model:  # the process is still sound
+            out["after"] = len(model.tokenize("Hello"))
+        print(json.dumps(out))
+    """
+    paths = {name: str(path) for name, path in {**cases, "good": models["spm-f32"]}.items()}
+    result = script(python, code, json.dumps(paths), cwd=tmp_path)
+    assert result.pop("after") > 0
+    expected = {
+        "missing": (["ModelNotFound", "ModelLoadError", "FileNotFoundError"], "no such file"),
+        "directory": (["InvalidModel", "ModelLoadError"], "is a directory"),
+        "not gguf": (["InvalidModel", "ModelLoadError"], "not a GGUF file"),
+        "truncated": (["InvalidModel", "ModelLoadError"], "truncated: tensor"),
+        "header cut": (["InvalidModel", "ModelLoadError"], "truncated or corrupt"),
+        "duplicate token": (["InvalidModel", "ModelLoadError"], "'▁Hello' twice"),
+        "unknown architecture": (["ModelLoadError"], "unknown model architecture: 'nonesuch'"),
+        "wrong shape": (["ModelLoadError"], "wrong shape"),
+    }
+    for name, (kinds, words) in expected.items():
+        assert result[name][0] == kinds, (name, result[name])
+        assert words in result[name][1], (name, result[name])
+        assert "\n" not in result[name][1]
+
+
+def test_handles_after_close_and_a_context_keeps_its_model(
+    python: Path, models: dict[str, Path], tmp_path: Path
+) -> None:
+    code = """
+        import json, logging, sys
+        import llama_cpp_runtime as lcr
+        lines = []
+        handler = logging.Handler()
+        handler.emit = lambda record: lines.append(record.getMessage())
+        logging.getLogger("llama_cpp_runtime.ggml").addHandler(handler)
+        logging.getLogger("llama_cpp_runtime.ggml").setLevel(logging.DEBUG)
+        rt = lcr.load()
+        model = rt.load_model(sys.argv[1])
+        ctx = model.context(n_ctx=64)
+        prompt = model.tokenize("Hello")
+        model.close(); model.close()
+        out = {"generated_after_model_close": len(ctx.generate(prompt, 3))}
+        errors = {}
+        for name, call in (("tokenize", lambda: model.tokenize("x")), ("context", lambda: model.context()),
+                           ("full", lambda: ctx.decode([1] * 65)), ("bad id", lambda: ctx.decode([10**6]))):
+            try:
+                call()
+                errors[name] = "no error"
+            except lcr.LlamaRuntimeError as error:
+                errors[name] = [type(error).__name__, str(error)]
+        ctx.close(); ctx.close()
+        try:
+            ctx.generate([1])
+        except lcr.ClosedError as error:
+            errors["closed context"] = str(error)
+        out.update(errors=errors, logged=any("llama_model_loader" in line for line in lines))
+        print(json.dumps(out))
+    """
+    result = script(python, code, str(models["spm-f32"]), cwd=tmp_path)
+    assert result["generated_after_model_close"] > 0
+    errors = result["errors"]
+    assert errors["tokenize"][0] == errors["context"][0] == "ClosedError"
+    assert errors["full"][0] == "DecodeError" and "do not fit" in errors["full"][1]
+    assert errors["bad id"][0] == "TokenizeError" and "not in the vocabulary" in errors["bad id"][1]
+    assert "closed" in errors["closed context"]
+    assert result["logged"]  # llama.cpp's own log reached the logger, through the one bridge
+
+
+def test_nothing_reaches_stderr_unless_asked(python: Path, models: dict[str, Path], tmp_path: Path) -> None:
+    code = """
+        import sys
+        import llama_cpp_runtime as lcr
+        with lcr.load().load_model(sys.argv[1]) as model, model.context(n_ctx=64) as ctx:
+            ctx.generate(model.tokenize("Hello"), 2)
+        print("{}")
+    """
+    result = in_venv(python, "-c", textwrap.dedent(code), str(models["spm-f32"]), cwd=tmp_path)
+    assert result.returncode == 0 and result.stderr == "", result.stderr  # no progress dots, no loader chatter
+
+
+def test_a_layout_that_differs_from_the_build_record_is_refused_before_any_call(
+    python: Path, models: dict[str, Path], tmp_path: Path
+) -> None:
+    package = Path(script(python, "import json, llama_cpp_runtime as l; print(json.dumps(l.__file__))",
+                          cwd=tmp_path)).parent  # fmt: skip
+    copy = tmp_path / "stage"
+    shutil.copytree(package, copy, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    record = json.loads((copy / "llama-abi.json").read_text())
+    record["structs"]["llama_context_params"]["fields"]["n_threads"][0] += 4
+    (copy / "llama-abi.json").write_text(json.dumps(record))
+    code = """
+        import json, sys
+        import llama_cpp_runtime as lcr
+        rt = lcr.load()
+        try:
+            rt.load_model(sys.argv[1])
+            print(json.dumps("loaded"))
+        except lcr.AbiMismatch as error:
+            print(json.dumps(str(error)))
+    """
+    env = {"LLAMA_CPP_RUNTIME_LIBRARY_DIR": str(copy)}
+    refused = script(python, code, str(models["spm-f32"]), cwd=tmp_path, env=env)
+    assert "llama_context_params.n_threads is at offset" in refused, refused
+    info = runtime(python, "info", cwd=tmp_path, env=env)
+    assert "llama_context_params.n_threads" in info.stdout, info.stdout
+
+
+def test_the_cli_runs_and_benches_a_model(python: Path, models: dict[str, Path], tmp_path: Path) -> None:
+    model = str(models["spm-f16"])
+    ran = runtime(python, "run", model, "--prompt", "Hello world", "-n", "8", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip()
+    assert "prompt:" in ran.stderr and "tokens/s" in ran.stderr
+
+    bench = runtime(python, "bench", "--model", model, "-p", "32", "-n", "8", "-r", "2", "--json", cwd=tmp_path)
+    assert bench.returncode == 0, bench.stderr
+    rows = json.loads(bench.stdout)
+    assert [(r["device"], r["test"]) for r in rows] == [("CPU", "pp32"), ("CPU", "tg8")]
+    assert all(r["tokens_per_second"] > 0 and r["repetitions"] == 2 for r in rows)
+
+    for args, words in ((["run", str(tmp_path / "none.gguf"), "--prompt", "x"], "no such file"),
+                        (["run", model, "--prompt", "x", "--device", "GPU9"], "no device 'GPU9'"),
+                        (["bench", "--model", model, "--device", "GPU9"], "no device GPU9")):  # fmt: skip
+        failed = runtime(python, *args, cwd=tmp_path)
+        assert failed.returncode == 2, (args, failed.stderr)
+        assert words in failed.stderr and "Traceback" not in failed.stderr
+        assert len(failed.stderr.strip().splitlines()) == 1, failed.stderr
+
+
+def test_upstreams_tokenizer_vocabularies_tokenize_as_upstream_expects(
+    python: Path, real_llama_cpp: Path, tmp_path: Path
+) -> None:
+    """llama.cpp's own vocabulary tests (models/ggml-vocab-*.gguf with .inp/.out), from the tracking
+    repository: they are not in the synced subset."""
+    models_dir = tmp_path / "models"
+    models_dir.mkdir()
+    archive = subprocess.run(["git", "--git-dir", str(real_llama_cpp), "archive", "v0.3.35", "models/"],
+                             capture_output=True, check=True, timeout=120).stdout  # fmt: skip
+    subprocess.run(["tar", "-x", "-C", str(tmp_path)], input=archive, check=True, timeout=120)
+    vocabularies = sorted(p for p in models_dir.glob("ggml-vocab-*.gguf") if p.with_suffix(".gguf.inp").exists())
+    assert len(vocabularies) >= 10
+    code = """
+        import json, sys
+        import llama_cpp_runtime as lcr
+        rt = lcr.load()
+        out = {}
+        for path in sys.argv[1:]:
+            inputs = open(path + ".inp", encoding="utf-8").read().split("\\n__ggml_vocab_test__\\n")
+            expected = open(path + ".out", encoding="utf-8").read().split("\\n")
+            try:
+                with rt.load_model(path, vocab_only=True) as model:
+                    got = [" ".join(map(str, model.tokenize(text, add_special=False))) for text in inputs]
+            except lcr.LlamaRuntimeError as error:
+                out[path] = [0, len(inputs), str(error)]
+                continue
+            matched = sum(1 for g, e in zip(got, expected) if g.strip() == e.strip())
+            out[path] = [matched, len(inputs), ""]
+        print(json.dumps(out))
+    """
+    result = script(python, code, *map(str, vocabularies), cwd=tmp_path)
+    total = sum(n for _, n, _ in result.values())
+    matched = sum(m for m, _, _ in result.values())
+    print(f"\nupstream vocab tests: {matched}/{total} inputs match in {len(result)} vocabularies")
+    for path, (m, n, error) in sorted(result.items()):
+        print(f"  {Path(path).name}: {m}/{n} {error}")
+    assert all(not error for _, _, error in result.values()), result
+    assert matched == total, result
