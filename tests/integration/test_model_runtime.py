@@ -6,7 +6,6 @@ tokenizes, generates, embeds, and refuses bad input with typed errors instead of
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -261,8 +260,9 @@ def test_handles_after_close_and_a_context_keeps_its_model(
         model.close(); model.close()
         out = {"generated_after_model_close": len(ctx.generate(prompt, 3))}
         errors = {}
-        for name, call in (("tokenize", lambda: model.tokenize("x")), ("context", lambda: model.context()),
-                           ("full", lambda: ctx.decode([1] * (ctx.n_ctx + 1))), ("bad id", lambda: ctx.decode([10**6]))):
+        calls = {"tokenize": lambda: model.tokenize("x"), "context": lambda: model.context(),
+                 "full": lambda: ctx.decode([1] * (ctx.n_ctx + 1)), "bad id": lambda: ctx.decode([10**6])}
+        for name, call in calls.items():
             try:
                 call()
                 errors[name] = "no error"

@@ -16,11 +16,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from . import _cli_model, _reference, load
+from ._arguments import positive
 from ._errors import LlamaRuntimeError
 from ._loader import BACKENDS_VARIABLE, FORCE_VARIANT_VARIABLE
 
@@ -45,22 +46,6 @@ class Outcome:
     seconds: float
 
 
-def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
-    """An argparse type: a number above zero (argparse then exits 2 with the option named)."""
-
-    def parse(text: str) -> float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"{text} is not above zero")
-        return value
-
-    parse.__name__ = kind.__name__
-    return parse
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m llama_cpp_runtime", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -69,12 +54,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, text in (("check", "compute on every device and CPU variant, compare with Python"),
                        ("bench", "matrix-multiply throughput per device and CPU variant")):  # fmt: skip
         sub = commands.add_parser(name, help=text)
-        sub.add_argument("--timeout", type=_positive(float), default=120.0, help="seconds per device (default 120)")
+        sub.add_argument("--timeout", type=positive(float), default=120.0, help="seconds per device (default 120)")
         sub.add_argument("--device", action="append", default=[], help="only these devices (repeatable)")
         if name == "bench":
-            sub.add_argument("--size", type=_positive(int), default=256, help="m = n = k of the multiply (default 256)")
-            _cli_model.add_bench_options(sub, _positive)
-    _cli_model.add_run(commands, _positive)
+            sub.add_argument("--size", type=positive(int), default=256, help="m = n = k of the multiply (default 256)")
+            _cli_model.add_bench_options(sub)
+    _cli_model.add_run(commands)
     _cli_model.add_bench_child(commands)
     for hidden in ("_probe", "_check", "_bench"):
         child = commands.add_parser(hidden)

@@ -13,14 +13,15 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 
 from . import load
+from ._arguments import positive
 from ._model_bench import bench
 
 
-def add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser], positive: Callable[..., object]) -> None:
+def add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = commands.add_parser("run", help="generate text from a GGUF model (greedy)")
     run.add_argument("model")
     run.add_argument("--prompt", required=True)
@@ -36,7 +37,7 @@ def _add_placement(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-gpu-layers", type=int, default=None, help="layers to offload (default: upstream's, all)")
 
 
-def add_bench_options(bench_parser: argparse.ArgumentParser, positive: Callable[..., object]) -> None:
+def add_bench_options(bench_parser: argparse.ArgumentParser) -> None:
     bench_parser.add_argument("--model", help="measure a GGUF model's pp/tg tokens/s instead of a multiply")
     bench_parser.add_argument("-p", "--n-prompt", type=int, default=512, help="prompt tokens (default 512; 0 skips)")
     bench_parser.add_argument("-n", "--n-gen", type=int, default=128, help="generated tokens (default 128; 0 skips)")
@@ -83,8 +84,8 @@ def bench_model(arguments: argparse.Namespace, devices: Sequence[str], timeout: 
     failed = []
     for device in devices:
         print(f"  … bench {device}", file=sys.stderr, flush=True)
-        child = [sys.executable, "-m", "llama_cpp_runtime", "_bench_model", arguments.model, device,
-                 "-p", str(arguments.n_prompt), "-n", str(arguments.n_gen), "-r", str(arguments.repetitions)]  # fmt: skip
+        sizes = ["-p", str(arguments.n_prompt), "-n", str(arguments.n_gen), "-r", str(arguments.repetitions)]
+        child = [sys.executable, "-m", "llama_cpp_runtime", "_bench_model", arguments.model, device, *sizes]
         if arguments.threads:
             child += ["--threads", str(arguments.threads)]
         try:

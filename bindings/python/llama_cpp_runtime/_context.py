@@ -68,7 +68,9 @@ class Context:
                 handle = llama.llama_init_from_model(model_handle, params)
             if not handle:
                 reason = "; ".join(line.strip() for line in lines if "error" in line.lower() or "fail" in line.lower())
-                raise ContextError(f"could not create a context (n_ctx={n_ctx}): {reason or 'llama.cpp gave no reason'}")
+                raise ContextError(
+                    f"could not create a context (n_ctx={n_ctx}): {reason or 'llama.cpp gave no reason'}"
+                )
         except BaseException:
             model._release()
             raise

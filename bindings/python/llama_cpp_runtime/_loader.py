@@ -69,7 +69,8 @@ class LogBridge:
     @contextmanager
     def capture(self) -> Iterator[list[str]]:
         outer = getattr(self._local, "captured", None)
-        self._local.captured = lines = []
+        lines: list[str] = []
+        self._local.captured = lines
         try:
             yield lines
         finally:

@@ -7,6 +7,7 @@ time. close() is idempotent; the memory is released when the model and every con
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import threading
 import warnings
@@ -51,7 +52,7 @@ class _ProgressBridge:
     def _call(self, fraction: float, user_data: object) -> bool:
         try:
             keep_going = self.progress(float(fraction)) is not False
-        except BaseException as error:  # noqa: BLE001 - re-raised by load_model, never into C
+        except BaseException as error:
             self.error, keep_going = error, False
         self.cancelled = self.cancelled or not keep_going
         return keep_going
@@ -158,10 +159,10 @@ class Model:
 
     def _read_metadata(self, handle: int) -> dict[str, str]:
         metadata = {}
-        for index in range(self._llama.llama_model_meta_count(handle)):
-            key = _read_string(lambda b, n: self._llama.llama_model_meta_key_by_index(handle, index, b, n))
-            value = _read_string(lambda b, n: self._llama.llama_model_meta_val_str_by_index(handle, index, b, n))
-            metadata[key] = value
+        llama = self._llama
+        for index in range(llama.llama_model_meta_count(handle)):
+            key = _read_string(functools.partial(llama.llama_model_meta_key_by_index, handle, index))
+            metadata[key] = _read_string(functools.partial(llama.llama_model_meta_val_str_by_index, handle, index))
         return metadata
 
     @property

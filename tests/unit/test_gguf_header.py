@@ -1,0 +1,98 @@
+"""The binding's GGUF header reader: what it accepts, and that no damaged file makes it raise anything but
+InvalidModel (it runs before libllama on every load, so a traceback here is a crash for the user)."""
+
+from __future__ import annotations
+
+import random
+import struct
+import sys
+from pathlib import Path
+
+import pytest
+import tiny_models
+from support import REPO_ROOT
+
+sys.path.insert(0, str(REPO_ROOT / "bindings" / "python"))
+from llama_cpp_runtime import InvalidModel, ModelNotFound, read_header  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_models.write_llama_model(tmp_path_factory.mktemp("gguf") / "spm.gguf", dtype="q8_0")
+
+
+def test_a_model_header_is_read_whole(model: Path) -> None:
+    header = read_header(model)
+    assert header.version == 3 and header.architecture == "llama"
+    assert header.metadata["llama.block_count"] == 2
+    assert header.metadata["tokenizer.ggml.tokens"][:3] == ["<unk>", "<s>", "</s>"]
+    names = [t.name for t in header.tensors]
+    assert names[0] == "token_embd.weight" and "blk.1.ffn_down.weight" in names
+    last = max(header.tensors, key=lambda t: t.offset)
+    assert header.data_offset + last.offset + (last.nbytes() or 0) <= header.file_size
+    assert header.data_offset % 32 == 0
+
+
+def test_every_truncation_is_an_invalid_model(model: Path, tmp_path: Path) -> None:
+    data = model.read_bytes()
+    header = read_header(model)
+    data_end = max(header.data_offset + t.offset + (t.nbytes() or 0) for t in header.tensors)
+    assert len(data) - data_end < 32  # the writer pads the last tensor to the alignment; nothing else follows
+    cut = tmp_path / "cut.gguf"
+    for length in sorted({*range(0, 64), *range(0, data_end, max(1, data_end // 300)), data_end - 1}):
+        cut.write_bytes(data[:length])
+        with pytest.raises(InvalidModel):
+            read_header(cut)
+
+
+def test_corrupted_bytes_never_raise_anything_but_invalid_model(model: Path, tmp_path: Path) -> None:
+    data = model.read_bytes()
+    header_end = read_header(model).data_offset
+    damaged = tmp_path / "damaged.gguf"
+    generator = random.Random(12)
+    outcomes = {"read": 0, "refused": 0}
+    for _ in range(400):
+        corrupt = bytearray(data)
+        for _ in range(generator.randint(1, 4)):
+            corrupt[generator.randrange(header_end)] = generator.randrange(256)
+        damaged.write_bytes(bytes(corrupt))
+        try:
+            read_header(damaged)
+            outcomes["read"] += 1
+        except InvalidModel:
+            outcomes["refused"] += 1
+    assert outcomes["refused"] > 0 and outcomes["read"] > 0  # both paths ran
+
+
+def test_lengths_that_claim_more_than_the_file_holds_are_refused_at_once(tmp_path: Path) -> None:
+    huge = tmp_path / "huge.gguf"
+    # one metadata key whose string claims 2**60 bytes
+    huge.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", 2**60) + b"x" * 16)
+    with pytest.raises(InvalidModel, match="truncated or corrupt: length|needs 1152921504606846976 bytes"):
+        read_header(huge)
+    array = tmp_path / "array.gguf"
+    key = b"k"
+    array.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", 1) + key
+                      + struct.pack("<IIQ", 9, 4, 2**40))  # fmt: skip
+    with pytest.raises(InvalidModel, match="claims 1099511627776 items"):
+        read_header(array)
+
+
+def test_what_llama_cpp_would_abort_on_is_refused_with_the_reason(tmp_path: Path) -> None:
+    duplicate = tiny_models.write_duplicate_token_vocab(tmp_path / "duplicate.gguf")
+    with pytest.raises(InvalidModel, match=r"'▁Hello' twice \(ids \d+ and \d+\)"):
+        read_header(duplicate)
+
+
+def test_not_a_file_and_not_gguf(tmp_path: Path) -> None:
+    with pytest.raises(ModelNotFound) as missing:
+        read_header(tmp_path / "nothing.gguf")
+    assert isinstance(missing.value, FileNotFoundError)
+    with pytest.raises(InvalidModel, match="is a directory"):
+        read_header(tmp_path)
+    with pytest.raises(InvalidModel, match=r"not a GGUF file \(it starts with b'this'"):
+        read_header(tiny_models.write_not_gguf(tmp_path / "text.gguf"))
+    future = tmp_path / "future.gguf"
+    future.write_bytes(b"GGUF" + struct.pack("<IQQ", 99, 0, 0))
+    with pytest.raises(InvalidModel, match="GGUF version 99 is not supported"):
+        read_header(future)
