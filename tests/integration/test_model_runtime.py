@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 import tiny_models
 from real_projects import project_at
-from support import hermetic_env
+from support import Project, hermetic_env
+from toolchains_present import vulkan
 from venvs import in_venv, pip, runtime, venv, wheels_of
 
 pytestmark = [
@@ -32,15 +33,21 @@ TEXTS = ["Hello world", "hello the model", "héllo wörld ✓ 日本語 🦙", "
 
 
 @pytest.fixture(scope="session")
-def python(real_llama_cpp: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh venv holding the core wheel of the pin (every CPU variant), installed with plain pip."""
+def pinned(real_llama_cpp: Path, tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """This repository's configuration and patches at the pin, with its core wheel built."""
     root = tmp_path_factory.mktemp("pinned-runtime")
     home = root / "home"
     home.mkdir()
     project = project_at(root / "project", real_llama_cpp, "0.3.35", hermetic_env(home))
     project.run("wheels", "--backend", "cpu", timeout=BUILD_TIMEOUT)
-    interpreter = venv(root)
-    pip(interpreter, "install", "--no-index", str(wheels_of(project)["llama_cpp_runtime"]))
+    return project
+
+
+@pytest.fixture(scope="session")
+def python(pinned: Project) -> Path:
+    """A fresh venv holding the core wheel of the pin (every CPU variant), installed with plain pip."""
+    interpreter = venv(pinned.root.parent / "cpu")
+    pip(interpreter, "install", "--no-index", str(wheels_of(pinned)["llama_cpp_runtime"]))
     return interpreter
 
 
@@ -387,3 +394,37 @@ def test_upstreams_tokenizer_vocabularies_tokenize_as_upstream_expects(
         print(f"  {Path(path).name}: {m}/{n} {error}")
     assert all(not error for _, _, error in result.values()), result
     assert matched == total, result
+
+
+@vulkan
+def test_layers_offloaded_to_lavapipe_generate_the_cpus_tokens(
+    pinned: Project, models: dict[str, Path], tmp_path: Path
+) -> None:
+    """The Vulkan plugin wheel of the pin, on lavapipe (Mesa's Vulkan on the CPU): n_gpu_layers and the
+    device list reach llama.cpp, and greedy generation does not change with where the layers run."""
+    pinned.run("wheels", "--backend", "vulkan", timeout=BUILD_TIMEOUT)
+    built = wheels_of(pinned)
+    interpreter = venv(tmp_path)
+    pip(interpreter, "install", "--no-index", str(built["llama_cpp_runtime"]), str(built["llama_cpp_runtime_vulkan"]))
+    code = """
+        import json, sys
+        import llama_cpp_runtime as lcr
+        rt = lcr.load()
+        out = {"devices": [d.name for d in rt.devices()]}
+        for path in sys.argv[1:]:
+            for devices, layers in ((["CPU"], 0), (["Vulkan0"], None), (["Vulkan0"], 1)):
+                with rt.load_model(path, devices=devices, n_gpu_layers=layers) as model:
+                    offload = [line for line in model.load_log if "offloaded" in line]
+                    with model.context(n_ctx=128) as ctx:
+                        out[f"{path} {devices[0]} {layers}"] = [offload, ctx.generate(model.tokenize("Hello"), 12)]
+        print(json.dumps(out))
+    """
+    paths = [str(models[name]) for name in ("spm-f32", "spm-f16", "q8_0")]
+    result = script(interpreter, code, *paths, cwd=tmp_path, env={"GGML_VK_VISIBLE_DEVICES": "0"})
+    assert result.pop("devices") == ["CPU", "Vulkan0"]
+    for path in paths:
+        on_cpu, on_gpu, one_layer = (result[f"{path} {where}"] for where in ("CPU 0", "Vulkan0 None", "Vulkan0 1"))
+        assert on_cpu[0] == ["load_tensors: offloaded 0/3 layers to GPU"]
+        assert on_gpu[0] == ["load_tensors: offloaded 3/3 layers to GPU"]  # upstream's default: every layer
+        assert one_layer[0] == ["load_tensors: offloaded 1/3 layers to GPU"]
+        assert on_cpu[1] == on_gpu[1] == one_layer[1], path

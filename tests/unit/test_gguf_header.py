@@ -13,7 +13,7 @@ import tiny_models
 from support import REPO_ROOT
 
 sys.path.insert(0, str(REPO_ROOT / "bindings" / "python"))
-from llama_cpp_runtime import InvalidModel, ModelNotFound, read_header  # noqa: E402
+from llama_cpp_runtime import InvalidModel, ModelNotFound, read_header
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +68,7 @@ def test_lengths_that_claim_more_than_the_file_holds_are_refused_at_once(tmp_pat
     huge = tmp_path / "huge.gguf"
     # one metadata key whose string claims 2**60 bytes
     huge.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", 2**60) + b"x" * 16)
-    with pytest.raises(InvalidModel, match="truncated or corrupt: length|needs 1152921504606846976 bytes"):
+    with pytest.raises(InvalidModel, match="needs 1152921504606846976 bytes"):
         read_header(huge)
     array = tmp_path / "array.gguf"
     key = b"k"
