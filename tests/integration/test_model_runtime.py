@@ -5,7 +5,9 @@ tokenizes, generates, embeds, and refuses bad input with typed errors instead of
 
 from __future__ import annotations
 
+import collections
 import json
+import random
 import shutil
 import subprocess
 import sys
@@ -247,6 +249,50 @@ def test_bad_models_are_typed_errors_with_upstreams_reason(
         assert result[name][0] == kinds, (name, result[name])
         assert words in result[name][1], (name, result[name])
         assert "\n" not in result[name][1]
+
+
+def test_inspect_model_survives_what_the_file_does_to_llama_cpp(
+    python: Path, models: dict[str, Path], tmp_path: Path
+) -> None:
+    """A census of damaged headers (bytes overwritten at random), each loaded and run for one token in a
+    child process by inspect_model: every one is a model or a typed error, never a crash or a hang."""
+    good = models["spm-f32"]
+    data = good.read_bytes()
+    header_end = tiny_models_header_end(good)
+    generator = random.Random(3)
+    damaged = []
+    for index in range(30):
+        corrupt = bytearray(data)
+        for _ in range(generator.randint(1, 3)):
+            corrupt[generator.randrange(header_end)] = generator.randrange(256)
+        damaged.append(tmp_path / f"damaged-{index}.gguf")
+        damaged[-1].write_bytes(bytes(corrupt))
+    code = """
+        import json, sys
+        import llama_cpp_runtime as lcr
+        info = lcr.inspect_model(sys.argv[1])
+        out = {"good": [info.architecture, info.n_vocab, info.n_params], "damaged": []}
+        for path in sys.argv[2:]:
+            try:
+                lcr.inspect_model(path, timeout=60)
+                out["damaged"].append(["model", ""])
+            except lcr.LlamaRuntimeError as error:
+                out["damaged"].append([type(error).__name__, str(error)])
+        print(json.dumps(out))
+    """
+    result = script(python, code, str(good), *map(str, damaged), cwd=tmp_path)
+    assert result["good"][:2] == ["llama", 433] and result["good"][2] > 0
+    outcomes = collections.Counter(kind for kind, _ in result["damaged"])
+    print(f"\n30 damaged headers: {dict(outcomes)}")
+    crashed = [message for _, message in result["damaged"] if "crashed" in message or "did not finish" in message]
+    assert not crashed, crashed
+    assert set(outcomes) <= {"model", "InvalidModel", "ModelLoadError"}, result["damaged"]
+
+
+def tiny_models_header_end(path: Path) -> int:
+    import gguf
+
+    return int(gguf.GGUFReader(path).data_offset)
 
 
 def test_handles_after_close_and_a_context_keeps_its_model(

@@ -3,6 +3,7 @@ InvalidModel (it runs before libllama on every load, so a traceback here is a cr
 
 from __future__ import annotations
 
+import os
 import random
 import struct
 import sys
@@ -92,6 +93,10 @@ def test_not_a_file_and_not_gguf(tmp_path: Path) -> None:
         read_header(tmp_path)
     with pytest.raises(InvalidModel, match=r"not a GGUF file \(it starts with b'this'"):
         read_header(tiny_models.write_not_gguf(tmp_path / "text.gguf"))
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp_path / "pipe.gguf")
+        with pytest.raises(InvalidModel, match="is not a regular file"):  # reading it would block forever
+            read_header(tmp_path / "pipe.gguf")
     future = tmp_path / "future.gguf"
     future.write_bytes(b"GGUF" + struct.pack("<IQQ", 99, 0, 0))
     with pytest.raises(InvalidModel, match="GGUF version 99 is not supported"):

@@ -40,6 +40,7 @@ from ._errors import (
     ModelNotFound,
 )
 from ._gguf import GGUFHeader, read_header
+from ._inspect import ModelInfo, inspect_model
 from ._llama_abi import AbiMismatch
 from ._loader import (
     BACKENDS_VARIABLE,
@@ -74,8 +75,8 @@ __all__ = [
     "BACKENDS_VARIABLE", "ENTRY_POINT_GROUP", "EXCLUDE_VARIANTS_VARIABLE", "FORCE_VARIANT_VARIABLE",
     "LIBRARY_DIR_VARIABLE", "PLUGIN_DIRS_VARIABLE", "AbiMismatch", "Backend", "ClosedError", "ComputeError", "Context",
     "ContextError", "DecodeError", "Device", "GGUFHeader", "InvalidModel", "LibraryNotFound", "LlamaRuntimeError",
-    "LoadCancelled", "LoadError", "MlockWarning", "Model", "ModelLoadError", "ModelNotFound", "ModuleReport",
-    "Report", "Runtime", "TokenizeError", "UnknownDevice", "load", "read_header",
+    "LoadCancelled", "LoadError", "MlockWarning", "Model", "ModelInfo", "ModelLoadError", "ModelNotFound",
+    "ModuleReport", "Report", "Runtime", "TokenizeError", "UnknownDevice", "inspect_model", "load", "read_header",
 ]  # fmt: skip
 
 

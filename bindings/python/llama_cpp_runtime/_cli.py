@@ -23,6 +23,7 @@ from typing import Any
 from . import _cli_model, _reference, load
 from ._arguments import positive
 from ._errors import LlamaRuntimeError
+from ._inspect import inspect_in_child
 from ._loader import BACKENDS_VARIABLE, FORCE_VARIANT_VARIABLE
 
 CHECK_SHAPE = {"m": 33, "n": 17, "k": 129}  # odd sizes: every vector path runs its scalar tail too
@@ -61,6 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             _cli_model.add_bench_options(sub)
     _cli_model.add_run(commands)
     _cli_model.add_bench_child(commands)
+    commands.add_parser("_inspect").add_argument("model")
     for hidden in ("_probe", "_check", "_bench"):
         child = commands.add_parser(hidden)
         child.add_argument("device", nargs="?")
@@ -256,6 +258,7 @@ _COMMANDS = {
     "bench": _bench,
     "run": _cli_model.run,
     "_bench_model": _cli_model.bench_model_child,
+    "_inspect": lambda arguments: inspect_in_child(arguments.model),
     "_probe": _probe,
     "_check": _device_check,
     "_bench": _device_bench,

@@ -125,6 +125,8 @@ def read_header(path: str | os.PathLike[str]) -> GGUFHeader:
         raise ModelNotFound(f"{location}: no such file")
     if location.is_dir():
         raise InvalidModel(f"{location}: is a directory, not a GGUF file")
+    if not location.is_file():  # a FIFO or a device would block or never end
+        raise InvalidModel(f"{location}: is not a regular file")
     try:
         with location.open("rb") as stream:
             return _parse(_Reader(stream, location, os.fstat(stream.fileno()).st_size))

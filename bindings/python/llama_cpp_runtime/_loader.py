@@ -42,6 +42,14 @@ _LEVELS = {1: logging.DEBUG, 2: logging.INFO, 3: logging.WARNING, 4: logging.ERR
 logger = logging.getLogger("llama_cpp_runtime")
 
 
+class CapturedLog(list[str]):
+    """The lines one thread caused, and among them those logged at error level."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.errors: list[str] = []
+
+
 class LogBridge:
     """The one log callback of ggml and llama.cpp, forwarded to the `llama_cpp_runtime.ggml` logger.
     A thread can also capture the lines it causes (a module or a model that fails to load says why in
@@ -60,16 +68,18 @@ class LogBridge:
                 self._level = _LEVELS.get(level, logging.INFO)
             if message:
                 self.logger.log(self._level, "%s", message)
-                captured: list[str] | None = getattr(self._local, "captured", None)
+                captured: CapturedLog | None = getattr(self._local, "captured", None)
                 if captured is not None:
                     captured.append(message)
+                    if self._level >= logging.ERROR:
+                        captured.errors.append(message.strip())
         except Exception:  # an exception must never unwind into C
             pass
 
     @contextmanager
-    def capture(self) -> Iterator[list[str]]:
+    def capture(self) -> Iterator[CapturedLog]:
         outer = getattr(self._local, "captured", None)
-        lines: list[str] = []
+        lines = CapturedLog()
         self._local.captured = lines
         try:
             yield lines
@@ -77,6 +87,7 @@ class LogBridge:
             self._local.captured = outer
             if outer is not None:
                 outer.extend(lines)
+                outer.errors.extend(lines.errors)
 
 
 @dataclass

@@ -23,7 +23,7 @@ from ._tokenizer import Tokenizer
 
 if TYPE_CHECKING:
     from ._context import Context
-    from ._loader import LogBridge
+    from ._loader import CapturedLog, LogBridge
     from ._report import Device
 
 Progress = Callable[[float], "bool | None"]
@@ -223,9 +223,7 @@ def _read_string(call: Callable[[ctypes.Array[ctypes.c_char], int], int]) -> str
         capacity = n + 1
 
 
-def _reason(lines: Sequence[str]) -> str:
-    """llama.cpp's own words: its error lines, else its last line."""
-    markers = ("error", "failed", "invalid", "unknown", "wrong", "not ", "missing", "cannot", "exception")
-    errors = [line.strip() for line in lines if any(m in line.lower() for m in markers)]
-    chosen = errors or [line.strip() for line in lines[-1:]]
-    return "; ".join(dict.fromkeys(chosen)) or "no reason given"
+def _reason(lines: CapturedLog) -> str:
+    """llama.cpp's own words: what it logged at error level, else its last line."""
+    chosen = lines.errors or [line.strip() for line in lines[-1:]]
+    return "; ".join(dict.fromkeys(chosen)) or "llama.cpp gave no reason"

@@ -1,0 +1,84 @@
+"""inspect_model(): load a model in a child process and report what it is, or why it cannot be used.
+
+For files from untrusted places: whatever llama.cpp does with the file (an abort on an assertion no
+header check knows about, a fault in a kernel, a hang) happens to the child, and the caller gets a
+typed error with the child's last words instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ._errors import InvalidModel, LlamaRuntimeError, ModelLoadError, ModelNotFound
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    path: Path
+    architecture: str
+    description: str
+    n_params: int
+    size: int
+    n_vocab: int
+    n_embd: int
+    n_ctx_train: int
+    metadata: dict[str, str] = field(repr=False)
+
+
+_ERRORS: dict[str, type[LlamaRuntimeError]] = {
+    "ModelNotFound": ModelNotFound,
+    "InvalidModel": InvalidModel,
+}
+
+
+def inspect_model(path: str | os.PathLike[str], *, timeout: float = 120.0) -> ModelInfo:
+    """Load the model in a child process (the same libraries and environment as load() would use), run
+    one token through it, and report it; raise ModelNotFound, InvalidModel or ModelLoadError otherwise
+    (a crash of the child is an InvalidModel naming the signal)."""
+    location = Path(path).resolve()
+    try:
+        result = subprocess.run(  # noqa: S603 - this very interpreter, a fixed module, our arguments
+            [sys.executable, "-m", "llama_cpp_runtime", "_inspect", str(location)],
+            capture_output=True, text=True, timeout=timeout, check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        raise InvalidModel(f"{location}: loading it did not finish in {timeout:.0f}s") from None
+    last = ([line for line in result.stderr.splitlines() if line.strip()] or [""])[-1]
+    if result.returncode < 0:
+        name = signal.Signals(-result.returncode).name
+        raise InvalidModel(f"{location}: llama.cpp crashed loading it ({name}){': ' + last if last else ''}")
+    if result.returncode != 0:
+        raise ModelLoadError(f"{location}: {last or f'exit {result.returncode}'}")
+    answer = json.loads(result.stdout)
+    if "error" in answer:
+        raise _ERRORS.get(answer["error"], ModelLoadError)(answer["message"])
+    return ModelInfo(path=location, **answer)
+
+
+def inspect_in_child(path: str) -> int:
+    """The child's side: one JSON object on stdout, an error or the model's description."""
+    from . import load
+
+    try:
+        with load().load_model(path) as model, model.context(n_ctx=32, n_threads=1) as ctx:
+            ctx.decode(model.tokenize("a", add_special=True)[:1] or [0])
+            answer: dict[str, object] = {
+                "architecture": model.metadata.get("general.architecture", ""),
+                "description": model.description,
+                "n_params": model.n_params,
+                "size": model.size,
+                "n_vocab": model.n_vocab,
+                "n_embd": model.n_embd,
+                "n_ctx_train": model.n_ctx_train,
+                "metadata": model.metadata,
+            }
+    except LlamaRuntimeError as error:
+        answer = {"error": type(error).__name__, "message": str(error)}
+    print(json.dumps(answer))
+    return 0
