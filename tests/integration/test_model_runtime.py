@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 import random
 import shutil
 import subprocess
@@ -337,6 +338,29 @@ def test_handles_after_close_and_a_context_keeps_its_model(
     assert errors["bad id"][0] == "TokenizeError" and "not in the vocabulary" in errors["bad id"][1]
     assert "closed" in errors["closed context"]
     assert result["logged"]  # llama.cpp's own log reached the logger, through the one bridge
+
+
+def test_a_failed_mlock_is_a_warning_that_says_why(python: Path, models: dict[str, Path], tmp_path: Path) -> None:
+    code = """
+        import json, resource, sys, warnings
+        resource.setrlimit(resource.RLIMIT_MEMLOCK, (0, 0))
+        import llama_cpp_runtime as lcr
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with lcr.load().load_model(sys.argv[1], mlock=True) as model, model.context(n_ctx=64) as ctx:
+                generated = ctx.generate(model.tokenize("Hello"), 2)
+        print(json.dumps([[w.category.__name__, str(w.message)] for w in caught] + [generated]))
+    """
+    # root may lock memory whatever the limit says: drop the capabilities, as an ordinary user has none
+    as_root = os.geteuid() == 0 and shutil.which("setpriv")
+    drop = ["setpriv", "--inh-caps=-all", "--bounding-set=-all"] if as_root else []
+    result = subprocess.run([*drop, str(python), "-c", textwrap.dedent(code), str(models["spm-f32"])],
+                            capture_output=True, text=True, timeout=300, cwd=tmp_path, check=False)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    *caught, generated = json.loads(result.stdout)
+    assert generated  # the model works, unlocked
+    assert [category for category, _ in caught] == ["MlockWarning"], caught
+    assert "failed to mlock" in caught[0][1] and "RLIMIT_MEMLOCK" in caught[0][1]
 
 
 def test_nothing_reaches_stderr_unless_asked(python: Path, models: dict[str, Path], tmp_path: Path) -> None:

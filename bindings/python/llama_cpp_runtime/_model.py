@@ -97,7 +97,8 @@ class Model:
         if mlock:
             for line in lines:
                 if any(marker in line for marker in _MLOCK_FAILED):
-                    warnings.warn(f"{self.path}: {line.strip()}", MlockWarning, stacklevel=3)
+                    advice = "the model is loaded but may be swapped out; raise RLIMIT_MEMLOCK (ulimit -l)"
+                    warnings.warn(f"{self.path}: {line.strip()}: {advice}", MlockWarning, stacklevel=3)
         self.load_log = tuple(lines)
         self.tokenizer = Tokenizer(llama, llama.llama_model_get_vocab(handle))
         self.vocab_only = vocab_only
