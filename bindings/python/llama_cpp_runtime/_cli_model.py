@@ -52,6 +52,7 @@ def run(arguments: argparse.Namespace) -> int:
         ids = model.tokenize(arguments.prompt)
         n_ctx = arguments.ctx_size or max(512, len(ids) + arguments.n_predict)
         with model.context(n_ctx=n_ctx, n_threads=arguments.threads) as ctx:
+            ctx.decode(ids[:1])  # warm-up, as llama-cli does: the first decode allocates and starts threads
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
             start = time.perf_counter()
             first: float | None = None

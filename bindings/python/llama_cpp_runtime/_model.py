@@ -180,22 +180,26 @@ class Model:
     def tokenize(self, text: str | bytes, *, add_special: bool = True, parse_special: bool = False) -> list[int]:
         """Token ids of the text; add_special adds BOS/EOS where the model asks for them,
         parse_special reads control-token texts such as `<s>` as those tokens."""
-        self._live()
-        return self.tokenizer.tokenize(text, add_special=add_special, parse_special=parse_special)
+        with self._lock:  # close() on another thread waits until this call is done
+            self._live()
+            return self.tokenizer.tokenize(text, add_special=add_special, parse_special=parse_special)
 
     def detokenize(self, ids: Sequence[int], *, remove_special: bool = False, unparse_special: bool = False) -> str:
         """The text of the ids (invalid UTF-8 becomes U+FFFD); ids outside the vocabulary raise TokenizeError."""
-        self._live()
-        return self.tokenizer.detokenize(ids, remove_special=remove_special, unparse_special=unparse_special)
+        with self._lock:  # close() on another thread waits until this call is done
+            self._live()
+            return self.tokenizer.detokenize(ids, remove_special=remove_special, unparse_special=unparse_special)
 
     def token_to_piece(self, token: int, *, special: bool = False) -> bytes:
         """One token's bytes, for streaming output (a piece may hold part of a UTF-8 character)."""
-        self._live()
-        return self.tokenizer.piece(token, special=special)
+        with self._lock:  # close() on another thread waits until this call is done
+            self._live()
+            return self.tokenizer.piece(token, special=special)
 
     def is_end_of_generation(self, token: int) -> bool:
-        self._live()
-        return self.tokenizer.is_end_of_generation(token)
+        with self._lock:  # close() on another thread waits until this call is done
+            self._live()
+            return self.tokenizer.is_end_of_generation(token)
 
     # ---- contexts ---------------------------------------------------------------------------------
 
