@@ -5,9 +5,16 @@ from __future__ import annotations
 from . import ui
 from .config import Config
 from .errors import PatchConflict
-from .patchqueue import read_series, touched_paths
+from .patchqueue import read_series
 from .tracking import TrackingRepo, TrackingState, apply_with_am
-from .workstate import EXPORT_AND_SYNC, conflict_guidance, ensure_no_unsaved_work
+from .workstate import (
+    EXPORT_AND_SYNC,
+    conflict_details,
+    conflict_guidance,
+    ensure_no_unsaved_work,
+    refuse_damaged,
+    refuse_malformed_patches,
+)
 
 
 def run_apply_patches(config: Config) -> None:
@@ -15,7 +22,9 @@ def run_apply_patches(config: Config) -> None:
     series = read_series(config.patches)
     pinned = config.upstream.commit
     where = config.relative(config.tracking)
+    refuse_malformed_patches(series, config)
     with ui.step(f"check {where} for unsaved work"):
+        refuse_damaged(repo, config)
         repo.ensure_initialised()
         ensure_no_unsaved_work(repo, config, series)
     with ui.step(f"fetch {pinned[:12]} from {config.upstream.url}"):
@@ -30,10 +39,9 @@ def run_apply_patches(config: Config) -> None:
             ui.info(f"  {how:<11} {patch.name}")
         if outcome.stopped:
             failing = series[len(created)]
-            conflicted = repo.conflicted_files() or touched_paths(failing.content)
             raise PatchConflict(
                 f"patch {failing.name} ({len(created) + 1} of {len(series)}) does not apply on {pinned[:12]}",
-                details="files in conflict:\n" + "\n".join(f"  {where}/{path}" for path in conflicted),
+                details=conflict_details(repo, where, failing, outcome.said),
                 hint=conflict_guidance(where, then=EXPORT_AND_SYNC, abort=" (patches/ is unchanged)"),
             )
     ui.info(f"  {where} is {pinned[:12]} + {len(series)} patch(es) on branch `patched`")

@@ -23,7 +23,7 @@ from .buildlog import FailureSummary, summarise_failure
 from .cmake_tool import RunOutcome, Tools
 from .config import Config
 from .errors import BuildFailed, BuildsysError, OutOfDate, UsageError
-from .manifest import Manifest, read_incomplete_marker, read_manifest
+from .manifest import Manifest, read_incomplete_marker, read_manifest, staleness
 from .patchqueue import read_series, series_hash
 from .presets import CMAKE_DIR, Matrix, Preset, host_system, load_matrix
 from .stage import StagedFile, scan_stage, write_stage_record
@@ -140,11 +140,12 @@ def current_manifest(config: Config) -> Manifest:
     if manifest is None:
         raise OutOfDate(f"{where} has not been synced", hint="run: nox -s apply-patches sync")
     current_series = series_hash(read_series(config.patches))
-    if manifest.commit != config.upstream.commit or manifest.patch_series_sha256 != current_series:
-        changed = "upstream commit" if manifest.commit != config.upstream.commit else "patch series"
+    changes = staleness(manifest, config.upstream.commit, current_series, config.sync.include, config.sync.exclude)
+    if changes:
+        only_subset = all(change.startswith("[sync]") for change in changes)
         raise OutOfDate(
-            f"{where} is stale: its {changed} differs from {config.relative(config.source)} and patches/",
-            hint="run: nox -s apply-patches sync",
+            f"{where} is stale: {'; '.join(changes)} changed since it was synced",
+            hint="run: nox -s sync" if only_subset else "run: nox -s apply-patches sync",
         )
     return manifest
 

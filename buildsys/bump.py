@@ -30,10 +30,13 @@ from .tracking import BumpProgress, Commit, PatchOutcome, TrackingRepo, Tracking
 from .upstream_changes import UpstreamChanges, describe_range, read_texts
 from .workstate import (
     BUMP_CONTINUE,
+    conflict_details,
     conflict_guidance,
     ensure_no_unsaved_work,
+    refuse_damaged,
     refuse_during_bump,
     refuse_if_mid_am,
+    refuse_malformed_patches,
 )
 
 SUMMARY_NAME = "bump-summary.md"
@@ -53,8 +56,10 @@ def run_bump(config: Config, target: str) -> BumpResult | None:
     series = read_series(config.patches)
     where = config.relative(config.tracking)
     pinned = config.upstream.commit
+    refuse_malformed_patches(series, config)
     with ui.step(f"check {where} and {config.relative(config.sync.destination)} for unsaved work"):
         _refuse_hand_edits_in_destination(config)
+        refuse_damaged(repo, config)
         repo.ensure_initialised()
         refuse_during_bump(repo, config)
         ensure_no_unsaved_work(repo, config, series)
@@ -68,10 +73,15 @@ def run_bump(config: Config, target: str) -> BumpResult | None:
         else:
             ui.info(f"  {target} is {pinned[:12]}, the commit already pinned: nothing to do")
         return None
-    progress = BumpProgress(previous=pinned, target=commit, ref=ref, series_sha256=series_hash(series))
+    progress = BumpProgress(previous=pinned, target=commit, ref=ref, series_sha256=series_hash(series),
+                            checked_out=False)  # fmt: skip
     changes = _describe(repo, config, progress)
     with ui.step(f"check out {commit[:12]} on branch `patched`"):
+        before = repo.load_state()
+        before.bump = progress  # recorded first: a bump killed during the checkout can be continued or aborted
+        repo.save_state(before)
         repo.checkout_base(commit)
+        progress.checked_out = True
         repo.save_state(TrackingState(base=commit, bump=progress))
     return _carry_patches(config, repo, series, progress, changes)
 
@@ -81,6 +91,11 @@ def continue_bump(config: Config) -> BumpResult:
     repo = TrackingRepo(config.tracking)
     series = read_series(config.patches)
     progress = _bump_in_progress(repo, config)
+    if not progress.checked_out:
+        with ui.step(f"check out {progress.target[:12]} again: the bump was interrupted while doing it"):
+            repo.force_checkout(progress.target)
+            progress.checked_out = True
+            repo.save_state(TrackingState(base=progress.target, bump=progress))
     refuse_if_mid_am(repo, config)
     if series_hash(series) != progress.series_sha256:
         raise UsageError(
@@ -97,6 +112,9 @@ def abort_bump(config: Config) -> None:
     """Back to the pinned commit + patches/, as apply-patches does (it refuses if work would be lost)."""
     repo = TrackingRepo(config.tracking)
     progress = _bump_in_progress(repo, config)
+    if not progress.checked_out:
+        with ui.step(f"undo the interrupted checkout of {progress.target[:12]}"):
+            repo.force_checkout(progress.previous)
     refuse_if_mid_am(repo, config)
     ui.info(f"  abandoning the bump to {progress.target[:12]}; vendoring.toml and patches/ were not changed")
     run_apply_patches(config)
@@ -151,11 +169,10 @@ def _stop_at_conflict(config: Config, repo: TrackingRepo, series: list[Patch], p
     repo.save_state(state)
     failing = series[progress.position]
     where = config.relative(config.tracking)
-    conflicted = repo.conflicted_files() or touched_paths(failing.content)
     raise PatchConflict(
         f"patch {failing.name} ({progress.position + 1} of {len(series)}) does not apply on "
         f"{progress.target[:12]}; vendoring.toml and patches/ are unchanged",
-        details="files in conflict:\n" + "\n".join(f"  {where}/{path}" for path in conflicted),
+        details=conflict_details(repo, where, failing, ""),
         hint=conflict_guidance(where, then=BUMP_CONTINUE, abort=", then `nox -s bump -- --abort`"),
     )
 
@@ -189,10 +206,10 @@ def _finish(config: Config, repo: TrackingRepo, progress: BumpProgress, changes:
     moved = dataclasses.replace(
         config, upstream=dataclasses.replace(config.upstream, commit=progress.target, ref=progress.ref)
     )
-    run_create_patches(moved)
+    run_create_patches(moved, finishing_bump=True)
     with ui.step(f"pin {progress.target[:12]} in {config.source.name}"):
         write_pin(config.source, progress.target, progress.ref)
-    run_sync(moved)
+    run_sync(moved, finishing_bump=True)
     state = repo.load_state()
     state.bump = None
     state.apply_stopped = False

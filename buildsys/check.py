@@ -11,8 +11,8 @@ from . import ui
 from .config import Config
 from .errors import DriftDetected, OutOfDate, WorkWouldBeLost
 from .git import Git
-from .manifest import read_incomplete_marker, read_manifest, scan
-from .patchqueue import Patch, read_series
+from .manifest import read_incomplete_marker, read_manifest, scan, staleness
+from .patchqueue import Patch, malformed, read_series
 from .sync import build_manifest
 from .tracking import TrackingRepo, apply_with_am
 from .upstream_tree import SourceFile, selected_files
@@ -21,6 +21,13 @@ from .workstate import require_unchanged_queue
 
 def run_check(config: Config) -> None:
     series = read_series(config.patches)
+    unreadable = [(patch.name, reason) for patch in series if (reason := malformed(patch))]
+    if unreadable:
+        name, reason = unreadable[0]
+        raise DriftDetected(
+            f"{config.relative(config.patches)}/{name} is not a patch git can apply: {reason}",
+            hint="fix it (re-export with `nox -s create-patches`) or delete it",
+        )
     drift: list[str] = []
     repo = TrackingRepo(config.tracking)
     if repo.exists() and repo.head() is not None:
@@ -104,6 +111,7 @@ def destination_drift(config: Config, series: list[Patch], expected: dict[str, S
     if recorded is None:
         drift.append(f"{label}: no manifest (never synced, or the manifest was removed)")
     elif recorded.to_bytes() != wanted.to_bytes():
-        drift.append(f"{label}: manifest is stale (records {recorded.commit[:12]}, "
-                     f"series {recorded.patch_series_sha256[:12]})")  # fmt: skip
+        changes = staleness(recorded, wanted.commit, wanted.patch_series_sha256, wanted.include, wanted.exclude)
+        said = "; ".join(changes) or "the recorded files differ"
+        drift.append(f"{label}: manifest is stale: {said} changed since it was synced")
     return drift

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import sys
@@ -18,7 +19,8 @@ from .check import run_check
 from .ci_matrix import run_matrix
 from .config import CONFIG_NAME, UPSTREAM_URL_VARIABLE, Config, load_config
 from .create_patches import run_create_patches
-from .errors import BuildsysError, ConfigError, UsageError
+from .errors import BuildsysError, ConfigError, UsageError, from_os_error
+from .project_lock import WRITING_COMMANDS, project_lock
 from .status import status_lines
 from .sync import run_sync
 from .wheels import WheelsRequest, package, prepare_stages, render_wheels
@@ -215,14 +217,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     ui.configure(quiet=arguments.quiet)
     try:
         config = load_config(_config_path(arguments.config), env=os.environ, upstream_override=arguments.upstream)
-        run(arguments, config)
+        writes = arguments.command in WRITING_COMMANDS
+        with project_lock(config.root, arguments.command, os.environ) if writes else contextlib.nullcontext():
+            run(arguments, config)
     except BuildsysError as error:
         report(error)
         return error.exit_code
+    except OSError as error:  # the file system said no (permissions, full disk, a file for a directory)
+        if isinstance(error, BrokenPipeError):  # e.g. `... | head`: the reader left; say nothing more
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 141
+        failure = from_os_error(error)
+        report(failure)
+        return failure.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # e.g. `... | head`: the reader left; say nothing more
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141
     return 0

@@ -20,9 +20,9 @@ class ExportResult:
     unchanged: int
 
 
-def run_create_patches(config: Config) -> ExportResult:
+def run_create_patches(config: Config, *, finishing_bump: bool = False) -> ExportResult:
     repo = TrackingRepo(config.tracking)
-    require_tracking_repo(repo, config)
+    require_tracking_repo(repo, config, finishing_bump=finishing_bump)
     series = read_series(config.patches)
     with ui.step("export the commits of the tracking repository"):
         survey = repo.survey(config.upstream.commit, series)

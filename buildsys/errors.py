@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Sequence
 
 
@@ -75,3 +76,35 @@ class BuildFailed(BuildsysError):
     """A preset that was asked for (or could be built) did not configure, build or install."""
 
     exit_code = 7
+
+
+class Busy(BuildsysError):
+    """Another buildsys command holds the project's lock."""
+
+    exit_code = 8
+
+
+class FileSystemError(BuildsysError):
+    """A file or directory could not be read or written (permissions, a full disk, a file where a
+    directory belongs); the message names the path, the hint what to do."""
+
+    exit_code = 1
+
+
+_ADVICE = {
+    errno.EACCES: "check its permissions (chmod u+w; lsattr/chattr -i if it is immutable)",
+    errno.EPERM: "check its permissions (chmod u+w; lsattr/chattr -i if it is immutable)",
+    errno.EROFS: "the file system is read-only: work in a writable checkout",
+    errno.ENOSPC: "the disk is full: free some space and run the command again",
+    errno.EDQUOT: "the disk quota is used up: free some space and run the command again",
+    errno.EEXIST: "a file is where a directory belongs: move it away",
+    errno.ENOTDIR: "a file is where a directory belongs: move it away",
+    errno.EISDIR: "a directory is where a file belongs: move it away",
+}
+
+
+def from_os_error(error: OSError) -> FileSystemError:
+    path = error.filename if error.filename is not None else "a file"
+    what = error.strerror or str(error)
+    advice = _ADVICE.get(error.errno or 0, "check the path and run the command again")
+    return FileSystemError(f"{path}: {what}", hint=f"{advice}, then run the command again")

@@ -101,3 +101,20 @@ def scan(destination: Path) -> dict[str, FileEntry]:
                 mode = "100755" if os.access(path, os.X_OK) else "100644"
                 found[relative] = entry_for_bytes(path.read_bytes(), mode)
     return found
+
+
+def staleness(manifest: Manifest, commit: str, series_sha256: str, include: tuple[str, ...],
+              exclude: tuple[str, ...]) -> list[str]:  # fmt: skip
+    """What differs between the synced tree's record and what the configuration asks for, in words."""
+    changes = []
+    if manifest.commit != commit:
+        changes.append(f"the upstream commit ({manifest.commit[:12]} synced, {commit[:12]} pinned)")
+    if manifest.patch_series_sha256 != series_sha256:
+        changes.append("the patch series")
+    for name, synced, wanted in (("include", manifest.include, include), ("exclude", manifest.exclude, exclude)):
+        added = [p for p in wanted if p not in synced]
+        dropped = [p for p in synced if p not in wanted]
+        if added or dropped:
+            parts = [f"+{p}" for p in added] + [f"-{p}" for p in dropped]
+            changes.append(f"[sync] {name} ({' '.join(parts)})")
+    return changes

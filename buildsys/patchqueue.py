@@ -62,3 +62,17 @@ def touched_paths(content: bytes) -> list[str]:
     """Files a patch changes, from its `diff --git` headers (new names for renames)."""
     paths = re.findall(rb"^diff --git a/(?:\S+) b/(\S+)$", content, re.MULTILINE)
     return sorted({p.decode("utf-8", errors="replace") for p in paths})
+
+
+def malformed(patch: Patch) -> str | None:
+    """Why `git am` cannot take this file at all (as opposed to a patch that conflicts), or None."""
+    content = patch.content
+    if not content.strip():
+        return "it is empty"
+    if content.split(b"\n", 1)[0].endswith(b"\r"):
+        return "its lines end in CRLF (an editor or core.autocrlf converted it); git format-patch writes LF"
+    if not content.startswith(b"From "):
+        return "it does not start with a `From ` line: it is not git format-patch output"
+    if not re.search(rb"^diff --git a/", content, re.MULTILINE):
+        return "it has no `diff --git` section: it changes nothing"
+    return None

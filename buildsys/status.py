@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from . import ui
 from .config import Config
-from .manifest import read_incomplete_marker, read_manifest
+from .manifest import read_incomplete_marker, read_manifest, staleness
 from .patchqueue import Patch, read_series, series_hash
 from .tracking import TrackingRepo
 from .workstate import describe_commits
@@ -28,6 +28,9 @@ def status_lines(config: Config) -> list[str]:
 def _tracking_lines(config: Config, series: list[Patch]) -> list[str]:
     repo = TrackingRepo(config.tracking)
     where = config.relative(config.tracking)
+    damage = repo.damage()
+    if damage is not None:
+        return [f"tracking  {where}: DAMAGED: {damage} (run apply-patches for how to recover)"]
     if not repo.exists() or repo.head() is None:
         return [f"tracking  {where}: not set up (run apply-patches)"]
     head = repo.head() or ""
@@ -68,6 +71,6 @@ def _destination_line(config: Config, current_series: str) -> str:
     manifest = read_manifest(destination)
     if manifest is None:
         return f"vendor    {label}: not synced"
-    fresh = manifest.commit == config.upstream.commit and manifest.patch_series_sha256 == current_series
-    state = "up to date with the pin and patches/" if fresh else "stale (run sync)"
+    changes = staleness(manifest, config.upstream.commit, current_series, config.sync.include, config.sync.exclude)
+    state = f"stale: {'; '.join(changes)} changed (run sync)" if changes else "up to date with the pin and patches/"
     return f"vendor    {label}: {len(manifest.files)} files from {manifest.commit[:12]}, {state}"

@@ -33,9 +33,9 @@ class SyncResult:
     unchanged: int
 
 
-def run_sync(config: Config, *, force: bool = False) -> SyncResult:
+def run_sync(config: Config, *, force: bool = False, finishing_bump: bool = False) -> SyncResult:
     repo = TrackingRepo(config.tracking)
-    require_tracking_repo(repo, config)
+    require_tracking_repo(repo, config, finishing_bump=finishing_bump)
     series = read_series(config.patches)
     with ui.step("check tracking repository matches patches/"):
         survey = repo.survey(config.upstream.commit, series)

@@ -87,12 +87,15 @@ class BumpProgress:
     series_sha256: str
     position: int = 0  # the next patch to take (the conflicted one while stopped)
     outcomes: list[PatchOutcome] = field(default_factory=list)
+    # False from before the checkout of the target until it completed: a bump killed in between left a
+    # half-written tree of ours (the tree was clean when the bump started), not the maintainer's work.
+    checked_out: bool = True
 
     def to_json(self) -> dict[str, object]:
         return {
             "previous": self.previous, "target": self.target, "ref": self.ref,
             "series_sha256": self.series_sha256, "position": self.position,
-            "outcomes": [vars(outcome) for outcome in self.outcomes],
+            "outcomes": [vars(outcome) for outcome in self.outcomes], "checked_out": self.checked_out,
         }  # fmt: skip
 
     @classmethod
@@ -101,6 +104,7 @@ class BumpProgress:
             previous=str(data["previous"]), target=str(data["target"]), ref=data.get("ref"),
             series_sha256=str(data["series_sha256"]), position=int(data["position"]),
             outcomes=[PatchOutcome(**item) for item in data.get("outcomes", [])],
+            checked_out=bool(data.get("checked_out", True)),
         )  # fmt: skip
 
 
@@ -164,6 +168,22 @@ class TrackingRepo:
 
     def exists(self) -> bool:
         return self.path.is_dir() and (self.path / ".git").exists() and self.git.is_repository_root()
+
+    def damage(self) -> str | None:
+        """Why git cannot use a repository that is evidently there (.git present), or None. A damaged
+        one must not look "not set up": that advice ends in a refusal, or in a reset over its edits."""
+        if not (self.path / ".git").exists():
+            return None
+        if not self.exists():
+            said = self.git.run("rev-parse", "--git-dir", check=False).err.strip().splitlines()
+            return f"git does not recognise it as a repository ({said[-1] if said else 'no reason given'})"
+        if self.head() is not None:
+            return None
+        branch = self.git.run("symbolic-ref", "--quiet", "HEAD", check=False).out.strip()
+        listed = self.git.run("for-each-ref", "--format=%(refname)", branch, check=False).out.strip()
+        if branch and ((self.git_dir / branch).exists() or listed):
+            return f"{branch} does not name a commit (the file holds something else)"
+        return None
 
     def ensure_initialised(self) -> None:
         if self.exists():
@@ -343,6 +363,13 @@ class TrackingRepo:
 
     # -- changing ------------------------------------------------------------------------------
 
+    def force_checkout(self, commit: str) -> None:
+        """Put `commit` on the patch branch over a tree that only buildsys wrote to (an interrupted
+        checkout): its stale index lock, half-written files and leftovers go."""
+        (self.git_dir / "index.lock").unlink(missing_ok=True)
+        self.git.run("checkout", "--quiet", "--force", "-B", WORK_BRANCH, commit)
+        self.git.run("clean", "--quiet", "--force", "-d")
+
     def checkout_base(self, commit: str) -> None:
         head = self.head()
         if head:
@@ -385,6 +412,7 @@ class AmOutcome:
 
     applied: tuple[str, ...]
     stopped: bool
+    said: str = ""  # git's own error lines when it stopped ("patch does not apply", "corrupt patch at line 9")
 
 
 def apply_with_am(git: Git, patch_files: list[Path]) -> AmOutcome:
@@ -402,7 +430,8 @@ def apply_with_am(git: Git, patch_files: list[Path]) -> AmOutcome:
         elif line.startswith("Falling back to patching base and 3-way merge") and how:
             how[-1] = "3-way merge"
     stopped = result.returncode != 0
-    return AmOutcome(tuple(how[:-1] if stopped and how else how), stopped=stopped)
+    said = "\n".join(line for line in result.err.splitlines() if line.startswith(("error:", "fatal:", "warning:")))
+    return AmOutcome(tuple(how[:-1] if stopped and how else how), stopped=stopped, said=said)
 
 
 def _raise_if_unreachable(fetched: GitResult, url: str) -> None:

@@ -4,26 +4,42 @@ from __future__ import annotations
 
 from . import ui
 from .config import Config
-from .errors import OutOfDate, UsageError, WorkWouldBeLost
-from .patchqueue import Patch
+from .errors import OutOfDate, PatchConflict, UsageError, WorkWouldBeLost
+from .patchqueue import Patch, malformed, touched_paths
 from .tracking import Commit, Survey, TrackingRepo
 
 
-def require_tracking_repo(repo: TrackingRepo, config: Config) -> None:
+def refuse_damaged(repo: TrackingRepo, config: Config) -> None:
+    damage = repo.damage()
+    if damage is not None:
+        where = config.relative(config.tracking)
+        raise WorkWouldBeLost(
+            f"{where} is a damaged git repository: {damage}",
+            hint=(
+                f"if .git/HEAD is missing, restore it: `echo 'ref: refs/heads/patched' > {where}/.git/HEAD`; "
+                f"otherwise move {where} away (your edits stay in it) and run `nox -s apply-patches`"
+            ),
+        )
+
+
+def require_tracking_repo(repo: TrackingRepo, config: Config, *, finishing_bump: bool = False) -> None:
+    refuse_damaged(repo, config)
     if not repo.exists() or repo.head() is None:
         raise UsageError(
             f"no tracking repository at {config.relative(config.tracking)}",
             hint="run `nox -s apply-patches` (python -m buildsys apply-patches) first",
         )
     refuse_if_mid_am(repo, config)
-    refuse_during_bump(repo, config)
+    if not finishing_bump:
+        refuse_during_bump(repo, config)
 
 
 def refuse_during_bump(repo: TrackingRepo, config: Config) -> None:
-    """While a bump is under way patches/ and vendor/ belong to it; only the bump itself (whose
-    configuration already pins the target) exports and syncs."""
+    """While a bump is recorded patches/ and vendor/ belong to it, whatever vendoring.toml pins (a pin
+    moved by hand to the target must not let an export drop a patch not yet carried across); only the
+    bump itself exports and syncs."""
     bump = repo.load_state().bump
-    if bump is not None and config.upstream.commit != bump.target:
+    if bump is not None:
         raise UsageError(
             f"a bump from {bump.previous[:12]} to {bump.target[:12]} is in progress; patches/ and "
             f"{config.relative(config.sync.destination)}/ change when it finishes",
@@ -51,6 +67,28 @@ EXPORT_AND_SYNC = "`nox -s create-patches sync`"
 BUMP_CONTINUE = "`nox -s bump -- --continue`"
 
 
+def refuse_malformed_patches(series: list[Patch], config: Config) -> None:
+    """Before any `git am`: a file git cannot read as a patch is named with the reason, instead of a
+    stop that blames the patch before it and suggests `am --continue` when no am is under way."""
+    problems = [(patch.name, reason) for patch in series if (reason := malformed(patch))]
+    if problems:
+        label = config.relative(config.patches)
+        name, reason = problems[0]
+        raise PatchConflict(
+            f"{label}/{name} is not a patch git can apply: {reason}",
+            details="\n".join(f"  {label}/{n}: {r}" for n, r in problems[1:]),
+            hint="fix it (re-export with `nox -s create-patches`) or delete it; nothing was applied",
+        )
+
+
+def conflict_details(repo: TrackingRepo, where: str, failing: Patch, git_said: str) -> str:
+    """The files in conflict, and git's own words (the only explanation when no file conflicts)."""
+    conflicted = repo.conflicted_files() or touched_paths(failing.content)
+    lines = [f"  {where}/{path}" for path in conflicted]
+    text = "files in conflict:\n" + "\n".join(lines) if lines else ""
+    return "\n".join(part for part in (text, f"git said:\n{git_said}" if git_said else "") if part)
+
+
 def conflict_guidance(where: str, *, then: str, abort: str) -> str:
     """What to do when `git am` stopped: the same three ways out for apply-patches and bump."""
     return (
@@ -66,6 +104,7 @@ def describe_commits(commits: list[Commit]) -> list[str]:
 
 def ensure_no_unsaved_work(repo: TrackingRepo, config: Config, series: list[Patch]) -> None:
     """Refuse, listing it all, when resetting the tracking repository would lose edits or commits."""
+    refuse_damaged(repo, config)
     if not repo.exists() or repo.head() is None:
         return
     refuse_if_mid_am(repo, config)

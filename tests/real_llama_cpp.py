@@ -131,8 +131,8 @@ def _commit_tree(repo: Path, tree: Path, version: str, parent: str | None, stamp
 
 
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """One maker at a time per cache (parallel test workers share it)."""
+def locked(path: Path) -> Iterator[None]:
+    """One holder at a time (parallel test workers share caches and builds)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w") as handle:
         try:
@@ -152,7 +152,7 @@ def make_repository(versions: Sequence[str] = DEFAULT_VERSIONS, root: Path | Non
     root = root or cache_root()
     repo = repository_path(versions, root)
     done = repo / "buildsys-complete"
-    with _locked(root / ".lock"):
+    with locked(root / ".lock"):
         if done.is_file():
             return repo
         shutil.rmtree(repo, ignore_errors=True)

@@ -32,18 +32,22 @@ def offline(env: dict[str, str]) -> dict[str, str]:
             "ALL_PROXY": dead, "no_proxy": "", "NO_PROXY": ""}  # fmt: skip
 
 
-def project_at(root: Path, repo: Path, version: str, env: dict[str, str], *, include: str | None = None) -> Project:
-    """A project with this repository's vendoring.toml and patches/, pinned at a real tree's commit."""
-    root.mkdir()
+def project_at(root: Path, repo: Path, version: str, env: dict[str, str], *, include: str | None = None,
+               existing: bool = False) -> Project:  # fmt: skip
+    """A project with this repository's vendoring.toml and patches/, pinned at a real tree's commit
+    (`existing`: the one made earlier at `root`, as it is)."""
     upstream = GitRepo(repo, env)
     commit = tagged_commit(upstream, version)
+    project_env = offline({**env, "BUILDSYS_UPSTREAM_URL": str(repo), "CCACHE_DIR": str(CCACHE_DIR)})
+    if existing:
+        return Project(root, upstream, [commit], project_env, launcher=no_network())
+    root.mkdir()
     config = (REPO_ROOT / "vendoring.toml").read_text()
     config = re.sub(r'(?m)^commit = "[0-9a-f]{40}"', f'commit = "{commit}"', config)
     if include is not None:
         config = re.sub(r"(?ms)^include = \[.*?\n\]", f"include = {include}", config)
     (root / "vendoring.toml").write_text(config)
     shutil.copytree(REPO_ROOT / "patches", root / "patches")
-    project_env = offline({**env, "BUILDSYS_UPSTREAM_URL": str(repo), "CCACHE_DIR": str(CCACHE_DIR)})
     return Project(root, upstream, [commit], project_env, launcher=no_network())
 
 

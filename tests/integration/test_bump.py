@@ -208,6 +208,13 @@ def test_a_conflict_stops_with_nothing_changed_and_continue_finishes(
     habit = project.run("create-patches", expect=2)  # what a maintainer types after `am --continue` elsewhere
     assert "a bump from" in habit.stderr and "is in progress" in habit.stderr and "--continue" in habit.stderr
     project.run("sync", expect=2)
+    config = project.root / "vendoring.toml"
+    pinned_config = config.read_bytes()
+    project.configure(upstream.accumulator_commented)  # the pin moved to the target by hand
+    for command in ("create-patches", "sync"):  # neither may drop the patch the bump has not carried yet
+        moved = project.run(command, expect=2)
+        assert "is in progress" in moved.stderr and "removed" not in moved.stderr, moved.stderr
+    config.write_bytes(pinned_config)
     assert snapshot(project.root, skip=("build",)) == before
 
     finished = project.run("bump", "--continue")
@@ -285,3 +292,44 @@ def test_bumping_to_a_tag_of_the_pinned_commit_only_records_the_tag(bumping: tup
     assert "the commit already pinned: only [upstream] ref set to b0100" in named.stderr
     assert pin(project) == {"url": str(project.upstream.path), "commit": project.commits[-1], "ref": "b0100"}
     assert project.patch_bytes() == patches
+
+
+# Installed as the tracking repository's post-checkout hook: scribbles on the tree as a checkout killed
+# half-way would leave it (a half-written file, git's index lock), then SIGKILLs buildsys, and removes
+# itself so that the recovery's own checkouts run normally.
+KILL_AFTER_CHECKOUT = """#!/bin/sh
+rm -f -- "$0"
+echo half-written > ggml/src/ggml.c
+: > .git/index.lock
+buildsys=$(cut -d' ' -f4 /proc/$PPID/stat)
+kill -9 "$buildsys"
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="the hook finds buildsys through /proc")
+@pytest.mark.parametrize("recovery", ["--continue", "--abort"])
+def test_a_bump_killed_during_its_checkout_can_be_continued_or_aborted(
+    bumping: tuple[Project, Upstream], recovery: str
+) -> None:
+    project, upstream = bumping
+    with_patches(project, CLEAN)
+    before = snapshot(project.root, skip=("build",))
+    project.tracking.write(".git/hooks/post-checkout", KILL_AFTER_CHECKOUT, executable=True)
+
+    killed = project.run("bump", upstream.accumulator_commented, expect=None)
+
+    assert killed.returncode == -9, killed.stderr
+    status = project.run("status").stdout
+    assert "under way" in status and "--continue" in status, status
+    again = project.run("bump", upstream.accumulator_commented, expect=2)
+    assert "is in progress" in again.stderr and "exists nowhere else" not in again.stderr
+
+    project.run("bump", recovery)
+
+    assert project.tracking.out("status", "--porcelain") == ""
+    if recovery == "--continue":
+        assert pin(project)["commit"] == upstream.accumulator_commented
+    else:
+        assert snapshot(project.root, skip=("build",)) == before
+    assert "half-written" not in project.tracking.read("ggml/src/ggml.c")
+    project.run("check")

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import tiny_models
+from real_llama_cpp import locked
 from real_projects import project_at
 from support import Project, hermetic_env
 from toolchains_present import vulkan
@@ -36,21 +37,32 @@ TEXTS = ["Hello world", "hello the model", "héllo wörld ✓ 日本語 🦙", "
 
 
 @pytest.fixture(scope="session")
-def pinned(real_llama_cpp: Path, tmp_path_factory: pytest.TempPathFactory) -> Project:
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One directory for every test worker of this run: the pin is built once, whichever worker asks."""
+    return tmp_path_factory.getbasetemp().parent
+
+
+@pytest.fixture(scope="session")
+def pinned(real_llama_cpp: Path, shared: Path) -> Project:
     """This repository's configuration and patches at the pin, with its core wheel built."""
-    root = tmp_path_factory.mktemp("pinned-runtime")
-    home = root / "home"
-    home.mkdir()
-    project = project_at(root / "project", real_llama_cpp, "0.3.35", hermetic_env(home))
-    project.run("wheels", "--backend", "cpu", timeout=BUILD_TIMEOUT)
+    root = shared / "pinned-runtime"
+    with locked(shared / "pinned-runtime.lock"):
+        done = root / "built"
+        (root / "home").mkdir(parents=True, exist_ok=True)
+        project = project_at(root / "project", real_llama_cpp, "0.3.35", hermetic_env(root / "home"),
+                             existing=done.exists())  # fmt: skip
+        if not done.exists():
+            project.run("wheels", "--backend", "cpu", timeout=BUILD_TIMEOUT)
+            done.touch()
     return project
 
 
 @pytest.fixture(scope="session")
-def python(pinned: Project) -> Path:
+def python(pinned: Project, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh venv holding the core wheel of the pin (every CPU variant), installed with plain pip."""
-    interpreter = venv(pinned.root.parent / "cpu")
-    pip(interpreter, "install", "--no-index", str(wheels_of(pinned)["llama_cpp_runtime"]))
+    interpreter = venv(tmp_path_factory.mktemp("cpu-venv"))
+    with locked(pinned.root.parent.parent / "pinned-runtime.lock"):
+        pip(interpreter, "install", "--no-index", str(wheels_of(pinned)["llama_cpp_runtime"]))
     return interpreter
 
 
@@ -472,10 +484,12 @@ def test_layers_offloaded_to_lavapipe_generate_the_cpus_tokens(
 ) -> None:
     """The Vulkan plugin wheel of the pin, on lavapipe (Mesa's Vulkan on the CPU): n_gpu_layers and the
     device list reach llama.cpp, and greedy generation does not change with where the layers run."""
-    pinned.run("wheels", "--backend", "vulkan", timeout=BUILD_TIMEOUT)
-    built = wheels_of(pinned)
     interpreter = venv(tmp_path)
-    pip(interpreter, "install", "--no-index", str(built["llama_cpp_runtime"]), str(built["llama_cpp_runtime_vulkan"]))
+    with locked(pinned.root.parent.parent / "pinned-runtime.lock"):  # other workers install from dist/
+        pinned.run("wheels", "--backend", "vulkan", timeout=BUILD_TIMEOUT)
+        built = wheels_of(pinned)
+        pip(interpreter, "install", "--no-index", str(built["llama_cpp_runtime"]),
+            str(built["llama_cpp_runtime_vulkan"]))  # fmt: skip
     code = """
         import json, sys
         import llama_cpp_runtime as lcr

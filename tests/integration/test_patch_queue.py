@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 
 import pytest
 from conftest import FIRST_PATCH, SECOND_PATCH
@@ -270,3 +271,74 @@ def test_a_damaged_state_file_is_named_and_nothing_is_touched(
         assert error.startswith(f"error: {state} is damaged (") and reason in error, result.stderr
         assert f"mv {state} {state}.damaged" in result.stderr and "Traceback" not in result.stderr
     assert project.patch_bytes() == patches and project.tracking.head() == head and state.read_text() == content
+
+
+def _corrupt_hunk(patch: bytes) -> bytes:
+    """A real patch whose first hunk header claims lines the hunk does not have."""
+    return patch.replace(b"@@ -", b"@@ -1,400 +1,400 @@\n-x\n@@ -", 1)
+
+
+@pytest.mark.parametrize(
+    ("damage", "words"),
+    [
+        (lambda patch: b"", "is empty"),
+        (lambda patch: patch.replace(b"\n", b"\r\n"), "end in CRLF"),
+        (lambda patch: b"this is not a patch\n" * 3, "does not start with a `From ` line"),
+        (lambda patch: patch.split(b"\ndiff --git", 1)[0] + b"\n", "has no `diff --git` section"),
+    ],
+    ids=["empty", "crlf", "garbage", "no-diff"],
+)
+def test_a_file_git_cannot_read_as_a_patch_is_named_before_any_am(
+    patched_project: Project, damage: Callable[[bytes], bytes], words: str
+) -> None:
+    project = patched_project
+    second = project.patches / SECOND_PATCH
+    second.write_bytes(damage(second.read_bytes()))
+    before = project.patch_bytes()
+    head = project.tracking.head()
+
+    for command, code in (("apply-patches", 4), ("check", 6), ("bump", 4)):
+        refused = project.run(command, *(["HEAD"] if command == "bump" else []), expect=code)
+        assert f"patches/{SECOND_PATCH} is not a patch git can apply: it {words}" in refused.stderr, refused.stderr
+        assert FIRST_PATCH not in refused.stderr and "am --continue" not in refused.stderr
+        assert "Traceback" not in refused.stderr
+    assert project.patch_bytes() == before and project.tracking.head() == head
+    assert project.tracking.git("status", "--porcelain").stdout == ""
+
+
+def test_a_patch_git_rejects_shows_gits_own_words(patched_project: Project) -> None:
+    project = patched_project
+    second = project.patches / SECOND_PATCH
+    second.write_bytes(_corrupt_hunk(second.read_bytes()))
+
+    stopped = project.run("apply-patches", expect=4)
+
+    assert f"patch {SECOND_PATCH} (2 of 2) does not apply" in stopped.stderr
+    assert "git said:" in stopped.stderr and "corrupt patch" in stopped.stderr, stopped.stderr
+
+
+@pytest.mark.parametrize("damage", ["head-deleted", "branch-garbage"])
+def test_a_damaged_tracking_repository_is_named_with_a_way_out_that_keeps_edits(
+    patched_project: Project, damage: str
+) -> None:
+    project = patched_project
+    tracking = project.tracking
+    tracking.write("ggml/src/ggml.c", tracking.read("ggml/src/ggml.c") + "/* an edit not yet committed */\n")
+    git_dir = tracking.path / ".git"
+    if damage == "head-deleted":
+        (git_dir / "HEAD").unlink()
+    else:
+        (git_dir / "refs/heads/patched").write_text("not a commit\n")
+
+    status = project.run("status").stdout
+    assert "DAMAGED" in status and "not set up" not in status, status
+    for command in ("apply-patches", "create-patches", "sync"):
+        refused = project.run(command, expect=3)
+        assert "build/upstream is a damaged git repository" in refused.stderr, refused.stderr
+        assert "Traceback" not in refused.stderr and "✓" not in refused.stderr
+    assert "an edit not yet committed" in (tracking.path / "ggml/src/ggml.c").read_text()
+
+    if damage == "head-deleted":  # the hint, as printed, brings it back; the edit is then protected as usual
+        (git_dir / "HEAD").write_text("ref: refs/heads/patched\n")
+        kept = project.run("apply-patches", expect=3)
+        assert "uncommitted file(s)" in kept.stderr and "ggml/src/ggml.c" in kept.stderr

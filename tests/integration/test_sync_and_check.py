@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support import Project, expected_subset, snapshot
+from support import REPO_ROOT, Project, expected_subset, snapshot
 
 pytestmark = pytest.mark.integration
 
@@ -190,3 +190,82 @@ def test_buildsys_config_points_the_commands_at_another_project(patched_project:
     )  # fmt: skip
     assert result.returncode == 0 and "no drift" in result.stderr, result.stderr
     assert list(elsewhere.iterdir()) == []  # nothing written where the command ran
+
+
+HOLD_THE_LOCK = """
+import sys, time
+from pathlib import Path
+from buildsys.project_lock import project_lock
+with project_lock(Path(sys.argv[1]), "sync", {}):
+    print("held", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+def test_a_second_writing_command_refuses_or_waits_while_one_holds_the_project(patched_project: Project) -> None:
+    project = patched_project
+    holder = subprocess.Popen(  # a `sync` in progress, as far as the lock can tell
+        [sys.executable, "-c", HOLD_THE_LOCK, str(project.root), "3"],
+        cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True, env=project.env,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        before = snapshot(project.root, skip=("build",))
+        for command in ("sync", "apply-patches", "create-patches"):
+            busy = project.run(command, expect=8)
+            assert f"`sync` (pid {holder.pid}, running for" in busy.stderr, busy.stderr
+            assert "BUILDSYS_LOCK_TIMEOUT" in busy.stderr and "Traceback" not in busy.stderr
+        assert project.run("status").returncode == 0  # reading commands do not wait
+        assert snapshot(project.root, skip=("build",)) == before
+        waited = subprocess.run([sys.executable, "-m", "buildsys", "sync"], cwd=project.root, capture_output=True,
+                                text=True, env={**project.env, "BUILDSYS_LOCK_TIMEOUT": "60"}, timeout=120,
+                                check=False)  # fmt: skip
+        assert waited.returncode == 0, waited.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+    assert project.run("sync", "--force").returncode == 0  # a dead holder leaves nothing locked
+
+
+@pytest.mark.parametrize(
+    ("command", "blocker", "words"),
+    [
+        ("sync", "vendor/llama.cpp", "a file is where a directory belongs"),
+        ("create-patches", "patches", "a file is where a directory belongs"),
+    ],
+)
+def test_a_file_where_a_directory_belongs_is_one_line_naming_it(
+    patched_project: Project, command: str, blocker: str, words: str
+) -> None:
+    project = patched_project
+    target = project.root / blocker
+    if target.is_dir():
+        shutil.rmtree(target)
+    target.write_text("not a directory\n")
+    project.tracking.write("ggml/src/new-file.c", "int x;\n")
+    project.tracking.commit("a commit to export")
+
+    failed = project.run(command, expect=1)
+
+    assert "Traceback" not in failed.stderr
+    first = failed.stderr.strip().splitlines()[0]
+    assert first.startswith("error: ") and blocker in first, failed.stderr
+    assert words in failed.stderr
+    assert target.read_text() == "not a directory\n"
+
+
+def test_a_changed_sync_subset_is_noticed_by_status_build_and_check(patched_project: Project) -> None:
+    project = patched_project
+    project.configure(project.commits[2], extra='[sync]\nexclude = ["ggml/src/ggml.c"]\n')
+
+    status = project.run("status").stdout
+    assert "stale: [sync] exclude (+ggml/src/ggml.c" in status and "changed (run sync)" in status, status
+    refused = project.run("build", "--dry-run", "--backend", "cpu", expect=5)
+    assert "is stale: [sync] exclude (+ggml/src/ggml.c" in refused.stderr, refused.stderr
+    assert "run: nox -s sync" in refused.stderr
+    drift = project.run("check", expect=6)
+    assert "manifest is stale: [sync] exclude (+ggml/src/ggml.c" in drift.stderr, drift.stderr
+
+    project.run("sync")
+    assert "up to date" in project.run("status").stdout
+    assert "no drift" in project.run("check").stderr
