@@ -130,8 +130,10 @@ def _build(
     tables = _check_schema(document, problems)
 
     upstream = tables.get("upstream", {})
-    commit = upstream.get("commit", DEFAULT_COMMIT)
-    if isinstance(commit, str) and not FULL_SHA.fullmatch(commit):
+    commit = upstream.get("commit")
+    if commit is None:  # a pin nobody wrote down is no pin: never fall back to a built-in commit
+        problems.append(f'[upstream] commit: missing; the pin is a full 40-hex SHA, e.g. commit = "{DEFAULT_COMMIT}"')
+    elif isinstance(commit, str) and not FULL_SHA.fullmatch(commit):
         problems.append(
             f"[upstream] commit: {commit!r} is not a full 40-hex commit SHA"
             " (a branch or tag name belongs in [upstream] ref)"

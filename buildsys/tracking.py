@@ -179,9 +179,10 @@ class TrackingRepo:
             return f"git does not recognise it as a repository ({said[-1] if said else 'no reason given'})"
         if self.head() is not None:
             return None
-        branch = self.git.run("symbolic-ref", "--quiet", "HEAD", check=False).out.strip()
-        listed = self.git.run("for-each-ref", "--format=%(refname)", branch, check=False).out.strip()
-        if branch and ((self.git_dir / branch).exists() or listed):
+        # git itself refuses to name the branch of a broken HEAD ("No such ref"): read the file
+        head = (self.git_dir / "HEAD").read_text(encoding="utf-8", errors="replace").strip()
+        branch = head.removeprefix("ref: ").strip() if head.startswith("ref: ") else ""
+        if branch and (self.git_dir / branch).is_file():
             return f"{branch} does not name a commit (the file holds something else)"
         return None
 

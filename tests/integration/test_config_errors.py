@@ -41,17 +41,28 @@ CASES = [
     ("bracket order", '[sync]\ninclude = ["src/]["]\n', ["[sync] include[0]: 'src/][' has a '[' without a closing ']'"]),
     ("empty set", '[sync]\ninclude = ["src/[]"]\n', ["[sync] include[0]: 'src/[]' has an invalid '[...]' set"]),
     ("bad range", '[sync]\nexclude = ["src/[z-a].cpp"]\n', ["[sync] exclude[0]: 'src/[z-a].cpp' has an invalid '[...]' set: bad character range z-a"]),
+    ("no pin", '[upstream]\n# the commit is forgotten\nurl = "https://example.invalid/llama.cpp.git"\n',
+     ["[upstream] commit: missing; the pin is a full 40-hex SHA"]),
     ("several at once", '[upstream]\ncommit = "abc"\nbranch = "x"\n[tracking]\npath = "/abs"\n',
      ["[upstream] branch: unknown key; did you mean 'ref'?", "[upstream] commit: 'abc'",
       "[tracking] path: '/abs' must be relative"]),
 ]  # fmt: skip
 
 
+def pinned(text: str) -> str:
+    """The case's text with a valid pin where it has none: only the problem under test is reported."""
+    if "commit" in text or text.startswith("upstream ="):
+        return text
+    if "[upstream]\n" in text:
+        return text.replace("[upstream]\n", f'[upstream]\ncommit = "{SHA}"\n', 1)
+    return f'[upstream]\ncommit = "{SHA}"\n' + text
+
+
 @pytest.mark.parametrize(("text", "expected"), [(t, e) for _, t, e in CASES], ids=[c[0] for c in CASES])
 def test_malformed_config_gives_one_line_per_problem_and_exit_2(
     project: Project, text: str, expected: list[str]
 ) -> None:
-    (project.root / "vendoring.toml").write_text(text)
+    (project.root / "vendoring.toml").write_text(pinned(text))
     before = sorted(p.name for p in project.root.iterdir())
 
     result = project.run("status", expect=2)

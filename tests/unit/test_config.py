@@ -9,6 +9,8 @@ import pytest
 from buildsys.config import DEFAULT_COMMIT, DEFAULT_URL, load_config
 from buildsys.errors import ConfigError
 
+PIN = f'[upstream]\ncommit = "{DEFAULT_COMMIT}"\n'
+
 
 def write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "vendoring.toml"
@@ -16,8 +18,16 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_empty_file_gives_the_documented_defaults(tmp_path: Path) -> None:
-    config = load_config(write(tmp_path, ""), env={})
+def test_an_empty_file_is_refused_naming_the_missing_pin(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_config(write(tmp_path, ""), env={})
+    assert refused.value.problems == (
+        f'[upstream] commit: missing; the pin is a full 40-hex SHA, e.g. commit = "{DEFAULT_COMMIT}"',
+    )
+
+
+def test_only_the_pin_gives_the_documented_defaults(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, PIN), env={})
     assert config.upstream.url == DEFAULT_URL and config.upstream.url_source == "default"
     assert config.upstream.commit == DEFAULT_COMMIT
     assert config.tracking == tmp_path.resolve() / "build/upstream"
@@ -37,7 +47,7 @@ def test_empty_file_gives_the_documented_defaults(tmp_path: Path) -> None:
 def test_url_precedence_default_file_environment_command_line(
     tmp_path: Path, file_url: str | None, env_url: str | None, cli_url: str | None, expected_source: str
 ) -> None:
-    text = f'[upstream]\nurl = "{file_url}"\n' if file_url else ""
+    text = PIN + (f'url = "{file_url}"\n' if file_url else "")
     env = {"BUILDSYS_UPSTREAM_URL": env_url} if env_url else {}
     config = load_config(write(tmp_path, text), env=env, upstream_override=cli_url)
     assert config.upstream.url_source == expected_source
@@ -46,7 +56,7 @@ def test_url_precedence_default_file_environment_command_line(
 
 def test_local_paths_become_absolute_relative_to_where_they_were_given(tmp_path: Path) -> None:
     (tmp_path / "project").mkdir()
-    path = write(tmp_path / "project", '[upstream]\nurl = "../mirror.git"\n')
+    path = write(tmp_path / "project", PIN + 'url = "../mirror.git"\n')
     assert load_config(path, env={}).upstream.url == str(tmp_path.resolve() / "mirror.git")
     from_env = load_config(path, env={"BUILDSYS_UPSTREAM_URL": "m.git"}, cwd=tmp_path / "elsewhere")
     assert from_env.upstream.url == str((tmp_path / "elsewhere" / "m.git").resolve())

@@ -128,9 +128,10 @@ class Runtime:
         layer on the GPU devices). mmap maps the file instead of reading it; mlock keeps it in RAM (a
         failure is an MlockWarning). progress(fraction) returning False cancels the load (LoadCancelled).
         The file's header is checked first: files llama.cpp would abort on raise InvalidModel instead."""
-        llama = self._llama()
+        header = read_header(path)  # the input first: a bad file is named whatever the libraries are
         chosen = None if devices is None else [self._device_named(d) for d in devices]
-        return Model(llama, self._loaded.bridge, path, devices=chosen, n_gpu_layers=n_gpu_layers, mmap=mmap,
+        llama = self._llama()
+        return Model(llama, self._loaded.bridge, header, devices=chosen, n_gpu_layers=n_gpu_layers, mmap=mmap,
                      mlock=mlock, vocab_only=vocab_only, progress=progress)  # fmt: skip
 
     def _device_named(self, wanted: str | Device) -> Device:

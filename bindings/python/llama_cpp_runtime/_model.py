@@ -12,12 +12,11 @@ import os
 import threading
 import warnings
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import _llama_api as C
 from ._errors import ClosedError, InvalidModel, LoadCancelled, ModelLoadError
-from ._gguf import GGUFHeader, read_header
+from ._gguf import GGUFHeader
 from ._llama_abi import PROGRESS_CALLBACK
 from ._tokenizer import Tokenizer
 
@@ -61,7 +60,7 @@ class _ProgressBridge:
 class Model:
     """Load with `Runtime.load_model(path, ...)`; use as a context manager or call close()."""
 
-    def __init__(self, llama: ctypes.CDLL, bridge: LogBridge, path: str | os.PathLike[str], *,
+    def __init__(self, llama: ctypes.CDLL, bridge: LogBridge, header: GGUFHeader, *,
                  devices: Sequence[Device] | None, n_gpu_layers: int | None, mmap: bool, mlock: bool,
                  vocab_only: bool, progress: Progress | None) -> None:  # fmt: skip
         self._llama = llama
@@ -69,8 +68,8 @@ class Model:
         self._lock = threading.Lock()
         self._contexts = 0
         self._closed = False
-        self.header: GGUFHeader = read_header(path)
-        self.path = Path(path)
+        self.header = header
+        self.path = header.path
         params = llama.llama_model_default_params()
         params.load_mode = load_mode(mmap, mlock)
         params.vocab_only = vocab_only
