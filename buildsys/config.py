@@ -131,7 +131,8 @@ def _build(
 
     upstream = tables.get("upstream", {})
     commit = upstream.get("commit")
-    if commit is None:  # a pin nobody wrote down is no pin: never fall back to a built-in commit
+    raw_upstream = document.get("upstream", {})
+    if isinstance(raw_upstream, dict) and "commit" not in raw_upstream:  # a pin nobody wrote down is no pin
         problems.append(f'[upstream] commit: missing; the pin is a full 40-hex SHA, e.g. commit = "{DEFAULT_COMMIT}"')
     elif isinstance(commit, str) and not FULL_SHA.fullmatch(commit):
         problems.append(

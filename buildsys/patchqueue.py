@@ -70,7 +70,7 @@ def malformed(patch: Patch) -> str | None:
     if not content.strip():
         return "it is empty"
     if content.split(b"\n", 1)[0].endswith(b"\r"):
-        return "its lines end in CRLF (an editor or core.autocrlf converted it); git format-patch writes LF"
+        return "it has CRLF line endings (an editor or core.autocrlf converted it); git format-patch writes LF"
     if not content.startswith(b"From "):
         return "it does not start with a `From ` line: it is not git format-patch output"
     if not re.search(rb"^diff --git a/", content, re.MULTILINE):

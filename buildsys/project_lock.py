@@ -1,17 +1,20 @@
 """One writing command at a time per project.
 
 Two `sync`s at once raced on the same temporary files; two `apply-patches` would reset one tracking
-repository under each other. Commands that write take an exclusive lock on `build/.buildsys.lock`; a
-second one waits up to BUILDSYS_LOCK_TIMEOUT seconds (default 0: refuse at once), then refuses, naming
-the command that holds it. The operating system releases the lock when its holder dies, so a killed
-command never leaves the project locked.
+repository under each other. Commands that write take an exclusive lock on a file named after the
+project's path in the system's temporary directory (a command that is refused must write nothing in the
+project, so the lock does not live there); a second one waits up to BUILDSYS_LOCK_TIMEOUT seconds
+(default 0: refuse at once), then refuses, naming the command that holds it. The operating system
+releases the lock when its holder dies, so a killed command never leaves the project locked.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -20,7 +23,6 @@ from typing import IO
 
 from .errors import Busy, UsageError
 
-LOCK_NAME = ".buildsys.lock"
 TIMEOUT_VARIABLE = "BUILDSYS_LOCK_TIMEOUT"
 WRITING_COMMANDS = frozenset({"apply-patches", "create-patches", "sync", "build", "wheels", "bump"})
 
@@ -68,18 +70,22 @@ def _holder(path: Path) -> str:
         return "another buildsys command"
 
 
+def lock_path(root: Path) -> Path:
+    digest = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"buildsys-{digest}.lock"
+
+
 @contextmanager
 def project_lock(root: Path, command: str, env: Mapping[str, str]) -> Iterator[None]:
     timeout = lock_timeout(env)
-    path = root / "build" / LOCK_NAME
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = lock_path(root)
     with path.open("a+", encoding="utf-8") as handle:
         deadline = time.monotonic() + timeout
         handle.seek(0)  # Windows locks a byte range from the current position
         while not _try_lock(handle):
             if time.monotonic() >= deadline:
                 raise Busy(
-                    f"{_holder(path)} is working on this project ({path.parent.parent})",
+                    f"{_holder(path)} is working on this project ({root})",
                     hint=f"wait for it to finish, or set {TIMEOUT_VARIABLE}=<seconds> to wait for it",
                 )
             time.sleep(0.2)

@@ -169,7 +169,13 @@ BUILDSYS_ROWS = [
     Row(
         "patch: empty", ("apply-patches",), 4, "is not a patch git can apply: it is empty", _damage_patch(lambda p: b"")
     ),
-    Row("patch: CRLF", ("apply-patches",), 4, "end in CRLF", _damage_patch(lambda p: p.replace(b"\n", b"\r\n"))),
+    Row(
+        "patch: CRLF",
+        ("apply-patches",),
+        4,
+        "has CRLF line endings",
+        _damage_patch(lambda p: p.replace(b"\n", b"\r\n")),
+    ),
     Row(
         "patch: garbage",
         ("apply-patches",),
@@ -319,7 +325,7 @@ BUILDSYS_ROWS = [
     ),
     Row(
         "fs: build is a file",
-        ("sync",),
+        ("apply-patches",),
         1,
         "a file is where a directory belongs",
         lambda s: s.replace_with_file("build"),

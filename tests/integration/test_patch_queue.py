@@ -282,7 +282,7 @@ def _corrupt_hunk(patch: bytes) -> bytes:
     ("damage", "words"),
     [
         (lambda patch: b"", "is empty"),
-        (lambda patch: patch.replace(b"\n", b"\r\n"), "end in CRLF"),
+        (lambda patch: patch.replace(b"\n", b"\r\n"), "has CRLF line endings"),
         (lambda patch: b"this is not a patch\n" * 3, "does not start with a `From ` line"),
         (lambda patch: patch.split(b"\ndiff --git", 1)[0] + b"\n", "has no `diff --git` section"),
     ],
