@@ -76,3 +76,12 @@ def malformed(patch: Patch) -> str | None:
     if not re.search(rb"^diff --git a/", content, re.MULTILINE):
         return "it has no `diff --git` section: it changes nothing"
     return None
+
+
+_WHERE_LINES = re.compile(rb"^(index [0-9a-f]+\.\.[0-9a-f]+.*|@@ -\d+(,\d+)? \+\d+(,\d+)? @@)", re.MULTILINE)
+
+
+def same_change(one: bytes, other: bytes) -> bool:
+    """True when two exports differ only in where the change sits (blob ids, hunk line numbers): the
+    same patch applied to a moved base, as `git am` does with offsets."""
+    return _WHERE_LINES.sub(b"", one) == _WHERE_LINES.sub(b"", other)

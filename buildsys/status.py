@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from . import ui
 from .config import Config
-from .manifest import read_incomplete_marker, read_manifest, staleness
+from .manifest import read_incomplete_marker, read_manifest, scan, staleness
 from .patchqueue import Patch, read_series, series_hash
+from .sync import unsaved_edits
 from .tracking import TrackingRepo
 from .workstate import describe_commits
 
@@ -73,4 +74,9 @@ def _destination_line(config: Config, current_series: str) -> str:
         return f"vendor    {label}: not synced"
     changes = staleness(manifest, config.upstream.commit, current_series, config.sync.include, config.sync.exclude)
     state = f"stale: {'; '.join(changes)} changed (run sync)" if changes else "up to date with the pin and patches/"
-    return f"vendor    {label}: {len(manifest.files)} files from {manifest.commit[:12]}, {state}"
+    line = f"vendor    {label}: {len(manifest.files)} files from {manifest.commit[:12]}, {state}"
+    edited = sorted(unsaved_edits(destination, scan(destination), manifest.files))
+    if edited:
+        shown = ", ".join(edited[:3]) + (f" and {len(edited) - 3} more" if len(edited) > 3 else "")
+        line += f"\n          {len(edited)} file(s) edited or added by hand: {shown} (sync refuses to overwrite them)"
+    return line

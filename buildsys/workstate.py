@@ -5,7 +5,7 @@ from __future__ import annotations
 from . import ui
 from .config import Config
 from .errors import OutOfDate, PatchConflict, UsageError, WorkWouldBeLost
-from .patchqueue import Patch, malformed, touched_paths
+from .patchqueue import Patch, malformed, same_change, touched_paths
 from .tracking import Commit, Survey, TrackingRepo
 
 
@@ -25,7 +25,7 @@ def refuse_damaged(repo: TrackingRepo, config: Config) -> None:
 def require_tracking_repo(repo: TrackingRepo, config: Config, *, finishing_bump: bool = False) -> None:
     refuse_damaged(repo, config)
     if not repo.exists() or repo.head() is None:
-        raise UsageError(
+        raise OutOfDate(  # a stage not run yet, as a build over a vendor/ never synced (exit 5 alike)
             f"no tracking repository at {config.relative(config.tracking)}",
             hint="run `nox -s apply-patches` (python -m buildsys apply-patches) first",
         )
@@ -154,6 +154,14 @@ def require_unchanged_queue(survey: Survey, config: Config, series: list[Patch])
         )
     differing = sorted(p.name for p in series if exported.get(p.name) != p.content)
     differing += sorted(name for name in exported if name not in {p.name for p in series})
+    if all(same_change(exported.get(p.name, b""), p.content) for p in series) and len(exported) == len(series):
+        # apply-patches took them with offsets onto a moved pin: applying again gives the same commits
+        raise OutOfDate(
+            f"{config.relative(config.patches)}/ was written against another base: the same changes sit at other "
+            "lines now",
+            details="\n".join(differing),
+            hint="re-export them against the pin: `nox -s create-patches sync`",
+        )
     raise OutOfDate(
         f"{config.relative(config.patches)}/ differs from the commits in the tracking repository",
         details="\n".join(differing),

@@ -73,6 +73,13 @@ class Scene:
         writers[kind]()
         return made
 
+    def immutable(self, relative: str) -> None:
+        """chattr +i: not even root may change the folder (root ignores permission bits)."""
+        path = self.project.root / relative
+        if not shutil.which("chattr") or subprocess.run(["chattr", "+i", str(path)], check=False).returncode:
+            pytest.skip("chattr +i is not available here")
+        self.cleanups.append(lambda: subprocess.run(["chattr", "-i", str(path)], check=False))
+
     def hold_lock(self, command: str) -> None:
         holder = subprocess.Popen(
             [sys.executable, "-c", HOLD_THE_LOCK, str(self.project.root), command],
@@ -306,6 +313,21 @@ BUILDSYS_ROWS = [
     ),
     Row("drift: hand edit", ("check",), 6, "modified", lambda s: s.write("vendor/llama.cpp/ggml/src/ggml.c", "x\n")),
     Row("drift: extra file", ("check",), 6, "extra", lambda s: s.write("vendor/llama.cpp/extra.c", "x\n")),
+    Row(
+        "stale: no tracking repository",
+        ("create-patches",),
+        5,
+        "no tracking repository at build/upstream",
+        lambda s: shutil.rmtree(s.tracking.path),
+        keep=("patches", "vendoring.toml", "vendor"),
+    ),
+    Row(
+        "stale: hand edits shown by status",
+        ("status",),
+        0,
+        "1 file(s) edited or added by hand: ggml/src/ggml.c",
+        lambda s: s.write("vendor/llama.cpp/ggml/src/ggml.c", "/* by hand */\n"),
+    ),
     # the file system
     Row(
         "fs: vendor is a file",
@@ -346,6 +368,28 @@ BUILDSYS_ROWS = [
         "exists and is not a git repository",
         lambda s: s.replace_with_file("build/upstream"),
         keep=("patches", "vendoring.toml", "vendor"),
+    ),
+    Row(
+        "fs: patches immutable",
+        ("create-patches",),
+        1,
+        "Operation not permitted",
+        lambda s: (_commit("ggml/src/ggml.c", "/* x */\n")(s), s.immutable("patches")),
+        keep=("patches", "vendoring.toml", "vendor"),
+    ),
+    Row(
+        "fs: vendor source folder immutable",
+        ("sync",),
+        1,
+        "chattr -i",
+        lambda s: (
+            s.write(
+                "vendoring.toml",
+                s.project.root.joinpath("vendoring.toml").read_text() + '[sync]\nexclude = ["ggml/src/ggml.c"]\n',
+            ),
+            s.immutable("vendor/llama.cpp/ggml/src"),
+        ),
+        keep=("patches", "tracking"),  # a sync stopped half-way is marked, and the next one completes it
     ),
     # another command at work
     Row("lock: sync", ("sync",), 8, "`sync` (pid", lambda s: s.hold_lock("sync")),

@@ -342,3 +342,23 @@ def test_a_damaged_tracking_repository_is_named_with_a_way_out_that_keeps_edits(
         (git_dir / "HEAD").write_text("ref: refs/heads/patched\n")
         kept = project.run("apply-patches", expect=3)
         assert "uncommitted file(s)" in kept.stderr and "ggml/src/ggml.c" in kept.stderr
+
+
+def test_after_a_hand_pin_move_sync_points_at_the_command_that_ends_it(patched_project: Project) -> None:
+    """The pin moved by hand to a commit that shifts our patch's lines: apply-patches takes it with offsets,
+    and sync must not send the maintainer back to apply-patches (which would give the same again)."""
+    project = patched_project
+    tracking = project.upstream
+    tracking.git("checkout", "-q", "-b", "moved", project.commits[2])  # the pin, plus one upstream commit
+    header = tracking.read("include/llama.h")
+    tracking.write("include/llama.h", "/* upstream grew a licence header */\n/* of two lines */\n" + header)
+    moved = tracking.commit("llama.h: a header comment")
+    project.configure(moved)
+    project.run("apply-patches")
+
+    first = project.run("sync", expect=5)
+    assert "the same changes sit at other lines now" in first.stderr
+    assert "`nox -s create-patches sync`" in first.stderr and "apply-patches" not in first.stderr.split("hint:")[1]
+    project.run("create-patches")
+    project.run("sync")
+    assert "no drift" in project.run("check").stderr

@@ -270,3 +270,13 @@ def test_a_changed_sync_subset_is_noticed_by_status_build_and_check(patched_proj
     project.run("sync")
     assert "up to date" in project.run("status").stdout
     assert "no drift" in project.run("check").stderr
+
+
+def test_status_shows_hand_edits_in_the_destination(patched_project: Project) -> None:
+    project = patched_project
+    (project.vendor / "ggml/src/ggml.c").write_text("/* by hand */\n")
+    (project.vendor / "ggml/src/added.c").write_text("int added;\n")
+
+    status = project.run("status").stdout
+
+    assert "2 file(s) edited or added by hand: ggml/src/added.c, ggml/src/ggml.c (sync refuses" in status, status
