@@ -85,8 +85,7 @@ def bench(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Unit and integration tests (real git, real subprocesses). Extra arguments go to pytest."""
     session.install("-e", ".[test]")
-    # loadgroup: the tests that build the real pin share one worker, so the second build hits ccache
-    session.run("pytest", "-n", "auto", "--dist", "loadgroup", "-p", "no:cacheprovider", *session.posargs)
+    session.run("pytest", "-n", "auto", "-p", "no:cacheprovider", *session.posargs)
 
 
 @nox.session

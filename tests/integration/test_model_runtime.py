@@ -28,8 +28,6 @@ pytestmark = [
     pytest.mark.integration,
     pytest.mark.real_upstream,
     pytest.mark.slow,
-    # one worker builds the pin once and runs every test of this module on it
-    pytest.mark.xdist_group("real-pinned-runtime"),
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="real llama.cpp trees are tested on Linux"),
 ]
 BUILD_TIMEOUT = 60 * 60

@@ -38,7 +38,6 @@ OLD_INCLUDE = '["CMakeLists.txt", "LICENSE", "licenses/", "cmake/", "include/", 
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("real-pinned-runtime")  # before or after the model runtime's build of the pin
 @linux_x86
 def test_the_default_configuration_builds_packages_and_loads_real_llama_cpp(
     real_llama_cpp: Path, tmp_path: Path, env: dict[str, str]
