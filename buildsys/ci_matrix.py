@@ -41,7 +41,7 @@ PLATFORMS = (
              cibw_build="cp311-manylinux_x86_64"),
     Platform(name="linux-aarch64", runner="ubuntu-24.04-arm", system="Linux", cibw_archs="aarch64",
              cibw_build="cp311-manylinux_aarch64"),
-    Platform(name="macos-arm64", runner="macos-14", system="Darwin", cibw_archs="arm64",
+    Platform(name="macos-arm64", runner="macos-15", system="Darwin", cibw_archs="arm64",
              cibw_build="cp311-macosx_arm64"),
     Platform(name="windows-x86_64", runner="windows-2022", system="Windows", cibw_archs="AMD64",
              cibw_build="cp311-win_amd64"),

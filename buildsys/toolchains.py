@@ -213,14 +213,19 @@ def _hip(requirement: str, host: Host, earlier: list[Detection]) -> Detection:
 
 
 def _xcode_metal(requirement: str, host: Host, earlier: list[Detection]) -> Detection:
-    hint = "install Xcode (the command-line tools alone have no Metal compiler) and run xcode-select -s"
+    """The macOS SDK with its Metal framework. Not the `metal` shader compiler: the preset embeds the
+    shader source (GGML_METAL_EMBED_LIBRARY) for the driver to compile at run time, and on Xcode 26 the
+    compiler is an optional download that runner images sometimes lack."""
+    hint = "install Xcode or its command-line tools and run xcode-select -s"
     if host.system != "Darwin":
         return Missing(requirement, "Metal builds only on macOS", hint)
     xcrun = host.which("xcrun")
-    metal = probe([str(xcrun), "-sdk", "macosx", "-f", "metal"], host.env) if xcrun else ""
-    if not metal.endswith("metal"):
-        return Missing(requirement, "xcrun cannot find the metal compiler", hint)
-    return Found(requirement, metal)
+    sdk = probe([str(xcrun), "--sdk", "macosx", "--show-sdk-path"], host.env).strip() if xcrun else ""
+    if not sdk:
+        return Missing(requirement, "xcrun cannot find the macOS SDK", hint)
+    if not (Path(sdk) / "System/Library/Frameworks/Metal.framework").is_dir():
+        return Missing(requirement, f"the macOS SDK at {sdk} has no Metal.framework", hint)
+    return Found(requirement, f"macOS SDK {sdk}")
 
 
 _DETECTORS: dict[str, Callable[[str, Host, list[Detection]], Detection]] = {

@@ -79,7 +79,7 @@ def test_the_default_configuration_builds_packages_and_loads_real_llama_cpp(
 
     cache = (project.root / "build/cpu/CMakeCache.txt").read_text()
     for off in ("LLAMA_BUILD_TESTS", "LLAMA_BUILD_TOOLS", "LLAMA_BUILD_EXAMPLES", "LLAMA_BUILD_SERVER",
-                "LLAMA_BUILD_COMMON", "LLAMA_BUILD_APP", "LLAMA_BUILD_UI", "MTMD_VIDEO"):  # fmt: skip
+                "LLAMA_BUILD_COMMON", "LLAMA_BUILD_APP", "LLAMA_BUILD_UI", "MTMD_VIDEO", "GGML_BLAS"):  # fmt: skip
         assert re.search(rf"^{off}:BOOL=OFF$", cache, re.MULTILINE), off
 
     core = wheels_of(project)["llama_cpp_runtime"]

@@ -27,6 +27,13 @@ def test_cpu_preset_builds_every_variant_portably_as_modules() -> None:
     assert {cpu.applies_to(system) for system in ("Linux", "Darwin", "Windows")} == {True}
 
 
+@pytest.mark.parametrize("name", ["cpu", "cuda12", "cuda13", "vulkan", "hip", "metal"])
+def test_no_preset_leaves_blas_to_ggmls_platform_default(name: str) -> None:
+    """ggml turns GGML_BLAS on by default on Apple: the metal preset then configured a ggml-blas module it
+    never built, and the superbuild's install of it failed."""
+    assert load_matrix().get(name).cache_variables["GGML_BLAS"] == "OFF"
+
+
 @pytest.mark.parametrize("name", ["cuda12", "cuda13", "vulkan", "hip", "metal"])
 def test_gpu_presets_build_only_their_module(name: str) -> None:
     preset = load_matrix().get(name)

@@ -87,3 +87,15 @@ def test_the_cuda_driver_stub_is_found_in_the_toolkit_or_not_needed_without_vmm(
     _, missing = detect(["nvcc-13", "cuda-driver"], host(toolkit / "bin"))
     if not Path("/usr/lib/x86_64-linux-gnu/libcuda.so").exists():
         assert isinstance(missing, Missing) and "-D GGML_CUDA_NO_VMM=ON" in missing.hint
+
+
+def test_metal_needs_the_sdk_not_the_optional_shader_compiler(tmp_path: Path) -> None:
+    """Xcode 26 images may lack the `metal` compiler; the preset embeds the shader source instead."""
+    sdk = tmp_path / "MacOSX.sdk"
+    fake_tool(tmp_path / "bin", "xcrun", str(sdk))  # answers --show-sdk-path; `-f metal` would fail
+    darwin = Host(env={"PATH": str(tmp_path / "bin")}, system="Darwin", python_paths=("/nonexistent",))
+    [without] = detect(["xcode-metal"], darwin)
+    assert isinstance(without, Missing) and without.reason == f"the macOS SDK at {sdk} has no Metal.framework"
+    (sdk / "System/Library/Frameworks/Metal.framework").mkdir(parents=True)
+    [found] = detect(["xcode-metal"], darwin)
+    assert isinstance(found, Found) and found.detail == f"macOS SDK {sdk}"

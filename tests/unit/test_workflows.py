@@ -357,7 +357,7 @@ def test_ci_installs_what_ci_run_installs_and_requires_it() -> None:
     assert wanted[1].split() == apt.split("--no-install-recommends")[1].split("\n")[1].split()
     assert "BUILDSYS_REQUIRE_TOOLCHAINS=vulkan,ccache,real-llama.cpp" in apt
     assert "BUILDSYS_REQUIRE_TOOLCHAINS=vulkan,ccache" in ci_run and "real-llama.cpp" in ci_run
-    assert tests["strategy"]["matrix"]["os"] == ["ubuntu-24.04", "macos-14", "windows-2022"]
+    assert tests["strategy"]["matrix"]["os"] == ["ubuntu-24.04", "macos-15", "windows-2022"]
     pythons = {tests["strategy"]["matrix"]["python"][0], *(i["python"] for i in tests["strategy"]["matrix"]["include"])}
     assert pythons == {"3.11", "3.x"}  # the oldest supported and the newest release
     real = [s["run"] for s in tests["steps"] if "tests/real_llama_cpp.py" in s.get("run", "")]
@@ -390,3 +390,13 @@ def test_matrix_command_refuses_github_output_outside_actions(
     monkeypatch.delenv("GITHUB_OUTPUT", raising=False)
     assert main(["--config", str(REPO_ROOT / "vendoring.toml"), "matrix", "--github-output"]) == 2
     assert "GITHUB_OUTPUT is not set" in capsys.readouterr().err
+
+
+def test_delvewheel_analyses_the_dlls_the_wheels_carry() -> None:
+    """Without --analyze-existing delvewheel looks only at .pyd files: on our wheels (ctypes, no extension
+    module) it would do nothing, and MSVC's OpenMP and C++ runtimes would never be bundled."""
+    config = tomllib.loads((REPO_ROOT / "wheels" / "pyproject.toml").read_text())
+    command = config["tool"]["cibuildwheel"]["windows"]["repair-wheel-command"]
+    assert command.startswith("delvewheel repair --analyze-existing ")
+    excluded = command.split("--exclude ", 1)[1].split(" ", 1)[0].split(";")
+    assert "vcomp140.dll" not in excluded and "msvcp140.dll" not in excluded  # bundled, not excluded
