@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -54,16 +55,16 @@ class GitRepo:
     def write(self, relative: str, content: str | bytes, *, executable: bool = False) -> Path:
         path = self.path / relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, str):
-            path.write_text(content)
-        else:
-            path.write_bytes(content)
+        # bytes as given: text mode would turn "\r\n" into "\r\r\n" on Windows
+        path.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
         if executable:
-            path.chmod(0o755)
+            path.chmod(0o755)  # on Windows git records the mode from the index instead
+            if sys.platform == "win32":
+                self.git("add", "--chmod=+x", "--", relative)
         return path
 
     def read(self, relative: str) -> str:
-        return (self.path / relative).read_text()
+        return (self.path / relative).read_bytes().decode("utf-8")
 
     def commit(self, message: str) -> str:
         self.git("add", "-A")
@@ -132,7 +133,7 @@ class Project:
 
     def configure(self, commit: str, extra: str = "") -> None:
         (self.root / "vendoring.toml").write_text(
-            f'[upstream]\nurl = "{self.upstream.path}"\ncommit = "{commit}"\n{extra}'
+            f'[upstream]\nurl = {toml_string(self.upstream.path)}\ncommit = "{commit}"\n{extra}'
         )
 
     def run(self, *args: str, expect: int | None = 0, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -192,3 +193,8 @@ def snapshot(root: Path, *, skip: tuple[str, ...] = ()) -> dict[str, tuple[int, 
         if path.is_file() and not any(relative == s or relative.startswith(s + "/") for s in skip):
             found[relative] = (path.stat().st_mtime_ns, path.read_bytes())
     return found
+
+
+def toml_string(value: object) -> str:
+    """A TOML basic string: a Windows path's backslashes are escapes there and must be doubled."""
+    return json.dumps(str(value))  # JSON's string escapes are TOML's for every character a path holds

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -162,7 +161,7 @@ def test_interrupted_sync_is_detected_and_repaired(project: Project) -> None:
     deadline = time.monotonic() + 120
     while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.001)
-    process.send_signal(signal.SIGKILL)
+    process.kill()  # SIGKILL; TerminateProcess on Windows, which has no signal.SIGKILL
     process.wait()
     assert marker.exists(), "sync finished before it could be interrupted"
     written = (
