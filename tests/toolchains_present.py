@@ -19,3 +19,7 @@ def require_toolchain(name: str, *tools: str) -> pytest.MarkDecorator:
 
 with_ccache = require_toolchain("ccache", "ccache")
 vulkan = require_toolchain("vulkan", "glslc", "/usr/include/vulkan/vulkan.h", "/usr/share/vulkan/icd.d")
+# ggml's BLAS backend: a real device that implements only some operations (Debian's libopenblas-dev)
+openblas = require_toolchain(
+    "openblas", "/usr/lib/x86_64-linux-gnu/libopenblas.so", "/usr/include/x86_64-linux-gnu/cblas.h"
+)

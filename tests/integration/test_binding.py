@@ -42,7 +42,8 @@ MISBEHAVING_PLUGIN = """
 #include <string.h>
 #include <unistd.h>
 struct dev_i { const char * (*name)(void *); const char * (*description)(void *);
-               void (*memory)(void *, size_t *, size_t *); int (*type)(void *); void * (*init)(void *, const char *); };
+               void (*memory)(void *, size_t *, size_t *); int (*type)(void *); void * (*init)(void *, const char *);
+               int (*supports_op)(void *, const void *); };  /* NULL: every op */
 struct dev { struct dev_i iface; void * reg; void * context; };
 struct reg_i { const char * (*name)(void *); size_t (*count)(void *); void * (*get)(void *, size_t); void * proc; };
 struct reg { int api_version; struct reg_i iface; void * context; };
@@ -57,8 +58,8 @@ static void * init(void * d, const char * p) {
     return NULL;
 }
 static struct reg registration;
-static struct dev devices[2] = {{{dev_name, description, memory, type, init}, &registration, "Crashy0"},
-                                {{dev_name, description, memory, type, init}, &registration, "Hangy0"}};
+static struct dev devices[2] = {{{dev_name, description, memory, type, init, NULL}, &registration, "Crashy0"},
+                                {{dev_name, description, memory, type, init, NULL}, &registration, "Hangy0"}};
 static const char * reg_name(void * r) { (void) r; return "Misbehaving"; }
 static size_t count(void * r) { (void) r; return 2; }
 static void * get(void * r, size_t i) { (void) r; return i < 2 ? &devices[i] : NULL; }
@@ -346,7 +347,7 @@ def test_check_survives_a_device_that_crashes_and_one_that_hangs(built: Project,
     result = runtime_cli("check", "--timeout", "10", env=env_for(built, stage), cwd=tmp_path)
     assert result.returncode == 1
     rows = {line.split("  ")[0]: line for line in result.stdout.splitlines()[1:] if line.strip()}
-    assert "FAILED" in rows["Crashy0"] and "crashed (SIGSEGV)" in rows["Crashy0"]
+    assert "FAILED" in rows["Crashy0"] and "crashed (SIGSEGV)" in rows["Crashy0"], result.stdout + result.stderr
     assert "FAILED" in rows["Hangy0"] and "timed out after 10s" in rows["Hangy0"]
     assert all("  ok  " in row for name, row in rows.items() if name.startswith("CPU ("))
 

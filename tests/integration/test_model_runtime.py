@@ -21,7 +21,7 @@ import tiny_models
 from real_llama_cpp import locked
 from real_projects import project_at
 from support import Project, hermetic_env
-from toolchains_present import vulkan
+from toolchains_present import openblas, vulkan
 from venvs import in_venv, pip, runtime, venv, wheels_of
 
 pytestmark = [
@@ -510,3 +510,38 @@ def test_layers_offloaded_to_lavapipe_generate_the_cpus_tokens(
         assert on_gpu[0] == ["load_tensors: offloaded 3/3 layers to GPU"]  # upstream's default: every layer
         assert one_layer[0] == ["load_tensors: offloaded 1/3 layers to GPU"]
         assert on_cpu[1] == on_gpu[1] == one_layer[1], path
+
+
+BLAS_CONFIGURE = [
+    "-DCMAKE_BUILD_TYPE=Release", "-DBUILD_SHARED_LIBS=ON", "-DGGML_BACKEND_DL=ON", "-DGGML_CPU=OFF",
+    "-DGGML_NATIVE=OFF", "-DGGML_BLAS=ON", "-DGGML_BLAS_VENDOR=OpenBLAS", "-DGGML_CCACHE=OFF",
+    *(f"-DLLAMA_{option}=OFF" for option in ("BUILD_COMMON", "BUILD_TESTS", "BUILD_TOOLS", "BUILD_EXAMPLES",
+                                             "BUILD_SERVER", "BUILD_APP", "BUILD_UI", "USE_PREBUILT_UI", "OPENSSL")),
+    "-DMTMD_VIDEO=OFF",
+]  # fmt: skip
+
+
+@openblas
+def test_check_asks_a_device_before_running_an_op_it_does_not_implement(
+    pinned: Project, python: Path, tmp_path: Path
+) -> None:
+    """ggml's BLAS backend (a real device, built here from the pin against OpenBLAS) aborts the process on an
+    operation it does not implement; `check` must ask ggml_backend_supports_op first and say so."""
+    cmake, ninja = shutil.which("cmake"), shutil.which("ninja")
+    assert cmake and ninja
+    tree = tmp_path / "blas-build"
+    subprocess.run([cmake, "-S", str(pinned.vendor), "-B", str(tree), "-G", "Ninja", f"-DCMAKE_MAKE_PROGRAM={ninja}",
+                    *BLAS_CONFIGURE], check=True, capture_output=True, timeout=600)  # fmt: skip
+    subprocess.run(
+        [cmake, "--build", str(tree), "--target", "ggml-blas"], check=True, capture_output=True, timeout=1200
+    )
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    shutil.copy2(next(tree.glob("bin/libggml-blas.so")), plugins)
+
+    checked = runtime(python, "check", "--device", "BLAS", cwd=tmp_path,
+                      env={"LLAMA_CPP_RUNTIME_PLUGIN_DIRS": str(plugins)})  # fmt: skip
+
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "crashed" not in checked.stdout
+    assert "norm not supported by this device" in checked.stdout, checked.stdout

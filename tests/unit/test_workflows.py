@@ -355,8 +355,8 @@ def test_ci_installs_what_ci_run_installs_and_requires_it() -> None:
     tests = _load("ci.yml")["jobs"]["tests"]
     apt = next(s["run"] for s in tests["steps"] if "apt-get install" in s.get("run", ""))
     assert wanted[1].split() == apt.split("--no-install-recommends")[1].split("\n")[1].split()
-    assert "BUILDSYS_REQUIRE_TOOLCHAINS=vulkan,ccache,real-llama.cpp" in apt
-    assert "BUILDSYS_REQUIRE_TOOLCHAINS=vulkan,ccache" in ci_run and "real-llama.cpp" in ci_run
+    assert "BUILDSYS_REQUIRE_TOOLCHAINS=vulkan,ccache,openblas,real-llama.cpp" in apt
+    assert "BUILDSYS_REQUIRE_TOOLCHAINS=vulkan,ccache,openblas" in ci_run and "real-llama.cpp" in ci_run
     assert tests["strategy"]["matrix"]["os"] == ["ubuntu-24.04", "macos-15", "windows-2022"]
     pythons = {tests["strategy"]["matrix"]["python"][0], *(i["python"] for i in tests["strategy"]["matrix"]["include"])}
     assert pythons == {"3.11", "3.x"}  # the oldest supported and the newest release

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from . import _llama_api
-from ._compute import Backend
+from ._compute import Backend, Unsupported
 from ._context import Context
 from ._discovery import ENTRY_POINT_GROUP, LIBRARY_DIR_VARIABLE, PLUGIN_DIRS_VARIABLE
 from ._errors import (
@@ -72,11 +72,40 @@ def __getattr__(name: str) -> str:
 
 
 __all__ = [
-    "BACKENDS_VARIABLE", "ENTRY_POINT_GROUP", "EXCLUDE_VARIANTS_VARIABLE", "FORCE_VARIANT_VARIABLE",
-    "LIBRARY_DIR_VARIABLE", "PLUGIN_DIRS_VARIABLE", "AbiMismatch", "Backend", "ClosedError", "ComputeError", "Context",
-    "ContextError", "DecodeError", "Device", "GGUFHeader", "InvalidModel", "LibraryNotFound", "LlamaRuntimeError",
-    "LoadCancelled", "LoadError", "MlockWarning", "Model", "ModelInfo", "ModelLoadError", "ModelNotFound",
-    "ModuleReport", "Report", "Runtime", "TokenizeError", "UnknownDevice", "inspect_model", "load", "read_header",
+    "BACKENDS_VARIABLE",
+    "ENTRY_POINT_GROUP",
+    "EXCLUDE_VARIANTS_VARIABLE",
+    "FORCE_VARIANT_VARIABLE",
+    "LIBRARY_DIR_VARIABLE",
+    "PLUGIN_DIRS_VARIABLE",
+    "AbiMismatch",
+    "Backend",
+    "ClosedError",
+    "ComputeError",
+    "Context",
+    "ContextError",
+    "DecodeError",
+    "Device",
+    "GGUFHeader",
+    "InvalidModel",
+    "LibraryNotFound",
+    "LlamaRuntimeError",
+    "LoadCancelled",
+    "LoadError",
+    "MlockWarning",
+    "Model",
+    "ModelInfo",
+    "ModelLoadError",
+    "ModelNotFound",
+    "ModuleReport",
+    "Report",
+    "Runtime",
+    "TokenizeError",
+    "UnknownDevice",
+    "Unsupported",
+    "inspect_model",
+    "load",
+    "read_header",
 ]  # fmt: skip
 
 

@@ -41,6 +41,7 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "ggml_backend_tensor_set": (None, [VOID_P, VOID_P, _SIZE, _SIZE]),
     "ggml_backend_tensor_get": (None, [VOID_P, VOID_P, _SIZE, _SIZE]),
     "ggml_backend_graph_compute": (ctypes.c_int, [VOID_P, VOID_P]),
+    "ggml_backend_supports_op": (ctypes.c_bool, [VOID_P, VOID_P]),
     "ggml_backend_free": (None, [VOID_P]),
     "ggml_backend_name": (ctypes.c_char_p, [VOID_P]),
     # devices and registrations

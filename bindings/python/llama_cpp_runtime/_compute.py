@@ -24,6 +24,10 @@ def as_float32(values: Any, expected: int, what: str) -> array[float]:
     return data
 
 
+class Unsupported(ComputeError):
+    """The device does not implement the operation (it was not run)."""
+
+
 class Backend:
     """A ggml backend initialised on one device. Close it (or use `with`); using it afterwards raises
     ClosedError instead of touching freed memory."""
@@ -88,6 +92,9 @@ class Backend:
             buffer = None
             try:
                 inputs, output, count = build(ctx)
+                if not ggml.ggml_backend_supports_op(self._handle, output):
+                    # asking first: ggml's BLAS backend, and Metal without simdgroup reductions, abort instead
+                    raise Unsupported(f"{what.upper()} is not supported on {self.device.name}")
                 graph = ggml.ggml_new_graph(ctx)
                 ggml.ggml_build_forward_expand(graph, output)
                 buffer = ggml.ggml_backend_alloc_ctx_tensors(ctx, self._handle)
