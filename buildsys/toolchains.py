@@ -209,7 +209,13 @@ def _hip(requirement: str, host: Host, earlier: list[Detection]) -> Detection:
     for package in ("hipblas", "rocblas"):
         if not (rocm / "lib" / "cmake" / package).is_dir():
             return Missing(requirement, f"{package} is not installed in {rocm}", hint)
-    return Found(requirement, f"HIP {match[0]} in {rocm}", {"CMAKE_PREFIX_PATH": str(rocm)})
+    # CMake looks for the HIP compiler in HIPCXX, on PATH and through hipconfig on PATH; /opt/rocm/bin is
+    # on no PATH in the manylinux container, so name ROCm's clang, as upstream's release workflow does.
+    clang = Path(probe([str(hipconfig), "-l"], host.env).strip() or rocm / "llvm" / "bin") / "clang"
+    if not clang.is_file():
+        return Missing(requirement, f"ROCm's clang is not at {clang} (hipconfig -l)", hint)
+    variables = {"CMAKE_PREFIX_PATH": str(rocm), "CMAKE_HIP_COMPILER": str(clang)}
+    return Found(requirement, f"HIP {match[0]} in {rocm}, {clang}", variables)
 
 
 def _xcode_metal(requirement: str, host: Host, earlier: list[Detection]) -> Detection:

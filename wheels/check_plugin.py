@@ -2,10 +2,11 @@
 
     python wheels/check_plugin.py llama-cpp-runtime-vulkan [--lavapipe]
 
-The plugin's modules must be found (loaded, or skipped with ggml's or the loader's reason: no driver on a
-runner without a GPU is expected), never absent. Each device they bring is then checked with
-`python -m llama_cpp_runtime check`. With --lavapipe (Mesa's Vulkan on the CPU is installed) ggml is
-told to show it and a device is required, so the plugin really computes.
+The plugin's modules must be found (loaded, or skipped because the driver is missing: expected on a runner
+without a GPU), never absent, and never skipped for a runtime library the wheels should have brought.
+Each device they bring is then checked with `python -m llama_cpp_runtime check`. With --lavapipe (Mesa's
+Vulkan on the CPU is installed) ggml is told to show it and a device is required, so the plugin really
+computes.
 """
 
 from __future__ import annotations
@@ -27,6 +28,29 @@ def _runtime(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str
     )  # fmt: skip
 
 
+# What a machine without the hardware lacks, and no wheel can bring: the GPU drivers and loaders.
+DRIVER_LIBRARIES = ("libcuda.so", "nvcuda.dll", "libvulkan.so", "vulkan-1.dll", "libamdhip64.so", "amdhip64")
+_NOT_FOUND = ("cannot open shared object file", "not found", "No such file", "could not be found",
+              "error loading", "Library not loaded")  # fmt: skip
+
+
+def problems(modules: list[dict[str, str]], distribution: str) -> list[str]:
+    """Why the plugin fails here, if it does: a module absent, or skipped for a library that is not the
+    driver (the runtime libraries come from NVIDIA's or our wheels, so their absence is our bug)."""
+    if not modules or any(m["status"] == "absent" for m in modules):
+        return [f"no module of {distribution} was found by the loader"]
+    found = []
+    for module in modules:
+        reason = module["reason"]
+        if module["status"] != "skipped":
+            continue
+        if any(library in reason for library in DRIVER_LIBRARIES):
+            continue  # no driver on this runner: expected
+        if any(marker in reason for marker in _NOT_FOUND):
+            found.append(f"{module['name']} needs a library that is not the driver and was not found: {reason}")
+    return found
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("distribution", help="the plugin's distribution, e.g. llama-cpp-runtime-cuda12")
@@ -43,8 +67,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     modules = [m for m in report["modules"] if m["source"] == arguments.distribution]
     for module in modules:
         print(f"{module['name']}: {module['status']} {module['reason']}".rstrip())
-    if not modules or any(m["status"] == "absent" for m in modules):
-        print(f"error: no module of {arguments.distribution} was found by the loader", file=sys.stderr)
+    found = problems(modules, arguments.distribution)
+    for problem in found:
+        print(f"error: {problem}", file=sys.stderr)
+    if found:
         return 1
     # Only the core and this plugin are installed, so every device not on the CPU is the plugin's (ggml's
     # registrations are not named like the modules: the HIP backend registers as "ROCm").

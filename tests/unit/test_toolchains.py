@@ -99,3 +99,24 @@ def test_metal_needs_the_sdk_not_the_optional_shader_compiler(tmp_path: Path) ->
     (sdk / "System/Library/Frameworks/Metal.framework").mkdir(parents=True)
     [found] = detect(["xcode-metal"], darwin)
     assert isinstance(found, Found) and found.detail == f"macOS SDK {sdk}"
+
+
+def test_hip_names_rocms_clang_for_cmake(tmp_path: Path) -> None:
+    """The manylinux container has no ROCm on PATH: CMake would find no HIP compiler unless told."""
+    rocm = tmp_path / "rocm"
+    for package in ("hipblas", "rocblas"):
+        (rocm / "lib/cmake" / package).mkdir(parents=True)
+    hipconfig = rocm / "bin" / "hipconfig"
+    hipconfig.parent.mkdir(parents=True)
+    # `hipconfig --version` and `hipconfig -l` (the clang directory), as ROCm's script answers them
+    hipconfig.write_text(f'#!/bin/sh\n[ "$1" = -l ] && echo {rocm}/llvm/bin && exit 0\necho 6.2.41133-dd7f95766\n')
+    hipconfig.chmod(0o755)
+    [missing] = detect(["hip"], host(tmp_path / "empty", ROCM_PATH=str(rocm)))
+    assert (
+        isinstance(missing, Missing)
+        and missing.reason == f"ROCm's clang is not at {rocm}/llvm/bin/clang (hipconfig -l)"
+    )
+    fake_tool(rocm / "llvm/bin", "clang", "AMD clang version 18.0.0")
+    [found] = detect(["hip"], host(tmp_path / "empty", ROCM_PATH=str(rocm)))
+    assert isinstance(found, Found)
+    assert found.cmake_variables == {"CMAKE_PREFIX_PATH": str(rocm), "CMAKE_HIP_COMPILER": f"{rocm}/llvm/bin/clang"}

@@ -14,20 +14,35 @@ import sys
 from pathlib import Path
 
 from ._elf import needed_libraries
-from ._platform import IS_WINDOWS, allow_dll_directory, open_library
+from ._platform import IS_WINDOWS, open_library
 
 _preloaded: dict[str, ctypes.CDLL] = {}
 
 
-def nvidia_library_dirs() -> list[Path]:
-    """Where NVIDIA's wheels put their libraries, in every sys.path entry (looked up once per load())."""
+# Windows: the DLLs a CUDA module imports, in the order they depend on each other.
+RUNTIME_DLL_PATTERNS = ("cudart64_*.dll", "cublasLt64_*.dll", "cublas64_*.dll")
+
+
+def nvidia_library_dirs(paths: list[str] | None = None, *, windows: bool = IS_WINDOWS) -> list[Path]:
+    """Where NVIDIA's wheels put their libraries, in every sys.path entry (looked up once per load()):
+    lib/ on Linux; bin/ on Windows, and bin/x86_64/ for the CUDA 13 wheels."""
     found = []
-    for entry in sys.path:
+    for entry in sys.path if paths is None else paths:
         root = Path(entry) / "nvidia"
         if root.is_dir():
-            found += sorted(p for p in root.glob("*/lib") if p.is_dir())
-            found += sorted(p for p in root.glob("*/bin") if p.is_dir() and IS_WINDOWS)
+            patterns = ("*/bin", "*/bin/x86_64") if windows else ("*/lib",)
+            found += sorted(p for pattern in patterns for p in root.glob(pattern) if p.is_dir())
     return found
+
+
+def windows_runtime_dlls(directories: list[Path]) -> list[Path]:
+    """The runtime DLLs to load by full path: Python's winmode=0 and ggml's LoadLibraryW search neither
+    os.add_dll_directory's directories nor site-packages, but a DLL already loaded resolves by name."""
+    chosen: list[Path] = []
+    for pattern in RUNTIME_DLL_PATTERNS:
+        for directory in directories:
+            chosen += sorted(directory.glob(pattern))
+    return chosen
 
 
 def preload_runtime_libraries(module: Path, directories: list[Path]) -> list[str]:
@@ -36,9 +51,15 @@ def preload_runtime_libraries(module: Path, directories: list[Path]) -> list[str
     if not directories:
         return []
     if IS_WINDOWS:
-        for directory in directories:
-            allow_dll_directory(directory)
-        return []
+        loaded_dlls = []
+        for dll in windows_runtime_dlls(directories):
+            if dll.name not in _preloaded:
+                try:
+                    _preloaded[dll.name] = open_library(dll, global_symbols=True)
+                except OSError:
+                    continue  # the module's own load then says which DLL is missing
+                loaded_dlls.append(str(dll))
+        return loaded_dlls
     loaded = []
     for name in needed_libraries(module):
         if name in _preloaded:
