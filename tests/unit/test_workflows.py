@@ -310,7 +310,7 @@ def test_every_plugin_wheel_is_installed_with_its_platforms_core_wheel_and_check
 
 
 def test_the_ccache_key_is_per_platform_and_distribution_on_the_pin_and_the_series() -> None:
-    cache = _step(_load("wheels.yml")["jobs"]["build"], "actions/cache")
+    cache = _step(_load("wheels.yml")["jobs"]["build"], "actions/cache/restore")
     key = cache["with"]["key"]
     for part in ("matrix.platform", "matrix.distribution", "needs.plan.outputs.upstream-commit",
                  "needs.plan.outputs.patch-series"):  # fmt: skip
@@ -400,3 +400,16 @@ def test_delvewheel_analyses_the_dlls_the_wheels_carry() -> None:
     assert command.startswith("delvewheel repair --analyze-existing ")
     excluded = command.split("--exclude ", 1)[1].split(" ", 1)[0].split(";")
     assert "vcomp140.dll" not in excluded and "msvcp140.dll" not in excluded  # bundled, not excluded
+
+
+def test_the_ccache_is_saved_even_when_the_build_fails_or_times_out() -> None:
+    build = _load("wheels.yml")["jobs"]["build"]
+    restore = _step(build, "actions/cache/restore")
+    save = _step(build, "actions/cache/save")
+    cibuildwheel = _step(build, "pypa/cibuildwheel")
+    assert save["if"].startswith("always() && github.ref_type != 'tag'")
+    assert save["with"]["key"] == f"${{{{ steps.{restore['id']}.outputs.cache-primary-key }}}}"
+    assert save["with"]["path"] == restore["with"]["path"]
+    steps = build["steps"]
+    assert steps.index(save) > steps.index(cibuildwheel)
+    assert cibuildwheel["timeout-minutes"] < build["timeout-minutes"]  # time left to save after a timeout
