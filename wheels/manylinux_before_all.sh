@@ -41,7 +41,11 @@ enabled=1
 gpgcheck=1
 gpgkey=https://repo.radeon.com/rocm/rocm.gpg.key
 EOF
-    dnf install -y rocm-hip-runtime-devel hipblas-devel rocblas-devel
+    # ROCm is many GB: no weak dependencies, no package cache left behind, and say what is left
+    df -h / /tmp || true
+    dnf install -y --setopt=install_weak_deps=False rocm-hip-runtime-devel hipblas-devel rocblas-devel
+    dnf clean all
+    df -h / /tmp || true
     /opt/rocm/bin/hipconfig --version
 fi
 
