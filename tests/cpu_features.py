@@ -56,3 +56,14 @@ def best_supported_variant() -> str:
     variants = declared_x86_variants()
     runnable = [v for v, features in variants.items() if supported(features, flags)]
     return max(runnable, key=lambda v: len(variants[v]))
+
+
+# The test suite's platform assumptions, as markers with their reasons (skips are reported, not silent).
+elf_linux = pytest.mark.skipif(
+    not sys.platform.startswith("linux"),
+    reason="reads ELF (SONAMEs, RUNPATH, DT_NEEDED) and glibc's loader messages: Linux only",
+)
+not_msvc = pytest.mark.skipif(
+    sys.platform == "win32",
+    reason="MSVC has neither -ffile-prefix-map nor a working /Brepro for our objects: no byte-identical rebuilds",
+)

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from cpu_features import cpu_flags, declared_x86_variants, supported, x86_linux
+from cpu_features import cpu_flags, declared_x86_variants, elf_linux, supported, x86_linux
 from ggml_probe import SHAPE, inputs
 from llama_cpp_runtime._llama_abi import first_mismatch
 from support import Project, fresh_project, readelf_dynamic
@@ -33,6 +33,7 @@ def probe(*args: str, cwd: Path, env: dict[str, str] | None = None) -> dict[str,
     return loaded
 
 
+@elf_linux
 def test_cpu_preset_stages_core_libraries_apart_from_every_variant(built: Project) -> None:
     stage = built.root / "build/stage/cpu"
     lib = sorted(p.name for p in (stage / "lib").iterdir())
@@ -68,6 +69,7 @@ def test_cpu_preset_stages_core_libraries_apart_from_every_variant(built: Projec
     assert [(p["preset"], p["status"]) for p in report["presets"]] == [("cpu", "built")]
 
 
+@elf_linux
 def test_every_staged_library_has_a_relocatable_runpath_and_links_no_variant(built: Project) -> None:
     stage = built.root / "build/stage/cpu"
     for library in sorted(stage.glob("*/*.so*")):

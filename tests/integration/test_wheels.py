@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from cpu_features import declared_x86_variants
+from cpu_features import declared_x86_variants, elf_linux, not_msvc
 from support import REPO_ROOT, Project, fresh_project, readelf_dynamic
 from toolchains_present import vulkan
 from venvs import in_venv, pip, runtime, venv, wheels_of
@@ -33,6 +33,7 @@ def packaged(tmp_path_factory: pytest.TempPathFactory) -> Project:
 
 
 @linux
+@elf_linux
 def test_the_core_wheel_holds_each_library_once_stripped_and_relocatable(packaged: Project, tmp_path: Path) -> None:
     core = wheels_of(packaged)["llama_cpp_runtime"]
     assert re.fullmatch(r"llama_cpp_runtime-0\.1\.0-py3-none-manylinux_2_\d+_x86_64\.whl", core.name), core.name
@@ -173,6 +174,7 @@ def test_the_workflows_plugin_check_computes_on_lavapipe_and_fails_without_the_p
     assert re.search(r"^Vulkan0\s+ok\b", computed.stdout, re.MULTILINE), computed.stdout
 
 
+@not_msvc
 def test_wheels_are_byte_identical_when_built_again_and_elsewhere(packaged: Project, tmp_path: Path) -> None:
     first = {name: path.read_bytes() for name, path in wheels_of(packaged).items()}
     # The same project again from scratch, without ccache, and a second checkout in another directory.

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
+import pytest
+
 from buildsys.toolchains import Found, Host, Missing, detect
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="the fake toolchains are POSIX shell scripts")
 
 
 def fake_tool(directory: Path, name: str, output: str) -> Path:
