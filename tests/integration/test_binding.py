@@ -218,6 +218,7 @@ def test_a_plugin_is_found_through_its_entry_point_and_gone_when_uninstalled(
     assert "ggml-fake" not in gone
 
 
+@x86_linux  # the x86-64 variants by name
 def test_check_passes_on_every_variant_and_device(built: Project, stage: Path, tmp_path: Path) -> None:
     result = runtime_cli("check", env=env_for(built, stage), cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -355,6 +356,7 @@ def test_check_survives_a_device_that_crashes_and_one_that_hangs(built: Project,
     assert all("  ok  " in row for name, row in rows.items() if name.startswith("CPU ("))
 
 
+@x86_linux  # the x86-64 variants by name
 def test_bench_reports_throughput_per_cpu_variant(built: Project, stage: Path, tmp_path: Path) -> None:
     result = runtime_cli("bench", "--size", "64", env=env_for(built, stage), cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
