@@ -26,6 +26,19 @@ if [ -n "${CI_CUDA_VERSION:-}" ]; then
     dnf install -y "cuda-minimal-build-$suffix" "cuda-driver-devel-$suffix" "libcublas-devel-$suffix"
     ln -sfn "/usr/local/cuda-$major_minor" /usr/local/cuda         # CUDA_PATH in wheels/pyproject.toml
     /usr/local/cuda/bin/nvcc --version
+    # nvcc refuses a host GCC newer than it knows ("unsupported GNU version!") an hour into the build:
+    # a newer manylinux image, brought by a cibuildwheel bump, fails here instead, with the reason.
+    case "$major_minor" in
+        12.*) newest_gcc=14 ;;
+        13.*) newest_gcc=15 ;;
+        *) newest_gcc=99 ;;
+    esac
+    host_gcc="$(gcc -dumpversion | cut -d. -f1)"
+    if [ "$host_gcc" -gt "$newest_gcc" ]; then
+        echo "error: this image's GCC $host_gcc is newer than CUDA $major_minor supports (GCC $newest_gcc at most);" \
+             "pin the manylinux image in wheels/pyproject.toml or move to a newer CUDA" >&2
+        exit 1
+    fi
 fi
 
 if [ -n "${CI_ROCM_VERSION:-}" ]; then

@@ -269,8 +269,9 @@ def test_handles_load_once_across_threads_and_refuse_use_after_close(
         rt = runtimes[0]
         assert rt._loaded.ggml.ggml_backend_reg_count() == 1, "the CPU backend registered more than once"
         assert any("loaded CPU backend" in m for m in messages), messages
-        assert rt.library_path("ggml-base").is_absolute() and rt.library_path("llama").name.startswith("libllama")
-        assert rt.library_path("mtmd").name.startswith("libmtmd")
+        # libllama.so.0 / libllama.0.dylib, llama.dll on Windows
+        assert rt.library_path("ggml-base").is_absolute() and "llama" in rt.library_path("llama").name
+        assert "mtmd" in rt.library_path("mtmd").name
         print("upstream:", rt.upstream["commit"], rt.report().ggml_commit)
 
         with rt.open("CPU") as backend:

@@ -58,4 +58,6 @@ def test_pip_builds_a_distribution_through_the_backend(built: Project, tmp_path:
     [wheel] = tmp_path.glob("*.whl")
     assert re.fullmatch(r"llama_cpp_runtime-2\.0\.0-py3-none-linux_x86_64\.whl", wheel.name) or sys.platform != "linux"
     with zipfile.ZipFile(wheel) as archive:
-        assert any(n.startswith("llama_cpp_runtime/modules/libggml-cpu-") for n in archive.namelist())
+        # libggml-cpu-<variant>.so / .dylib; ggml-cpu-<variant>.dll on Windows
+        assert any(n.startswith(("llama_cpp_runtime/modules/libggml-cpu-", "llama_cpp_runtime/modules/ggml-cpu-"))
+                   for n in archive.namelist())  # fmt: skip
