@@ -12,22 +12,16 @@ from .config import Config
 from .errors import DriftDetected, OutOfDate, WorkWouldBeLost
 from .git import Git
 from .manifest import read_incomplete_marker, read_manifest, scan, staleness
-from .patchqueue import Patch, malformed, read_series
+from .patchqueue import Patch, read_series
 from .sync import build_manifest
 from .tracking import TrackingRepo, apply_with_am
 from .upstream_tree import SourceFile, selected_files
-from .workstate import require_unchanged_queue
+from .workstate import refuse_malformed_patches, require_unchanged_queue
 
 
 def run_check(config: Config) -> None:
     series = read_series(config.patches)
-    unreadable = [(patch.name, reason) for patch in series if (reason := malformed(patch))]
-    if unreadable:
-        name, reason = unreadable[0]
-        raise DriftDetected(
-            f"{config.relative(config.patches)}/{name} is not a patch git can apply: {reason}",
-            hint="fix it (re-export with `nox -s create-patches`) or delete it",
-        )
+    refuse_malformed_patches(series, config, DriftDetected)
     drift: list[str] = []
     repo = TrackingRepo(config.tracking)
     if repo.exists() and repo.head() is not None:

@@ -95,8 +95,8 @@ _ADVICE = {
     errno.EACCES: "check its permissions (chmod u+w; lsattr/chattr -i if it is immutable)",
     errno.EPERM: "check its permissions (chmod u+w; lsattr/chattr -i if it is immutable)",
     errno.EROFS: "the file system is read-only: work in a writable checkout",
-    errno.ENOSPC: "the disk is full: free some space and run the command again",
-    errno.EDQUOT: "the disk quota is used up: free some space and run the command again",
+    errno.ENOSPC: "the disk is full: free some space",
+    errno.EDQUOT: "the disk quota is used up: free some space",
     errno.EEXIST: "a file is where a directory belongs: move it away",
     errno.ENOTDIR: "a file is where a directory belongs: move it away",
     errno.EISDIR: "a directory is where a file belongs: move it away",
@@ -106,5 +106,5 @@ _ADVICE = {
 def from_os_error(error: OSError) -> FileSystemError:
     path = error.filename if error.filename is not None else "a file"
     what = error.strerror or str(error)
-    advice = _ADVICE.get(error.errno or 0, "check the path and run the command again")
+    advice = _ADVICE.get(error.errno or 0, "check the path")
     return FileSystemError(f"{path}: {what}", hint=f"{advice}, then run the command again")

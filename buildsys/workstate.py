@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from . import ui
 from .config import Config
-from .errors import OutOfDate, PatchConflict, UsageError, WorkWouldBeLost
+from .errors import BuildsysError, OutOfDate, PatchConflict, UsageError, WorkWouldBeLost
 from .patchqueue import Patch, malformed, same_change, touched_paths
 from .tracking import Commit, Survey, TrackingRepo
 
@@ -67,14 +67,15 @@ EXPORT_AND_SYNC = "`nox -s create-patches sync`"
 BUMP_CONTINUE = "`nox -s bump -- --continue`"
 
 
-def refuse_malformed_patches(series: list[Patch], config: Config) -> None:
+def refuse_malformed_patches(series: list[Patch], config: Config, error: type[BuildsysError] = PatchConflict) -> None:
     """Before any `git am`: a file git cannot read as a patch is named with the reason, instead of a
-    stop that blames the patch before it and suggests `am --continue` when no am is under way."""
+    stop that blames the patch before it and suggests `am --continue` when no am is under way. `check`
+    reports it as drift (its own error type)."""
     problems = [(patch.name, reason) for patch in series if (reason := malformed(patch))]
     if problems:
         label = config.relative(config.patches)
         name, reason = problems[0]
-        raise PatchConflict(
+        raise error(
             f"{label}/{name} is not a patch git can apply: {reason}",
             details="\n".join(f"  {label}/{n}: {r}" for n, r in problems[1:]),
             hint="fix it (re-export with `nox -s create-patches`) or delete it; nothing was applied",
@@ -103,8 +104,8 @@ def describe_commits(commits: list[Commit]) -> list[str]:
 
 
 def ensure_no_unsaved_work(repo: TrackingRepo, config: Config, series: list[Patch]) -> None:
-    """Refuse, listing it all, when resetting the tracking repository would lose edits or commits."""
-    refuse_damaged(repo, config)
+    """Refuse, listing it all, when resetting the tracking repository would lose edits or commits (its
+    callers have refused a damaged repository already, before ensure_initialised)."""
     if not repo.exists() or repo.head() is None:
         return
     refuse_if_mid_am(repo, config)
