@@ -12,16 +12,15 @@ import argparse
 import json
 import logging
 import os
-import signal
-import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from . import _cli_model, _reference, load
 from ._arguments import positive
+from ._child import run_child
 from ._compute import Unsupported
 from ._errors import LlamaRuntimeError
 from ._inspect import inspect_in_child
@@ -172,31 +171,16 @@ def _targets(probe: dict[str, object], only: Sequence[str]) -> list[Target]:
 def _child(args: Sequence[str], env: dict[str, str], timeout: float, target: Target | None = None) -> Outcome:
     """Run one child; its crash, hang or error becomes this target's failure."""
     placeholder = target or Target("probe", "", {})
-    start = time.monotonic()
-    try:
-        result = subprocess.run(  # noqa: S603 - this very interpreter, a fixed module, our arguments
-            [sys.executable, "-m", "llama_cpp_runtime", *args], env=env, capture_output=True, text=True,
-            timeout=timeout, check=False,
-        )  # fmt: skip
-    except subprocess.TimeoutExpired:
-        return Outcome(placeholder, False, f"timed out after {timeout:.0f}s", time.monotonic() - start)
-    seconds = time.monotonic() - start
-    if result.returncode < 0:
-        name = signal.Signals(-result.returncode).name
-        return Outcome(placeholder, False, f"crashed ({name}); {_last_line(result.stderr)}", seconds)
-    if result.returncode != 0:
-        return Outcome(placeholder, False, _last_line(result.stderr) or f"exit {result.returncode}", seconds)
+    child = run_child(args, env, timeout)
+    if child.failure:
+        return Outcome(placeholder, False, child.failure, child.seconds)
     if target is None:
-        return Outcome(placeholder, True, result.stdout, seconds)
-    answer = json.loads(result.stdout)
+        return Outcome(placeholder, True, child.stdout, child.seconds)
+    answer = json.loads(child.stdout)
     if target.variant and answer.get("cpu_variant") != target.variant:
-        return Outcome(target, False, f"{target.variant} was refused: {answer.get('cpu_variant_reason')}", seconds)
-    return Outcome(target, bool(answer["ok"]), str(answer["detail"]), seconds)
-
-
-def _last_line(text: str) -> str:
-    lines = [line for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else ""
+        reason = answer.get("cpu_variant_reason")
+        return Outcome(target, False, f"{target.variant} was refused: {reason}", child.seconds)
+    return Outcome(target, bool(answer["ok"]), str(answer["detail"]), child.seconds)
 
 
 # ---- in a child process ----------------------------------------------------------------------------
@@ -227,18 +211,16 @@ def _device_check(arguments: argparse.Namespace) -> int:
     results: list[str] = []
     errors: list[float] = []
     with runtime.open(arguments.device) as backend:
-        try:
-            product = backend.mul_mat(a, b, m=m, n=n, k=k)
-            errors.append(_reference.worst_error(product, expected, scale))
-            results.append(f"mul_mat {m}x{n}x{k} error {errors[-1]:.1e}")
-        except Unsupported:
-            results.append("mul_mat not supported by this device")
-        try:
-            normed = backend.norm(a, rows=m, cols=k, eps=NORM_EPS)
-            errors.append(_reference.worst_error(normed, expected_norm, [1.0] * len(expected_norm)))
-            results.append(f"norm error {errors[-1]:.1e}")
-        except Unsupported:  # e.g. ggml's BLAS backend, which computes matrix products only
-            results.append("norm not supported by this device")
+        operations: tuple[tuple[str, Callable[[], Any], Any, Any], ...] = (
+            (f"mul_mat {m}x{n}x{k}", lambda: backend.mul_mat(a, b, m=m, n=n, k=k), expected, scale),
+            ("norm", lambda: backend.norm(a, rows=m, cols=k, eps=NORM_EPS), expected_norm, [1.0] * (m * k)),
+        )
+        for label, compute, reference, scales in operations:
+            try:
+                errors.append(_reference.worst_error(compute(), reference, scales))
+                results.append(f"{label} error {errors[-1]:.1e}")
+            except Unsupported:  # e.g. ggml's BLAS backend, which computes large matrix products only
+                results.append(f"{label.split()[0]} not supported by this device")
     ok = all(error <= TOLERANCE for error in errors)
     return _child_answer(ok=ok, detail=("" if ok else "MISMATCH: ") + ", ".join(results))
 

@@ -10,7 +10,6 @@ import argparse
 import codecs
 import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -18,6 +17,7 @@ from dataclasses import asdict
 
 from . import load
 from ._arguments import positive
+from ._child import run_child
 from ._model_bench import bench
 
 
@@ -86,19 +86,12 @@ def bench_model(arguments: argparse.Namespace, devices: Sequence[str], timeout: 
     for device in devices:
         print(f"  … bench {device}", file=sys.stderr, flush=True)
         sizes = ["-p", str(arguments.n_prompt), "-n", str(arguments.n_gen), "-r", str(arguments.repetitions)]
-        child = [sys.executable, "-m", "llama_cpp_runtime", "_bench_model", arguments.model, device, *sizes]
-        if arguments.threads:
-            child += ["--threads", str(arguments.threads)]
-        try:
-            result = subprocess.run(child, capture_output=True, text=True, timeout=timeout, check=False)  # noqa: S603
-        except subprocess.TimeoutExpired:
-            failed.append(f"{device}: timed out after {timeout:.0f}s")
+        threads = ["--threads", str(arguments.threads)] if arguments.threads else []
+        child = run_child(["_bench_model", arguments.model, device, *sizes, *threads], None, timeout)
+        if child.failure:
+            failed.append(f"{device}: {child.failure}")
             continue
-        if result.returncode != 0:
-            last = [line for line in result.stderr.splitlines() if line.strip()][-1:] or [f"exit {result.returncode}"]
-            failed.append(f"{device}: {last[0]}")
-            continue
-        rows += json.loads(result.stdout)
+        rows += json.loads(child.stdout)
     if arguments.json:
         print(json.dumps(rows, indent=1))
     else:

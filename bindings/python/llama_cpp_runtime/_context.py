@@ -80,7 +80,6 @@ class Context:
         self.n_ctx = int(llama.llama_n_ctx(handle))
         self.n_batch = int(llama.llama_n_batch(handle))
         self.n_threads = int(llama.llama_n_threads(handle))
-        self._pooling = int(llama.llama_pooling_type(handle))
 
     # ---- lifetime ---------------------------------------------------------------------------------
 

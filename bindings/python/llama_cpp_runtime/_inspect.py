@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ._child import run_child
 from ._errors import InvalidModel, LlamaRuntimeError, ModelLoadError, ModelNotFound
 
 
@@ -42,20 +40,12 @@ def inspect_model(path: str | os.PathLike[str], *, timeout: float = 120.0) -> Mo
     one token through it, and report it; raise ModelNotFound, InvalidModel or ModelLoadError otherwise
     (a crash of the child is an InvalidModel naming the signal)."""
     location = Path(path).resolve()
-    try:
-        result = subprocess.run(  # noqa: S603 - this very interpreter, a fixed module, our arguments
-            [sys.executable, "-m", "llama_cpp_runtime", "_inspect", str(location)],
-            capture_output=True, text=True, timeout=timeout, check=False,
-        )  # fmt: skip
-    except subprocess.TimeoutExpired:
-        raise InvalidModel(f"{location}: loading it did not finish in {timeout:.0f}s") from None
-    last = ([line for line in result.stderr.splitlines() if line.strip()] or [""])[-1]
-    if result.returncode < 0:
-        name = signal.Signals(-result.returncode).name
-        raise InvalidModel(f"{location}: llama.cpp crashed loading it ({name}){': ' + last if last else ''}")
-    if result.returncode != 0:
-        raise ModelLoadError(f"{location}: {last or f'exit {result.returncode}'}")
-    answer = json.loads(result.stdout)
+    child = run_child(["_inspect", str(location)], None, timeout)
+    if child.failure.startswith(("crashed", "timed out")):
+        raise InvalidModel(f"{location}: loading it in a child process failed: {child.failure}")
+    if child.failure:
+        raise ModelLoadError(f"{location}: {child.failure}")
+    answer = json.loads(child.stdout)
     if "error" in answer:
         raise _ERRORS.get(answer["error"], ModelLoadError)(answer["message"])
     return ModelInfo(path=location, **answer)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ctypes
 
-from . import _api
 from ._llama_abi import LlamaBatch, LlamaContextParams, LlamaModelParams
 
 VOID_P = ctypes.c_void_p
@@ -22,11 +21,10 @@ _SIZE = ctypes.c_size_t
 
 # enum llama_load_mode (replaced use_mmap / use_mlock)
 LOAD_MODE_NONE, LOAD_MODE_MMAP, LOAD_MODE_MLOCK, LOAD_MODE_MMAP_MLOCK = 0, 1, 2, 3
-# enum llama_pooling_type
-POOLING_UNSPECIFIED, POOLING_NONE, POOLING_MEAN, POOLING_RANK = -1, 0, 1, 4
+# enum llama_pooling_type (the values the binding asks for)
+POOLING_UNSPECIFIED, POOLING_MEAN = -1, 1
 
 _SIGNATURES: dict[str, tuple[object, list[object]]] = {
-    "llama_log_set": (None, [_api.LOG_CALLBACK, VOID_P]),
     "llama_backend_init": (None, []),
     "llama_model_default_params": (LlamaModelParams, []),
     "llama_context_default_params": (LlamaContextParams, []),
@@ -43,8 +41,6 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "llama_model_meta_val_str_by_index": (_INT, [VOID_P, _INT, _CHARS, _SIZE]),
     "llama_vocab_n_tokens": (_INT, [VOID_P]),
     "llama_vocab_is_eog": (_BOOL, [VOID_P, TOKEN]),
-    "llama_vocab_bos": (TOKEN, [VOID_P]),
-    "llama_vocab_eos": (TOKEN, [VOID_P]),
     "llama_tokenize": (_INT, [VOID_P, _CHARS, _INT, TOKEN_P, _INT, _BOOL, _BOOL]),
     "llama_token_to_piece": (_INT, [VOID_P, TOKEN, _CHARS, _INT, _INT, _BOOL]),
     "llama_detokenize": (_INT, [VOID_P, TOKEN_P, _INT, _CHARS, _INT, _BOOL, _BOOL]),
@@ -53,7 +49,6 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "llama_n_ctx": (ctypes.c_uint32, [VOID_P]),
     "llama_n_batch": (ctypes.c_uint32, [VOID_P]),
     "llama_n_threads": (_INT, [VOID_P]),
-    "llama_pooling_type": (ctypes.c_int, [VOID_P]),
     "llama_get_memory": (VOID_P, [VOID_P]),
     "llama_memory_clear": (None, [VOID_P, _BOOL]),
     "llama_memory_seq_pos_max": (_INT, [VOID_P, _INT]),

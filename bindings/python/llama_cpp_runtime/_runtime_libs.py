@@ -45,32 +45,27 @@ def windows_runtime_dlls(directories: list[Path]) -> list[Path]:
     return chosen
 
 
+def _needed_in(module: Path, directories: list[Path]) -> list[Path]:
+    """Linux: the libraries the module's DT_NEEDED names, where NVIDIA's wheels have them (first found)."""
+    found = []
+    for name in needed_libraries(module):
+        candidates = [directory / name for directory in directories if (directory / name).is_file()]
+        found += candidates[:1]
+    return found
+
+
 def preload_runtime_libraries(module: Path, directories: list[Path]) -> list[str]:
     """Load, from NVIDIA's wheels (`directories`), every library the module needs that they provide;
-    returns their paths."""
+    returns their paths. One that fails to load is left to the module's own load, which then names it."""
     if not directories:
         return []
-    if IS_WINDOWS:
-        loaded_dlls = []
-        for dll in windows_runtime_dlls(directories):
-            if dll.name not in _preloaded:
-                try:
-                    _preloaded[dll.name] = open_library(dll, global_symbols=True)
-                except OSError:
-                    continue  # the module's own load then says which DLL is missing
-                loaded_dlls.append(str(dll))
-        return loaded_dlls
     loaded = []
-    for name in needed_libraries(module):
-        if name in _preloaded:
+    for library in windows_runtime_dlls(directories) if IS_WINDOWS else _needed_in(module, directories):
+        if library.name in _preloaded:
             continue
-        for directory in directories:
-            candidate = directory / name
-            if candidate.is_file():
-                try:
-                    _preloaded[name] = open_library(candidate, global_symbols=True)
-                except OSError:
-                    continue  # the module's own load will then report what is missing
-                loaded.append(str(candidate))
-                break
+        try:
+            _preloaded[library.name] = open_library(library, global_symbols=True)
+        except OSError:
+            continue
+        loaded.append(str(library))
     return loaded

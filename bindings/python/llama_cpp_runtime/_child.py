@@ -1,0 +1,42 @@
+"""Running `python -m llama_cpp_runtime <command>` in a child process with a timeout: whatever a device
+or a model file does there (an abort, a fault, a hang) becomes one line of text here."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ChildResult:
+    stdout: str
+    failure: str  # "" when the child exited 0; else "timed out after 60s", "crashed (SIGABRT); <last line>", ...
+    seconds: float
+
+
+def last_line(text: str) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def run_child(args: Sequence[str], env: Mapping[str, str] | None, timeout: float) -> ChildResult:
+    start = time.monotonic()
+    try:
+        result = subprocess.run(  # noqa: S603 - this very interpreter, a fixed module, our arguments
+            [sys.executable, "-m", "llama_cpp_runtime", *args], env=env, capture_output=True, text=True,
+            timeout=timeout, check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return ChildResult("", f"timed out after {timeout:.0f}s", time.monotonic() - start)
+    seconds = time.monotonic() - start
+    said = last_line(result.stderr)
+    if result.returncode < 0:
+        name = signal.Signals(-result.returncode).name
+        return ChildResult(result.stdout, f"crashed ({name}){'; ' + said if said else ''}", seconds)
+    if result.returncode != 0:
+        return ChildResult(result.stdout, said or f"exit {result.returncode}", seconds)
+    return ChildResult(result.stdout, "", seconds)
