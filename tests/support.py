@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -198,3 +199,34 @@ def snapshot(root: Path, *, skip: tuple[str, ...] = ()) -> dict[str, tuple[int, 
 def toml_string(value: object) -> str:
     """A TOML basic string: a Windows path's backslashes are escapes there and must be doubled."""
     return json.dumps(str(value))  # JSON's string escapes are TOML's for every character a path holds
+
+
+_HOLD_THE_LOCK = """
+import sys, time
+from pathlib import Path
+from buildsys.project_lock import project_lock
+with project_lock(Path(sys.argv[1]), sys.argv[2], {}):
+    print("held", flush=True)
+    time.sleep(float(sys.argv[3]))
+"""
+
+
+def hold_project_lock(project: Project, command: str, seconds: float = 120) -> subprocess.Popen[str]:
+    """A process holding the project's lock as `command` would, for `seconds`; kill it to release."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_THE_LOCK, str(project.root), command, str(seconds)],
+        cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True, env=project.env,
+    )  # fmt: skip
+    assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    return holder
+
+
+# Patch files damaged as people damage them, and the words buildsys then names them with.
+PATCH_DAMAGE: dict[str, tuple[Callable[[bytes], bytes], str]] = {
+    "empty": (lambda patch: b"", "it is empty"),
+    "crlf": (lambda patch: patch.replace(b"\n", b"\r\n"), "it has CRLF line endings"),
+    "garbage": (lambda patch: b"this is not a patch\n" * 3, "it does not start with a `From ` line"),
+    "no-diff": (lambda patch: patch.split(b"\ndiff --git", 1)[0] + b"\n", "it has no `diff --git` section"),
+    # well formed, but its first hunk header claims lines the hunk does not have: git's own "corrupt patch"
+    "corrupt-hunk": (lambda patch: patch.replace(b"@@ -", b"@@ -1,400 +1,400 @@\n-x\n@@ -", 1), "corrupt patch"),
+}

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import tiny_models
 from conftest import SECOND_PATCH
-from support import REPO_ROOT, GitRepo, Project, snapshot
+from support import PATCH_DAMAGE, GitRepo, Project, hold_project_lock, snapshot
 from test_config_errors import CASES, pinned
 
 pytestmark = pytest.mark.integration
@@ -81,22 +81,8 @@ class Scene:
         self.cleanups.append(lambda: subprocess.run(["chattr", "-i", str(path)], check=False))
 
     def hold_lock(self, command: str) -> None:
-        holder = subprocess.Popen(
-            [sys.executable, "-c", HOLD_THE_LOCK, str(self.project.root), command],
-            cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True, env=self.project.env,
-        )  # fmt: skip
-        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        holder = hold_project_lock(self.project, command)
         self.cleanups.append(lambda: (holder.kill(), holder.wait()))
-
-
-HOLD_THE_LOCK = """
-import sys, time
-from pathlib import Path
-from buildsys.project_lock import project_lock
-with project_lock(Path(sys.argv[1]), sys.argv[2], {}):
-    print("held", flush=True)
-    time.sleep(120)
-"""
 
 
 @dataclass(frozen=True)
@@ -122,10 +108,10 @@ def _commit(path: str, text: str) -> Callable[[Scene], object]:
     return prepare
 
 
-def _damage_patch(damage: Callable[[bytes], bytes]) -> Callable[[Scene], object]:
+def _damage_patch(kind: str) -> Callable[[Scene], object]:
     def prepare(scene: Scene) -> None:
         patch = scene.project.patches / SECOND_PATCH
-        patch.write_bytes(damage(patch.read_bytes()))
+        patch.write_bytes(PATCH_DAMAGE[kind][0](patch.read_bytes()))
 
     return prepare
 
@@ -173,47 +159,45 @@ BUILDSYS_ROWS = [
     ),
     Row("env: BUILDSYS_LOCK_TIMEOUT negative", ("sync",), 2, "is below zero", env={"BUILDSYS_LOCK_TIMEOUT": "-1"}),
     # patch files
-    Row(
-        "patch: empty", ("apply-patches",), 4, "is not a patch git can apply: it is empty", _damage_patch(lambda p: b"")
-    ),
+    Row("patch: empty", ("apply-patches",), 4, "is not a patch git can apply: it is empty", _damage_patch("empty")),
     Row(
         "patch: CRLF",
         ("apply-patches",),
         4,
         "has CRLF line endings",
-        _damage_patch(lambda p: p.replace(b"\n", b"\r\n")),
+        _damage_patch("crlf"),
     ),
     Row(
         "patch: garbage",
         ("apply-patches",),
         4,
         "not git format-patch output",
-        _damage_patch(lambda p: b"garbage\n" * 9),
+        _damage_patch("garbage"),
     ),
     Row(
         "patch: no diff",
         ("apply-patches",),
         4,
         "no `diff --git` section",
-        _damage_patch(lambda p: p.split(b"\ndiff --git", 1)[0] + b"\n"),
+        _damage_patch("no-diff"),
     ),
     Row(
         "patch: corrupt hunk",
         ("apply-patches",),
         4,
         "corrupt patch",
-        _damage_patch(lambda p: p.replace(b"@@ -", b"@@ -1,400 +1,400 @@\n-x\n@@ -", 1)),
+        _damage_patch("corrupt-hunk"),
         keep=("patches", "vendoring.toml", "vendor"),
     ),
-    Row("patch: empty, check", ("check",), 6, "it is empty", _damage_patch(lambda p: b"")),
+    Row("patch: empty, check", ("check",), 6, "it is empty", _damage_patch("empty")),
     Row(
         "patch: garbage, bump",
         ("bump", "main"),
         4,
         "not git format-patch output",
-        _damage_patch(lambda p: b"garbage\n"),
+        _damage_patch("garbage"),
     ),
-    Row("patch: CRLF, sync", ("sync",), 5, "patch", _damage_patch(lambda p: p.replace(b"\n", b"\r\n"))),
+    Row("patch: CRLF, sync", ("sync",), 5, "patch", _damage_patch("crlf")),
     # work that would be lost
     Row(
         "work: uncommitted edit, apply-patches",

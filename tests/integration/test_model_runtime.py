@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import tiny_models
+from llama_cpp_runtime import read_header
 from real_llama_cpp import locked
 from real_projects import project_at
 from support import Project, hermetic_env
@@ -269,7 +270,7 @@ def test_inspect_model_survives_what_the_file_does_to_llama_cpp(
     child process by inspect_model: every one is a model or a typed error, never a crash or a hang."""
     good = models["spm-f32"]
     data = good.read_bytes()
-    header_end = tiny_models_header_end(good)
+    header_end = read_header(good).data_offset  # the binding's own reader
     generator = random.Random(3)
     damaged = []
     for index in range(30):
@@ -298,12 +299,6 @@ def test_inspect_model_survives_what_the_file_does_to_llama_cpp(
     crashed = [message for _, message in result["damaged"] if "in a child process failed" in message]
     assert not crashed, crashed
     assert set(outcomes) <= {"model", "InvalidModel", "ModelLoadError"}, result["damaged"]
-
-
-def tiny_models_header_end(path: Path) -> int:
-    import gguf
-
-    return int(gguf.GGUFReader(path).data_offset)
 
 
 def test_handles_after_close_and_a_context_keeps_its_model(

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
 
 import pytest
 from conftest import FIRST_PATCH, SECOND_PATCH
-from support import Project
+from support import PATCH_DAMAGE, Project
 
 pytestmark = pytest.mark.integration
 
@@ -273,25 +272,10 @@ def test_a_damaged_state_file_is_named_and_nothing_is_touched(
     assert project.patch_bytes() == patches and project.tracking.head() == head and state.read_text() == content
 
 
-def _corrupt_hunk(patch: bytes) -> bytes:
-    """A real patch whose first hunk header claims lines the hunk does not have."""
-    return patch.replace(b"@@ -", b"@@ -1,400 +1,400 @@\n-x\n@@ -", 1)
-
-
-@pytest.mark.parametrize(
-    ("damage", "words"),
-    [
-        (lambda patch: b"", "is empty"),
-        (lambda patch: patch.replace(b"\n", b"\r\n"), "has CRLF line endings"),
-        (lambda patch: b"this is not a patch\n" * 3, "does not start with a `From ` line"),
-        (lambda patch: patch.split(b"\ndiff --git", 1)[0] + b"\n", "has no `diff --git` section"),
-    ],
-    ids=["empty", "crlf", "garbage", "no-diff"],
-)
-def test_a_file_git_cannot_read_as_a_patch_is_named_before_any_am(
-    patched_project: Project, damage: Callable[[bytes], bytes], words: str
-) -> None:
+@pytest.mark.parametrize("kind", ["empty", "crlf", "garbage", "no-diff"])
+def test_a_file_git_cannot_read_as_a_patch_is_named_before_any_am(patched_project: Project, kind: str) -> None:
     project = patched_project
+    damage, words = PATCH_DAMAGE[kind]
     second = project.patches / SECOND_PATCH
     second.write_bytes(damage(second.read_bytes()))
     before = project.patch_bytes()
@@ -299,7 +283,7 @@ def test_a_file_git_cannot_read_as_a_patch_is_named_before_any_am(
 
     for command, code in (("apply-patches", 4), ("check", 6), ("bump", 4)):
         refused = project.run(command, *(["HEAD"] if command == "bump" else []), expect=code)
-        assert f"patches/{SECOND_PATCH} is not a patch git can apply: it {words}" in refused.stderr, refused.stderr
+        assert f"patches/{SECOND_PATCH} is not a patch git can apply: {words}" in refused.stderr, refused.stderr
         assert FIRST_PATCH not in refused.stderr and "am --continue" not in refused.stderr
         assert "Traceback" not in refused.stderr
     assert project.patch_bytes() == before and project.tracking.head() == head
@@ -309,7 +293,7 @@ def test_a_file_git_cannot_read_as_a_patch_is_named_before_any_am(
 def test_a_patch_git_rejects_shows_gits_own_words(patched_project: Project) -> None:
     project = patched_project
     second = project.patches / SECOND_PATCH
-    second.write_bytes(_corrupt_hunk(second.read_bytes()))
+    second.write_bytes(PATCH_DAMAGE["corrupt-hunk"][0](second.read_bytes()))
 
     stopped = project.run("apply-patches", expect=4)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support import REPO_ROOT, Project, expected_subset, snapshot
+from support import Project, expected_subset, hold_project_lock, snapshot
 
 pytestmark = pytest.mark.integration
 
@@ -191,24 +192,10 @@ def test_buildsys_config_points_the_commands_at_another_project(patched_project:
     assert list(elsewhere.iterdir()) == []  # nothing written where the command ran
 
 
-HOLD_THE_LOCK = """
-import sys, time
-from pathlib import Path
-from buildsys.project_lock import project_lock
-with project_lock(Path(sys.argv[1]), "sync", {}):
-    print("held", flush=True)
-    time.sleep(float(sys.argv[2]))
-"""
-
-
 def test_a_second_writing_command_refuses_or_waits_while_one_holds_the_project(patched_project: Project) -> None:
     project = patched_project
-    holder = subprocess.Popen(  # a `sync` in progress, as far as the lock can tell
-        [sys.executable, "-c", HOLD_THE_LOCK, str(project.root), "3"],
-        cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True, env=project.env,
-    )  # fmt: skip
+    holder = hold_project_lock(project, "sync", seconds=3)  # a `sync` in progress, as far as the lock can tell
     try:
-        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
         before = snapshot(project.root, skip=("build",))
         for command in ("sync", "apply-patches", "create-patches"):
             busy = project.run(command, expect=8)
@@ -216,10 +203,8 @@ def test_a_second_writing_command_refuses_or_waits_while_one_holds_the_project(p
             assert "BUILDSYS_LOCK_TIMEOUT" in busy.stderr and "Traceback" not in busy.stderr
         assert project.run("status").returncode == 0  # reading commands do not wait
         assert snapshot(project.root, skip=("build",)) == before
-        waited = subprocess.run([sys.executable, "-m", "buildsys", "sync"], cwd=project.root, capture_output=True,
-                                text=True, env={**project.env, "BUILDSYS_LOCK_TIMEOUT": "60"}, timeout=120,
-                                check=False)  # fmt: skip
-        assert waited.returncode == 0, waited.stderr
+        patient = dataclasses.replace(project, env={**project.env, "BUILDSYS_LOCK_TIMEOUT": "60"})
+        patient.run("sync")  # waits for the holder, then syncs
     finally:
         holder.kill()
         holder.wait()
