@@ -27,14 +27,17 @@ from _common import REPO, run, write_readme
 
 from buildsys.build import default_jobs
 from buildsys.cmake_tool import find_tools
+from buildsys.presets import load_matrix
 
 sys.path.insert(0, str(REPO / "tests"))
 import tiny_models
 
+# The cpu preset's settings, with the tools llama-bench needs and no CPU backend of its own (it runs the
+# staged variant modules).
 BENCH_BUILD = [
-    "-DCMAKE_BUILD_TYPE=Release", "-DBUILD_SHARED_LIBS=ON", "-DGGML_BACKEND_DL=ON", "-DGGML_CPU=OFF",
-    "-DGGML_NATIVE=OFF", "-DLLAMA_BUILD_COMMON=ON", "-DLLAMA_BUILD_TOOLS=ON", "-DLLAMA_BUILD_TESTS=OFF",
-    "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=OFF", "-DLLAMA_OPENSSL=OFF", "-DGGML_CCACHE=ON",
+    f"-D{name}={value}"
+    for name, value in {**load_matrix().get("cpu").cache_variables, "GGML_CPU": "OFF", "GGML_CPU_ALL_VARIANTS": "OFF",
+                        "LLAMA_BUILD_COMMON": "ON", "LLAMA_BUILD_TOOLS": "ON", "LLAMA_BUILD_MTMD": "OFF"}.items()
 ]  # fmt: skip
 DTYPES = ("f16", "q8_0", "q4_0")
 

@@ -25,6 +25,8 @@ from support import Project, hermetic_env
 from toolchains_present import openblas, vulkan
 from venvs import in_venv, pip, runtime, venv, wheels_of
 
+from buildsys.presets import load_matrix
+
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.real_upstream,
@@ -507,13 +509,9 @@ def test_layers_offloaded_to_lavapipe_generate_the_cpus_tokens(
         assert on_cpu[1] == on_gpu[1] == one_layer[1], path
 
 
-BLAS_CONFIGURE = [
-    "-DCMAKE_BUILD_TYPE=Release", "-DBUILD_SHARED_LIBS=ON", "-DGGML_BACKEND_DL=ON", "-DGGML_CPU=OFF",
-    "-DGGML_NATIVE=OFF", "-DGGML_BLAS=ON", "-DGGML_BLAS_VENDOR=OpenBLAS", "-DGGML_CCACHE=OFF",
-    *(f"-DLLAMA_{option}=OFF" for option in ("BUILD_COMMON", "BUILD_TESTS", "BUILD_TOOLS", "BUILD_EXAMPLES",
-                                             "BUILD_SERVER", "BUILD_APP", "BUILD_UI", "USE_PREBUILT_UI", "OPENSSL")),
-    "-DMTMD_VIDEO=OFF",
-]  # fmt: skip
+# The GPU presets' settings (everything we never build switched off), with ggml's BLAS module instead.
+BLAS_MODULE = {**load_matrix().get("vulkan").cache_variables, "GGML_VULKAN": "OFF", "GGML_BLAS": "ON",
+               "GGML_BLAS_VENDOR": "OpenBLAS", "GGML_CCACHE": "OFF"}  # fmt: skip
 
 
 @openblas
@@ -525,8 +523,9 @@ def test_check_asks_a_device_before_running_an_op_it_does_not_implement(
     cmake, ninja = shutil.which("cmake"), shutil.which("ninja")
     assert cmake and ninja
     tree = tmp_path / "blas-build"
+    definitions = [f"-D{name}={value}" for name, value in BLAS_MODULE.items()]
     subprocess.run([cmake, "-S", str(pinned.vendor), "-B", str(tree), "-G", "Ninja", f"-DCMAKE_MAKE_PROGRAM={ninja}",
-                    *BLAS_CONFIGURE], check=True, capture_output=True, timeout=600)  # fmt: skip
+                    *definitions], check=True, capture_output=True, timeout=600)  # fmt: skip
     subprocess.run(
         [cmake, "--build", str(tree), "--target", "ggml-blas"], check=True, capture_output=True, timeout=1200
     )
