@@ -3,6 +3,7 @@ order and layout are the maintainer's."""
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -16,22 +17,24 @@ _TABLE = re.compile(r"^\s*\[([^\[\]]+)\]\s*(?:#.*)?$")
 
 def rewrite_pin(text: str, commit: str, ref: str | None) -> str:
     lines = text.splitlines(keepends=True)
+    newline = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"  # a Windows checkout keeps its endings
     start, end = _upstream_table(lines)
     if start is None and "upstream" in _parsed(text):
         raise _cannot_rewrite()
     if start is None:
-        header = ["[upstream]\n", f'commit = "{commit}"\n', *([f'ref = "{ref}"\n'] if ref else []), "\n"]
-        rewritten = "".join(header + lines)
+        pin = [f"commit = {_toml_string(commit)}", *([f"ref = {_toml_string(ref)}"] if ref else [])]
+        rewritten = "".join(f"{line}{newline}" for line in ["[upstream]", *pin, ""]) + text
     else:
-        body = _set_key(lines[start + 1 : end], "commit", commit, after=None)
-        body = _set_key(body, "ref", ref, after="commit")
+        body = _set_key(lines[start + 1 : end], "commit", commit, after=None, newline=newline)
+        body = _set_key(body, "ref", ref, after="commit", newline=newline)
         rewritten = "".join(lines[: start + 1] + body + lines[end:])
     _verify(rewritten, commit, ref)
     return rewritten
 
 
 def write_pin(path: Path, commit: str, ref: str | None) -> None:
-    write_atomically(path, rewrite_pin(path.read_text(encoding="utf-8"), commit, ref).encode("utf-8"))
+    text = path.read_bytes().decode("utf-8")  # not read_text: universal newlines would drop a file's CRLFs
+    write_atomically(path, rewrite_pin(text, commit, ref).encode("utf-8"))
 
 
 def _upstream_table(lines: list[str]) -> tuple[int | None, int]:
@@ -47,18 +50,23 @@ def _upstream_table(lines: list[str]) -> tuple[int | None, int]:
     return start, len(lines)
 
 
-def _set_key(body: list[str], key: str, value: str | None, *, after: str | None) -> list[str]:
+def _set_key(body: list[str], key: str, value: str | None, *, after: str | None, newline: str) -> list[str]:
     pattern = re.compile(rf"^(\s*{key}\s*=\s*)(\"[^\"]*\"|'[^']*')(.*)$", re.DOTALL)
     for index, line in enumerate(body):
         match = pattern.match(line)
         if match:
             if value is None:
                 return body[:index] + body[index + 1 :]
-            return [*body[:index], f'{match.group(1)}"{value}"{match.group(3)}', *body[index + 1 :]]
+            return [*body[:index], f"{match.group(1)}{_toml_string(value)}{match.group(3)}", *body[index + 1 :]]
     if value is None:
         return body
     position = _line_after(body, after)
-    return [*body[:position], f'{key} = "{value}"\n', *body[position:]]
+    return [*body[:position], f"{key} = {_toml_string(value)}{newline}", *body[position:]]
+
+
+def _toml_string(value: str) -> str:
+    """A TOML basic string (JSON's escapes are a subset of TOML's)."""
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _line_after(body: list[str], key: str | None) -> int:

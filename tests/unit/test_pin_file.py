@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
+
 import pytest
 
 from buildsys.errors import ConfigError
-from buildsys.pin_file import rewrite_pin
+from buildsys.pin_file import rewrite_pin, write_pin
 
 OLD = "d3cf1f14a2e16fbd7ebad34b12cb71b8af345c43"
 NEW = "8599e0ea3756c4bac4ef813af2241cb1a8bbfb0b"
@@ -52,3 +55,21 @@ def test_a_layout_it_cannot_rewrite_safely_is_an_error_not_a_guess() -> None:
         rewrite_pin(inline, NEW, None)
 
     assert "edit it by hand" in refused.value.problems[0]
+
+
+def test_a_file_with_windows_line_endings_keeps_them(tmp_path: Path) -> None:
+    path = tmp_path / "vendoring.toml"
+    path.write_bytes(FILE.replace("\n", "\r\n").encode())
+
+    write_pin(path, NEW, "b6000")
+
+    expected = FILE.replace(f'commit = "{OLD}"  # the pin\n', f'commit = "{NEW}"  # the pin\nref = "b6000"\n')
+    assert path.read_bytes() == expected.replace("\n", "\r\n").encode()
+
+
+def test_a_ref_with_a_quote_is_written_as_a_valid_toml_string() -> None:
+    ref = 'release"candidate'  # git allows '"' in a ref name; TOML needs it escaped
+
+    rewritten = rewrite_pin(FILE, NEW, ref)
+
+    assert tomllib.loads(rewritten)["upstream"]["ref"] == ref
