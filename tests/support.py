@@ -18,9 +18,10 @@ REPO_ROOT = Path(__file__).parent.parent
 
 
 def hermetic_env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "BUILDSYS_", "CCACHE_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "BUILDSYS_", "CCACHE_", "LLAMA_CPP_"))}
     env.update(
         HOME=str(home),
+        XDG_CACHE_HOME=str(home / ".cache"),  # the binding's per-user cache stays in the test's home
         GIT_CONFIG_NOSYSTEM="1",
         GIT_AUTHOR_NAME="Test Author",
         GIT_AUTHOR_EMAIL="author@example.invalid",

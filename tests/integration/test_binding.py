@@ -380,3 +380,71 @@ def test_check_runs_on_lavapipe_through_the_vulkan_plugin(built: Project, stage:
     result = runtime_cli("check", "--device", "Vulkan0", env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Vulkan0" in result.stdout and "  ok  " in result.stdout
+
+
+def opened_variants(built: Project, stage: Path, cwd: Path, cache: Path) -> tuple[list[str], dict[str, object]]:
+    """The CPU variant modules a fresh process opened while loading (glibc's own account), and its report."""
+    env = env_for(built, stage, LLAMA_CPP_RUNTIME_CACHE_DIR=str(cache), LD_DEBUG="files")
+    result = runtime_cli("info", "--json", env=env, cwd=cwd)
+    assert result.returncode == 0, result.stderr[-3000:]
+    opened = re.findall(r"file=\S*/(libggml-cpu-[\w.-]+?)\.so \[\d+\];\s+dynamically loaded", result.stderr)
+    return sorted(set(opened)), json.loads(result.stdout)
+
+
+def cpu_rows(report: dict[str, object]) -> list[tuple[object, ...]]:
+    return [(m["name"], m["status"], m["reason"], m["score"]) for m in modules_by_name(report).values()
+            if m["backend"] == "cpu"]  # fmt: skip
+
+
+@elf_linux  # glibc's LD_DEBUG says which files a process opened
+def test_a_later_process_opens_only_the_chosen_variant_and_reports_the_same(
+    built: Project, stage: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    every = sorted(p.stem for p in (stage / "modules").iterdir() if p.name.startswith("libggml-cpu-"))
+
+    first_opened, first = opened_variants(built, stage, tmp_path, cache)
+    later_opened, later = opened_variants(built, stage, tmp_path, cache)
+
+    chosen = f"libggml-cpu-{first['cpu_variant']}"
+    assert first_opened == every and len(every) > 1
+    assert later_opened == [chosen]  # asked once more for its score, then loaded
+    assert cpu_rows(later) == cpu_rows(first) and later["cpu_variant"] == first["cpu_variant"]
+    assert len(list(cache.glob("cpu-variants-*.json"))) == 1
+
+    off_opened, _ = opened_variants(built, stage, tmp_path, Path("off"))
+    assert len(off_opened) == len(every)  # LLAMA_CPP_RUNTIME_CACHE_DIR=off: every variant asked every time
+
+
+@elf_linux
+def test_a_changed_module_or_a_wrong_remembered_score_makes_every_variant_be_asked_again(
+    built: Project, stage: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    all_opened, first = opened_variants(built, stage, tmp_path, cache)
+    chosen = stage / "modules" / f"libggml-cpu-{first['cpu_variant']}.so"
+
+    os.utime(chosen, ns=(chosen.stat().st_atime_ns, chosen.stat().st_mtime_ns + 10**9))  # reinstalled, say
+    assert opened_variants(built, stage, tmp_path, cache)[0] == all_opened
+
+    compile_module(IMPOSSIBLE_VARIANT, stage / "modules/libggml-cpu-impossible.so")  # a new module
+    opened, report = opened_variants(built, stage, tmp_path, cache)
+    assert "libggml-cpu-impossible" in opened and len(opened) == len(all_opened) + 1
+    assert modules_by_name(report)["ggml-cpu-impossible"]["status"] == "skipped"
+
+    # A remembered answer that the chosen module contradicts is not believed.
+    [entry] = [p for p in cache.glob("cpu-variants-*.json") if "impossible" in p.read_text()]
+    record = json.loads(entry.read_text())
+    record["scores"]["ggml-cpu-x64"] = 10**6
+    entry.write_text(json.dumps(record))
+    opened, report = opened_variants(built, stage, tmp_path, cache)
+    assert len(opened) == len(all_opened) + 1 and report["cpu_variant"] == first["cpu_variant"]
+    assert json.loads(entry.read_text())["scores"]["ggml-cpu-x64"] == 1
+
+    entry.write_text("{not json")  # damaged: the same as no cache
+    assert opened_variants(built, stage, tmp_path, cache)[1]["cpu_variant"] == first["cpu_variant"]
+
+    unwritable = tmp_path / "a-file"
+    unwritable.write_text("")
+    _, report = opened_variants(built, stage, tmp_path, unwritable / "cache")  # cannot be created: still loads
+    assert report["cpu_variant"] == first["cpu_variant"]

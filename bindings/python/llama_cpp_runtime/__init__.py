@@ -22,9 +22,6 @@ import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from . import _llama_api
-from ._compute import Backend, Unsupported
-from ._context import Context
 from ._discovery import ENTRY_POINT_GROUP, LIBRARY_DIR_VARIABLE, PLUGIN_DIRS_VARIABLE
 from ._errors import (
     ClosedError,
@@ -39,9 +36,6 @@ from ._errors import (
     ModelLoadError,
     ModelNotFound,
 )
-from ._gguf import GGUFHeader, read_header
-from ._inspect import ModelInfo, inspect_model
-from ._llama_abi import AbiMismatch
 from ._loader import (
     BACKENDS_VARIABLE,
     EXCLUDE_VARIANTS_VARIABLE,
@@ -50,17 +44,39 @@ from ._loader import (
     enumerate_devices,
     load_everything,
 )
-from ._model import MlockWarning, Model, Progress
 from ._report import Device, ModuleReport, Report
-from ._tokenizer import TokenizeError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._compute import Backend, Unsupported
+    from ._context import Context
+    from ._gguf import GGUFHeader, read_header
+    from ._inspect import ModelInfo, inspect_model
+    from ._llama_abi import AbiMismatch
+    from ._model import MlockWarning, Model, Progress
+    from ._tokenizer import TokenizeError
+
+# Imported on first use: a program that only loads the libraries (or another binding, through env())
+# does not pay for the model runtime's modules.
+_LAZY = {
+    "Backend": "_compute", "Unsupported": "_compute", "Context": "_context", "GGUFHeader": "_gguf",
+    "read_header": "_gguf", "ModelInfo": "_inspect", "inspect_model": "_inspect", "AbiMismatch": "_llama_abi",
+    "MlockWarning": "_model", "Model": "_model", "Progress": "_model", "TokenizeError": "_tokenizer",
+}  # fmt: skip
 
 # A library's log goes where the application sends it: without this, Python would print llama.cpp's
 # warnings (e.g. "n_ctx_seq > n_ctx_train") on stderr by itself.
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 
-def __getattr__(name: str) -> str:
-    """`__version__` is the installed distribution's (the wheel's version), looked up only when asked for."""
+def __getattr__(name: str) -> object:
+    """The model runtime's names on first use; `__version__` is the installed distribution's."""
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
     if name != "__version__":
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     from importlib import metadata
@@ -147,6 +163,8 @@ class Runtime:
         if "llama" not in self._loaded.libraries:
             raise LoadError(f"libllama is not in {self._loaded.layout.lib}")
         if self._loaded.llama_abi_problem is not None:
+            from ._llama_abi import AbiMismatch
+
             raise AbiMismatch(self._loaded.llama_abi_problem)
 
     def load_model(self, path: str | os.PathLike[str], *, devices: Sequence[str | Device] | None = None,
@@ -157,6 +175,9 @@ class Runtime:
         layer on the GPU devices). mmap maps the file instead of reading it; mlock keeps it in RAM (a
         failure is an MlockWarning). progress(fraction) returning False cancels the load (LoadCancelled).
         The file's header is checked first: files llama.cpp would abort on raise InvalidModel instead."""
+        from ._gguf import read_header
+        from ._model import Model
+
         header = read_header(path)  # the input first: a bad file is named whatever the libraries are
         chosen = None if devices is None else [self._device_named(d) for d in devices]
         llama = self._llama()
@@ -178,6 +199,8 @@ class Runtime:
         assert llama is not None  # require_llama_abi raised otherwise
         with self._llama_lock:
             if not self._llama_declared:
+                from . import _llama_api
+
                 try:
                     _llama_api.declare(llama)
                 except AttributeError as missing:
@@ -189,6 +212,8 @@ class Runtime:
 
     def open(self, device: Device | str) -> Backend:
         """A backend on the device, for compute: `with rt.open("CPU") as backend: backend.mul_mat(...)`."""
+        from ._compute import Backend
+
         return Backend(self._loaded.ggml, self.device(device) if isinstance(device, str) else device)
 
     @property

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import _api
+from . import _api, _variant_cache
 from ._discovery import CORE_SOURCE, Layout, ModuleFile, find_layout, modules_in, plugin_modules
 from ._elf import structural_problem
 from ._errors import LibraryNotFound, LoadError
@@ -135,7 +135,7 @@ def load_everything(library_dir: Path | None, env: Mapping[str, str]) -> Loaded:
     plugins, broken = plugin_modules(env)
     reports += [ModuleReport(b.source, "?", "skipped", b.reason, source=b.source) for b in broken]
     cpu_modules = [m for m in core_modules + plugins if m.backend == "cpu"]
-    chosen, cpu_reports = _load_cpu_variant(ggml, bridge, cpu_modules, selection)
+    chosen, cpu_reports = _load_cpu_variant(ggml, bridge, cpu_modules, selection, env)
     reports += cpu_reports
     reports += _load_plugins(ggml, bridge, [m for m in core_modules + plugins if m.backend != "cpu"], selection)
     present = {r.backend for r in reports}
@@ -234,18 +234,33 @@ def _close(library: ctypes.CDLL) -> None:
             close(library._handle)
 
 
-def _load_cpu_variant(ggml: ctypes.CDLL, bridge: LogBridge, modules: list[ModuleFile],
-                      selection: _Selection) -> tuple[ModuleFile | None, list[ModuleReport]]:  # fmt: skip
+def _scores(modules: list[ModuleFile], env: Mapping[str, str]) -> dict[str, tuple[int | None, str]]:
+    """Each module's score (or why it has none): remembered from an earlier process when the CPU and the
+    module files are the same and the best module still says so, else asked of every module."""
+    remembered = _variant_cache.recall(env, modules)
+    if remembered is not None:
+        best = max(modules, key=lambda m: (remembered[m.name], m.name))
+        if _score(best) == (remembered[best.name], ""):
+            return {name: (score, "") for name, score in remembered.items()}
+    measured = {m.name: _score(m) for m in modules}
+    if all(score is not None for score, _ in measured.values()):
+        _variant_cache.remember(env, modules, {name: score or 0 for name, (score, _) in measured.items()})
+    return measured
+
+
+def _load_cpu_variant(ggml: ctypes.CDLL, bridge: LogBridge, modules: list[ModuleFile], selection: _Selection,
+                      env: Mapping[str, str]) -> tuple[ModuleFile | None, list[ModuleReport]]:  # fmt: skip
     outcome: dict[str, tuple[Status, str]] = {}  # name -> (status, reason)
     scores: dict[str, int | None] = {}
     unusable: set[str] = set()
     candidates: list[ModuleFile] = []
+    measured = _scores([m for m in modules if not selection.refusal(m)], env)
     for module in modules:
         refusal = selection.refusal(module)
         if refusal:
             outcome[module.name] = ("skipped", refusal)
             continue
-        scores[module.name], error = _score(module)
+        scores[module.name], error = measured[module.name]
         variant = module.name.removeprefix("ggml-cpu-")
         if error:
             outcome[module.name] = ("skipped", error)
