@@ -210,11 +210,13 @@ class Runtime:
                 self._llama_declared = True
         return llama
 
-    def open(self, device: Device | str) -> Backend:
-        """A backend on the device, for compute: `with rt.open("CPU") as backend: backend.mul_mat(...)`."""
+    def open(self, device: Device | str, *, n_threads: int | None = None) -> Backend:
+        """A backend on the device, for compute: `with rt.open("CPU") as backend: backend.mul_mat(...)`.
+        n_threads (CPU backends) defaults to every CPU this process may run on, as a model context does."""
         from ._compute import Backend
 
-        return Backend(self._loaded.ggml, self.device(device) if isinstance(device, str) else device)
+        return Backend(self._loaded.ggml, self.device(device) if isinstance(device, str) else device,
+                       n_threads=n_threads)  # fmt: skip
 
     @property
     def upstream(self) -> Mapping[str, str]:

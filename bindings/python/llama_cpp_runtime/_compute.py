@@ -11,6 +11,7 @@ from typing import Any, TypeAlias
 
 from . import _api
 from ._errors import ClosedError, ComputeError
+from ._platform import default_threads
 from ._report import Device
 
 # array('f'), NumPy float32 arrays, lists of floats (a string: array is generic only from Python 3.12)
@@ -28,11 +29,14 @@ class Unsupported(ComputeError):
     """The device does not implement the operation (it was not run)."""
 
 
+_SET_N_THREADS = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int)
+
+
 class Backend:
     """A ggml backend initialised on one device. Close it (or use `with`); using it afterwards raises
     ClosedError instead of touching freed memory."""
 
-    def __init__(self, ggml: ctypes.CDLL, device: Device) -> None:
+    def __init__(self, ggml: ctypes.CDLL, device: Device, *, n_threads: int | None = None) -> None:
         self._ggml = ggml
         self.device = device
         self._lock = threading.Lock()
@@ -40,6 +44,12 @@ class Backend:
         if not handle:
             raise ComputeError(f"{device.name} ({device.description}): the device could not be initialised")
         self._handle: int | None = handle
+        # ggml's own default is 4 threads whatever the machine; a model context uses every CPU it may
+        set_threads = ggml.ggml_backend_reg_get_proc_address(
+            ggml.ggml_backend_dev_backend_reg(device._handle), b"ggml_backend_set_n_threads"
+        )
+        if set_threads:
+            _SET_N_THREADS(set_threads)(handle, n_threads or default_threads())
 
     def close(self) -> None:
         with self._lock:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ctypes
 import math
-import os
 import threading
 from array import array
 from collections.abc import Iterator, Sequence
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from . import _llama_api as C
 from ._errors import ClosedError, ContextError, DecodeError
+from ._platform import default_threads
 
 if TYPE_CHECKING:
     from ._loader import LogBridge
@@ -27,13 +27,6 @@ _DECODE_RESULTS = {
     2: "aborted",
     -1: "invalid input batch",
 }
-
-
-def default_threads() -> int:
-    """Every CPU this process may run on (its affinity mask, where the platform has one)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
 
 
 class Context:

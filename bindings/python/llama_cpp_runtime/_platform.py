@@ -48,3 +48,10 @@ def open_library(path: Path, *, global_symbols: bool) -> ctypes.CDLL:
     if IS_WINDOWS:
         return ctypes.CDLL(str(path), winmode=0)
     return ctypes.CDLL(str(path), mode=GLOBAL if global_symbols else LOCAL)
+
+
+def default_threads() -> int:
+    """Every CPU this process may run on (its affinity mask, where the platform has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
