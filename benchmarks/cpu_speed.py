@@ -1,0 +1,306 @@
+"""Is the shipped CPU code as fast as building it yourself? The wheel's variants against GGML_NATIVE=ON.
+
+One benchmark-only build of the project's tracking repository (the pin + our patches) with
+GGML_NATIVE=ON gives upstream's own tools — `test-backend-ops` and `llama-bench` — and a
+`-march=native` CPU module. Every side runs the project's staged core libraries (LD_LIBRARY_PATH) and
+differs in one file only: the CPU module beside the executable (where ggml's loader looks) or in the
+binding's modules directory. So a ratio is the variant against native, or the binding against
+llama-bench, and nothing else. Rounds are interleaved; a figure is the median over rounds.
+
+    python benchmarks/cpu_speed.py --project PROJECT   # after `buildsys build --backend cpu` there
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from _common import REPO, run, write_readme
+
+from buildsys.build import default_jobs
+from buildsys.cmake_tool import find_tools
+from buildsys.presets import load_matrix
+
+sys.path.insert(0, str(REPO / "tests"))
+import tiny_models
+
+NATIVE_BUILD = [
+    f"-D{name}={value}"
+    for name, value in {**load_matrix().get("cpu").cache_variables, "GGML_NATIVE": "ON", "GGML_BACKEND_DL": "OFF",
+                        "GGML_CPU_ALL_VARIANTS": "OFF",
+                        "LLAMA_BUILD_COMMON": "ON", "LLAMA_BUILD_TOOLS": "ON", "LLAMA_BUILD_TESTS": "ON",
+                        "LLAMA_BUILD_MTMD": "OFF"}.items()
+]  # fmt: skip
+TARGETS = ("llama-bench", "test-backend-ops", "ggml-cpu")
+DTYPES = ("f16", "q8_0", "q4_0")
+KERNEL_TYPES = ("f32", "f16", "q8_0", "q4_0", "q4_K")
+KERNEL_BATCHES = (1, 512)  # a generated token, and a prompt chunk
+BINDING = {"PYTHONPATH": str(REPO / "bindings" / "python")}
+
+
+def build_native_tools(project: Path) -> Path:
+    """test-backend-ops, llama-bench and a -march=native CPU module, built beside the project's trees."""
+    tools = find_tools(os.environ)
+    tree = project / "build" / "bench-cpu-native"
+    env = dict(os.environ)
+    run([str(tools.cmake), "-S", str(project / "build" / "upstream"), "-B", str(tree), "-G", "Ninja",
+         f"-DCMAKE_MAKE_PROGRAM={tools.ninja}", *NATIVE_BUILD], project, env)  # fmt: skip
+    run([str(tools.cmake), "--build", str(tree), "--target", *TARGETS, "--parallel", str(default_jobs())], project, env)
+    return tree / "bin"
+
+
+KERNEL_FILTER = (
+    rf"^type_a=({'|'.join(KERNEL_TYPES)}),type_b=f32,m=4096,n=({'|'.join(map(str, KERNEL_BATCHES))}),"
+    r"k=14336,bs=\[1,1\],nr=\[1,1\],per=\[0,1,2,3\]"
+)  # upstream's own LLM shape (7B-class FFN)
+KERNEL_LINE = re.compile(r"MUL_MAT\(type_a=(\w+),type_b=f32,m=4096,n=(\d+),.*?([\d.]+) us/run")
+MUL_MAT_SNIPPET = """
+import sys, time, llama_cpp_runtime as lcr
+from array import array
+size, threads = 512, int(sys.argv[1])
+a = array("f", [((i * 7) % 13 - 6) / 8 for i in range(size * size)])
+with lcr.load().open("CPU", n_threads=threads) as backend:
+    backend.mul_mat(a, a, m=size, n=size, k=size)
+    times = []
+    for _ in range(9):
+        start = time.perf_counter()
+        backend.mul_mat(a, a, m=size, n=size, k=size)
+        times.append(time.perf_counter() - start)
+print(2 * size**3 / sorted(times)[4] / 1e9)
+"""
+
+
+class Side:
+    """One way of running the CPU code: upstream's tools and the binding, with one CPU module."""
+
+    def __init__(self, label: str, home: Path, library_env: dict[str, str], binding_env: dict[str, str]) -> None:
+        self.label, self.home = label, home
+        self.tools_env = {**os.environ, **library_env}
+        self.binding_env = {**os.environ, **BINDING, **binding_env}
+
+    def kernels(self) -> dict[tuple[str, int], float]:
+        """MUL_MAT microseconds per run from `test-backend-ops perf`, every CPU thread (its only setting)."""
+        output = self._run([str(self.home / "test-backend-ops"), "perf", "-o", "MUL_MAT", "-b", "CPU",
+                            "-p", KERNEL_FILTER], self.tools_env, cwd=self.home)  # fmt: skip
+        return {(m[1], int(m[2])): float(m[3]) for m in KERNEL_LINE.finditer(output)}
+
+    def llama_bench(self, model: Path, threads: int, args: argparse.Namespace) -> dict[str, float]:
+        output = self._run([str(self.home / "llama-bench"), "-m", str(model), "-p", str(args.n_prompt),
+                            "-n", str(args.n_gen), "-r", str(args.repetitions), "-t", str(threads), "-o", "json"],
+                           self.tools_env, cwd=self.home)  # fmt: skip
+        rows = json.loads(output)
+        return {("pp" if r["n_prompt"] else "tg") + str(r["n_prompt"] or r["n_gen"]): r["avg_ts"] for r in rows}
+
+    def binding_bench(self, model: Path, threads: int, args: argparse.Namespace) -> dict[str, float]:
+        output = self._run([sys.executable, "-m", "llama_cpp_runtime", "bench", "--model", str(model), "--device",
+                            "CPU", "--json", "-p", str(args.n_prompt), "-n", str(args.n_gen), "-r",
+                            str(args.repetitions), "--threads", str(threads)], self.binding_env)  # fmt: skip
+        return {row["test"]: row["tokens_per_second"] for row in json.loads(output)}
+
+    def binding_mul_mat(self, threads: int) -> float:
+        return float(self._run([sys.executable, "-c", MUL_MAT_SNIPPET, str(threads)], self.binding_env))
+
+    @staticmethod
+    def _run(args: list[str], env: dict[str, str], cwd: Path | None = None) -> str:
+        result = subprocess.run(args, capture_output=True, text=True, env=env, cwd=cwd, timeout=1800, check=False)
+        if result.returncode != 0:
+            raise SystemExit(f"benchmark step failed: {args[:3]}\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
+        return result.stdout
+
+
+def tool_home(scratch: Path, name: str, native_bin: Path, module: Path | None) -> Path:
+    """Copies of the tools (ggml's loader looks beside /proc/self/exe, which a symlink would resolve to the
+    build tree) with exactly one CPU module beside them, or none (the native build links its own)."""
+    home = scratch / name
+    home.mkdir()
+    for tool in ("llama-bench", "test-backend-ops"):
+        shutil.copy2(native_bin / tool, home / tool)
+    if module is not None:
+        (home / module.name).symlink_to(module)
+    return home
+
+
+def native_stage(scratch: Path, native_bin: Path, stage: Path) -> Path:
+    """The native build's libraries in a stage's layout, so that the binding loads them (CPU linked in)."""
+    root = scratch / "native-stage"
+    (root / "lib").mkdir(parents=True)
+    (root / "modules").mkdir()
+    for library in native_bin.glob("lib*.so.0"):
+        (root / "lib" / library.name).symlink_to(library)
+    for record in ("stage.json", "llama-abi.json"):
+        shutil.copy2(stage / record, root / record)
+    return root
+
+
+def runnable_variants(stage: Path) -> tuple[str, list[str]]:
+    env = {**os.environ, **BINDING, "LLAMA_CPP_RUNTIME_LIBRARY_DIR": str(stage)}
+    result = subprocess.run([sys.executable, "-m", "llama_cpp_runtime", "info", "--json"], capture_output=True,
+                            text=True, check=True, env=env)  # fmt: skip
+    report = json.loads(result.stdout)
+    scored = [m for m in report["modules"] if m["backend"] == "cpu" and (m["score"] or 0) > 0]
+    ranked = sorted(scored, key=lambda m: -m["score"])
+    return str(report["cpu_variant"]), [m["name"].removeprefix("ggml-cpu-") for m in ranked]
+
+
+Figures = dict[Any, float]
+
+
+def medians(samples: dict[Any, list[float]]) -> Figures:
+    return {key: statistics.median(values) for key, values in samples.items()}
+
+
+def interleaved(
+    rounds: int, label: str, steps: dict[str, Callable[[], dict[object, float]]]
+) -> dict[str, dict[object, float]]:
+    """Every step once per round, in turn; each step's figures are medians over the rounds."""
+    collected: dict[str, dict[Any, list[float]]] = {name: {} for name in steps}
+    for round_number in range(rounds):
+        print(f"  … {label}: round {round_number + 1}/{rounds}", file=sys.stderr, flush=True)
+        for name, step in steps.items():
+            for key, value in step().items():
+                collected[name].setdefault(key, []).append(value)
+    return {name: medians(values) for name, values in collected.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--project", type=Path, required=True, help="a project with build/upstream and its cpu stage")
+    parser.add_argument("--build-only", action="store_true", help="build the native tools and stop")
+    parser.add_argument("--title", default="cpu speed: the shipped variants against GGML_NATIVE=ON")
+    parser.add_argument("-p", "--n-prompt", type=int, default=512)
+    parser.add_argument("-n", "--n-gen", type=int, default=128)
+    parser.add_argument("-r", "--repetitions", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    project = args.project.resolve()
+    native_bin = build_native_tools(project)
+    if args.build_only:
+        return
+    stage = project / "build" / "stage" / "cpu"
+    chosen, variants = runnable_variants(stage)
+    threads = default_jobs()
+    with tempfile.TemporaryDirectory(prefix="bench-cpu-") as scratch_name:
+        scratch = Path(scratch_name)
+        staged = {"LD_LIBRARY_PATH": str(stage / "lib")}
+        homes = {v: tool_home(scratch, v, native_bin, stage / "modules" / f"libggml-cpu-{v}.so") for v in variants}
+        variant = Side(f"variant {chosen}", homes[chosen], staged, {"LLAMA_CPP_RUNTIME_LIBRARY_DIR": str(stage)})
+        native = Side("native", tool_home(scratch, "native", native_bin, None), {},
+                      {"LLAMA_CPP_RUNTIME_LIBRARY_DIR": str(native_stage(scratch, native_bin, stage))})  # fmt: skip
+        models = {d: tiny_models.write_bench_model(scratch / f"bench-{d}.gguf", d) for d in DTYPES}
+        sections = [f"### {args.title}", "",
+                    f"{threads} cores, {time.strftime('%Y-%m-%d')}; ggml chose `{chosen}`; every figure is the median "
+                    f"of {args.rounds} interleaved rounds. Both sides run the same commit and patches, the same core "
+                    "libraries and the same tools; only the CPU code differs.", ""]  # fmt: skip
+        sections += latency_table(stage, scratch)
+        sections += kernel_table(args, variant, native)
+        sections += tokens_table(args, models, variant, native, threads)
+        sections += variants_table(args, models, chosen, variants, homes, staged)
+    section = "\n".join(sections) + "\n"
+    print(section)
+    write_readme(args.title, section)
+
+
+def latency_table(stage: Path, scratch: Path, runs: int = 15) -> list[str]:
+    """Start-up of a fresh interpreter: bare, importing the package, and import + load() + devices(), the
+    last with the variant scores remembered (a second run) and without (a first run: an empty cache)."""
+    env = {**os.environ, **BINDING, "LLAMA_CPP_RUNTIME_LIBRARY_DIR": str(stage)}
+    loading = "import llama_cpp_runtime as lcr; lcr.load().devices()"
+    cases = {"bare `python -c pass`": ("pass", None), "`import llama_cpp_runtime`": ("import llama_cpp_runtime", None),
+             "import + load() + devices(), first run": (loading, "first"),
+             "import + load() + devices(), later runs": (loading, "warm")}  # fmt: skip
+    timings: dict[str, list[float]] = {name: [] for name in cases}
+    subprocess.run([sys.executable, "-c", loading], env={**env, "LLAMA_CPP_RUNTIME_CACHE_DIR": str(scratch / "warm")},
+                   check=True)  # fmt: skip
+    for number in range(runs):
+        for name, (code, cache) in cases.items():
+            directory = scratch / (f"first-{number}" if cache == "first" else "warm")
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], env={**env, "LLAMA_CPP_RUNTIME_CACHE_DIR": str(directory)},
+                           check=True)  # fmt: skip
+            timings[name].append(time.perf_counter() - start)
+    bare = statistics.median(timings["bare `python -c pass`"])
+    lines = [f"#### Start-up (median of {runs} fresh interpreters, interleaved)", "",
+             "| measure | ms | over bare Python (ms) |", "|---|---:|---:|"]  # fmt: skip
+    for name, values in timings.items():
+        median = statistics.median(values)
+        lines.append(f"| {name} | {median * 1e3:.1f} | {(median - bare) * 1e3:+.1f} |")
+    return [*lines, ""]
+
+
+def kernel_table(args: argparse.Namespace, variant: Side, native: Side) -> list[str]:
+    results = interleaved(args.rounds, "kernels", {"variant": variant.kernels, "native": native.kernels})
+    mul_mat = interleaved(args.rounds, "binding mul_mat", {
+        f"{side}-{t}": (lambda s=s, t=t: {"gflops": s.binding_mul_mat(t)})
+        for side, s in (("variant", variant), ("native", native)) for t in (1, default_jobs())
+    })  # fmt: skip
+    lines = ["#### MUL_MAT kernels (upstream's `test-backend-ops perf`, m=4096 k=14336, every thread)", "",
+             f"| type | n | {variant.label} (µs) | native (µs) | variant speed / native |",
+             "|---|---:|---:|---:|---:|"]  # fmt: skip
+    for (dtype, n), mine in sorted(results["variant"].items(), key=lambda kv: (KERNEL_TYPES.index(kv[0][0]), kv[0][1])):
+        theirs = results["native"][(dtype, n)]
+        lines.append(f"| {dtype} | {n} | {mine:.0f} | {theirs:.0f} | {theirs / mine:.3f} |")
+    lines += ["", "The binding's own path (`Runtime.open(\"CPU\").mul_mat`, f32 512³, median of 9 calls):", "",
+              "| threads | variant GFLOP/s | native GFLOP/s | variant / native |", "|---:|---:|---:|---:|"]  # fmt: skip
+    for t in (1, default_jobs()):
+        mine, theirs = mul_mat[f"variant-{t}"]["gflops"], mul_mat[f"native-{t}"]["gflops"]
+        lines.append(f"| {t} | {mine:.1f} | {theirs:.1f} | {mine / theirs:.3f} |")
+    return [*lines, ""]
+
+
+def tokens_table(args: argparse.Namespace, models: dict[str, Path], variant: Side, native: Side,
+                 threads: int) -> list[str]:  # fmt: skip
+    lines = [f"#### Tokens/s (generated 25.8 M-parameter llama; pp{args.n_prompt}, tg{args.n_gen}; "
+             f"{args.repetitions} repetitions per run)", "",
+             "| model | test | threads | binding, variant | binding, native | llama-bench, variant "
+             "| llama-bench, native | variant / native | binding / llama-bench |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for dtype, model in models.items():
+        for t in sorted({1, threads}):
+            results = interleaved(args.rounds, f"tokens {dtype} {t} threads", {
+                "binding-variant": partial(variant.binding_bench, model, t, args),
+                "binding-native": partial(native.binding_bench, model, t, args),
+                "bench-variant": partial(variant.llama_bench, model, t, args),
+                "bench-native": partial(native.llama_bench, model, t, args),
+            })  # fmt: skip
+            for test in results["bench-native"]:
+                row = [results[k][test] for k in ("binding-variant", "binding-native", "bench-variant", "bench-native")]
+                lines.append(f"| {dtype} | {test} | {t} | " + " | ".join(f"{v:.1f}" for v in row)
+                             + f" | {row[2] / row[3]:.3f} | {row[0] / row[2]:.3f} |")  # fmt: skip
+    return [*lines, ""]
+
+
+def variants_table(args: argparse.Namespace, models: dict[str, Path], chosen: str, variants: list[str],
+                   homes: dict[str, Path], staged: dict[str, str]) -> list[str]:  # fmt: skip
+    sides = {v: Side(v, homes[v], staged, {}) for v in variants}
+    lines = [f"#### Every variant this CPU runs (llama-bench, {default_jobs()} threads), best score first", "",
+             "| variant | " + " | ".join(f"{d} {t}" for d in ("f16", "q4_0") for t in ("pp", "tg")) + " |",
+             "|---|" + "---:|" * 4]  # fmt: skip
+    figures: dict[str, list[float]] = {v: [] for v in variants}
+    for dtype in ("f16", "q4_0"):
+        results = interleaved(args.rounds, f"variants {dtype}", {
+            v: partial(s.llama_bench, models[dtype], default_jobs(), args) for v, s in sides.items()
+        })  # fmt: skip
+        for v in variants:
+            figures[v] += [results[v][f"pp{args.n_prompt}"], results[v][f"tg{args.n_gen}"]]
+    for v in variants:
+        marker = " (chosen)" if v == chosen else ""
+        cells = [f"{value:.1f} ({value / figures[chosen][i]:.2f})" for i, value in enumerate(figures[v])]
+        lines.append(f"| {v}{marker} | " + " | ".join(cells) + " |")
+    lines += ["", "In brackets: against the chosen variant."]
+    return [*lines, ""]
+
+
+if __name__ == "__main__":
+    main()
