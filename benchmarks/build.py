@@ -51,9 +51,9 @@ class Sides:
         self.project = project
         config = load_config(project / "vendoring.toml", env=os.environ)
         self.tools = find_tools(os.environ)
-        provenance = require_current_vendor(config)
+        require_current_vendor(config)  # both sides build the synced tree: refuse a stale one first
         self.env = {**os.environ, "PYTHONPATH": str(REPO)}
-        self.env.update(ccache.environment(self.tools.ccache, project, provenance, self.env))
+        self.env.update(ccache.environment(self.tools.ccache, project, self.env))
         self.driver_tree = project / "build" / PRESET
         # Beside the driver's tree, at the same depth: ccache (CCACHE_BASEDIR = the project) then serves both.
         self.raw_tree = project / "build" / f"bench-raw-{PRESET}"

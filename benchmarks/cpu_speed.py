@@ -50,13 +50,15 @@ KERNEL_BATCHES = (1, 512)  # a generated token, and a prompt chunk
 BINDING = {"PYTHONPATH": str(REPO / "bindings" / "python")}
 
 
-def build_native_tools(project: Path) -> Path:
-    """test-backend-ops, llama-bench and a -march=native CPU module, built beside the project's trees."""
+def build_native_tools(project: Path, *, openmp: bool = True) -> Path:
+    """test-backend-ops, llama-bench and a -march=native CPU module, built beside the project's trees
+    (without OpenMP: ggml's own threadpool)."""
     tools = find_tools(os.environ)
-    tree = project / "build" / "bench-cpu-native"
+    tree = project / "build" / ("bench-cpu-native" if openmp else "bench-cpu-native-threadpool")
     env = dict(os.environ)
     run([str(tools.cmake), "-S", str(project / "build" / "upstream"), "-B", str(tree), "-G", "Ninja",
-         f"-DCMAKE_MAKE_PROGRAM={tools.ninja}", *NATIVE_BUILD], project, env)  # fmt: skip
+         f"-DCMAKE_MAKE_PROGRAM={tools.ninja}", *NATIVE_BUILD, f"-DGGML_OPENMP={'ON' if openmp else 'OFF'}"],
+        project, env)  # fmt: skip
     run([str(tools.cmake), "--build", str(tree), "--target", *TARGETS, "--parallel", str(default_jobs())], project, env)
     return tree / "bin"
 
@@ -186,6 +188,7 @@ def main() -> None:
     args = parser.parse_args()
     project = args.project.resolve()
     native_bin = build_native_tools(project)
+    threadpool_bin = build_native_tools(project, openmp=False)
     if args.build_only:
         return
     stage = project / "build" / "stage" / "cpu"
@@ -207,6 +210,8 @@ def main() -> None:
         sections += kernel_table(args, variant, native)
         sections += tokens_table(args, models, variant, native, threads)
         sections += variants_table(args, models, chosen, variants, homes, staged)
+        threadpool = Side("threadpool", tool_home(scratch, "threadpool", threadpool_bin, None), {}, {})
+        sections += threading_table(args, models["q4_0"], native, threadpool)
     section = "\n".join(sections) + "\n"
     print(section)
     write_readme(args.title, section)
@@ -299,6 +304,32 @@ def variants_table(args: argparse.Namespace, models: dict[str, Path], chosen: st
         cells = [f"{value:.1f} ({value / figures[chosen][i]:.2f})" for i, value in enumerate(figures[v])]
         lines.append(f"| {v}{marker} | " + " | ".join(cells) + " |")
     lines += ["", "In brackets: against the chosen variant."]
+    return [*lines, ""]
+
+
+def threading_table(args: argparse.Namespace, model: Path, openmp: Side, threadpool: Side) -> list[str]:
+    """ggml's CPU threads from OpenMP (what the wheels ship on Linux and Windows) or from ggml's own
+    threadpool, on an idle machine and with another program spinning on one CPU (oversubscribed)."""
+    lines = ["#### Threads: OpenMP against ggml's threadpool (native builds, llama-bench, q4_0)", "",
+             "| threads | machine | OpenMP pp | threadpool pp | OpenMP tg | threadpool tg | threadpool / OpenMP (tg) |",
+             "|---:|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for busy in (False, True):
+        for t in sorted({1, default_jobs()}):
+            hog = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
+            try:
+                results = interleaved(args.rounds, f"threading t={t} busy={busy}", {
+                    "openmp": partial(openmp.llama_bench, model, t, args),
+                    "threadpool": partial(threadpool.llama_bench, model, t, args),
+                })  # fmt: skip
+            finally:
+                if hog is not None:
+                    hog.kill()
+                    hog.wait()
+            pp, tg = f"pp{args.n_prompt}", f"tg{args.n_gen}"
+            o, p = results["openmp"], results["threadpool"]
+            machine = "another program busy on 1 CPU" if busy else "idle"
+            lines.append(f"| {t} | {machine} | {o[pp]:.1f} | {p[pp]:.1f} | {o[tg]:.1f} | {p[tg]:.1f} "
+                         f"| {p[tg] / o[tg]:.3f} |")  # fmt: skip
     return [*lines, ""]
 
 

@@ -114,7 +114,7 @@ def run_build(config: Config, request: BuildRequest, *, env: Mapping[str, str] |
     report = BuildReport(tuple(results), request.presets, provenance)
     if request.dry_run:
         return report
-    cache_env = ccache.environment(tools.ccache, config.root, provenance, environment)
+    cache_env = ccache.environment(tools.ccache, config.root, environment)
     for result in results:
         if result.status == "planned":
             _build_one(result, config, tools, layout, {**environment, **cache_env}, request, provenance)

@@ -1,5 +1,8 @@
-"""ccache for the build: one cache per project, keyed so that a new upstream commit or patch series
-never reuses objects compiled from the old one, and a hit count for the report.
+"""ccache for the build: one cache per project and a hit count for the report.
+
+ccache is content-addressed (the compiler, its arguments, the source and every header it includes), so
+an object compiled before a bump or a patch edit is reused exactly when its inputs did not change: a
+patch that touches one file recompiles the units that see that file, not the whole tree.
 
 ccache is used through ggml's own GGML_CCACHE switch (on in every preset); the driver only sets the
 environment the compiler launcher sees. A CCACHE_DIR chosen by the user is respected.
@@ -16,17 +19,15 @@ _HIT_COUNTERS = ("direct_cache_hit", "preprocessed_cache_hit")
 _MISS_COUNTERS = ("cache_miss",)
 
 
-def namespace(provenance: Mapping[str, str]) -> str:
-    return f"llama-cpp-runtime-{provenance['commit'][:12]}-{provenance['patch_series_sha256'][:12]}"
+NAMESPACE = "llama-cpp-runtime"  # our entries in a shared CCACHE_DIR (`ccache --evict-namespace`)
 
 
-def environment(ccache: Path | None, root: Path, provenance: Mapping[str, str],
-                env: Mapping[str, str]) -> dict[str, str]:  # fmt: skip
+def environment(ccache: Path | None, root: Path, env: Mapping[str, str]) -> dict[str, str]:
     if ccache is None:
         return {}
     return {
         "CCACHE_DIR": env.get("CCACHE_DIR") or str(root / "build" / "ccache"),
-        "CCACHE_NAMESPACE": namespace(provenance),
+        "CCACHE_NAMESPACE": NAMESPACE,
         # Paths under the project are hashed relative to it, so two checkouts share hits.
         "CCACHE_BASEDIR": str(root),
         "CCACHE_NOHASHDIR": "1",

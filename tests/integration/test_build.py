@@ -237,7 +237,7 @@ def test_unknown_preset_and_bad_definitions_are_one_line_errors(built: Project) 
 
 
 @with_ccache
-def test_ccache_serves_a_wiped_build_tree_but_not_a_new_patch_series(tmp_path: Path) -> None:
+def test_ccache_serves_a_wiped_build_tree_and_a_new_patch_recompiles_only_what_it_touched(tmp_path: Path) -> None:
     project = fresh_project(tmp_path)
     project.run("sync")
     cold = project.run("build", "--backend", "cpu").stdout
@@ -248,12 +248,13 @@ def test_ccache_serves_a_wiped_build_tree_but_not_a_new_patch_series(tmp_path: P
     warm = project.run("build", "--backend", "cpu").stdout
     assert f"ccache {compiled}/{compiled} hits" in warm
 
-    project.add_patch_commits(("llama: a comment", "include/llama.h", "#pragma once", "#pragma once // ours"))
+    # A new patch series (as after a bump or a patch edit) that changes one translation unit
+    project.add_patch_commits(("llama: version 2", "src/llama.c", "{ return 1; }", "{ return 2; }"))
     project.run("create-patches")
     project.run("sync")
     shutil.rmtree(project.root / "build/cpu")
-    bumped = project.run("build", "--backend", "cpu").stdout
-    assert f"ccache 0/{compiled} hits" in bumped  # same ggml sources, new namespace: nothing reused
+    patched = project.run("build", "--backend", "cpu").stdout
+    assert f"ccache {compiled - 1}/{compiled} hits" in patched, patched
 
 
 @x86_linux  # the injected error sits in the AVX2 kernel

@@ -4,24 +4,15 @@ from pathlib import Path
 
 from buildsys import ccache
 
-PROVENANCE = {"commit": "a" * 40, "patch_series_sha256": "b" * 64}
-
-
-def test_a_new_commit_or_patch_series_is_a_new_cache_namespace() -> None:
-    same = ccache.namespace(PROVENANCE)
-    assert ccache.namespace({**PROVENANCE, "commit": "c" * 40}) != same
-    assert ccache.namespace({**PROVENANCE, "patch_series_sha256": "d" * 64}) != same
-    assert ccache.namespace(dict(PROVENANCE)) == same
-
 
 def test_environment_keeps_a_cache_directory_the_user_chose(tmp_path: Path) -> None:
     launcher = tmp_path / "ccache"
-    mine = ccache.environment(launcher, tmp_path, PROVENANCE, {})
+    mine = ccache.environment(launcher, tmp_path, {})
     assert mine["CCACHE_DIR"] == str(tmp_path / "build" / "ccache")
     assert mine["CCACHE_BASEDIR"] == str(tmp_path)
-    theirs = ccache.environment(launcher, tmp_path, PROVENANCE, {"CCACHE_DIR": "/cache"})
+    theirs = ccache.environment(launcher, tmp_path, {"CCACHE_DIR": "/cache"})
     assert theirs["CCACHE_DIR"] == "/cache"
-    assert ccache.environment(None, tmp_path, PROVENANCE, {}) == {}
+    assert ccache.environment(None, tmp_path, {}) == {}
 
 
 def test_describe_counts_only_this_build() -> None:

@@ -309,13 +309,16 @@ def test_every_plugin_wheel_is_installed_with_its_platforms_core_wheel_and_check
     assert {t["platform"] for t in tested if t["lavapipe"]} == {"linux-x86_64", "linux-aarch64"}
 
 
-def test_the_ccache_key_is_per_platform_and_distribution_on_the_pin_and_the_series() -> None:
+def test_the_ccache_is_saved_per_pin_and_series_and_a_new_pin_starts_from_the_nearest_older_one() -> None:
     cache = _step(_load("wheels.yml")["jobs"]["build"], "actions/cache/restore")
     key = cache["with"]["key"]
     for part in ("matrix.platform", "matrix.distribution", "needs.plan.outputs.upstream-commit",
                  "needs.plan.outputs.patch-series"):  # fmt: skip
         assert part in key
-    assert cache["with"]["restore-keys"].strip() and key.startswith(cache["with"]["restore-keys"].strip())
+    fallbacks = [line.strip() for line in cache["with"]["restore-keys"].splitlines() if line.strip()]
+    assert all(key.startswith(prefix) for prefix in fallbacks)
+    assert fallbacks == sorted(fallbacks, key=len, reverse=True)  # nearest first
+    assert fallbacks[-1] == "ccache-${{ matrix.platform }}-${{ matrix.distribution }}-"  # any older pin
     assert cache["with"]["path"] == "${{ runner.temp }}/ccache"
 
 
