@@ -101,6 +101,8 @@ def run_build(config: Config, request: BuildRequest, *, env: Mapping[str, str] |
     selected = _select(matrix, request.presets, host.system)
     manifest = current_manifest(config)
     provenance = _provenance(manifest)
+    if config.llama_cpp_python:  # recorded with the commit: `info` and use_for() name the release served
+        provenance["llama_cpp_python"] = config.llama_cpp_python
     defined = [replace(p, cache_variables={**p.cache_variables, **request.definitions}) for p, no in selected if not no]
     refuse_unsynced_paths(config, manifest, defined)
     tools = cmake_tool.find_tools(environment)

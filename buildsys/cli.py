@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,7 +16,7 @@ from .buildsummary import render, write_json
 from .bump import abort_bump, continue_bump, run_bump
 from .check import run_check
 from .ci_matrix import run_matrix
-from .config import CONFIG_NAME, UPSTREAM_URL_VARIABLE, Config, load_config
+from .config import CONFIG_NAME, PUBLIC_VERSION, UPSTREAM_URL_VARIABLE, Config, load_config
 from .create_patches import run_create_patches
 from .errors import BuildsysError, ConfigError, UsageError, from_os_error
 from .project_lock import WRITING_COMMANDS, project_lock
@@ -67,13 +66,6 @@ def build_parser() -> argparse.ArgumentParser:
                 help="the version of every wheel (default: $LLAMA_CPP_RUNTIME_VERSION or 0.1.0)",
             )  # fmt: skip
     return parser
-
-
-# PEP 440's normal form (what a wheel's file name and metadata must carry), with an optional local label.
-PUBLIC_VERSION = re.compile(
-    r"([1-9][0-9]*!)?(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*((a|b|rc)(0|[1-9][0-9]*))?(\.post(0|[1-9][0-9]*))?"
-    r"(\.dev(0|[1-9][0-9]*))?(\+[a-z0-9]+(\.[a-z0-9]+)*)?"
-)
 
 
 def _add_bump_arguments(sub: argparse.ArgumentParser) -> None:

@@ -51,10 +51,18 @@ DEFAULT_EXCLUDE = (
 
 _SCHEMA: dict[str, dict[str, type]] = {
     "upstream": {"url": str, "commit": str, "ref": str},
+    "downstream": {"llama-cpp-python": str},
     "tracking": {"path": str},
     "patches": {"path": str},
     "sync": {"destination": str, "include": list, "exclude": list},
 }
+# PEP 440's normal form (what a wheel's file name and metadata must carry), with an optional local label.
+PUBLIC_VERSION = re.compile(
+    r"([1-9][0-9]*!)?(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*((a|b|rc)(0|[1-9][0-9]*))?(\.post(0|[1-9][0-9]*))?"
+    r"(\.dev(0|[1-9][0-9]*))?(\+[a-z0-9]+(\.[a-z0-9]+)*)?"
+)
+
+
 _URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _SCP_LIKE = re.compile(r"^[^/\\]+@[^/\\]+:")
 
@@ -86,6 +94,8 @@ class Config:
     tracking: Path
     patches: Path
     sync: SyncSettings
+    # The llama-cpp-python release whose vendored llama.cpp is the pin: the one these wheels serve.
+    llama_cpp_python: str | None = None
 
     def relative(self, path: Path) -> str:
         try:
@@ -155,6 +165,10 @@ def _build(
     include = _patterns(tables, "include", DEFAULT_INCLUDE, problems, allow_empty=False)
     exclude = _patterns(tables, "exclude", DEFAULT_EXCLUDE, problems, allow_empty=True)
 
+    served = tables.get("downstream", {}).get("llama-cpp-python")
+    if isinstance(served, str) and not PUBLIC_VERSION.fullmatch(served):
+        problems.append(f'[downstream] llama-cpp-python: {served!r} is not a release version, e.g. "0.3.35"')
+
     if problems:
         raise ConfigError(problems, source=source.name)
     assert tracking and patches and destination and isinstance(commit, str)
@@ -165,6 +179,7 @@ def _build(
         tracking=tracking,
         patches=patches,
         sync=SyncSettings(destination=destination, include=include, exclude=exclude),
+        llama_cpp_python=served,
     )
 
 

@@ -148,6 +148,9 @@ def _description(results: list[PresetResult], provenance: Mapping[str, str]) -> 
         f"`{provenance['patch_series_sha256']}`.",
         "",
     ]
+    if provenance.get("llama_cpp_python"):
+        lines[1:1] = ["", f"Serves llama-cpp-python {provenance['llama_cpp_python']} (the release that vendors that "
+                          "llama.cpp): `llama_cpp_runtime.use_for(\"llama_cpp\")`."]  # fmt: skip
     for result in results:
         options = " ".join(f"{k}={v}" for k, v in sorted(result.options.items()) if k.startswith("GGML_"))
         lines.append(f"- preset `{result.preset.name}`: {options}")

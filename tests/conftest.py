@@ -5,7 +5,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from real_llama_cpp import DEFAULT_VERSIONS, RealTreeError, make_repository
+from real_llama_cpp import DEFAULT_VERSIONS, RealTreeError, locked, make_repository
+from real_projects import project_at
 from support import Project, fresh_project, hermetic_env, make_upstream
 
 
@@ -73,3 +74,24 @@ def real_llama_cpp() -> Path:
             pytest.fail(message)
         print(f"\n{'!' * 100}\n{message}\n{'!' * 100}", file=sys.stderr)
         pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One directory for every test worker of this run: the pin is built once, whichever worker asks."""
+    return tmp_path_factory.getbasetemp().parent
+
+
+@pytest.fixture(scope="session")
+def pinned(real_llama_cpp: Path, shared: Path) -> Project:
+    """This repository's configuration and patches at the pin, with its core wheel built."""
+    root = shared / "pinned-runtime"
+    with locked(shared / "pinned-runtime.lock"):
+        done = root / "built"
+        (root / "home").mkdir(parents=True, exist_ok=True)
+        project = project_at(root / "project", real_llama_cpp, "0.3.35", hermetic_env(root / "home"),
+                             existing=done.exists())  # fmt: skip
+        if not done.exists():
+            project.run("wheels", "--backend", "cpu", timeout=60 * 60)
+            done.touch()
+    return project

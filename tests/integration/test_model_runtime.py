@@ -20,8 +20,7 @@ import pytest
 import tiny_models
 from llama_cpp_runtime import read_header
 from real_llama_cpp import locked
-from real_projects import project_at
-from support import Project, hermetic_env
+from support import Project
 from toolchains_present import openblas, vulkan
 from venvs import in_venv, pip, runtime, venv, wheels_of
 
@@ -33,29 +32,7 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="real llama.cpp trees are tested on Linux"),
 ]
-BUILD_TIMEOUT = 60 * 60
 TEXTS = ["Hello world", "hello the model", "héllo wörld ✓ 日本語 🦙", "  two  spaces\nand a line", ""]
-
-
-@pytest.fixture(scope="session")
-def shared(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One directory for every test worker of this run: the pin is built once, whichever worker asks."""
-    return tmp_path_factory.getbasetemp().parent
-
-
-@pytest.fixture(scope="session")
-def pinned(real_llama_cpp: Path, shared: Path) -> Project:
-    """This repository's configuration and patches at the pin, with its core wheel built."""
-    root = shared / "pinned-runtime"
-    with locked(shared / "pinned-runtime.lock"):
-        done = root / "built"
-        (root / "home").mkdir(parents=True, exist_ok=True)
-        project = project_at(root / "project", real_llama_cpp, "0.3.35", hermetic_env(root / "home"),
-                             existing=done.exists())  # fmt: skip
-        if not done.exists():
-            project.run("wheels", "--backend", "cpu", timeout=BUILD_TIMEOUT)
-            done.touch()
-    return project
 
 
 @pytest.fixture(scope="session")
@@ -481,7 +458,7 @@ def test_layers_offloaded_to_lavapipe_generate_the_cpus_tokens(
     device list reach llama.cpp, and greedy generation does not change with where the layers run."""
     interpreter = venv(tmp_path)
     with locked(pinned.root.parent.parent / "pinned-runtime.lock"):  # other workers install from dist/
-        pinned.run("wheels", "--backend", "vulkan", timeout=BUILD_TIMEOUT)
+        pinned.run("wheels", "--backend", "vulkan", timeout=60 * 60)
         built = wheels_of(pinned)
         pip(interpreter, "install", "--no-index", str(built["llama_cpp_runtime"]),
             str(built["llama_cpp_runtime_vulkan"]))  # fmt: skip

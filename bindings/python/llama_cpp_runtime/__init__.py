@@ -18,9 +18,11 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import sys
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import ModuleType
 
 from ._discovery import ENTRY_POINT_GROUP, LIBRARY_DIR_VARIABLE, PLUGIN_DIRS_VARIABLE
 from ._errors import (
@@ -50,6 +52,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ._compute import Backend, Unsupported
     from ._context import Context
+    from ._downstream import DownstreamError
     from ._gguf import GGUFHeader, read_header
     from ._inspect import ModelInfo, inspect_model
     from ._llama_abi import AbiMismatch
@@ -59,9 +62,10 @@ if TYPE_CHECKING:
 # Imported on first use: a program that only loads the libraries (or another binding, through env())
 # does not pay for the model runtime's modules.
 _LAZY = {
-    "Backend": "_compute", "Unsupported": "_compute", "Context": "_context", "GGUFHeader": "_gguf",
-    "read_header": "_gguf", "ModelInfo": "_inspect", "inspect_model": "_inspect", "AbiMismatch": "_llama_abi",
-    "MlockWarning": "_model", "Model": "_model", "Progress": "_model", "TokenizeError": "_tokenizer",
+    "Backend": "_compute", "Unsupported": "_compute", "Context": "_context", "DownstreamError": "_downstream",
+    "GGUFHeader": "_gguf", "read_header": "_gguf", "ModelInfo": "_inspect", "inspect_model": "_inspect",
+    "AbiMismatch": "_llama_abi", "MlockWarning": "_model", "Model": "_model", "Progress": "_model",
+    "TokenizeError": "_tokenizer",
 }  # fmt: skip
 
 # A library's log goes where the application sends it: without this, Python would print llama.cpp's
@@ -102,6 +106,7 @@ __all__ = [
     "ContextError",
     "DecodeError",
     "Device",
+    "DownstreamError",
     "GGUFHeader",
     "InvalidModel",
     "LibraryNotFound",
@@ -122,6 +127,7 @@ __all__ = [
     "inspect_model",
     "load",
     "read_header",
+    "use_for",
 ]  # fmt: skip
 
 
@@ -218,6 +224,15 @@ class Runtime:
         return Backend(self._loaded.ggml, self.device(device) if isinstance(device, str) else device,
                        n_threads=n_threads)  # fmt: skip
 
+    def environment(self) -> dict[str, str]:
+        """The variables that make another binding in another process (llama-cpp-python) load these
+        libraries and this machine's best CPU variant: LLAMA_CPP_LIB_PATH, MTMD_CPP_LIB, GGML_BACKEND_PATH.
+        In this process, use_for() does more: every plugin too, and the struct layouts checked."""
+        from ._downstream import environment
+
+        chosen = next((m.path for m in self.report().modules if m.backend == "cpu" and m.status == "loaded"), None)
+        return environment(self._loaded.libraries, Path(chosen) if chosen else None, os.environ)
+
     @property
     def upstream(self) -> Mapping[str, str]:
         """The upstream commit and patch-series hash the libraries were built from, when recorded."""
@@ -226,6 +241,37 @@ class Runtime:
 
 _lock = threading.Lock()
 _loaded: list[Runtime] = []  # at most one: ggml's registry is process-wide
+_served: dict[str, ModuleType] = {}
+
+
+def use_for(package: str) -> ModuleType:
+    """Make another binding use these libraries, this machine's best CPU variant and every installed GPU
+    plugin: `llama_cpp_runtime.use_for("llama_cpp")` before anything imports llama_cpp
+    (llama-cpp-python installed with CMAKE_ARGS="-DLLAMA_BUILD=OFF -DLLAVA_BUILD=OFF"). Returns the
+    imported package, once its ctypes struct layouts were proven to match this libllama; raises
+    DownstreamError naming both versions if they do not, or if the package was imported first."""
+    from . import _downstream
+
+    with _lock:
+        if package in _served:
+            return _served[package]
+        if package not in _downstream.SUPPORTED:
+            raise _downstream.DownstreamError(f"use_for serves {', '.join(_downstream.SUPPORTED)}, not {package!r}")
+        if package in sys.modules:
+            raise _downstream.DownstreamError(
+                f"{package} was imported before use_for({package!r}) and has loaded its own libllama: "
+                f"call llama_cpp_runtime.use_for({package!r}) before the first import of {package}"
+            )
+    runtime = load()
+    runtime.require_llama_abi()
+    variables = runtime.environment()
+    os.environ[_downstream.LIB_PATH_VARIABLE] = variables[_downstream.LIB_PATH_VARIABLE]
+    os.environ[_downstream.MTMD_VARIABLE] = variables[_downstream.MTMD_VARIABLE]
+    record = _downstream.read_record(runtime._loaded.layout.root)
+    module = _downstream.import_checked(package, record, runtime.upstream.get("llama_cpp_python"))
+    with _lock:
+        _served[package] = module
+    return module
 
 
 def load(library_dir: str | os.PathLike[str] | None = None) -> Runtime:

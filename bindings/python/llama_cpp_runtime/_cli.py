@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import os
+import shlex
 import sys
 import time
 from array import array
@@ -53,6 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     info = commands.add_parser("info", help="what loaded, what did not and why; the devices")
     info.add_argument("--json", action="store_true")
+    environment = commands.add_parser(
+        "env", help="the variables that make llama-cpp-python (in another process) use these libraries"
+    )
+    environment.add_argument("--json", action="store_true")
     for name, text in (("check", "compute on every device and CPU variant, compare with Python"),
                        ("bench", "matrix-multiply throughput per device and CPU variant")):  # fmt: skip
         sub = commands.add_parser(name, help=text)
@@ -95,6 +100,15 @@ def _info(arguments: argparse.Namespace) -> int:
         print(json.dumps(document, indent=1))
     else:
         print("\n".join(report.lines()))
+    return 0
+
+
+def _environment(arguments: argparse.Namespace) -> int:
+    variables = load().environment()
+    if arguments.json:
+        print(json.dumps(variables, indent=1))
+    else:
+        print("\n".join(f"{name}={shlex.quote(value)}" for name, value in variables.items()))
     return 0
 
 
@@ -250,6 +264,7 @@ def _device_bench(arguments: argparse.Namespace) -> int:
 
 _COMMANDS = {
     "info": _info,
+    "env": _environment,
     "check": _check,
     "bench": _bench,
     "run": _cli_model.run,

@@ -66,6 +66,9 @@ class Report:
         out.append("core: " + ", ".join(f"{name} (loaded)" for name, _ in self.core_libraries))
         if self.llama_abi:
             out.append(f"libllama structs: {self.llama_abi}")
+        served = self.upstream.get("llama_cpp_python")
+        if served:
+            out.append(f'serves: llama-cpp-python {served} (llama_cpp_runtime.use_for("llama_cpp"))')
         chosen = f"{self.cpu_variant} (score {self.cpu_variant_score})" if self.cpu_variant else "none"
         out.append(f"CPU variant: {chosen}")
         out.append("")
