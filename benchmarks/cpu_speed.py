@@ -50,15 +50,16 @@ KERNEL_BATCHES = (1, 512)  # a generated token, and a prompt chunk
 BINDING = {"PYTHONPATH": str(REPO / "bindings" / "python")}
 
 
-def build_native_tools(project: Path, *, openmp: bool = True) -> Path:
-    """test-backend-ops, llama-bench and a -march=native CPU module, built beside the project's trees
-    (without OpenMP: ggml's own threadpool)."""
+def build_native_tools(project: Path, *, openmp: bool | None = None) -> Path:
+    """test-backend-ops, llama-bench and a -march=native CPU module, built beside the project's trees:
+    threads as the cpu preset has them, or OpenMP (on) against ggml's own threadpool (off)."""
     tools = find_tools(os.environ)
-    tree = project / "build" / ("bench-cpu-native" if openmp else "bench-cpu-native-threadpool")
+    threading = [] if openmp is None else [f"-DGGML_OPENMP={'ON' if openmp else 'OFF'}"]
+    name = {None: "bench-cpu-native", True: "bench-native-openmp", False: "bench-native-threadpool"}[openmp]
+    tree = project / "build" / name
     env = dict(os.environ)
     run([str(tools.cmake), "-S", str(project / "build" / "upstream"), "-B", str(tree), "-G", "Ninja",
-         f"-DCMAKE_MAKE_PROGRAM={tools.ninja}", *NATIVE_BUILD, f"-DGGML_OPENMP={'ON' if openmp else 'OFF'}"],
-        project, env)  # fmt: skip
+         f"-DCMAKE_MAKE_PROGRAM={tools.ninja}", *NATIVE_BUILD, *threading], project, env)  # fmt: skip
     run([str(tools.cmake), "--build", str(tree), "--target", *TARGETS, "--parallel", str(default_jobs())], project, env)
     return tree / "bin"
 
@@ -188,7 +189,7 @@ def main() -> None:
     args = parser.parse_args()
     project = args.project.resolve()
     native_bin = build_native_tools(project)
-    threadpool_bin = build_native_tools(project, openmp=False)
+    openmp_bin, threadpool_bin = build_native_tools(project, openmp=True), build_native_tools(project, openmp=False)
     if args.build_only:
         return
     stage = project / "build" / "stage" / "cpu"
@@ -210,8 +211,9 @@ def main() -> None:
         sections += kernel_table(args, variant, native)
         sections += tokens_table(args, models, variant, native, threads)
         sections += variants_table(args, models, chosen, variants, homes, staged)
+        openmp = Side("openmp", tool_home(scratch, "openmp", openmp_bin, None), {}, {})
         threadpool = Side("threadpool", tool_home(scratch, "threadpool", threadpool_bin, None), {}, {})
-        sections += threading_table(args, models["q4_0"], native, threadpool)
+        sections += threading_table(args, models["q4_0"], openmp, threadpool)
     section = "\n".join(sections) + "\n"
     print(section)
     write_readme(args.title, section)

@@ -366,8 +366,6 @@ def test_a_layout_that_differs_from_the_build_record_is_refused_before_any_call(
                           cwd=tmp_path)).parent  # fmt: skip
     copy = tmp_path / "site" / package.name
     shutil.copytree(package, copy, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
-    grafted = package.with_name(f"{package.name}.libs")  # auditwheel's libgomp, found through RUNPATH
-    shutil.copytree(grafted, copy.with_name(grafted.name))
     record = json.loads((copy / "llama-abi.json").read_text())
     record["structs"]["llama_context_params"]["fields"]["n_threads"][0] += 4
     (copy / "llama-abi.json").write_text(json.dumps(record))
