@@ -74,10 +74,10 @@ def wheels(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Measured comparisons, never run by the tests: `nox -s bench -- build|wheels|bump|model_speed [options]`."""
+    """Measured comparisons, never run by the tests: `nox -s bench -- build|wheels|bump|cpu_speed [options]`."""
     if not session.posargs:
-        session.error("name a benchmark: nox -s bench -- build|wheels|bump|model_speed [options]")
-    session.install("-e", ".[test]")  # model_speed writes its models with the tests' generator (gguf)
+        session.error("name a benchmark: nox -s bench -- build|wheels|bump|cpu_speed [options]")
+    session.install("-e", ".[test]")  # cpu_speed writes its models with the tests' generator (gguf)
     session.run("python", f"benchmarks/{session.posargs[0]}.py", *session.posargs[1:])
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
-from . import ccache, cmake_reach, cmake_tool, ui
+from . import ccache, cmake_tool, reach_record, ui
 from .buildlog import FailureSummary, summarise_failure
 from .cmake_tool import RunOutcome, Tools
 from .config import Config
@@ -155,8 +155,11 @@ def current_manifest(config: Config) -> Manifest:
 def refuse_unsynced_paths(config: Config, manifest: Manifest, presets: list[Preset]) -> None:
     """Refuse (exit 5) when the synced CMake reaches a path the sync subset lacks, naming each one. The
     tracking repository, when there is one, says which paths upstream has beyond the subset."""
-    if not presets:
+    build_dir = config.root / "build"
+    if not presets or reach_record.already_checked(build_dir, config.sync.destination, presets):
         return
+    from . import cmake_reach  # a third of the driver's import time; a remembered check does not need it
+
     tracking = TrackingRepo(config.tracking)
     upstream = None
     with contextlib.suppress(BuildsysError):  # building needs neither git nor a tracking repository
@@ -170,6 +173,7 @@ def refuse_unsynced_paths(config: Config, manifest: Manifest, presets: list[Pres
             details="\n".join(str(m) for m in missing),
             hint="add them to [sync] include, then run: nox -s sync",
         )
+    reach_record.remember_checked(build_dir, config.sync.destination, presets)
 
 
 def _select(matrix: Matrix, requested: tuple[str, ...], system: str) -> list[tuple[Preset, str]]:

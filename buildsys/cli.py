@@ -8,21 +8,17 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__, ui
-from .apply_patches import run_apply_patches
-from .build import BuildReport, BuildRequest, raise_if_failed, run_build
-from .buildsummary import render, write_json
-from .bump import abort_bump, continue_bump, run_bump
-from .check import run_check
-from .ci_matrix import run_matrix
 from .config import CONFIG_NAME, PUBLIC_VERSION, UPSTREAM_URL_VARIABLE, Config, load_config
-from .create_patches import run_create_patches
 from .errors import BuildsysError, ConfigError, UsageError, from_os_error
 from .project_lock import WRITING_COMMANDS, project_lock
-from .status import status_lines
-from .sync import run_sync
-from .wheels import WheelsRequest, package, prepare_stages, render_wheels
+
+if TYPE_CHECKING:
+    from .build import BuildReport, BuildRequest
+
+# Each command imports its own modules when it runs: a no-op `build` need not load bump, wheels or check.
 
 COMMANDS = {
     "apply-patches": "fetch the pinned upstream commit into the tracking repository and apply patches/",
@@ -80,6 +76,8 @@ def _add_bump_arguments(sub: argparse.ArgumentParser) -> None:
 
 
 def _run_bump_command(arguments: argparse.Namespace, config: Config) -> None:
+    from .bump import abort_bump, continue_bump, run_bump
+
     given = [bool(arguments.target), arguments.resume, arguments.abort]
     if sum(given) != 1:
         raise UsageError("bump takes exactly one of: a commit/tag/branch, --continue, --abort")
@@ -110,6 +108,8 @@ def _add_build_arguments(sub: argparse.ArgumentParser) -> None:
 
 
 def _build_request(arguments: argparse.Namespace) -> BuildRequest:
+    from .build import BuildRequest
+
     presets = tuple(name.strip() for value in arguments.presets for name in value.split(",") if name.strip())
     if arguments.presets and not presets:
         raise UsageError("--backend names no preset", hint="e.g. --backend cpu,vulkan; leave it out to build them all")
@@ -128,6 +128,8 @@ def _build_request(arguments: argparse.Namespace) -> BuildRequest:
 
 
 def _run_wheels_command(arguments: argparse.Namespace, config: Config) -> None:
+    from .wheels import WheelsRequest, package, prepare_stages, render_wheels
+
     if arguments.dry_run or arguments.configure_only:
         raise UsageError("wheels needs built stages: --dry-run and --configure-only belong to `build`")
     if not PUBLIC_VERSION.fullmatch(arguments.wheel_version):
@@ -144,11 +146,16 @@ def _run_wheels_command(arguments: argparse.Namespace, config: Config) -> None:
 
 
 def _run_build_command(arguments: argparse.Namespace, config: Config) -> None:
+    from .build import run_build
+
     _show_build(run_build(config, _build_request(arguments)), config, record=not arguments.dry_run)
 
 
 def _show_build(report: BuildReport, config: Config, *, record: bool) -> None:
     """The matrix table on stdout, the same as JSON for CI, and the exit status it implies."""
+    from .build import raise_if_failed
+    from .buildsummary import render, write_json
+
     print("\n".join(render(report)), flush=True)
     if record:
         write_json(report, config.root / "build" / "build-report.json")
@@ -158,14 +165,24 @@ def _show_build(report: BuildReport, config: Config, *, record: bool) -> None:
 def run(arguments: argparse.Namespace, config: Config) -> None:
     command = arguments.command
     if command == "apply-patches":
+        from .apply_patches import run_apply_patches
+
         run_apply_patches(config)
     elif command == "create-patches":
+        from .create_patches import run_create_patches
+
         run_create_patches(config)
     elif command == "sync":
+        from .sync import run_sync
+
         run_sync(config, force=arguments.force)
     elif command == "check":
+        from .check import run_check
+
         run_check(config)
     elif command == "status":
+        from .status import status_lines
+
         print("\n".join(status_lines(config)))
     elif command == "build":
         _run_build_command(arguments, config)
@@ -174,6 +191,8 @@ def run(arguments: argparse.Namespace, config: Config) -> None:
     elif command == "bump":
         _run_bump_command(arguments, config)
     elif command == "matrix":
+        from .ci_matrix import run_matrix
+
         output = os.environ.get("GITHUB_OUTPUT", "") if arguments.github_output else None
         print(run_matrix(config, github_output=output))
 

@@ -184,6 +184,11 @@ def test_build_names_cmake_that_needs_a_folder_the_subset_lacks_before_configuri
     project.run("sync")
     assert project.run("build", "--backend", "cpu", "--configure-only").returncode == 0
 
+    # A passed check is remembered, but only for that synced tree: narrowed again, the build is refused again
+    project.configure(project.commits[-1], f"[sync]\ninclude = {narrow}\n")
+    project.run("sync")
+    assert line in project.run("build", "--backend", "cpu", expect=5).stderr
+
 
 @pytest.mark.skipif(sys.platform == "darwin", reason="its presets (vulkan, cuda13) do not apply to macOS")
 def test_a_missing_toolchain_is_a_skip_with_its_reason_or_a_failure_when_asked_for(
