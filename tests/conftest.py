@@ -78,8 +78,11 @@ def real_llama_cpp() -> Path:
 
 @pytest.fixture(scope="session")
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One directory for every test worker of this run: the pin is built once, whichever worker asks."""
-    return tmp_path_factory.getbasetemp().parent
+    """One directory for every test worker of this run: the pin is built once, whichever worker asks.
+    Under xdist each worker's base is a folder of the run's; without it the base is the run's own (its
+    parent holds every earlier run, whose builds must not be taken for this one's)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 """llama-cpp-python on our wheels: its release that vendors the pin, installed from its PyPI sdist with
 nothing compiled (-DLLAMA_BUILD=OFF), runs on the core wheel's libllama and best CPU variant, through
 `llama_cpp_runtime.use_for("llama_cpp")` in the same process or the `env` command's variables in another.
-A release whose structs differ is refused with both versions named, before any call could crash.
+A release made for another llama.cpp is refused with both versions named, before any call could crash.
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="real llama.cpp trees are tested on Linux"),
 ]
-NOTHING_BUILT = {"CMAKE_ARGS": "-DLLAMA_BUILD=OFF -DLLAVA_BUILD=OFF"}
+# No compiler at all: `false` stands in for one, and CMake is told not to try it (nothing is compiled)
+NO_COMPILER = "-DCMAKE_C_COMPILER_FORCED=ON -DCMAKE_CXX_COMPILER_FORCED=ON"
+NOTHING_BUILT = {"CMAKE_ARGS": f"-DLLAMA_BUILD=OFF -DLLAVA_BUILD=OFF {NO_COMPILER}", "CC": "false", "CXX": "false"}
 
 
 def with_llama_cpp_python(tmp_path: Path, pinned: Project, version: str) -> Path:
@@ -99,7 +101,8 @@ def test_llama_cpp_python_generates_tokenizes_and_embeds_as_our_runtime_does(
     assert outcome["ids"][0] == outcome["ids"][1]
     assert outcome["generated"][0] == outcome["generated"][1] and len(outcome["generated"][0]) == 8
     theirs, ours = outcome["embedding"]
-    assert len(theirs) == len(ours) and theirs == pytest.approx(ours, rel=1e-3, abs=1e-4)
+    # the same vector up to summation order (llama-cpp-python runs half the CPUs' threads by default)
+    assert len(theirs) == len(ours) and theirs == pytest.approx(ours, abs=1e-3)
     assert outcome["variant"]  # our loader chose the CPU variant llama-cpp-python computed with
     assert outcome["library"].endswith("/libllama.so")
 
@@ -132,7 +135,7 @@ def test_the_env_command_serves_llama_cpp_python_in_another_process(served: Path
     assert "llama_cpp was imported before use_for('llama_cpp')" in late.stderr
 
 
-def test_a_release_with_other_struct_layouts_is_refused_with_both_versions_named(
+def test_a_release_made_for_another_llama_cpp_is_refused_with_both_versions_named(
     pinned: Project, real_llama_cpp: Path, tmp_path: Path
 ) -> None:
     python = with_llama_cpp_python(tmp_path, pinned, "0.3.36")
@@ -152,5 +155,7 @@ def test_a_release_with_other_struct_layouts_is_refused_with_both_versions_named
     assert message.startswith("llama-cpp-python 0.3.36 does not match libllama of llama.cpp ")
     pin = GitRepo(real_llama_cpp, os.environ).out("rev-parse", "v0.3.35^{commit}")
     assert f"libllama of llama.cpp {pin[:12]}" in message, message
-    assert "llama_model_params" in message, message
+    # 0.3.36 declares a function this libllama lacks (so its import fails) and a moved field (main_gpu):
+    # whichever is met first is named; the struct comparison itself is tested in tests/unit/test_downstream.py
+    assert "undefined symbol: llama_adapter_lora_init_from_file_ptr" in message or "llama_model_params" in message
     assert state == "not imported"
