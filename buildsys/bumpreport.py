@@ -41,12 +41,22 @@ def render_summary(config: Config, progress: BumpProgress, changes: UpstreamChan
         *changes.preset_warnings,
         *(f"`{line}` (`build` refuses until it is)" for line in changes.unsynced),
         *(f"{line}: {_STRUCT_ADVICE}" for line in changes.struct_changes),
+        *_served_release(config, progress),
     ]
     if attention:
         lines += ["", "### Needs attention", "", *(f"- [ ] {warning}" for warning in attention)]
     lines += ["", f"`{config.relative(config.source)}`, `{config.relative(config.patches)}/` and "
               f"`{config.relative(config.sync.destination)}/` updated by `nox -s bump`."]  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def _served_release(config: Config, progress: BumpProgress) -> list[str]:
+    """The llama-cpp-python release named in [downstream] vendors the old pin, not the new one."""
+    if not config.llama_cpp_python or progress.target == progress.previous:
+        return []
+    return [f"`[downstream] llama-cpp-python = \"{config.llama_cpp_python}\"` names the release that vendors "
+            f"{progress.previous[:12]}: set the one that vendors {progress.target[:12]}, or remove the key "
+            "(`use_for` checks the structs either way)"]  # fmt: skip
 
 
 def _range_line(changes: UpstreamChanges, progress: BumpProgress) -> str:

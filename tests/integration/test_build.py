@@ -254,7 +254,7 @@ def test_ccache_serves_a_wiped_build_tree_and_a_new_patch_recompiles_only_what_i
     assert f"ccache {compiled}/{compiled} hits" in warm
 
     # A new patch series (as after a bump or a patch edit) that changes one translation unit
-    project.add_patch_commits(("llama: version 2", "src/llama.c", "{ return 1; }", "{ return 2; }"))
+    project.add_patch_commits(("llama: version 2", "src/llama-core.c", "{ return 1; }", "{ return 2; }"))
     project.run("create-patches")
     project.run("sync")
     shutil.rmtree(project.root / "build/cpu")

@@ -128,6 +128,7 @@ def test_build_names_the_cmake_line_that_needs_a_path_outside_the_subset(
     assert "### Needs attention" in bumped
     line = "CMakeLists.txt:237 add_subdirectory(vendor): vendor/ is not synced; add it to [sync] include"
     assert f"`{line}` (`build` refuses until it is)" in bumped, bumped
+    assert '`[downstream] llama-cpp-python = "0.3.35"` names the release that vendors' in bumped, bumped
     assert re.search(r"0001-vulkan-build-with-Vulkan-Headers.*\| applied (cleanly|with a 3-way merge)", bumped)
 
     refused = project.run("build", "--backend", "cpu", expect=5)
