@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from . import _llama_api as C
 from ._errors import ClosedError, ContextError, DecodeError
 from ._platform import default_threads
+from ._threadpool import CpuThreadpool, new_cpu_threadpool
 
 if TYPE_CHECKING:
     from ._loader import LogBridge
@@ -67,7 +68,11 @@ class Context:
         except BaseException:
             model._release()
             raise
+        self._threadpool: CpuThreadpool | None = None
         self._handle: int | None = handle
+        self._threadpool = new_cpu_threadpool(llama, threads)
+        if self._threadpool is not None:
+            llama.llama_attach_threadpool(handle, self._threadpool.handle, None)
         self._memory = llama.llama_get_memory(handle)
         self._sampler = llama.llama_sampler_init_greedy()
         self.n_ctx = int(llama.llama_n_ctx(handle))
@@ -84,6 +89,8 @@ class Context:
             self._llama.llama_sampler_free(self._sampler)
             self._llama.llama_free(self._handle)
             self._handle = None
+            if self._threadpool is not None:  # after the context: it computes with the pool until freed
+                self._threadpool.free()
             self.model._release()
 
     def _live(self) -> int:

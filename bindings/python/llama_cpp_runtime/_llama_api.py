@@ -46,6 +46,7 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "llama_detokenize": (_INT, [VOID_P, TOKEN_P, _INT, _CHARS, _INT, _BOOL, _BOOL]),
     "llama_init_from_model": (VOID_P, [VOID_P, LlamaContextParams]),
     "llama_free": (None, [VOID_P]),
+    "llama_attach_threadpool": (None, [VOID_P, VOID_P, VOID_P]),
     "llama_n_ctx": (ctypes.c_uint32, [VOID_P]),
     "llama_n_batch": (ctypes.c_uint32, [VOID_P]),
     "llama_n_threads": (_INT, [VOID_P]),

@@ -1,0 +1,50 @@
+"""ggml's CPU threadpool, kept for the life of a context.
+
+Without OpenMP (the wheels' choice), a context that has no threadpool attached makes ggml start and join
+its worker threads for every graph it computes: for generation, once per token. llama-bench and
+llama.cpp's own tools attach one; so does the binding. The pool's functions live in the CPU variant
+module and are found through the CPU backend's registry, as llama-bench finds them.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Callable
+
+# ggml fills its ggml_threadpool_params (a 512-entry CPU mask and four scalars, ~530 bytes) itself; the
+# binding only passes the buffer back, so it declares a size that holds it, not its fields.
+_PARAMS_BYTES = 4096
+_NEW = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p)
+_FREE = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+
+
+class CpuThreadpool:
+    """n_threads workers that wait between graphs instead of being started for each one."""
+
+    def __init__(self, handle: int, free: Callable[[int], None]) -> None:
+        self.handle = handle
+        self._free = free
+
+    def free(self) -> None:
+        if self.handle:
+            self._free(self.handle)
+            self.handle = 0
+
+
+def new_cpu_threadpool(library: ctypes.CDLL, n_threads: int) -> CpuThreadpool | None:
+    """A threadpool of the loaded CPU backend, or None when there is none (or it has no pool: OpenMP)."""
+    by_name = library.ggml_backend_reg_by_name
+    by_name.argtypes, by_name.restype = [ctypes.c_char_p], ctypes.c_void_p
+    proc = library.ggml_backend_reg_get_proc_address
+    proc.argtypes, proc.restype = [ctypes.c_void_p, ctypes.c_char_p], ctypes.c_void_p
+    registration = by_name(b"CPU")
+    new = proc(registration, b"ggml_threadpool_new") if registration else None
+    free = proc(registration, b"ggml_threadpool_free") if registration else None
+    if not new or not free:
+        return None
+    init = library.ggml_threadpool_params_init
+    init.argtypes, init.restype = [ctypes.c_void_p, ctypes.c_int], None
+    params = ctypes.create_string_buffer(_PARAMS_BYTES)
+    init(params, n_threads)
+    handle = _NEW(new)(ctypes.addressof(params))
+    return CpuThreadpool(handle, _FREE(free)) if handle else None
