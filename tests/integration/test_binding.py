@@ -3,6 +3,7 @@ compute. Each case runs in its own interpreter: ggml's registry is process-wide,
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import re
@@ -448,3 +449,29 @@ def test_a_changed_module_or_a_wrong_remembered_score_makes_every_variant_be_ask
     unwritable.write_text("")
     _, report = opened_variants(built, stage, tmp_path, unwritable / "cache")  # cannot be created: still loads
     assert report["cpu_variant"] == first["cpu_variant"]
+
+
+def _nvidia_driver_present() -> bool:
+    try:
+        ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return False
+    return True
+
+
+@elf_linux
+@pytest.mark.skipif(_nvidia_driver_present(), reason="this machine has an NVIDIA driver")
+def test_a_cuda_module_without_the_nvidia_driver_is_skipped_naming_the_driver(
+    built: Project, stage: Path, tmp_path: Path
+) -> None:
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    compile_module(PLUGIN_MODULE, plugins / "libggml-cuda.so")  # it would load and find no device
+
+    report = report_of(built, stage, tmp_path, LLAMA_CPP_RUNTIME_PLUGIN_DIRS=str(plugins))
+
+    cuda = modules_by_name(report)["ggml-cuda"]
+    assert cuda["status"] == "skipped"
+    assert (
+        cuda["reason"] == "no NVIDIA driver (libcuda.so.1: cannot open shared object file: No such file or directory)"
+    )

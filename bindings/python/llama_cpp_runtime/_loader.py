@@ -317,6 +317,23 @@ def _load_cpu_variant(ggml: ctypes.CDLL, bridge: LogBridge, modules: list[Module
     return chosen, reports
 
 
+# The driver each GPU backend needs from the system: no wheel can bring it.
+_DRIVERS = {"cuda": "nvcuda.dll" if IS_WINDOWS else "libcuda.so.1"}
+
+
+def _missing_driver(backend: str) -> str:
+    """Why the backend cannot run here when its vendor's driver is absent, in the loader's words. Without
+    this, a CUDA module built without VMM loads and says only that the driver is "insufficient"."""
+    library = _DRIVERS.get(backend)
+    if library is None or IS_MACOS:
+        return ""
+    try:
+        ctypes.CDLL(library)  # stays loaded: the module would load it next
+    except OSError as error:
+        return f"no NVIDIA driver ({error})"
+    return ""
+
+
 def _load_plugins(ggml: ctypes.CDLL, bridge: LogBridge, modules: list[ModuleFile],
                   selection: _Selection) -> list[ModuleReport]:  # fmt: skip
     reports: list[ModuleReport] = []
@@ -338,6 +355,10 @@ def _load_plugins(ggml: ctypes.CDLL, bridge: LogBridge, modules: list[ModuleFile
         damaged = _refuse_damaged(module)
         if damaged:
             reports.append(report("skipped", damaged, unusable=True))
+            continue
+        missing_driver = _missing_driver(module.backend)
+        if missing_driver:
+            reports.append(report("skipped", missing_driver))
             continue
         preloaded = preload_runtime_libraries(module.path, nvidia)
         try:
