@@ -31,16 +31,22 @@ def _record(**overrides: dict[str, object]) -> dict[str, object]:
 
 def test_matching_structs_pass_and_each_kind_of_difference_is_named() -> None:
     two = [("n", ctypes.c_int32), ("m", ctypes.c_int32)]
-    assert layout_problem(_binding(), _record()) is None
-    assert layout_problem(_binding(llama_batch=two), _record()) == (
-        "llama_batch.m is declared but libllama's headers have no such field"
+    they = "llama-cpp-python 0.3.36"
+    assert layout_problem(_binding(), _record(), they) is None
+    assert layout_problem(_binding(llama_batch=two), _record(), they) == (
+        "llama_batch.m is declared by llama-cpp-python 0.3.36 but not in the build's headers"
     )
     moved = _record(llama_batch={"size": 8, "fields": {"n": [0, 4], "m": [0, 4]}})
-    assert layout_problem(_binding(llama_batch=two), moved) == (
-        "llama_batch.m is at offset 0 (size 4) in libllama's headers, declared at offset 4 (size 4)"
+    assert layout_problem(_binding(llama_batch=two), moved, they) == (
+        "llama_batch.m is at offset 0 (size 4) in the build's headers, "
+        "llama-cpp-python 0.3.36 declares offset 4 (size 4)"
     )
     grown = _record(llama_model_params={"size": 16, "fields": {"n": [0, 4]}})
-    assert layout_problem(_binding(), grown) == "llama_model_params is 16 bytes in libllama's headers, declared 4"
+    assert layout_problem(_binding(), grown, they) == (
+        "sizeof(llama_model_params) is 16 in the build's headers, llama-cpp-python 0.3.36 declares 4"
+    )
+    unnamed = types.ModuleType("empty")
+    assert layout_problem(unnamed, _record(), they) == "llama_model_params is not declared by llama-cpp-python 0.3.36"
 
 
 @elf_linux  # .so names; macOS links .dylib names, Windows needs no links

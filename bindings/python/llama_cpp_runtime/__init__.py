@@ -267,7 +267,7 @@ def use_for(package: str) -> ModuleType:
     variables = runtime.environment()
     os.environ[_downstream.LIB_PATH_VARIABLE] = variables[_downstream.LIB_PATH_VARIABLE]
     os.environ[_downstream.MTMD_VARIABLE] = variables[_downstream.MTMD_VARIABLE]
-    record = _downstream.read_record(runtime._loaded.layout.root)
+    record = runtime._loaded.llama_abi_record or {}  # present: require_llama_abi() passed
     module = _downstream.import_checked(package, record, runtime.upstream.get("llama_cpp_python"))
     with _lock:
         _served[package] = module

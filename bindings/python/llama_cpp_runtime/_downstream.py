@@ -10,9 +10,7 @@ Windows needs none: its DLLs carry no version in their names.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import hashlib
-import json
 import os
 import sys
 import tempfile
@@ -22,7 +20,7 @@ from types import ModuleType
 from typing import Any
 
 from ._errors import LlamaRuntimeError
-from ._llama_abi import RECORD_NAME
+from ._llama_abi import STRUCTS, first_mismatch
 from ._platform import IS_MACOS, IS_WINDOWS
 from ._variant_cache import cache_dir
 
@@ -30,7 +28,6 @@ LIB_PATH_VARIABLE = "LLAMA_CPP_LIB_PATH"
 MTMD_VARIABLE = "MTMD_CPP_LIB"
 BACKEND_PATH_VARIABLE = "GGML_BACKEND_PATH"  # ggml's loader adds this one module to what it finds
 SUPPORTED = {"llama_cpp": "llama-cpp-python"}
-_STRUCTS = ("llama_model_params", "llama_context_params", "llama_batch")
 
 
 class DownstreamError(LlamaRuntimeError):
@@ -80,35 +77,13 @@ def environment(libraries: Mapping[str, Path], chosen_module: Path | None, env: 
     return variables
 
 
-def layout_problem(module: ModuleType, record: Mapping[str, Any]) -> str | None:
-    """The first struct or field whose ctypes declaration in `module` differs from the build's headers."""
-    structs = record.get("structs", {})
-    for struct_name in _STRUCTS:
-        declared = getattr(module, struct_name, None)
-        expected = structs.get(struct_name)
-        if declared is None or expected is None:
-            return f"{struct_name} is not declared" if declared is None else f"{struct_name} is not in the record"
-        for field_name, *_ in declared._fields_:
-            field = getattr(declared, field_name)
-            place = expected["fields"].get(field_name)
-            if place is None:
-                return f"{struct_name}.{field_name} is declared but libllama's headers have no such field"
-            if [field.offset, field.size] != list(place):
-                return (f"{struct_name}.{field_name} is at offset {place[0]} (size {place[1]}) in libllama's "
-                        f"headers, declared at offset {field.offset} (size {field.size})")  # fmt: skip
-        if ctypes.sizeof(declared) != expected["size"]:
-            return (
-                f"{struct_name} is {expected['size']} bytes in libllama's headers, declared {ctypes.sizeof(declared)}"
-            )
-    return None
-
-
-def read_record(root: Path) -> dict[str, Any]:
-    try:
-        loaded = json.loads((root / RECORD_NAME).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise DownstreamError(f"no struct layout record ({root / RECORD_NAME}): {error}") from None
-    return loaded if isinstance(loaded, dict) else {}
+def layout_problem(module: ModuleType, record: Mapping[str, Any], declarer: str) -> str | None:
+    """The first struct or field whose ctypes declaration in `module` differs from the build's record."""
+    declared = {name: getattr(module, name, None) for name in STRUCTS}
+    missing = next((name for name, struct in declared.items() if struct is None), None)
+    if missing is not None:
+        return f"{missing} is not declared by {declarer}"
+    return first_mismatch(record, {name: struct for name, struct in declared.items() if struct is not None}, declarer)
 
 
 def installed_version(distribution: str) -> str:
@@ -132,7 +107,7 @@ def import_checked(package: str, record: Mapping[str, Any], served: str | None) 
         ours += f", which serves {distribution} {served}"
     try:
         module = importlib.import_module(package)
-        problem = layout_problem(importlib.import_module(f"{package}.{package}"), record)
+        problem = layout_problem(importlib.import_module(f"{package}.{package}"), record, f"{distribution} {version}")
     except (OSError, AttributeError) as error:  # a missing symbol, or a library it could not open
         problem = f"its import failed: {error}"
     if problem is not None:

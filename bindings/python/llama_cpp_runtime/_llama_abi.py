@@ -115,10 +115,12 @@ def declared_layout(struct: type[ctypes.Structure]) -> dict[str, Any]:
     return {"size": ctypes.sizeof(struct), "fields": fields}
 
 
-def first_mismatch(record: Mapping[str, Any]) -> str | None:
-    """The first difference between the declarations and the build's record, in words; None if they agree."""
+def first_mismatch(record: Mapping[str, Any], structs: Mapping[str, type[ctypes.Structure]] = STRUCTS,
+                   declarer: str = "the binding") -> str | None:  # fmt: skip
+    """The first difference between ctypes declarations (the binding's, or another binding's: `declarer`)
+    and the build's record, in words; None if they agree."""
     recorded_structs = record.get("structs", {})
-    for name, struct in STRUCTS.items():
+    for name, struct in structs.items():
         recorded = recorded_structs.get(name)
         if not isinstance(recorded, Mapping):
             return f"{name} is not in the build's record"
@@ -127,13 +129,13 @@ def first_mismatch(record: Mapping[str, Any]) -> str | None:
         for field, (offset, size) in declared["fields"].items():
             found = recorded_fields.get(field)
             if found is None:
-                return f"{name}.{field} is declared by the binding but not in the build's headers"
+                return f"{name}.{field} is declared by {declarer} but not in the build's headers"
             if list(found) != [offset, size]:
                 return (f"{name}.{field} is at offset {found[0]} (size {found[1]}) in the build's headers, "
-                        f"the binding declares offset {offset} (size {size})")  # fmt: skip
+                        f"{declarer} declares offset {offset} (size {size})")  # fmt: skip
         if recorded.get("size") != declared["size"]:
             recorded_size = recorded.get("size")
-            return f"sizeof({name}) is {recorded_size} in the build's headers, the binding declares {declared['size']}"
+            return f"sizeof({name}) is {recorded_size} in the build's headers, {declarer} declares {declared['size']}"
     return None
 
 

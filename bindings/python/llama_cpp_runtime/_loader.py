@@ -102,6 +102,7 @@ class Loaded:
     bridge: LogBridge
     report: Report
     llama_abi_problem: str | None  # checked once, at load; None when libllama matches (or is absent)
+    llama_abi_record: dict[str, Any] | None  # llama-abi.json, for checking another binding's structs too
 
 
 def load_everything(library_dir: Path | None, env: Mapping[str, str]) -> Loaded:
@@ -144,7 +145,8 @@ def load_everything(library_dir: Path | None, env: Mapping[str, str]) -> Loaded:
         for backend in KNOWN_BACKENDS
         if backend not in present
     ]
-    abi_problem = _llama_abi_problem(layout.root) if "llama" in libraries else None
+    abi_record = _read_json_object(layout.root / RECORD_NAME) if "llama" in libraries else None
+    abi_problem = _llama_abi_problem(abi_record, layout.root) if "llama" in libraries else None
     report = Report(
         library_dir=str(layout.root),
         core_libraries=tuple((name, str(path)) for name, path in libraries.items()),
@@ -156,7 +158,7 @@ def load_everything(library_dir: Path | None, env: Mapping[str, str]) -> Loaded:
         cpu_variant_score=next((r.score for r in cpu_reports if chosen and r.name == chosen.name), None),
         devices=tuple(enumerate_devices(ggml)),
     )
-    return Loaded(layout, ggml, llama, libraries, handles, bridge, report, abi_problem)
+    return Loaded(layout, ggml, llama, libraries, handles, bridge, report, abi_problem, abi_record)
 
 
 def _read_json_object(path: Path) -> dict[str, Any] | None:
@@ -168,9 +170,9 @@ def _read_json_object(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _llama_abi_problem(root: Path) -> str | None:
+def _llama_abi_problem(record: dict[str, Any] | None, root: Path) -> str | None:
     try:
-        verify(_read_json_object(root / RECORD_NAME), str(root))
+        verify(record, str(root))
     except AbiMismatch as mismatch:
         return str(mismatch)
     return None
