@@ -239,14 +239,15 @@ def _close(library: ctypes.CDLL) -> None:
 def _scores(modules: list[ModuleFile], env: Mapping[str, str]) -> dict[str, tuple[int | None, str]]:
     """Each module's score (or why it has none): remembered from an earlier process when the CPU and the
     module files are the same and the best module still says so, else asked of every module."""
-    remembered = _variant_cache.recall(env, modules)
+    entry = _variant_cache.entry_for(env, modules)
+    remembered = _variant_cache.recall(entry, modules)
     if remembered is not None:
         best = max(modules, key=lambda m: (remembered[m.name], m.name))
         if _score(best) == (remembered[best.name], ""):
             return {name: (score, "") for name, score in remembered.items()}
     measured = {m.name: _score(m) for m in modules}
     if all(score is not None for score, _ in measured.values()):
-        _variant_cache.remember(env, modules, {name: score or 0 for name, (score, _) in measured.items()})
+        _variant_cache.remember(entry, {name: score or 0 for name, (score, _) in measured.items()})
     return measured
 
 

@@ -78,15 +78,16 @@ def _key(modules: Sequence[ModuleFile]) -> str | None:
     return digest.hexdigest()[:32]
 
 
-def _entry(env: Mapping[str, str], modules: Sequence[ModuleFile]) -> Path | None:
+def entry_for(env: Mapping[str, str], modules: Sequence[ModuleFile]) -> Path | None:
+    """The cache file of exactly these modules on this CPU (None: no cache). Computed once per load: it
+    reads /proc/cpuinfo and stats every module."""
     directory = cache_dir(env)
     key = _key(modules) if directory is not None and modules else None
     return directory / f"cpu-variants-{key}.json" if directory is not None and key else None
 
 
-def recall(env: Mapping[str, str], modules: Sequence[ModuleFile]) -> dict[str, int] | None:
-    """The scores stored for exactly these modules on this CPU, or None."""
-    entry = _entry(env, modules)
+def recall(entry: Path | None, modules: Sequence[ModuleFile]) -> dict[str, int] | None:
+    """The scores stored in `entry` for exactly these modules, or None."""
     if entry is None:
         return None
     try:
@@ -101,8 +102,7 @@ def recall(env: Mapping[str, str], modules: Sequence[ModuleFile]) -> dict[str, i
     return scores
 
 
-def remember(env: Mapping[str, str], modules: Sequence[ModuleFile], scores: Mapping[str, int]) -> None:
-    entry = _entry(env, modules)
+def remember(entry: Path | None, scores: Mapping[str, int]) -> None:
     if entry is None:
         return
     record = json.dumps({"format": FORMAT, "scores": dict(scores)}, sort_keys=True)
