@@ -187,8 +187,9 @@ class Runtime:
         header = read_header(path)  # the input first: a bad file is named whatever the libraries are
         chosen = None if devices is None else [self._device_named(d) for d in devices]
         llama = self._llama()
-        return Model(llama, self._loaded.bridge, header, devices=chosen, n_gpu_layers=n_gpu_layers, mmap=mmap,
-                     mlock=mlock, vocab_only=vocab_only, progress=progress)  # fmt: skip
+        return Model(llama, self._loaded.ggml, self._loaded.bridge, header, devices=chosen,
+                     n_gpu_layers=n_gpu_layers, mmap=mmap, mlock=mlock, vocab_only=vocab_only,
+                     progress=progress)  # fmt: skip
 
     def _device_named(self, wanted: str | Device) -> Device:
         name = wanted.name if isinstance(wanted, Device) else wanted

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+from typing import Any
 
 VOID_P = ctypes.c_void_p
 LOG_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
@@ -55,6 +56,8 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "ggml_backend_reg_dev_count": (_SIZE, [VOID_P]),
     "ggml_backend_reg_dev_get": (VOID_P, [VOID_P, _SIZE]),
     "ggml_backend_reg_get_proc_address": (VOID_P, [VOID_P, ctypes.c_char_p]),
+    "ggml_backend_reg_by_name": (VOID_P, [ctypes.c_char_p]),
+    "ggml_threadpool_params_init": (None, [VOID_P, ctypes.c_int]),
     # the registry and loader (libggml)
     "ggml_backend_load": (VOID_P, [ctypes.c_char_p]),
     "ggml_backend_reg_count": (_SIZE, []),
@@ -74,6 +77,13 @@ def ggml_commit(ggml: ctypes.CDLL) -> str | None:
     function.argtypes = []
     value = function()
     return value.decode("utf-8", errors="replace") if value else None
+
+
+def backend_function(ggml: ctypes.CDLL, registration: int | None, name: str, prototype: Any) -> Any:
+    """A function a backend module exports through its registry (not by symbol: a module is opened
+    privately), given its C type; None when the backend has no such function."""
+    address = ggml.ggml_backend_reg_get_proc_address(registration, name.encode()) if registration else None
+    return prototype(address) if address else None
 
 
 def declare(ggml: ctypes.CDLL) -> ctypes.CDLL:

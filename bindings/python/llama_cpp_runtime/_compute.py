@@ -45,11 +45,10 @@ class Backend:
             raise ComputeError(f"{device.name} ({device.description}): the device could not be initialised")
         self._handle: int | None = handle
         # ggml's own default is 4 threads whatever the machine; a model context uses every CPU it may
-        set_threads = ggml.ggml_backend_reg_get_proc_address(
-            ggml.ggml_backend_dev_backend_reg(device._handle), b"ggml_backend_set_n_threads"
-        )
-        if set_threads:
-            _SET_N_THREADS(set_threads)(handle, n_threads or default_threads())
+        registration = ggml.ggml_backend_dev_backend_reg(device._handle)
+        set_threads = _api.backend_function(ggml, registration, "ggml_backend_set_n_threads", _SET_N_THREADS)
+        if set_threads is not None:
+            set_threads(handle, n_threads or default_threads())
 
     def close(self) -> None:
         with self._lock:

@@ -33,8 +33,8 @@ _DECODE_RESULTS = {
 class Context:
     """Create with `model.context(...)`; use as a context manager or call close()."""
 
-    def __init__(self, model: Model, llama: ctypes.CDLL, bridge: LogBridge, *, n_ctx: int, n_threads: int | None,
-                 n_batch: int | None, embeddings: bool) -> None:  # fmt: skip
+    def __init__(self, model: Model, llama: ctypes.CDLL, ggml: ctypes.CDLL, bridge: LogBridge, *, n_ctx: int,
+                 n_threads: int | None, n_batch: int | None, embeddings: bool) -> None:  # fmt: skip
         for name, value in (("n_ctx", n_ctx), ("n_threads", n_threads), ("n_batch", n_batch)):
             if value is not None and (not isinstance(value, int) or value < (0 if name == "n_ctx" else 1)):
                 raise ContextError(f"{name}={value!r}: expected an integer of at least {0 if name == 'n_ctx' else 1}")
@@ -70,7 +70,7 @@ class Context:
             raise
         self._threadpool: CpuThreadpool | None = None
         self._handle: int | None = handle
-        self._threadpool = new_cpu_threadpool(llama, threads)
+        self._threadpool = new_cpu_threadpool(ggml, threads)
         if self._threadpool is not None:
             llama.llama_attach_threadpool(handle, self._threadpool.handle, None)
         self._memory = llama.llama_get_memory(handle)

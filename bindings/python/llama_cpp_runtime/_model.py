@@ -60,10 +60,11 @@ class _ProgressBridge:
 class Model:
     """Load with `Runtime.load_model(path, ...)`; use as a context manager or call close()."""
 
-    def __init__(self, llama: ctypes.CDLL, bridge: LogBridge, header: GGUFHeader, *,
+    def __init__(self, llama: ctypes.CDLL, ggml: ctypes.CDLL, bridge: LogBridge, header: GGUFHeader, *,
                  devices: Sequence[Device] | None, n_gpu_layers: int | None, mmap: bool, mlock: bool,
                  vocab_only: bool, progress: Progress | None) -> None:  # fmt: skip
         self._llama = llama
+        self._ggml = ggml
         self._bridge = bridge
         self._lock = threading.Lock()
         self._contexts = 0
@@ -210,7 +211,7 @@ class Model:
 
         if self.vocab_only:
             raise InvalidModel(f"{self.path.name} was loaded with vocab_only=True: it has no weights to run")
-        return Context(self, self._llama, self._bridge, n_ctx=n_ctx, n_threads=n_threads, n_batch=n_batch,
+        return Context(self, self._llama, self._ggml, self._bridge, n_ctx=n_ctx, n_threads=n_threads, n_batch=n_batch,
                        embeddings=embeddings)  # fmt: skip
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import ctypes
 from collections.abc import Callable
 
+from . import _api
+
 # ggml fills its ggml_threadpool_params (a 512-entry CPU mask and four scalars, ~530 bytes) itself; the
 # binding only passes the buffer back, so it declares a size that holds it, not its fields.
 _PARAMS_BYTES = 4096
@@ -31,20 +33,14 @@ class CpuThreadpool:
             self.handle = 0
 
 
-def new_cpu_threadpool(library: ctypes.CDLL, n_threads: int) -> CpuThreadpool | None:
+def new_cpu_threadpool(ggml: ctypes.CDLL, n_threads: int) -> CpuThreadpool | None:
     """A threadpool of the loaded CPU backend, or None when there is none (or it has no pool: OpenMP)."""
-    by_name = library.ggml_backend_reg_by_name
-    by_name.argtypes, by_name.restype = [ctypes.c_char_p], ctypes.c_void_p
-    proc = library.ggml_backend_reg_get_proc_address
-    proc.argtypes, proc.restype = [ctypes.c_void_p, ctypes.c_char_p], ctypes.c_void_p
-    registration = by_name(b"CPU")
-    new = proc(registration, b"ggml_threadpool_new") if registration else None
-    free = proc(registration, b"ggml_threadpool_free") if registration else None
-    if not new or not free:
+    cpu = ggml.ggml_backend_reg_by_name(b"CPU")
+    new = _api.backend_function(ggml, cpu, "ggml_threadpool_new", _NEW)
+    free = _api.backend_function(ggml, cpu, "ggml_threadpool_free", _FREE)
+    if new is None or free is None:
         return None
-    init = library.ggml_threadpool_params_init
-    init.argtypes, init.restype = [ctypes.c_void_p, ctypes.c_int], None
     params = ctypes.create_string_buffer(_PARAMS_BYTES)
-    init(params, n_threads)
-    handle = _NEW(new)(ctypes.addressof(params))
-    return CpuThreadpool(handle, _FREE(free)) if handle else None
+    ggml.ggml_threadpool_params_init(params, n_threads)
+    handle = new(ctypes.addressof(params))
+    return CpuThreadpool(handle, free) if handle else None
