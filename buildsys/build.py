@@ -98,6 +98,7 @@ def run_build(config: Config, request: BuildRequest, *, env: Mapping[str, str] |
     environment = dict(os.environ if env is None else env)
     matrix = load_matrix()
     host = Host(env=environment, system=host_system(), definitions=request.definitions)
+    request = replace(request, presets=_preset_names(matrix, request.presets))
     selected = _select(matrix, request.presets, host.system)
     manifest = current_manifest(config)
     provenance = _provenance(manifest)
@@ -176,12 +177,17 @@ def refuse_unsynced_paths(config: Config, manifest: Manifest, presets: list[Pres
     reach_record.remember_checked(build_dir, config.sync.destination, presets)
 
 
-def _select(matrix: Matrix, requested: tuple[str, ...], system: str) -> list[tuple[Preset, str]]:
+def _preset_names(matrix: Matrix, requested: tuple[str, ...]) -> tuple[str, ...]:
+    """The presets asked for, a family's short name (cuda13) standing for all its members."""
     for name in requested:
-        if name not in matrix.names():
+        if not matrix.expand(name):
             close = difflib.get_close_matches(name, matrix.names(), n=1)
             suggestion = f" (did you mean {close[0]!r}?)" if close else ""
             raise UsageError(f"no preset named {name!r}{suggestion}", hint=f"presets: {', '.join(matrix.names())}")
+    return tuple(dict.fromkeys(name for r in requested for name in matrix.expand(r)))
+
+
+def _select(matrix: Matrix, requested: tuple[str, ...], system: str) -> list[tuple[Preset, str]]:
     if requested:
         chosen = [matrix.get(name) for name in requested]
         return [(p, "" if p.applies_to(system) else f"this preset does not apply on {system}") for p in chosen]
@@ -237,7 +243,7 @@ def _build_one(result: PresetResult, config: Config, tools: Tools, layout: _Layo
     result.stage = stage
     result.files = scan_stage(stage)
     write_stage_record(stage, preset=name, backend=result.preset.backend, provenance=provenance,
-                       options=result.options, files=result.files)  # fmt: skip
+                       options=result.options, requires=result.preset.requires, files=result.files)  # fmt: skip
     result.status = "built"
 
 

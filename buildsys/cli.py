@@ -58,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "wheels":
             sub.add_argument("--no-repair", action="store_true", help="skip auditwheel (Linux)")
             sub.add_argument(
+                "--families-only", action="store_true",
+                help="build nothing: write the family wheels (llama-cpp-runtime-cuda13, ...) that the member "
+                "wheels already in dist/ complete",
+            )  # fmt: skip
+            sub.add_argument(
                 "--wheel-version", default=os.environ.get("LLAMA_CPP_RUNTIME_VERSION", "0.1.0"),
                 help="the version of every wheel (default: $LLAMA_CPP_RUNTIME_VERSION or 0.1.0)",
             )  # fmt: skip
@@ -128,7 +133,7 @@ def _build_request(arguments: argparse.Namespace) -> BuildRequest:
 
 
 def _run_wheels_command(arguments: argparse.Namespace, config: Config) -> None:
-    from .wheels import WheelsRequest, package, prepare_stages, render_wheels
+    from .wheels import WheelsRequest, package, package_families, prepare_stages, render_wheels
 
     if arguments.dry_run or arguments.configure_only:
         raise UsageError("wheels needs built stages: --dry-run and --configure-only belong to `build`")
@@ -137,6 +142,11 @@ def _run_wheels_command(arguments: argparse.Namespace, config: Config) -> None:
             f"--wheel-version {arguments.wheel_version!r} is not a PEP 440 version in normal form",
             hint="e.g. 0.3.35, 1.0.0rc1, 0.3.35.post1 (LLAMA_CPP_RUNTIME_VERSION sets the default)",
         )
+    if arguments.families_only:
+        if arguments.presets or arguments.definitions:
+            raise UsageError("--families-only builds nothing: it takes no --backend or -D")
+        print("\n".join(render_wheels(package_families(config, arguments.wheel_version), config.root)), flush=True)
+        return
     request = WheelsRequest(
         build=_build_request(arguments), version=arguments.wheel_version, repair=not arguments.no_repair
     )

@@ -30,6 +30,7 @@ class Preset:
     name: str
     backend: str
     wheel: str
+    family: str = ""  # the distribution that requires this wheel and its siblings ("" when the wheel stands alone)
     requires: tuple[str, ...]
     dependencies: tuple[str, ...]  # what its wheel requires at run time, besides the core wheel
     cache_variables: Mapping[str, str]
@@ -56,6 +57,21 @@ class Matrix:
             if preset.name == name:
                 return preset
         raise KeyError(name)
+
+    def family_members(self) -> dict[str, tuple[str, ...]]:
+        """Each family distribution and the plugin wheels it requires (e.g. llama-cpp-runtime-cuda13 ->
+        the -sm75 and -sm90 wheels): one CUDA major split by architecture to fit PyPI's file size limit."""
+        families: dict[str, dict[str, None]] = {}
+        for preset in self.presets:
+            if preset.family:
+                families.setdefault(preset.family, {})[preset.wheel] = None
+        return {family: tuple(members) for family, members in families.items()}
+
+    def expand(self, name: str) -> list[str]:
+        """A preset name, or a family's short name (cuda13) standing for every member's preset."""
+        if name in self.names():
+            return [name]
+        return [p.name for p in self.presets if p.family and p.family.removeprefix(f"{VENDOR_KEY}-") == name]
 
 
 def host_system() -> str:
@@ -91,11 +107,12 @@ def load_matrix(path: Path = PRESETS_FILE) -> Matrix:
                 name=name,
                 backend=vendor.get("backend", name),
                 wheel=vendor.get("wheel", ""),
+                family=vendor.get("family", ""),
                 requires=tuple(vendor.get("requires", [])),
                 dependencies=tuple(vendor.get("dependencies", [])),
                 cache_variables=_cache_variables(name, configure),
                 build_targets=tuple(build.get(name, {}).get("targets", [])),
-                condition=entry.get("condition"),
+                condition=_inherited_condition(name, configure),
             )
         )
     if problems:
@@ -113,6 +130,20 @@ def _cache_variables(name: str, configure: Mapping[str, Mapping[str, Any]]) -> d
     for key, value in entry.get("cacheVariables", {}).items():
         merged[key] = value["value"] if isinstance(value, dict) else str(value)
     return merged
+
+
+def _inherited_condition(name: str, configure: Mapping[str, Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The preset's condition, else its first parent's (CMake inherits every field but the names)."""
+    entry = configure[name]
+    if "condition" in entry:
+        condition: Mapping[str, Any] | None = entry["condition"]
+        return condition
+    parents = entry.get("inherits", [])
+    for parent in [parents] if isinstance(parents, str) else parents:
+        inherited = _inherited_condition(parent, configure)
+        if inherited is not None:
+            return inherited
+    return None
 
 
 def _evaluate(condition: Mapping[str, Any] | None, host: str) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,13 +53,15 @@ def module_name(file: StagedFile) -> str:
 
 
 def write_stage_record(stage: Path, *, preset: str, backend: str, provenance: Mapping[str, Any],
-                       options: Mapping[str, str], files: list[StagedFile]) -> None:  # fmt: skip
+                       options: Mapping[str, str], requires: Sequence[str],
+                       files: list[StagedFile]) -> None:  # fmt: skip
     document = {
         "format": 1,
         "preset": preset,
         "backend": backend,
         "upstream": dict(provenance),
         "cmake_options": dict(sorted(options.items())),
+        "requires": list(requires),  # the toolchains it was built with: nvcc-13 tells the binding its CUDA major
         "files": [
             {"path": f.path, "kind": f.kind, "size": f.size, "sha256": f.sha256}
             | ({"symlink_to": f.symlink_to} if f.symlink_to else {})

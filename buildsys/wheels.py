@@ -20,6 +20,7 @@ from .build import BuildReport, BuildRequest, PresetResult, run_build
 from .buildsummary import size_text
 from .config import Config
 from .errors import BuildFailed, OutOfDate, UsageError
+from .family_wheels import write_family_wheels
 from .presets import load_matrix
 from .sync import run_sync
 from .wheelfile import ZIP_EPOCH_MINIMUM, WheelFile, WheelSpec, normalise, write_wheel
@@ -75,7 +76,7 @@ def package(config: Config, report: BuildReport, request: WheelsRequest) -> list
         raise UsageError("nothing to package: the cpu preset was not built")
     # Without SOURCE_DATE_EPOCH every entry is dated 1980-01-01: the same bytes on every build.
     epoch = int(os.environ.get("SOURCE_DATE_EPOCH", ZIP_EPOCH_MINIMUM))
-    wheels = []
+    wheels: list[BuiltWheel] = []
     for distribution in dict.fromkeys(r.preset.wheel for r in built):
         results = [r for r in built if r.preset.wheel == distribution]
         with ui.step(f"wheel {distribution}"):
@@ -83,7 +84,18 @@ def package(config: Config, report: BuildReport, request: WheelsRequest) -> list
         if request.repair and sys.platform.startswith("linux"):
             wheel = repair_linux_wheel(wheel, epoch, config)
         wheels.append(wheel)
-    return wheels
+    return wheels + package_families(config, request.version, epoch)
+
+
+def package_families(config: Config, version: str, epoch: int | None = None) -> list[BuiltWheel]:
+    """The family wheels (llama-cpp-runtime-cuda13: every architecture family) that dist/ completes."""
+    if epoch is None:
+        epoch = int(os.environ.get("SOURCE_DATE_EPOCH", ZIP_EPOCH_MINIMUM))
+    families = load_matrix().family_members()
+    outcome = write_family_wheels(config.root / "dist", families, version=version, epoch=epoch)
+    for reason in outcome.incomplete:
+        ui.info(reason)
+    return [BuiltWheel(path, family, (), 0, path.stat().st_size) for family, path in outcome.written]
 
 
 def repair_linux_wheel(wheel: BuiltWheel, epoch: int, config: Config) -> BuiltWheel:
@@ -160,7 +172,9 @@ def _description(results: list[PresetResult], provenance: Mapping[str, str]) -> 
 def _write(config: Config, distribution: str, results: list[PresetResult], provenance: Mapping[str, str],
            version: str, epoch: int) -> BuiltWheel:  # fmt: skip
     if distribution == CORE_DISTRIBUTION:
-        plugins = sorted({p.wheel for p in load_matrix().presets if p.wheel != CORE_DISTRIBUTION})
+        matrix = load_matrix()
+        plugins = sorted({p.wheel for p in matrix.presets if p.wheel != CORE_DISTRIBUTION})
+        plugins = sorted({*plugins, *matrix.family_members()})
         files = _binding_files()
         for result in results:
             files.update(_stage_files(result, CORE_PACKAGE))

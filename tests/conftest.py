@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -98,3 +99,11 @@ def pinned(real_llama_cpp: Path, shared: Path) -> Project:
             project.run("wheels", "--backend", "cpu", timeout=60 * 60)
             done.touch()
     return project
+
+
+@pytest.fixture
+def stage(built: Project, tmp_path: Path) -> Path:
+    """A private copy of the cpu stage (tests add modules to it), away from the working directory."""
+    copy = tmp_path / "site" / "stage"
+    shutil.copytree(built.root / "build/stage/cpu", copy, symlinks=True)
+    return copy

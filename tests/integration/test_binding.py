@@ -99,14 +99,6 @@ def runtime_cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.Comple
     )  # fmt: skip
 
 
-@pytest.fixture
-def stage(built: Project, tmp_path: Path) -> Path:
-    """A private copy of the cpu stage (tests add modules to it), away from the working directory."""
-    copy = tmp_path / "site" / "stage"
-    shutil.copytree(built.root / "build/stage/cpu", copy, symlinks=True)
-    return copy
-
-
 def env_for(built: Project, stage: Path, **extra: str) -> dict[str, str]:
     return {**built.env, "LLAMA_CPP_RUNTIME_LIBRARY_DIR": str(stage), **extra}
 

@@ -33,22 +33,18 @@ PINNED = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(/[A-Za-z0-9_./-]+)?@[0-9a
 USES_LINE = re.compile(r"^\s*(?:-\s*)?uses:\s*(\S+)\s*(#.*)?$")
 VERSION_COMMENT = re.compile(r"^# v\d+\.\d+\.\d+(\s|$)")
 
-# What the issue asks for, per platform: distribution -> presets in that wheel.
+# What the issue asks for, per platform: distribution -> presets in that wheel. CUDA is one wheel per
+# architecture family (each under PyPI's file limit); the family wheel requiring them is written at publish.
+CUDA_PRESETS = ("cuda12-sm61", "cuda12-sm86", "cuda13-sm75", "cuda13-sm90")
+CUDA_WHEELS = {f"llama-cpp-runtime-{name}": (name,) for name in CUDA_PRESETS}
 EXPECTED = {
     "linux-x86_64": {
-        "llama-cpp-runtime": ("cpu",), "llama-cpp-runtime-cuda12": ("cuda12",),
-        "llama-cpp-runtime-cuda13": ("cuda13",), "llama-cpp-runtime-vulkan": ("vulkan",),
+        "llama-cpp-runtime": ("cpu",), **CUDA_WHEELS, "llama-cpp-runtime-vulkan": ("vulkan",),
         "llama-cpp-runtime-rocm": ("hip",),
     },
-    "linux-aarch64": {
-        "llama-cpp-runtime": ("cpu",), "llama-cpp-runtime-cuda12": ("cuda12",),
-        "llama-cpp-runtime-cuda13": ("cuda13",), "llama-cpp-runtime-vulkan": ("vulkan",),
-    },
+    "linux-aarch64": {"llama-cpp-runtime": ("cpu",), **CUDA_WHEELS, "llama-cpp-runtime-vulkan": ("vulkan",)},
     "macos-arm64": {"llama-cpp-runtime": ("cpu", "metal")},
-    "windows-x86_64": {
-        "llama-cpp-runtime": ("cpu",), "llama-cpp-runtime-cuda12": ("cuda12",),
-        "llama-cpp-runtime-cuda13": ("cuda13",), "llama-cpp-runtime-vulkan": ("vulkan",),
-    },
+    "windows-x86_64": {"llama-cpp-runtime": ("cpu",), **CUDA_WHEELS, "llama-cpp-runtime-vulkan": ("vulkan",)},
 }  # fmt: skip
 
 
@@ -172,8 +168,8 @@ def test_every_preset_is_built_on_some_platform() -> None:
 def test_each_entry_installs_the_toolchain_its_presets_require() -> None:
     for entry in _entries():
         presets = set(entry["presets"].split(","))
-        cuda = {"cuda12": "12", "cuda13": "13"}
-        assert entry["cuda"] == next((cuda[p] for p in presets if p in cuda), ""), entry["name"]
+        cuda = [p.split("-")[0].removeprefix("cuda") for p in presets if p.startswith("cuda")]
+        assert entry["cuda"] == next(iter(cuda), ""), entry["name"]
         assert entry["cuda_version"].split(".")[0] == entry["cuda"] or not entry["cuda"]
         assert entry["vulkan"] == ("vulkan" in presets), entry["name"]
         assert entry["rocm"] == ("hip" in presets), entry["name"]
@@ -224,11 +220,13 @@ def test_a_preset_no_platform_builds_is_an_error() -> None:
 
 
 def test_an_exclusion_of_nothing_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    stale = ci_matrix.Exclusion(platform="macos-arm64", preset="cuda12", reason="its condition already excludes it")
+    stale = ci_matrix.Exclusion(
+        platform="macos-arm64", preset="cuda12-sm61", reason="its condition already excludes it"
+    )
     monkeypatch.setattr(ci_matrix, "EXCLUSIONS", (*ci_matrix.EXCLUSIONS, stale))
     with pytest.raises(ConfigError) as raised:
         ci_matrix.entries()
-    assert raised.value.problems == ("exclusion of cuda12 on macos-arm64: its condition already does",)
+    assert raised.value.problems == ("exclusion of cuda12-sm61 on macos-arm64: its condition already does",)
 
 
 _COMPARISON = re.compile(r"matrix\.(\w+)\s*(?:==|!=)\s*'([^']*)'|contains\(\s*matrix\.(\w+)\s*,\s*'([^']*)'\s*\)")

@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import _api, _variant_cache
+from . import _api, _cuda_choice, _variant_cache
 from ._discovery import CORE_SOURCE, Layout, ModuleFile, find_layout, modules_in, plugin_modules
 from ._elf import structural_problem
 from ._errors import LibraryNotFound, LoadError
 from ._llama_abi import RECORD_NAME, AbiMismatch, verify
 from ._platform import IS_MACOS, IS_WINDOWS, allow_dll_directory, core_library_candidates, open_library
+from ._plugin_record import identity_conflict, read_record
 from ._report import Device, ModuleReport, Report, Status
 from ._runtime_libs import nvidia_library_dirs, preload_runtime_libraries
 
@@ -138,7 +139,8 @@ def load_everything(library_dir: Path | None, env: Mapping[str, str]) -> Loaded:
     cpu_modules = [m for m in core_modules + plugins if m.backend == "cpu"]
     chosen, cpu_reports = _load_cpu_variant(ggml, bridge, cpu_modules, selection, env)
     reports += cpu_reports
-    reports += _load_plugins(ggml, bridge, [m for m in core_modules + plugins if m.backend != "cpu"], selection)
+    gpu_modules = [m for m in core_modules + plugins if m.backend != "cpu"]
+    reports += _load_plugins(ggml, bridge, gpu_modules, selection, read_stage_upstream(layout.root))
     present = {r.backend for r in reports}
     reports += [
         ModuleReport(f"ggml-{backend}", backend, "absent", _install_hint(backend))
@@ -320,69 +322,71 @@ def _load_cpu_variant(ggml: ctypes.CDLL, bridge: LogBridge, modules: list[Module
     return chosen, reports
 
 
-# The driver each GPU backend needs from the system: no wheel can bring it.
-_DRIVERS = {"cuda": "nvcuda.dll" if IS_WINDOWS else "libcuda.so.1"}
+def _cuda_verdicts(modules: list[ModuleFile]) -> dict[Path, tuple[Status | None, str]]:
+    """For each CUDA module: None to load it (with what it serves), or its status and reason. Without
+    this, a CUDA module built without VMM loads and says only that the driver is "insufficient", and two
+    CUDA modules would both register "CUDA"."""
+    if not modules or IS_MACOS:
+        return {}
+    driver = _cuda_choice.probe_driver()
+    if isinstance(driver, str):
+        return {m.path: ("skipped", driver) for m in modules}
+    verdicts = _cuda_choice.choose(modules, [read_record(m.path) for m in modules], driver)
+    anything_chosen = any(v.chosen for v in verdicts)
+    return {
+        v.module.path: (None if v.chosen else "not chosen" if anything_chosen else "skipped", v.reason)
+        for v in verdicts
+    }
 
 
-def _missing_driver(backend: str) -> str:
-    """Why the backend cannot run here when its vendor's driver is absent, in the loader's words. Without
-    this, a CUDA module built without VMM loads and says only that the driver is "insufficient"."""
-    library = _DRIVERS.get(backend)
-    if library is None or IS_MACOS:
-        return ""
-    try:
-        ctypes.CDLL(library)  # stays loaded: the module would load it next
-    except OSError as error:
-        return f"no NVIDIA driver ({error})"
-    return ""
+def _load_plugins(ggml: ctypes.CDLL, bridge: LogBridge, modules: list[ModuleFile], selection: _Selection,
+                  core_upstream: dict[str, str]) -> list[ModuleReport]:  # fmt: skip
+    outcomes: dict[Path, ModuleReport] = {}
 
+    def report(module: ModuleFile, status: Status, reason: str, unusable: bool = False) -> None:
+        outcomes[module.path] = ModuleReport(module.name, module.backend, status, reason, str(module.path),
+                                             module.source, unusable=unusable)  # fmt: skip
 
-def _load_plugins(ggml: ctypes.CDLL, bridge: LogBridge, modules: list[ModuleFile],
-                  selection: _Selection) -> list[ModuleReport]:  # fmt: skip
-    reports: list[ModuleReport] = []
-    loaded_from: dict[str, ModuleFile] = {}
-    nvidia = nvidia_library_dirs() if modules else []
+    candidates = []
     for module in modules:
-
-        def report(status: Status, reason: str, module: ModuleFile = module, unusable: bool = False) -> ModuleReport:
-            return ModuleReport(module.name, module.backend, status, reason, str(module.path), module.source,
-                                unusable=unusable)  # fmt: skip
-
-        refusal = selection.refusal(module)
+        damaged = _refuse_damaged(module)
+        refusal = selection.refusal(module) or damaged or identity_conflict(read_record(module.path), core_upstream)
         if refusal:
-            reports.append(report("skipped", refusal))
+            report(module, "skipped", refusal, unusable=bool(damaged))
+        else:
+            candidates.append(module)
+    cuda = _cuda_verdicts([m for m in candidates if m.backend == "cuda"])
+    loaded_from: dict[str, ModuleFile] = {}
+    nvidia = nvidia_library_dirs() if candidates else []
+    for module in candidates:
+        status, chosen_because = cuda.get(module.path, (None, ""))
+        if status is not None:
+            report(module, status, chosen_because)
             continue
         if module.name in loaded_from:
-            reports.append(report("skipped", f"already loaded from {loaded_from[module.name].source}"))
-            continue
-        damaged = _refuse_damaged(module)
-        if damaged:
-            reports.append(report("skipped", damaged, unusable=True))
-            continue
-        missing_driver = _missing_driver(module.backend)
-        if missing_driver:
-            reports.append(report("skipped", missing_driver))
+            report(module, "skipped", f"already loaded from {loaded_from[module.name].source}")
             continue
         preloaded = preload_runtime_libraries(module.path, nvidia)
         try:
             probe = open_library(module.path, global_symbols=False)  # the dynamic loader's own error text
         except OSError as error:
-            reports.append(report("skipped", f"cannot be loaded: {error}"))
+            report(module, "skipped", f"cannot be loaded: {error}")
             continue
         with bridge.capture() as lines:
             registration = ggml.ggml_backend_load(str(module.path).encode())
         _close(probe)
         if not registration:
-            reports.append(report("skipped", "; ".join(lines) or "ggml_backend_load returned NULL"))
+            report(module, "skipped", "; ".join(lines) or "ggml_backend_load returned NULL")
             continue
         loaded_from[module.name] = module
         devices = ggml.ggml_backend_reg_dev_count(registration)
-        detail = f"{devices} device(s)" + (f"; runtime from {', '.join(preloaded)}" if preloaded else "")
+        detail = f"{devices} device(s)" + (f"; {chosen_because}" if chosen_because else "")
+        detail += f"; runtime from {', '.join(preloaded)}" if preloaded else ""
         if devices == 0:
             said = [line for line in lines if not _LOADED_LINE.match(line)]
             detail += ": " + ("; ".join(said) or "the backend found no device")
-        reports.append(report("loaded", detail))
-    return reports
+        report(module, "loaded", detail)
+    return [outcomes[m.path] for m in modules]
 
 
 def enumerate_devices(ggml: ctypes.CDLL) -> list[Device]:

@@ -1,0 +1,59 @@
+"""What a plugin's build recorded about itself: the stage.json its wheel (or build stage) keeps beside
+modules/. The upstream identity says whether it belongs with the core libraries loaded; a CUDA module's
+architectures and CUDA major say which GPUs and drivers it can serve."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+IDENTITY_KEYS = ("commit", "patch_series_sha256")
+
+
+@dataclass(frozen=True)
+class PluginRecord:
+    found: bool
+    upstream: dict[str, str] = field(default_factory=dict)
+    architectures: tuple[str, ...] = ()  # CMAKE_CUDA_ARCHITECTURES, e.g. ("75-real", "100-virtual")
+    cuda_major: int | None = None  # the CUDA toolkit it was built with (its runtime needs a driver this new)
+
+
+def read_record(module: Path) -> PluginRecord:
+    try:
+        document: Any = json.loads((module.parent.parent / "stage.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return PluginRecord(found=False)
+    if not isinstance(document, dict):
+        return PluginRecord(found=False)
+    upstream = document.get("upstream")
+    options = document.get("cmake_options")
+    requires = document.get("requires")
+    architectures = options.get("CMAKE_CUDA_ARCHITECTURES", "") if isinstance(options, dict) else ""
+    toolchains = [str(r) for r in requires] if isinstance(requires, list) else []
+    majors = [int(m[1]) for r in toolchains if (m := re.fullmatch(r"nvcc-(\d+)", r))]
+    return PluginRecord(
+        found=True,
+        upstream={str(k): str(v) for k, v in upstream.items()} if isinstance(upstream, dict) else {},
+        architectures=tuple(a for a in str(architectures).split(";") if a),
+        cuda_major=majors[0] if majors else None,
+    )
+
+
+def identity_conflict(record: PluginRecord, core: dict[str, str]) -> str:
+    """Why a plugin built from another upstream commit or patch series than the core is refused ("" when
+    it agrees, or when either side recorded nothing)."""
+    plugin_identity = {k: record.upstream.get(k, "") for k in IDENTITY_KEYS}
+    core_identity = {k: core.get(k, "") for k in IDENTITY_KEYS}
+    if not all(plugin_identity.values()) or not all(core_identity.values()) or plugin_identity == core_identity:
+        return ""
+    return (
+        f"built from upstream {_identity(plugin_identity)}, the core libraries from {_identity(core_identity)}: "
+        "install the plugin of the core's version"
+    )
+
+
+def _identity(identity: dict[str, str]) -> str:
+    return f"{identity['commit'][:12]} + patch series {identity['patch_series_sha256'][:12]}"

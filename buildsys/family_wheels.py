@@ -1,0 +1,60 @@
+"""Family wheels: a distribution such as llama-cpp-runtime-cuda13 that holds no file and requires its
+member wheels (one per GPU architecture family, each under PyPI's 100 MB file limit) at the same version.
+
+A family wheel is written for a platform tag only when every member of that version is in dist/ with
+that tag, so it never requires a wheel that was not built. The members may come from separate CI jobs:
+the publish job writes the family wheels from whatever the build jobs uploaded.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from .wheelfile import WheelSpec, normalise, write_wheel
+
+_WHEEL_NAME = re.compile(r"^(?P<name>[a-z0-9_]+)-(?P<version>[^-]+)-(?P<tag>py3-none-[^-]+)\.whl$")
+
+
+@dataclass(frozen=True)
+class FamilyOutcome:
+    written: list[tuple[str, Path]]  # (family, wheel)
+    incomplete: list[str]  # why a family was not written for a platform tag (a member is missing)
+
+
+def write_family_wheels(dist: Path, families: Mapping[str, tuple[str, ...]], *, version: str,
+                        epoch: int) -> FamilyOutcome:  # fmt: skip
+    """Every family wheel that the member wheels of `version` in `dist` allow, per platform tag."""
+    present: dict[str, set[str]] = {}  # platform tag -> the normalised names of the wheels with it
+    for path in dist.glob("*.whl") if dist.is_dir() else ():
+        match = _WHEEL_NAME.match(path.name)
+        if match and match["version"] == version:
+            present.setdefault(match["tag"], set()).add(match["name"])
+    written: list[tuple[str, Path]] = []
+    incomplete: list[str] = []
+    for family, members in families.items():
+        for tag, names in sorted(present.items()):
+            missing = [member for member in members if normalise(member) not in names]
+            if len(missing) == len(members):
+                continue
+            if missing:
+                incomplete.append(f"{family} {version} not written for {tag}: {', '.join(missing)} not in dist/")
+                continue
+            written.append((family, write_wheel(dist, _spec(family, members, version, tag), {}, epoch=epoch)))
+    return FamilyOutcome(written, incomplete)
+
+
+def _spec(family: str, members: tuple[str, ...], version: str, tag: str) -> WheelSpec:
+    listed = "\n".join(f"- `{member}`" for member in members)
+    description = (
+        f"Installs every wheel of the family, so that any supported GPU finds its code:\n\n{listed}\n\n"
+        "The binding loads the one module that serves the GPUs present (their compute capability) and "
+        "reports the others as not chosen. Installing a single member instead saves the download.\n"
+    )
+    return WheelSpec(
+        distribution=family, version=version, tag=tag, description=description,
+        summary=f"Every architecture family of {family.removeprefix('llama-cpp-runtime-')} for llama-cpp-runtime",
+        requires=[f"{member}=={version}" for member in members],
+    )  # fmt: skip

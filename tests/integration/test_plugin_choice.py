@@ -1,0 +1,147 @@
+"""Which GPU plugin modules load when several are installed: at most one CUDA module (chosen by the
+driver's CUDA version and the GPUs' compute capability, as the driver reports them), and no plugin built
+from another upstream than the core. The driver is the fixture's stand-in libcuda, answering from the
+environment; the modules are real shared objects in plugin directories with the stage.json a wheel carries."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from cpu_features import elf_linux
+from support import Project
+from test_binding import PLUGIN_MODULE, compile_module, report_of
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, elf_linux]
+
+FAKE_DRIVER = Path(__file__).resolve().parent.parent / "fixtures" / "nvidia-driver" / "libcuda.c"
+# The shipped families (CMakePresets.json), as plugin directories: toolchain and architectures.
+FAMILIES = {
+    "cuda12-sm86": ("nvcc-12", "86-real;89-real;90-real;90-virtual"),
+    "cuda13-sm75": ("nvcc-13", "75-real;80-real;86-real;89-real"),
+    "cuda13-sm90": ("nvcc-13", "90-real;100-real;120a-real;100-virtual"),
+}
+
+
+@pytest.fixture
+def driver(tmp_path: Path) -> Path:
+    directory = tmp_path / "driver"
+    directory.mkdir()
+    compile_module(FAKE_DRIVER.read_text(), directory / "libcuda.so.1", "-Wl,-soname,libcuda.so.1")
+    return directory
+
+
+def plugin_dir(root: Path, upstream: dict[str, str], requires: str, architectures: str) -> Path:
+    """A plugin as its wheel installs it: modules/libggml-cuda.so with stage.json beside modules/."""
+    (root / "modules").mkdir(parents=True)
+    compile_module(PLUGIN_MODULE, root / "modules" / "libggml-cuda.so")
+    record = {"upstream": upstream, "requires": ["c-compiler", requires], "backend": "cuda",
+              "cmake_options": {"CMAKE_CUDA_ARCHITECTURES": architectures}}  # fmt: skip
+    (root / "stage.json").write_text(json.dumps(record))
+    return root / "modules"
+
+
+@pytest.fixture
+def families(stage: Path, tmp_path: Path) -> dict[str, Path]:
+    upstream = json.loads((stage / "stage.json").read_text())["upstream"]
+    return {name: plugin_dir(tmp_path / name, upstream, *facts) for name, facts in FAMILIES.items()}
+
+
+def cuda_rows(report: dict[str, object], families: dict[str, Path]) -> dict[str, tuple[str, str]]:
+    """family -> (status, reason) of its CUDA module."""
+    modules = report["modules"]
+    assert isinstance(modules, list)
+    by_path = {str(Path(m["path"]).parent): (m["status"], m["reason"]) for m in modules if m.get("path")}
+    return {name: by_path[str(directory)] for name, directory in families.items()}
+
+
+def choose(built: Project, stage: Path, tmp_path: Path, families: dict[str, Path], driver: Path, version: int,
+           devices: str) -> dict[str, tuple[str, str]]:  # fmt: skip
+    report = report_of(
+        built, stage, tmp_path, LD_LIBRARY_PATH=str(driver), FAKE_CUDA_DRIVER_VERSION=str(version),
+        FAKE_CUDA_DEVICES=devices, LLAMA_CPP_RUNTIME_PLUGIN_DIRS=":".join(str(d) for d in families.values()),
+    )  # fmt: skip
+    return cuda_rows(report, families)
+
+
+@pytest.mark.parametrize(
+    ("version", "devices", "chosen", "serves"),
+    [
+        (13000, "8.6@0000:01:00.0", "cuda13-sm75", "sm_86: cubin"),
+        (13020, "8.7@0000:01:00.0", "cuda13-sm75", "sm_87: compatible cubin"),
+        (13000, "12.0@0000:41:00.0", "cuda13-sm90", "sm_120: cubin"),
+        (13000, "12.1@0000:41:00.0", "cuda13-sm90", "sm_121: PTX, compiled by the driver"),
+        (12040, "8.6@0000:01:00.0", "cuda12-sm86", "sm_86: cubin"),
+        (12080, "12.0@0000:41:00.0", "cuda12-sm86", "sm_120: PTX, compiled by the driver"),
+    ],
+)
+def test_one_cuda_module_is_loaded_the_one_that_serves_the_gpu_under_this_driver(
+    built: Project, stage: Path, tmp_path: Path, families: dict[str, Path], driver: Path,
+    version: int, devices: str, chosen: str, serves: str,
+) -> None:  # fmt: skip
+    rows = choose(built, stage, tmp_path, families, driver, version, devices)
+
+    status, reason = rows.pop(chosen)
+    supported = f"{version // 1000}.{version % 1000 // 10}"
+    assert status == "loaded" and f"driver supports CUDA {supported}; {serves}" in reason, reason
+    for name, (status, reason) in rows.items():
+        assert status == "not chosen", (name, reason)
+        if version < 13000 and name.startswith("cuda13"):
+            assert reason == f"driver supports CUDA {supported}; the module needs CUDA 13"
+        else:
+            assert reason.startswith(f"driver supports CUDA {supported}") or "no GPU here can run it" in reason
+
+
+def test_a_family_that_cannot_run_the_gpu_says_what_it_was_compiled_for(
+    built: Project, stage: Path, tmp_path: Path, families: dict[str, Path], driver: Path
+) -> None:
+    rows = choose(built, stage, tmp_path, families, driver, 13000, "8.6@0000:01:00.0")
+
+    assert rows["cuda13-sm90"] == (
+        "not chosen", "compiled for 90-real, 100-real, 120a-real, 100-virtual; no GPU here can run it (sm_86)"
+    )  # fmt: skip
+    assert rows["cuda12-sm86"][1].endswith(f"{families['cuda13-sm75'] / 'libggml-cuda.so'} serves this machine better")
+
+
+def test_a_driver_without_a_gpu_loads_the_newest_cuda_and_a_driver_too_old_for_all_loads_none(
+    built: Project, stage: Path, tmp_path: Path, families: dict[str, Path], driver: Path
+) -> None:
+    no_gpu = choose(built, stage, tmp_path, families, driver, 13000, "")
+    assert [name for name, (status, _) in no_gpu.items() if status == "loaded"] == ["cuda13-sm75"]
+    assert "the backend found no device" in no_gpu["cuda13-sm75"][1]
+
+    too_old = choose(built, stage, tmp_path, families, driver, 11080, "8.6@0000:01:00.0")
+    assert too_old == {
+        "cuda12-sm86": ("skipped", "driver supports CUDA 11.8; the module needs CUDA 12"),
+        "cuda13-sm75": ("skipped", "driver supports CUDA 11.8; the module needs CUDA 13"),
+        "cuda13-sm90": ("skipped", "driver supports CUDA 11.8; the module needs CUDA 13"),
+    }
+
+
+def test_without_the_driver_every_cuda_module_is_skipped_naming_the_library(
+    built: Project, stage: Path, tmp_path: Path, families: dict[str, Path]
+) -> None:
+    report = report_of(built, stage, tmp_path, LLAMA_CPP_RUNTIME_PLUGIN_DIRS=":".join(map(str, families.values())))
+
+    why = "no NVIDIA driver (libcuda.so.1: cannot open shared object file: No such file or directory)"
+    assert set(cuda_rows(report, families).values()) == {("skipped", why)}
+
+
+def test_a_plugin_built_from_another_upstream_is_refused_naming_both(
+    built: Project, stage: Path, tmp_path: Path
+) -> None:
+    core = json.loads((stage / "stage.json").read_text())["upstream"]
+    other = {**core, "patch_series_sha256": "f" * 64}
+    modules = plugin_dir(tmp_path / "vulkan-elsewhere", other, "glslc", "")
+    (modules / "libggml-cuda.so").rename(modules / "libggml-vulkan.so")
+
+    report = report_of(built, stage, tmp_path, LLAMA_CPP_RUNTIME_PLUGIN_DIRS=str(modules))
+
+    [row] = [m for m in report["modules"] if m.get("path") == str(modules / "libggml-vulkan.so")]  # type: ignore[union-attr]
+    assert row["status"] == "skipped"
+    assert row["reason"] == (
+        f"built from upstream {core['commit'][:12]} + patch series ffffffffffff, the core libraries from "
+        f"{core['commit'][:12]} + patch series {core['patch_series_sha256'][:12]}: "
+        "install the plugin of the core's version"
+    )  # fmt: skip
