@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The CUDA plugin, proven on a machine with an NVIDIA GPU: build the cuda13 plugin for this GPU's
+# The CUDA plugin, proven on a machine with an NVIDIA GPU: build the cuda13 family's plugin for this GPU's
 # architecture (and the core), install both into a fresh venv with plain pip (NVIDIA's runtime wheels
 # come from PyPI), then info, check, bench, and a model generating with every layer offloaded.
 # One summary table at the end. It fails, loudly, rather than letting the CPU stand in for the GPU.
@@ -27,22 +27,25 @@ nvcc=$(command -v nvcc || { [[ -n ${CUDA_PATH:-} ]] && echo "$CUDA_PATH/bin/nvcc
 work=$(mktemp -d)
 trap 'echo "gpu_check: work files in $work" >&2' EXIT
 architecture="${capability}-real"
+# The cuda13 family member that ships this GPU's cubin (CMakePresets.json): Turing to Ada, or Hopper on.
+if (( capability < 90 )); then member=cuda13-sm75; else member=cuda13-sm90; fi
 
 step "build venv"
 python3 -m venv "$work/build" && "$work/build/bin/pip" -q install -e "$root" "nvidia-cublas>=13,<14" >&2
 echo ok >&2
 
-step "wheels: cpu + cuda13 for sm_${capability} ($gpu)"
+step "wheels: cpu + $member for sm_${capability} ($gpu)"
 started=$SECONDS
-(cd "$root" && "$work/build/bin/python" -m buildsys wheels --backend cpu,cuda13 \
+(cd "$root" && "$work/build/bin/python" -m buildsys wheels --backend "cpu,$member" \
     -D "CMAKE_CUDA_ARCHITECTURES=$architecture" >"$work/wheels.log" 2>&1) || failed "the build; see $work/wheels.log"
 build_seconds=$((SECONDS - started))
 echo "${build_seconds}s" >&2
 
 step "fresh venv, plain pip"
 python3 -m venv "$work/venv"
-core=$(ls "$root"/dist/llama_cpp_runtime-*.whl | head -n 1)
-plugin=$(ls "$root"/dist/llama_cpp_runtime_cuda13-*.whl | head -n 1)
+cores=("$root"/dist/llama_cpp_runtime-*.whl)
+plugins=("$root"/dist/llama_cpp_runtime_"${member//-/_}"-*.whl)
+core=${cores[0]} plugin=${plugins[0]}
 "$work/venv/bin/pip" -q install "$core" "$plugin" >&2 || failed "pip install of $core and $plugin"
 echo ok >&2
 runtime() { (cd "$work" && "$work/venv/bin/python" -m llama_cpp_runtime "$@"); }
@@ -81,7 +84,7 @@ echo "pp512 $pp t/s, tg128 $tg t/s" >&2
 
 printf '\n%-34s %s\n' "GPU" "$gpu (sm_${capability})" \
     "plugin wheel" "$(basename "$plugin") ($(du -h "$plugin" | cut -f1))" \
-    "build (cpu + cuda13, this arch)" "${build_seconds}s" \
+    "build (cpu + $member, this arch)" "${build_seconds}s" \
     "device" "$device" \
     "check" "ok" \
     "mul_mat 1024³ f32" "$gflops GFLOP/s" \

@@ -190,7 +190,7 @@ def test_build_names_cmake_that_needs_a_folder_the_subset_lacks_before_configuri
     assert line in project.run("build", "--backend", "cpu", expect=5).stderr
 
 
-@pytest.mark.skipif(sys.platform == "darwin", reason="its presets (vulkan, cuda13) do not apply to macOS")
+@pytest.mark.skipif(sys.platform == "darwin", reason="its presets (vulkan, cuda) do not apply to macOS")
 def test_a_missing_toolchain_is_a_skip_with_its_reason_or_a_failure_when_asked_for(
     built: Project, tmp_path: Path
 ) -> None:
@@ -213,7 +213,17 @@ def test_a_missing_toolchain_is_a_skip_with_its_reason_or_a_failure_when_asked_f
     assert "planned" in rows["cpu"]
     assert "skipped" in rows["vulkan"] and "glslc (the GLSL to SPIR-V compiler) not found on PATH" in rows["vulkan"]
     assert "apt-get install glslc" in rows["vulkan"]
-    assert "skipped" in rows["cuda13"] and "nvcc not found" in rows["cuda13"]
+    for family_member in ("cuda13-sm75", "cuda13-sm90"):
+        assert "skipped" in rows[family_member] and "nvcc not found" in rows[family_member]
+
+    family = subprocess.run(
+        [sys.executable, "-m", "buildsys", "build", "--dry-run", "--backend", "cuda13"], cwd=built.root, env=narrowed,
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert family.returncode == 7  # asked for by its family's name: both members fail, each with its reason
+    assert [line.split()[:2] for line in family.stdout.splitlines() if line.startswith("cuda")] == [
+        ["cuda13-sm75", "failed"], ["cuda13-sm90", "failed"]
+    ]  # fmt: skip
 
     vulkan_stage = built.root / "build/stage/vulkan"
     before = sorted(p.stat().st_mtime_ns for p in vulkan_stage.rglob("*")) if vulkan_stage.exists() else None
@@ -311,7 +321,7 @@ def test_vulkan_preset_stages_only_its_module_and_it_computes_on_lavapipe(built:
 @pytest.mark.skipif(not shutil.which("nvcc"), reason="needs a CUDA toolkit on PATH (the CI image has CUDA 13)")
 def test_cuda_without_cublas_is_skipped_with_the_wheel_to_install(built: Project) -> None:
     plan = built.run("build", "--dry-run").stdout
-    row = next(line for line in plan.splitlines() if line.startswith("cuda13 "))
+    row = next(line for line in plan.splitlines() if line.startswith("cuda13-sm90 "))
     version = subprocess.run(["nvcc", "--version"], capture_output=True, text=True, check=False).stdout
     if "release 13." in version:
         assert "skipped" in row and "pip install nvidia-cublas" in row

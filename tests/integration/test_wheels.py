@@ -71,7 +71,7 @@ def test_the_core_wheel_holds_each_library_once_stripped_and_relocatable(package
         wheel_info = archive.read(f"{dist_info}/WHEEL").decode()
         assert "Root-Is-Purelib: false" in wheel_info and re.search(r"Tag: py3-none-manylinux_2_\d+_x86_64", wheel_info)
         metadata = archive.read(f"{dist_info}/METADATA").decode()
-        for extra in ("cuda12", "cuda13", "vulkan", "rocm"):
+        for extra in ("cuda12", "cuda13", "cuda13-sm90", "vulkan", "rocm"):
             assert f'Requires-Dist: llama-cpp-runtime-{extra}==0.1.0; extra == "{extra}"' in metadata
         assert packaged.commits[-1] in metadata and "GGML_CPU_ALL_VARIANTS=ON" in metadata
         archive.extractall(tmp_path / "unpacked")

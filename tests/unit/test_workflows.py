@@ -104,7 +104,8 @@ def test_zizmor_finds_nothing_offline() -> None:
 
 
 def test_shellcheck_accepts_the_container_toolchain_script_and_ci_run() -> None:
-    _assert_clean(_run([_tool("shellcheck"), str(BEFORE_ALL), str(REPO_ROOT / ".ci" / "run")]))
+    scripts = [BEFORE_ALL, REPO_ROOT / ".ci" / "run", REPO_ROOT / "benchmarks" / "gpu_check.sh"]
+    _assert_clean(_run([_tool("shellcheck"), *map(str, scripts)]))
 
 
 def test_the_three_workflows_exist() -> None:
@@ -338,11 +339,14 @@ def test_publish_uses_trusted_publishing_on_tags_with_every_artifact() -> None:
     jobs = _load("wheels.yml")["jobs"]
     publish = jobs["publish"]
     assert publish["permissions"] == {"id-token": "write"} and publish["environment"]["name"] == "pypi"
-    assert "refs/tags/v" in publish["if"] and publish["needs"] == ["build", "test-plugins"]
+    assert "refs/tags/v" in publish["if"] and publish["needs"] == ["build", "test-plugins", "families"]
     assert _triggers(_load("wheels.yml"))["push"] == {"tags": ["v*"]}
     download = _step(publish, "actions/download-artifact")
     assert download["with"]["pattern"] == "wheels-*" and download["with"]["merge-multiple"] is True
     assert all(entry["artifact"].startswith("wheels-") for entry in _entries())
+    families = jobs["families"]
+    assert _step(families, "actions/upload-artifact")["with"]["name"] == "wheels-families"  # published with them
+    assert "--families-only" in next(s["run"] for s in families["steps"] if "run" in s)
     assert _step(publish, "pypa/gh-action-pypi-publish")["with"]["packages-dir"] == download["with"]["path"]
 
 
