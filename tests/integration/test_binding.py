@@ -44,7 +44,8 @@ MISBEHAVING_PLUGIN = """
 #include <unistd.h>
 struct dev_i { const char * (*name)(void *); const char * (*description)(void *);
                void (*memory)(void *, size_t *, size_t *); int (*type)(void *); void * (*init)(void *, const char *);
-               int (*supports_op)(void *, const void *); };  /* NULL: every op */
+               int (*supports_op)(void *, const void *);  /* NULL: every op */
+               void (*get_props)(void *, void *); };  /* NULL: nothing beyond the above */
 struct dev { struct dev_i iface; void * reg; void * context; };
 struct reg_i { const char * (*name)(void *); size_t (*count)(void *); void * (*get)(void *, size_t); void * proc; };
 struct reg { int api_version; struct reg_i iface; void * context; };
@@ -59,8 +60,8 @@ static void * init(void * d, const char * p) {
     return NULL;
 }
 static struct reg registration;
-static struct dev devices[2] = {{{dev_name, description, memory, type, init, NULL}, &registration, "Crashy0"},
-                                {{dev_name, description, memory, type, init, NULL}, &registration, "Hangy0"}};
+static struct dev devices[2] = {{{dev_name, description, memory, type, init, NULL, NULL}, &registration, "Crashy0"},
+                                {{dev_name, description, memory, type, init, NULL, NULL}, &registration, "Hangy0"}};
 static const char * reg_name(void * r) { (void) r; return "Misbehaving"; }
 static size_t count(void * r) { (void) r; return 2; }
 static void * get(void * r, size_t i) { (void) r; return i < 2 ? &devices[i] : NULL; }

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from cpu_features import elf_linux
 from support import Project
-from test_binding import PLUGIN_MODULE, compile_module, report_of
+from test_binding import PLUGIN_MODULE, compile_module, env_for, python, report_of, runtime_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, elf_linux]
 
@@ -145,3 +145,89 @@ def test_a_plugin_built_from_another_upstream_is_refused_naming_both(
         f"{core['commit'][:12]} + patch series {core['patch_series_sha256'][:12]}: "
         "install the plugin of the core's version"
     )  # fmt: skip
+
+
+GPU_PLUGIN = """
+#include <stddef.h>
+#include <string.h>
+struct props { const char * name; const char * description; size_t memory_free; size_t memory_total; int type;
+               const char * device_id; };
+struct dev_i { const char * (*name)(void *); const char * (*description)(void *);
+               void (*memory)(void *, size_t *, size_t *); int (*type)(void *); void * (*init)(void *, const char *);
+               int (*supports_op)(void *, const void *); void (*get_props)(void *, struct props *); };
+struct dev { struct dev_i iface; void * reg; void * context; };
+struct reg_i { const char * (*name)(void *); size_t (*count)(void *); void * (*get)(void *, size_t); void * proc; };
+struct reg { int api_version; struct reg_i iface; void * context; };
+static const char * names[2] = {NAME "0", NAME "1"};
+static const char * ids[2] = {ID0, ID1};
+static const char * dev_name(void * d) { return names[(size_t) ((struct dev *) d)->context]; }
+static const char * description(void * d) { (void) d; return "a GPU the test made up"; }
+static void memory(void * d, size_t * f, size_t * t) { (void) d; *f = 1u << 30; *t = 1u << 30; }
+static int type(void * d) { (void) d; return 1; }
+static void * init(void * d, const char * p) { (void) d; (void) p; return NULL; }
+static void get_props(void * d, struct props * p) { p->device_id = ids[(size_t) ((struct dev *) d)->context]; }
+static struct reg registration;
+#define DEVICE(index) {{dev_name, description, memory, type, init, NULL, get_props}, &registration, (void *) index}
+static struct dev devices[2] = {DEVICE(0), DEVICE(1)};
+static const char * reg_name(void * r) { (void) r; return NAME; }
+static size_t count(void * r) { (void) r; return COUNT; }
+static void * get(void * r, size_t i) { (void) r; return i < COUNT ? &devices[i] : NULL; }
+static struct reg registration = {2, {reg_name, count, get, NULL}, NULL};
+__attribute__((visibility("default"))) void * ggml_backend_init(void) { return &registration; }
+"""
+
+
+@pytest.fixture
+def one_gpu_two_backends(stage: Path, tmp_path: Path, driver: Path) -> dict[str, str]:
+    """An NVIDIA GPU at 0000:01:00.0 seen by CUDA (CUDA0) and by Vulkan (Vulkan0), and a second GPU at
+    0000:02:00.0 that only Vulkan sees (Vulkan1): the environment that loads them."""
+    upstream = json.loads((stage / "stage.json").read_text())["upstream"]
+    cuda = plugin_dir(tmp_path / "cuda13-sm75", upstream, *FAMILIES["cuda13-sm75"])
+    compile_module(GPU_PLUGIN, cuda / "libggml-cuda.so", '-DNAME="CUDA"', "-DCOUNT=1",
+                   '-DID0="0000:01:00.0"', "-DID1=NULL")  # fmt: skip
+    vulkan = tmp_path / "vulkan" / "modules"
+    vulkan.mkdir(parents=True)
+    compile_module(GPU_PLUGIN, vulkan / "libggml-vulkan.so", '-DNAME="Vulkan"', "-DCOUNT=2",
+                   '-DID0="0000:01:00.0"', '-DID1="0000:02:00.0"')  # fmt: skip
+    return {"LD_LIBRARY_PATH": str(driver), "FAKE_CUDA_DEVICES": "8.6@0000:01:00.0",
+            "LLAMA_CPP_RUNTIME_PLUGIN_DIRS": f"{vulkan}:{cuda}"}  # fmt: skip
+
+
+def preference(report: dict[str, object]) -> dict[str, tuple[bool, str]]:
+    devices = report["devices"]
+    assert isinstance(devices, list)
+    return {d["name"]: (d["preferred"], d["same_as"]) for d in devices if d["type"] != "CPU"}
+
+
+def test_a_gpu_two_backends_drive_is_offered_once_through_the_preferred_backend(
+    built: Project, stage: Path, tmp_path: Path, one_gpu_two_backends: dict[str, str]
+) -> None:
+    default = report_of(built, stage, tmp_path, **one_gpu_two_backends)
+    assert preference(default) == {"CUDA0": (True, ""), "Vulkan0": (False, "CUDA0"), "Vulkan1": (True, "")}
+    vulkan0 = next(d for d in default["devices"] if d["name"] == "Vulkan0")  # type: ignore[union-attr]
+    assert vulkan0["device_id"] == "0000:01:00.0"
+
+    reordered = report_of(built, stage, tmp_path, LLAMA_CPP_RUNTIME_BACKEND_ORDER="vulkan", **one_gpu_two_backends)
+    assert preference(reordered) == {"CUDA0": (False, "Vulkan0"), "Vulkan0": (True, ""), "Vulkan1": (True, "")}
+
+    text = runtime_cli("info", env=env_for(built, stage, **one_gpu_two_backends), cwd=tmp_path).stdout
+    assert "(not used by default: the same GPU as CUDA0, 0000:01:00.0)" in text
+
+    chosen = python(
+        "import llama_cpp_runtime as lcr; print(','.join(d.name for d in lcr.load().default_devices()))",
+        env_for(built, stage, **one_gpu_two_backends), tmp_path,
+    )  # fmt: skip
+    assert chosen.stdout.split() == ["CPU,CUDA0,Vulkan1"]
+
+
+def test_an_unknown_backend_in_the_order_is_a_one_line_error(built: Project, stage: Path, tmp_path: Path) -> None:
+    result = runtime_cli("info", env=env_for(built, stage, LLAMA_CPP_RUNTIME_BACKEND_ORDER="cuda,vulcan"),
+                         cwd=tmp_path)  # fmt: skip
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .endswith(
+            "LLAMA_CPP_RUNTIME_BACKEND_ORDER=cuda,vulcan: unknown backend 'vulcan' (known: cuda, hip, metal, vulkan)"
+        )
+    )

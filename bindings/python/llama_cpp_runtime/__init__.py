@@ -37,6 +37,7 @@ from ._errors import (
     LoadError,
     ModelLoadError,
     ModelNotFound,
+    SettingError,
 )
 from ._loader import (
     BACKENDS_VARIABLE,
@@ -121,6 +122,7 @@ __all__ = [
     "ModuleReport",
     "Report",
     "Runtime",
+    "SettingError",
     "TokenizeError",
     "UnknownDevice",
     "Unsupported",
@@ -144,7 +146,10 @@ class Runtime:
         self._llama_declared = False
 
     def devices(self) -> list[Device]:
-        return list(enumerate_devices(self._loaded.ggml))
+        """Every device, each marked preferred or not: a GPU that two backends drive (CUDA and Vulkan) is
+        preferred through the backend first in LLAMA_CPP_RUNTIME_BACKEND_ORDER (default cuda, hip, metal,
+        vulkan), and load_model(devices=None) leaves the other out."""
+        return enumerate_devices(self._loaded.ggml, self._loaded.backend_order)
 
     def device(self, name: str) -> Device:
         for device in self.devices():
@@ -185,11 +190,17 @@ class Runtime:
         from ._model import Model
 
         header = read_header(path)  # the input first: a bad file is named whatever the libraries are
-        chosen = None if devices is None else [self._device_named(d) for d in devices]
+        chosen = self.default_devices() if devices is None else [self._device_named(d) for d in devices]
         llama = self._llama()
         return Model(llama, self._loaded.ggml, self._loaded.bridge, header, devices=chosen,
                      n_gpu_layers=n_gpu_layers, mmap=mmap, mlock=mlock, vocab_only=vocab_only,
                      progress=progress)  # fmt: skip
+
+    def default_devices(self) -> list[Device] | None:
+        """What load_model(devices=None) offloads to: None (llama.cpp's choice: every device) unless a GPU
+        is driven by two backends, then every preferred device."""
+        devices = self.devices()
+        return None if all(d.preferred for d in devices) else [d for d in devices if d.preferred]
 
     def _device_named(self, wanted: str | Device) -> Device:
         name = wanted.name if isinstance(wanted, Device) else wanted

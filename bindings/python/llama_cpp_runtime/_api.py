@@ -21,6 +21,22 @@ class Feature(ctypes.Structure):
     _fields_ = [("name", ctypes.c_char_p), ("value", ctypes.c_char_p)]
 
 
+class DeviceProps(ctypes.Structure):
+    """ggml_backend_dev_props, then room to spare: a ggml whose struct grew writes into the spare bytes,
+    never past the buffer."""
+
+    _fields_ = [
+        ("name", ctypes.c_char_p),
+        ("description", ctypes.c_char_p),
+        ("memory_free", ctypes.c_size_t),
+        ("memory_total", ctypes.c_size_t),
+        ("type", ctypes.c_int),
+        ("device_id", ctypes.c_char_p),
+        ("caps", ctypes.c_bool * 5),
+        ("_spare", ctypes.c_char * 256),
+    ]
+
+
 GET_FEATURES = ctypes.CFUNCTYPE(ctypes.POINTER(Feature), VOID_P)
 
 _SIZE = ctypes.c_size_t
@@ -50,6 +66,7 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "ggml_backend_dev_description": (ctypes.c_char_p, [VOID_P]),
     "ggml_backend_dev_memory": (None, [VOID_P, ctypes.POINTER(_SIZE), ctypes.POINTER(_SIZE)]),
     "ggml_backend_dev_type": (ctypes.c_int, [VOID_P]),
+    "ggml_backend_dev_get_props": (None, [VOID_P, ctypes.POINTER(DeviceProps)]),
     "ggml_backend_dev_backend_reg": (VOID_P, [VOID_P]),
     "ggml_backend_dev_init": (VOID_P, [VOID_P, ctypes.c_char_p]),
     "ggml_backend_reg_name": (ctypes.c_char_p, [VOID_P]),

@@ -11,6 +11,10 @@ class LibraryNotFound(LlamaRuntimeError):
     """The core libraries are not where the package (or LLAMA_CPP_RUNTIME_LIBRARY_DIR) says."""
 
 
+class SettingError(LlamaRuntimeError):
+    """An environment variable of the binding has a value it cannot use (the message names it)."""
+
+
 class LoadError(LlamaRuntimeError):
     """A core library could not be loaded; the message is the dynamic loader's."""
 

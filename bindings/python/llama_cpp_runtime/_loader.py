@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _api, _cuda_choice, _variant_cache
+from ._device_preference import backend_order, mark_preferred, rank
 from ._discovery import CORE_SOURCE, Layout, ModuleFile, find_layout, modules_in, plugin_modules
 from ._elf import structural_problem
 from ._errors import LibraryNotFound, LoadError
@@ -104,10 +105,12 @@ class Loaded:
     report: Report
     llama_abi_problem: str | None  # checked once, at load; None when libllama matches (or is absent)
     llama_abi_record: dict[str, Any] | None  # llama-abi.json, for checking another binding's structs too
+    backend_order: tuple[str, ...]  # which backend's device is preferred when two drive the same GPU
 
 
 def load_everything(library_dir: Path | None, env: Mapping[str, str]) -> Loaded:
     layout = find_layout(library_dir, env)
+    order = backend_order(env)  # a bad setting is refused before anything is loaded
     allow_dll_directory(layout.lib)
     allow_dll_directory(layout.modules)
     handles: list[ctypes.CDLL] = []
@@ -139,7 +142,10 @@ def load_everything(library_dir: Path | None, env: Mapping[str, str]) -> Loaded:
     cpu_modules = [m for m in core_modules + plugins if m.backend == "cpu"]
     chosen, cpu_reports = _load_cpu_variant(ggml, bridge, cpu_modules, selection, env)
     reports += cpu_reports
-    gpu_modules = [m for m in core_modules + plugins if m.backend != "cpu"]
+    # In the preferred order: ggml enumerates devices as registered, and llama.cpp's first GPU is its main one.
+    gpu_modules = sorted(
+        (m for m in core_modules + plugins if m.backend != "cpu"), key=lambda m: rank(m.backend, order)
+    )
     reports += _load_plugins(ggml, bridge, gpu_modules, selection, read_stage_upstream(layout.root))
     present = {r.backend for r in reports}
     reports += [
@@ -158,9 +164,9 @@ def load_everything(library_dir: Path | None, env: Mapping[str, str]) -> Loaded:
         modules=tuple(reports),
         cpu_variant=chosen.name.removeprefix("ggml-cpu-") if chosen else None,
         cpu_variant_score=next((r.score for r in cpu_reports if chosen and r.name == chosen.name), None),
-        devices=tuple(enumerate_devices(ggml)),
+        devices=tuple(enumerate_devices(ggml, order)),
     )
-    return Loaded(layout, ggml, llama, libraries, handles, bridge, report, abi_problem, abi_record)
+    return Loaded(layout, ggml, llama, libraries, handles, bridge, report, abi_problem, abi_record, order)
 
 
 def _read_json_object(path: Path) -> dict[str, Any] | None:
@@ -389,22 +395,23 @@ def _load_plugins(ggml: ctypes.CDLL, bridge: LogBridge, modules: list[ModuleFile
     return [outcomes[m.path] for m in modules]
 
 
-def enumerate_devices(ggml: ctypes.CDLL) -> list[Device]:
+def enumerate_devices(ggml: ctypes.CDLL, order: tuple[str, ...]) -> list[Device]:
     devices = []
     for index in range(ggml.ggml_backend_dev_count()):
         handle = ggml.ggml_backend_dev_get(index)
-        free, total = ctypes.c_size_t(0), ctypes.c_size_t(0)
-        ggml.ggml_backend_dev_memory(handle, ctypes.byref(free), ctypes.byref(total))
+        props = _api.DeviceProps()
+        ggml.ggml_backend_dev_get_props(handle, ctypes.byref(props))
         registration = ggml.ggml_backend_dev_backend_reg(handle)
         devices.append(
             Device(
-                name=ggml.ggml_backend_dev_name(handle).decode(),
-                description=(ggml.ggml_backend_dev_description(handle) or b"").decode(errors="replace"),
-                type=_api.DEVICE_TYPES.get(ggml.ggml_backend_dev_type(handle), "?"),
-                memory_free=free.value,
-                memory_total=total.value,
+                name=(props.name or b"?").decode(errors="replace"),
+                description=(props.description or b"").decode(errors="replace"),
+                type=_api.DEVICE_TYPES.get(props.type, "?"),
+                memory_free=props.memory_free,
+                memory_total=props.memory_total,
                 backend=ggml.ggml_backend_reg_name(registration).decode() if registration else "?",
+                device_id=(props.device_id or b"").decode(errors="replace").lower(),
                 _handle=handle,
             )
         )
-    return devices
+    return mark_preferred(devices, order)

@@ -29,6 +29,9 @@ class Device:
     memory_free: int
     memory_total: int
     backend: str  # the registration's name: CPU, Vulkan, CUDA
+    device_id: str = ""  # the PCI bus id ggml reports ("0000:01:00.0"); "" when the backend gives none
+    preferred: bool = True  # False: another backend drives the same GPU and comes first in the order
+    same_as: str = ""  # the preferred device of the same GPU, when this one is not preferred
     _handle: int = field(default=0, repr=False, compare=False)
 
 
@@ -82,7 +85,8 @@ class Report:
         device_rows = [("device", "type", "backend", "memory", "description")]
         for d in self.devices:
             memory = f"{d.memory_free / 2**30:.1f}/{d.memory_total / 2**30:.1f} GiB" if d.memory_total else "-"
-            device_rows.append((d.name, d.type, d.backend, memory, d.description))
+            same = "" if d.preferred else f" (not used by default: the same GPU as {d.same_as}, {d.device_id})"
+            device_rows.append((d.name, d.type, d.backend, memory, d.description + same))
         widths = [max(len(r[i]) for r in device_rows) for i in range(4)]
         for row in device_rows:
             out.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4])

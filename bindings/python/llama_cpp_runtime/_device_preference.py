@@ -1,0 +1,57 @@
+"""One physical GPU, one device offered: CUDA and Vulkan (or ROCm and Vulkan) both enumerate an NVIDIA
+(AMD) card. A device is identified by the PCI bus id ggml reports (`device_id`, e.g. "0000:01:00.0");
+among devices with the same id, the backend first in the order is preferred. Devices with no id are
+never merged, since nothing proves they are the same."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+
+from ._errors import SettingError
+from ._report import Device
+
+ORDER_VARIABLE = "LLAMA_CPP_RUNTIME_BACKEND_ORDER"
+DEFAULT_ORDER = ("cuda", "hip", "metal", "vulkan")
+# ggml's registration names, as the order names them (the HIP build of ggml-cuda registers "ROCm").
+_BACKEND_OF_REGISTRATION = {"cuda": "cuda", "rocm": "hip", "hip": "hip", "metal": "metal", "mtl": "metal",
+                            "vulkan": "vulkan"}  # fmt: skip
+
+
+def backend_order(env: Mapping[str, str]) -> tuple[str, ...]:
+    """The preference among GPU backends: LLAMA_CPP_RUNTIME_BACKEND_ORDER first (comma-separated), then
+    the default order for the backends it leaves out."""
+    given = [name.strip().lower() for name in env.get(ORDER_VARIABLE, "").split(",") if name.strip()]
+    unknown = [name for name in given if name not in DEFAULT_ORDER]
+    if unknown:
+        raise SettingError(
+            f"{ORDER_VARIABLE}={env[ORDER_VARIABLE]}: unknown backend {unknown[0]!r} "
+            f"(known: {', '.join(DEFAULT_ORDER)})"
+        )
+    return tuple(dict.fromkeys([*given, *DEFAULT_ORDER]))
+
+
+def rank(backend: str, order: Sequence[str]) -> int:
+    """A backend's place in the order (a module's backend or a registration's name); unknown ones last."""
+    known = _BACKEND_OF_REGISTRATION.get(backend.lower(), "")
+    return order.index(known) if known in order else len(order)
+
+
+def mark_preferred(devices: Sequence[Device], order: Sequence[str]) -> list[Device]:
+    """The devices with `preferred` and `same_as` set: a device loses to one of the same id whose backend
+    comes earlier in `order` (unknown backends last), or, at the same rank, to the one enumerated first."""
+
+    winners: dict[str, Device] = {}
+    for device in devices:
+        if device.device_id and device.type != "CPU":
+            best = winners.get(device.device_id)
+            if best is None or rank(device.backend, order) < rank(best.backend, order):
+                winners[device.device_id] = device
+    marked = []
+    for device in devices:
+        winner = winners.get(device.device_id) if device.device_id and device.type != "CPU" else None
+        if winner is None or winner is device:
+            marked.append(device)
+        else:
+            marked.append(replace(device, preferred=False, same_as=winner.name))
+    return marked
