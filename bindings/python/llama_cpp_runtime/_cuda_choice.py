@@ -20,7 +20,8 @@ from ._plugin_record import PluginRecord
 
 DRIVER_LIBRARY = "nvcuda.dll" if IS_WINDOWS else "libcuda.so.1"
 _COMPUTE_CAPABILITY_MAJOR, _COMPUTE_CAPABILITY_MINOR = 75, 76  # CUdevice_attribute
-_ARCHITECTURE = re.compile(r"^(?:sm_|compute_)?(\d+?)(\d)(a|f)?(?:-(real|virtual))?$")
+_ARCHITECTURE = re.compile(r"^(sm_|compute_)?(\d+?)(\d)(a|f)?(?:-(real|virtual))?$")
+_PREFIX_KIND = {"sm_": "real", "compute_": "virtual"}
 
 
 @dataclass(frozen=True)
@@ -78,21 +79,23 @@ def _devices(library: ctypes.CDLL) -> list[CudaDevice]:
 
 
 def fit(architectures: Sequence[str], capability: tuple[int, int]) -> int:
-    """How well code compiled for `architectures` runs on a GPU of `capability`: 3 a cubin for it, 2 a
-    cubin of the same major and a lower minor (binary compatible), 1 PTX the driver can compile, 0 none.
+    """How well code compiled for `architectures` (CMake's 86-real, 100-virtual, bare 86 meaning both;
+    or nvcc's sm_86, compute_80) runs on a GPU of `capability`: 3 a cubin for it, 2 a cubin of the same
+    major and a lower minor (binary compatible), 1 PTX the driver can compile, 0 none.
     Architecture-specific code (sm_120a) runs on exactly its own capability."""
     best = 0
     for entry in architectures:
         match = _ARCHITECTURE.match(entry.strip())
         if not match:
             continue
-        built = (int(match[1]), int(match[2]))
-        specific = match[3] is not None
-        if match[4] == "virtual":
-            best = max(best, 1 if built == capability or (not specific and built <= capability) else 0)
-        elif built == capability:
+        built = (int(match[2]), int(match[3]))
+        specific = match[4] is not None
+        kinds = {"real", "virtual"} if not match[1] and not match[5] else {match[5] or _PREFIX_KIND[match[1]]}
+        if "virtual" in kinds and (built == capability or (not specific and built <= capability)):
+            best = max(best, 1)
+        if "real" in kinds and built == capability:
             best = 3
-        elif not specific and built[0] == capability[0] and built[1] < capability[1]:
+        elif "real" in kinds and not specific and built[0] == capability[0] and built[1] < capability[1]:
             best = max(best, 2)
     return best
 
