@@ -29,6 +29,7 @@ COMMANDS = {
     "build": "configure, build and stage the CMake presets (backends) this platform can build",
     "wheels": "the staged matrix as wheels in dist/ (runs apply-patches, sync and build when needed)",
     "bump": "move the pin to another upstream commit, tag or branch, carrying patches/ across",
+    "tags": "upstream's release tags matching a pattern, newest first (--newest: only that one)",
     "matrix": "the GitHub Actions wheel matrix derived from the presets, as JSON",
 }
 
@@ -49,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
         if name == "sync":
             sub.add_argument("--force", action="store_true", help="discard hand edits in the destination")
+        if name == "tags":
+            sub.add_argument("--pattern", help="a glob over the tag names (default: [upstream] release-tags)")
+            sub.add_argument("--newest", action="store_true", help="print only the newest")
         if name == "matrix":
             sub.add_argument("--github-output", action="store_true", help="also append the outputs to $GITHUB_OUTPUT")
         if name == "bump":
@@ -200,6 +204,11 @@ def run(arguments: argparse.Namespace, config: Config) -> None:
         _run_wheels_command(arguments, config)
     elif command == "bump":
         _run_bump_command(arguments, config)
+    elif command == "tags":
+        from .upstream_tags import matching_tags, tag_pattern
+
+        tags = matching_tags(config, tag_pattern(config, arguments.pattern))
+        print("\n".join(tags[:1] if arguments.newest else tags), flush=True)
     elif command == "matrix":
         from .ci_matrix import run_matrix
 

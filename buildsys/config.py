@@ -50,7 +50,7 @@ DEFAULT_EXCLUDE = (
 )
 
 _SCHEMA: dict[str, dict[str, type]] = {
-    "upstream": {"url": str, "commit": str, "ref": str},
+    "upstream": {"url": str, "commit": str, "ref": str, "release-tags": str},
     "downstream": {"llama-cpp-python": str},
     "tracking": {"path": str},
     "patches": {"path": str},
@@ -73,6 +73,7 @@ class Upstream:
     url_source: str
     commit: str
     ref: str | None
+    release_tags: str | None = None  # a glob over upstream's tags: what `tags --newest` and the scheduled bump follow
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -155,6 +156,9 @@ def _build(
     ref = upstream.get("ref")
     if isinstance(ref, str) and not ref.strip():
         problems.append("[upstream] ref: must not be empty (omit it instead)")
+    release_tags = upstream.get("release-tags")
+    if isinstance(release_tags, str) and not release_tags.strip():
+        problems.append('[upstream] release-tags: must not be empty (a glob such as "b[0-9]*", or omit it)')
 
     tracking = _project_path(tables, "tracking", "path", DEFAULT_TRACKING, root, problems)
     patches = _project_path(tables, "patches", "path", DEFAULT_PATCHES, root, problems)
@@ -175,7 +179,7 @@ def _build(
     return Config(
         root=root,
         source=source,
-        upstream=Upstream(url=url, url_source=url_source, commit=commit.lower(), ref=ref),
+        upstream=Upstream(url=url, url_source=url_source, commit=commit.lower(), ref=ref, release_tags=release_tags),
         tracking=tracking,
         patches=patches,
         sync=SyncSettings(destination=destination, include=include, exclude=exclude),
