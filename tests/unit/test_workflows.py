@@ -48,6 +48,14 @@ EXPECTED = {
 }  # fmt: skip
 
 
+# The only jobs that may write, and what: everything else reads at most.
+ALLOWED_WRITES = {
+    ("wheels.yml", "publish"): {"id-token"},
+    ("bump.yml", "pull-request"): {"contents", "pull-requests"},
+    ("bump.yml", "conflict-issue"): {"issues"},
+}
+
+
 def _load(name: str) -> dict[Any, Any]:
     document = yaml.safe_load((WORKFLOWS / name).read_text(encoding="utf-8"))
     assert isinstance(document, dict)
@@ -144,7 +152,7 @@ def test_least_privilege_and_bounded_jobs(name: str) -> None:
                 assert step["with"]["persist-credentials"] is False, f"{job_name}: checkout keeps the token"
             assert "${{" not in step.get("run", ""), f"{job_name}: an expression in a run: script (use env:)"
         writes = {k for k, v in job.get("permissions", {}).items() if v == "write"}
-        assert writes <= ({"id-token"} if job_name == "publish" else set()), f"{job_name}: writes {writes}"
+        assert writes <= ALLOWED_WRITES.get((name, job_name), set()), f"{job_name}: writes {writes}"
 
 
 # ---- (c) the generated matrix -----------------------------------------------------------------------
@@ -418,3 +426,36 @@ def test_the_ccache_is_saved_even_when_the_build_fails_or_times_out() -> None:
     steps = build["steps"]
     assert steps.index(save) > steps.index(cibuildwheel)
     assert cibuildwheel["timeout-minutes"] < build["timeout-minutes"]  # time left to save after a timeout
+
+
+# ---- bump.yml ---------------------------------------------------------------------------------------
+
+
+def _runs(job: dict[str, Any]) -> str:
+    return "\n".join(str(step.get("run", "")) for step in job["steps"])
+
+
+def test_the_bump_runs_weekly_and_by_hand_towards_the_newest_release_tag() -> None:
+    document = _load("bump.yml")
+    triggers = _triggers(document)
+    assert len(triggers["schedule"]) == 1 and "workflow_dispatch" in triggers
+    assert document["permissions"] == {}
+    bump = document["jobs"]["bump"]
+    runs = _runs(bump)
+    assert "python -m buildsys tags --newest" in runs and 'python -m nox -s bump -- "$TARGET"' in runs
+    assert '"$status" -eq 4' in runs  # bump's exit code for a patch conflict
+    # a bump that completes is built (the cpu preset), installed, checked and tested before any pull request
+    assert "nox -s wheels -- --backend cpu" in runs and "llama_cpp_runtime check" in runs
+    assert "python -m nox -s tests" in runs and "real_llama_cpp.py" in runs
+
+
+def test_the_bump_opens_one_pull_request_or_one_conflict_issue() -> None:
+    jobs = _load("bump.yml")["jobs"]
+    pull_request, issue = jobs["pull-request"], jobs["conflict-issue"]
+    assert pull_request["needs"] == "bump" and "outcome == 'ready'" in pull_request["if"]
+    assert issue["needs"] == "bump" and "outcome == 'conflict'" in issue["if"]
+    pr_runs = _runs(pull_request)
+    assert "gh pr list --head" in pr_runs and "gh pr edit" in pr_runs and "gh pr create" in pr_runs
+    assert pr_runs.count('--body-file "$REPORT/bump-summary.md"') == 2
+    issue_runs = _runs(issue)
+    assert "gh issue list --label" in issue_runs and "gh issue edit" in issue_runs and "bump.log" in issue_runs
