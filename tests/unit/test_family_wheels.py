@@ -53,7 +53,23 @@ def test_a_platform_missing_a_member_gets_no_family_wheel_and_says_which(tmp_pat
 
     assert [wheel.name for _, wheel in outcome.written] == [f"llama_cpp_runtime_cuda13-0.3.35-{LINUX}.whl"]
     assert outcome.incomplete == [
-        f"llama-cpp-runtime-cuda13 0.3.35 not written for {WINDOWS}: llama-cpp-runtime-cuda13-sm90 not in dist/"
+        "llama-cpp-runtime-cuda13 0.3.35 not written for win_amd64: llama-cpp-runtime-cuda13-sm90 not in dist/"
+    ]
+
+
+def test_members_tagged_for_different_glibcs_get_a_family_wheel_for_the_newest(tmp_path: Path) -> None:
+    """auditwheel tags each wheel with the oldest glibc it allows: one real build gave 2_34 and 2_35."""
+    member(tmp_path, "llama-cpp-runtime-cuda13-sm75", "0.3.35", "py3-none-manylinux_2_28_x86_64")
+    member(tmp_path, "llama-cpp-runtime-cuda13-sm90", "0.3.35", "py3-none-manylinux_2_35_x86_64")
+    member(tmp_path, "llama-cpp-runtime-cuda13-sm75", "0.3.35", "py3-none-manylinux_2_28_aarch64")
+
+    outcome = write_family_wheels(tmp_path, FAMILY, version="0.3.35", epoch=0)
+
+    assert [wheel.name for _, wheel in outcome.written] == [
+        "llama_cpp_runtime_cuda13-0.3.35-py3-none-manylinux_2_35_x86_64.whl"
+    ]
+    assert outcome.incomplete == [
+        "llama-cpp-runtime-cuda13 0.3.35 not written for manylinux aarch64: llama-cpp-runtime-cuda13-sm90 not in dist/"
     ]
 
 
