@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
+import subprocess
 import sys
+from pathlib import Path
 
 import nox
 
@@ -15,6 +20,19 @@ nox.options.reuse_existing_virtualenvs = True
 def _buildsys(session: nox.Session, command: str) -> None:
     # buildsys has no dependencies beyond the standard library, so it runs from the checkout.
     session.run(sys.executable, "-m", "buildsys", command, *session.posargs, external=True)
+
+
+def _cublas_for_this_nvcc() -> list[str]:
+    """cuBLAS from NVIDIA's PyPI wheel of the CUDA major that nvcc (PATH, else CUDA_PATH) compiles for: the
+    toolkit alone has no cuBLAS here, and the CUDA presets need it. Nothing without an nvcc."""
+    nvcc = shutil.which("nvcc") or str(Path(os.environ.get("CUDA_PATH", "/nonexistent")) / "bin" / "nvcc")
+    if not Path(nvcc).is_file():
+        return []
+    version = [nvcc, "--version"]  # an argument list, never a shell
+    said = subprocess.run(version, capture_output=True, text=True, timeout=60, check=False).stdout  # noqa: S603
+    release = re.search(r"release (\d+)\.", said)
+    major = release[1] if release else ""
+    return {"12": ["nvidia-cublas-cu12>=12,<13"], "13": ["nvidia-cublas>=13,<14"]}.get(major, [])
 
 
 @nox.session(name="apply-patches", venv_backend="none")
@@ -59,7 +77,7 @@ def bump(session: nox.Session) -> None:
 def build(session: nox.Session) -> None:
     """Configure, build and stage every backend this machine can build. Extra arguments go to `build`
     (e.g. `nox -s build -- --backend cpu,vulkan`). CMake and Ninja come from PyPI, into this session."""
-    session.install("-e", ".")
+    session.install("-e", ".", *_cublas_for_this_nvcc())
     session.run("python", "-m", "buildsys", "build", *session.posargs)
 
 
@@ -68,7 +86,7 @@ def wheels(session: nox.Session) -> None:
     """The main job: wheels in dist/ (core + one per GPU backend built here), running apply-patches, sync
     and build first when they are missing or stale. Extra arguments go to `wheels` (e.g. `--backend cpu`).
     On Linux the wheels are then checked and retagged by auditwheel (driver and loader libraries excluded)."""
-    session.install("-e", ".[wheels]")
+    session.install("-e", ".[wheels]", *_cublas_for_this_nvcc())
     session.run("python", "-m", "buildsys", "wheels", *session.posargs)
 
 

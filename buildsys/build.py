@@ -31,6 +31,8 @@ from .toolchains import Found, Host, Missing, detect
 from .tracking import TrackingRepo
 from .upstream_tree import tree_entries
 
+# What CMake says when a changed compiler variable made it delete the cache before configuring again.
+CACHE_RESET = "You have changed variables that require your cache to be deleted"
 Status = Literal["built", "configured", "failed", "skipped", "planned"]
 CONFIGURE_TIMEOUT = 30 * 60.0
 BUILD_TIMEOUT = 6 * 3600.0  # one CUDA architecture of real ggml takes ~35 min on 2 cores
@@ -227,6 +229,11 @@ def _build_one(result: PresetResult, config: Config, tools: Tools, layout: _Layo
         shutil.rmtree(stage, ignore_errors=True)  # a failed build must not leave an older stage looking current
     for step_name, args, timeout in steps[:1] if request.configure_only else steps:
         outcome = _run_step(f"{step_name} {name}", args, env, timeout, log)
+        if step_name == "configure" and CACHE_RESET in "\n".join(outcome.stderr) and "--fresh" not in args:
+            # CMake deleted its cache and configured again without the preset's variables or our -D values
+            result.seconds += outcome.seconds
+            step = f"configure {name} from an empty cache (CMake reset it: a compiler changed)"
+            outcome = _run_step(step, [*args, "--fresh"], env, timeout, log)
         result.seconds += outcome.seconds
         if not outcome.ok:
             result.status = "failed"

@@ -272,6 +272,27 @@ def test_ccache_serves_a_wiped_build_tree_and_a_new_patch_recompiles_only_what_i
     assert f"ccache {compiled - 1}/{compiled} hits" in patched, patched
 
 
+@pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C compiler named cc to reach by another path")
+def test_a_compiler_change_reconfigures_from_an_empty_cache_keeping_the_preset(tmp_path: Path) -> None:
+    """CMake deletes its cache when a compiler variable changes and re-runs configure without the preset's
+    variables: a real cuda13-sm90 tree, built with one nvcc and rebuilt with another, lost GGML_CUDA and
+    then had no ggml-cuda target. The driver then configures again from an empty cache."""
+    project = fresh_project(tmp_path)
+    project.run("sync")
+    first = project.run("build", "--backend", "cpu").stdout
+    elsewhere = tmp_path / "bin" / "cc"  # the same compiler, reached by another path
+    elsewhere.parent.mkdir()
+    elsewhere.symlink_to(shutil.which("cc"))  # type: ignore[arg-type]
+
+    again = project.run("build", "--backend", "cpu", "-D", f"CMAKE_C_COMPILER={elsewhere}")
+
+    modules = sorted(p.name for p in (project.root / "build/stage/cpu/modules").iterdir())
+    assert len(modules) > 1 and re.search(r"(\d+) modules", first)[1] == str(len(modules))  # type: ignore[index]
+    assert "configure cpu from an empty cache (CMake reset it: a compiler changed)" in again.stderr
+    cache = (project.root / "build/cpu/CMakeCache.txt").read_text()
+    assert "GGML_CPU_ALL_VARIANTS:BOOL=ON" in cache and f"CMAKE_C_COMPILER:STRING={elsewhere}" in cache
+
+
 @x86_linux  # the injected error sits in the AVX2 kernel
 def test_a_compile_error_is_replayed_briefly_and_fails_the_build(tmp_path: Path) -> None:
     project = fresh_project(tmp_path)
