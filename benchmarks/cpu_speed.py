@@ -29,9 +29,9 @@ from typing import Any
 
 from _common import REPO, run, write_readme
 
-from buildsys.build import default_jobs
+from buildsys.build.driver import default_jobs
+from buildsys.build.presets import load_matrix
 from buildsys.cmake_tool import find_tools
-from buildsys.presets import load_matrix
 
 sys.path.insert(0, str(REPO / "tests"))
 import tiny_models

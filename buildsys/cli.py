@@ -16,7 +16,7 @@ from .errors import BuildsysError, ConfigError, UsageError, from_os_error
 from .project_lock import WRITING_COMMANDS, project_lock
 
 if TYPE_CHECKING:
-    from .build import BuildReport, BuildRequest
+    from .build.driver import BuildReport, BuildRequest
 
 # Each command imports its own modules when it runs: a no-op `build` need not load bump, wheels or check.
 
@@ -85,7 +85,7 @@ def _add_bump_arguments(sub: argparse.ArgumentParser) -> None:
 
 
 def _run_bump_command(arguments: argparse.Namespace, config: Config) -> None:
-    from .bump import abort_bump, continue_bump, run_bump
+    from .upkeep.bump import abort_bump, continue_bump, run_bump
 
     given = [bool(arguments.target), arguments.resume, arguments.abort]
     if sum(given) != 1:
@@ -117,7 +117,7 @@ def _add_build_arguments(sub: argparse.ArgumentParser) -> None:
 
 
 def _build_request(arguments: argparse.Namespace) -> BuildRequest:
-    from .build import BuildRequest
+    from .build.driver import BuildRequest
 
     presets = tuple(name.strip() for value in arguments.presets for name in value.split(",") if name.strip())
     if arguments.presets and not presets:
@@ -137,7 +137,7 @@ def _build_request(arguments: argparse.Namespace) -> BuildRequest:
 
 
 def _run_wheels_command(arguments: argparse.Namespace, config: Config) -> None:
-    from .wheels import WheelsRequest, package, package_families, prepare_stages, render_wheels
+    from .packaging.wheels import WheelsRequest, package, package_families, prepare_stages, render_wheels
 
     if arguments.dry_run or arguments.configure_only:
         raise UsageError("wheels needs built stages: --dry-run and --configure-only belong to `build`")
@@ -160,15 +160,15 @@ def _run_wheels_command(arguments: argparse.Namespace, config: Config) -> None:
 
 
 def _run_build_command(arguments: argparse.Namespace, config: Config) -> None:
-    from .build import run_build
+    from .build.driver import run_build
 
     _show_build(run_build(config, _build_request(arguments)), config, record=not arguments.dry_run)
 
 
 def _show_build(report: BuildReport, config: Config, *, record: bool) -> None:
     """The matrix table on stdout, the same as JSON for CI, and the exit status it implies."""
-    from .build import raise_if_failed
-    from .buildsummary import render, write_json
+    from .build.driver import raise_if_failed
+    from .build.summary import render, write_json
 
     print("\n".join(render(report)), flush=True)
     if record:
@@ -179,23 +179,23 @@ def _show_build(report: BuildReport, config: Config, *, record: bool) -> None:
 def run(arguments: argparse.Namespace, config: Config) -> None:
     command = arguments.command
     if command == "apply-patches":
-        from .apply_patches import run_apply_patches
+        from .vendoring.apply_patches import run_apply_patches
 
         run_apply_patches(config)
     elif command == "create-patches":
-        from .create_patches import run_create_patches
+        from .vendoring.create_patches import run_create_patches
 
         run_create_patches(config)
     elif command == "sync":
-        from .sync import run_sync
+        from .vendoring.sync import run_sync
 
         run_sync(config, force=arguments.force)
     elif command == "check":
-        from .check import run_check
+        from .vendoring.check import run_check
 
         run_check(config)
     elif command == "status":
-        from .status import status_lines
+        from .vendoring.status import status_lines
 
         print("\n".join(status_lines(config)))
     elif command == "build":
@@ -205,12 +205,12 @@ def run(arguments: argparse.Namespace, config: Config) -> None:
     elif command == "bump":
         _run_bump_command(arguments, config)
     elif command == "tags":
-        from .upstream_tags import matching_tags, tag_pattern
+        from .upkeep.upstream_tags import matching_tags, tag_pattern
 
         tags = matching_tags(config, tag_pattern(config, arguments.pattern))
         print("\n".join(tags[:1] if arguments.newest else tags), flush=True)
     elif command == "matrix":
-        from .ci_matrix import run_matrix
+        from .ci.matrix import run_matrix
 
         output = os.environ.get("GITHUB_OUTPUT", "") if arguments.github_output else None
         print(run_matrix(config, github_output=output))

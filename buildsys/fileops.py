@@ -6,7 +6,9 @@ import os
 from pathlib import Path
 
 from .errors import WorkWouldBeLost
-from .manifest import TEMP_SUFFIX
+
+# What a file is called while it is being written; sync removes leftovers and the manifest never lists them.
+TEMP_SUFFIX = ".buildsys-tmp"
 
 
 def write_atomically(path: Path, content: bytes, mode: str = "100644") -> None:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # cibuildwheel's before-all inside the manylinux_2_28 (AlmaLinux 8) container: ccache, then the GPU
 # toolchain the matrix entry asks for. .github/workflows/wheels.yml sets these variables from
-# `python -m buildsys matrix` (buildsys/ci_matrix.py declares the releases); environment-pass brings
+# `python -m buildsys matrix` (buildsys/ci/matrix.py declares the releases); environment-pass brings
 # them in. Unset, only ccache is installed, which is all the CPU wheel needs.
 #   CI_CUDA_VERSION=12.9.1            NVIDIA's rhel8 repository (x86_64, or sbsa on aarch64)
 #   CI_ROCM_VERSION=6.4.3             AMD's rhel8 repository (x86_64 only)

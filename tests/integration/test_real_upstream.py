@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from support import REPO_ROOT, GitRepo, Project
 
-from buildsys.bumpreport import build_lines
+from buildsys.build.presets import load_matrix
 from buildsys.git import Git
 from buildsys.pathfilter import PathFilter
-from buildsys.presets import load_matrix
-from buildsys.upstream_changes import describe_range
+from buildsys.upkeep.bumpreport import build_lines
+from buildsys.upkeep.upstream_changes import describe_range
 
 pytestmark = [pytest.mark.integration, pytest.mark.real_upstream]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from support import REPO_ROOT, Project
 
-from buildsys.wheels import CORE_SONAMES, REPAIR_EXCLUDES
+from buildsys.packaging.wheels import CORE_SONAMES, REPAIR_EXCLUDES
 
 pytestmark = [pytest.mark.integration]
 WHEELS = REPO_ROOT / "wheels"

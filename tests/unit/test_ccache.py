@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from buildsys import ccache
+from buildsys.build import ccache
 
 
 def test_environment_keeps_a_cache_directory_the_user_chose(tmp_path: Path) -> None:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from buildsys.family_wheels import write_family_wheels
-from buildsys.wheelfile import WheelFile, WheelSpec, write_wheel
+from buildsys.packaging.family_wheels import write_family_wheels
+from buildsys.packaging.wheelfile import WheelFile, WheelSpec, write_wheel
 
 FAMILY = {"llama-cpp-runtime-cuda13": ("llama-cpp-runtime-cuda13-sm75", "llama-cpp-runtime-cuda13-sm90")}
 LINUX = "py3-none-manylinux_2_28_x86_64"

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from buildsys.patchqueue import (
+from buildsys.vendoring.patchqueue import (
     Patch,
     normalise_patch,
     patch_file_name,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from buildsys.errors import ConfigError
-from buildsys.pin_file import rewrite_pin, write_pin
+from buildsys.upkeep.pin_file import rewrite_pin, write_pin
 
 OLD = "d3cf1f14a2e16fbd7ebad34b12cb71b8af345c43"
 NEW = "8599e0ea3756c4bac4ef813af2241cb1a8bbfb0b"

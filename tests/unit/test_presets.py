@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from buildsys.build.presets import PRESETS_FILE, load_matrix
 from buildsys.errors import ConfigError
-from buildsys.presets import PRESETS_FILE, load_matrix
 
 DESIGN_WHEELS = {"llama-cpp-runtime", "llama-cpp-runtime-cuda12", "llama-cpp-runtime-cuda13",
                  "llama-cpp-runtime-vulkan", "llama-cpp-runtime-rocm"}  # fmt: skip

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from buildsys.config import load_config
-from buildsys.patchqueue import Patch, normalise_patch, patch_file_name, read_series, touched_paths
+from buildsys.vendoring.patchqueue import Patch, normalise_patch, patch_file_name, read_series, touched_paths
 
 REPO = Path(__file__).resolve().parents[2]
 SERIES = read_series(REPO / "patches")

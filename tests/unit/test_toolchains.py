@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from buildsys.toolchains import Found, Host, Missing, detect
+from buildsys.build.toolchains import Found, Host, Missing, detect
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="the fake toolchains are POSIX shell scripts")
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from buildsys.build.presets import load_matrix
 from buildsys.pathfilter import PathFilter
-from buildsys.presets import load_matrix
-from buildsys.upstream_changes import Option, _Side, compare_options, compare_subset, preset_warnings
+from buildsys.upkeep.upstream_changes import Option, _Side, compare_options, compare_subset, preset_warnings
 
 
 def side(**texts: str) -> _Side:

@@ -5,7 +5,7 @@ import hashlib
 import zipfile
 from pathlib import Path
 
-from buildsys.wheelfile import WheelFile, WheelSpec, metadata_text, write_wheel
+from buildsys.packaging.wheelfile import WheelFile, WheelSpec, metadata_text, write_wheel
 
 SPEC = WheelSpec(
     distribution="llama-cpp-runtime-vulkan", version="1.2.3", tag="py3-none-linux_x86_64", summary="test",

@@ -1,4 +1,4 @@
-"""The GitHub workflows: linted, pinned, least-privileged, and fed by the one matrix (buildsys.ci_matrix).
+"""The GitHub workflows: linted, pinned, least-privileged, and fed by the one matrix (buildsys.ci.matrix).
 
 Nothing here reaches the network: actionlint, zizmor (--offline) and shellcheck come from the `test` extra.
 """
@@ -20,11 +20,11 @@ import pytest
 import yaml
 from support import REPO_ROOT
 
-from buildsys import ci_matrix
+from buildsys.build.presets import Matrix, Preset, load_matrix
+from buildsys.ci import matrix as ci_matrix
 from buildsys.cli import main
 from buildsys.errors import ConfigError
-from buildsys.patchqueue import read_series, series_hash
-from buildsys.presets import Matrix, Preset, load_matrix
+from buildsys.vendoring.patchqueue import read_series, series_hash
 
 WORKFLOWS = REPO_ROOT / ".github" / "workflows"
 WORKFLOW_NAMES = tuple(sorted(p.name for p in WORKFLOWS.glob("*.y*ml")))  # every workflow is linted and checked

@@ -13,9 +13,9 @@ import fnmatch
 import re
 from pathlib import Path
 
-from .config import Config
-from .errors import UpstreamError, UsageError
-from .git import NETWORK_TIMEOUT, Git
+from ..config import Config
+from ..errors import UpstreamError, UsageError
+from ..git import NETWORK_TIMEOUT, Git
 
 _PART = re.compile(r"(\d+)")
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from . import ui
-from .config import Config
-from .errors import PatchConflict
+from .. import ui
+from ..config import Config
+from ..errors import PatchConflict
 from .patchqueue import read_series
 from .tracking import TrackingRepo, TrackingState, apply_with_am
 from .workstate import (

@@ -13,9 +13,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from . import ui
-from .errors import GitError, UpstreamError, UsageError, WorkWouldBeLost
-from .git import FULL_SHA, NETWORK_TIMEOUT, TOOL_IDENTITY, Git, GitResult
+from .. import ui
+from ..errors import GitError, UpstreamError, UsageError, WorkWouldBeLost
+from ..git import FULL_SHA, NETWORK_TIMEOUT, TOOL_IDENTITY, Git, GitResult
 from .patchqueue import Patch, normalise_patch, patch_file_name
 
 REMOTE = "upstream"

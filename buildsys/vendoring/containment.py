@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from .git import Git
+from ..git import Git
 from .patchqueue import Patch
 from .tracking import ISOLATED_CONFIG, Commit
 

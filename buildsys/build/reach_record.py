@@ -10,8 +10,8 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from .fileops import write_atomically
-from .manifest import MANIFEST_NAME
+from ..fileops import write_atomically
+from ..vendoring.manifest import MANIFEST_NAME
 from .presets import Preset
 
 RECORD_NAME = "reach-checked.json"

@@ -6,14 +6,13 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import ui
-from .config import Config
-from .errors import WorkWouldBeLost
-from .fileops import write_atomically
+from .. import ui
+from ..config import Config
+from ..errors import WorkWouldBeLost
+from ..fileops import TEMP_SUFFIX, write_atomically
 from .manifest import (
     INCOMPLETE_MARKER,
     MANIFEST_NAME,
-    TEMP_SUFFIX,
     FileEntry,
     Manifest,
     read_incomplete_marker,

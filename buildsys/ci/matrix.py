@@ -14,10 +14,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import Config
-from .errors import ConfigError, UsageError
-from .patchqueue import read_series, series_hash
-from .presets import Matrix, Preset, load_matrix
+from ..build.presets import Matrix, Preset, load_matrix
+from ..config import Config
+from ..errors import ConfigError, UsageError
+from ..vendoring.patchqueue import read_series, series_hash
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -157,7 +157,7 @@ def toolchain_for(presets: Sequence[Preset]) -> Toolchain:
         names = ", ".join(p.name for p in presets)
         problems.append(f"{names}: one wheel cannot need CUDA {' and '.join(sorted(majors))}")
     if problems:
-        raise ConfigError(problems, source="buildsys/ci_matrix.py")
+        raise ConfigError(problems, source="buildsys/ci/matrix.py")
     return Toolchain(cuda=next(iter(majors), ""), vulkan="vulkan" in kinds, rocm="rocm" in kinds)
 
 
@@ -204,7 +204,7 @@ def _check_declarations(matrix: Matrix) -> None:
             problems.append(f"{preset.name}: built on no platform of buildsys.ci_matrix.PLATFORMS (add one, or fix "
                             "its condition)")  # fmt: skip
     if problems:
-        raise ConfigError(problems, source="buildsys/ci_matrix.py")
+        raise ConfigError(problems, source="buildsys/ci/matrix.py")
 
 
 def _builds(platform: Platform, preset: Preset) -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from .cmake_tool import probe
+from ..cmake_tool import probe
 
 _HIT_COUNTERS = ("direct_cache_hit", "preprocessed_cache_hit")
 _MISS_COUNTERS = ("cache_miss",)

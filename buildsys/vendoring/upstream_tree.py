@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import ui
-from .git import Git
+from .. import ui
+from ..git import Git
+from ..pathfilter import PathFilter
 from .manifest import RESERVED_NAMES, FileEntry, entry_for_bytes
-from .pathfilter import PathFilter
 
 _GITLINK = "160000"
 

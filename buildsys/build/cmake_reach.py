@@ -23,12 +23,17 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from .cmake_tool import is_on
-from .git import Git
-from .pathfilter import PathFilter, pattern_regex
+from ..cmake_tool import is_on
+from ..git import Git
+from ..pathfilter import PathFilter, pattern_regex
+from ..vendoring.upstream_tree import read_blobs, tree_entries
 from .presets import Preset
-from .upstream_changes import is_cmake_file
-from .upstream_tree import read_blobs, tree_entries
+
+
+def is_cmake_file(path: str) -> bool:
+    name = path.rsplit("/", 1)[-1]
+    return name == "CMakeLists.txt" or name.endswith(".cmake")
+
 
 _TRUE = frozenset({"1", "ON", "YES", "TRUE", "Y"})
 _FALSE = frozenset({"0", "OFF", "NO", "FALSE", "N", "IGNORE", "NOTFOUND", ""})

@@ -12,23 +12,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
-from . import cmake_reach, ui
-from .apply_patches import run_apply_patches
-from .bumpreport import render_summary
-from .config import Config
-from .containment import already_upstream, upstream_patch_ids
-from .create_patches import run_create_patches
-from .errors import PatchConflict, UsageError
-from .fileops import write_atomically
-from .header_structs import HEADER, describe_changes, probed_structs
-from .manifest import scan
-from .patchqueue import Patch, read_series, series_hash, touched_paths
-from .pin_file import write_pin
-from .presets import load_matrix
-from .sync import refuse_hand_edits, run_sync
-from .tracking import BumpProgress, Commit, PatchOutcome, TrackingRepo, TrackingState, apply_with_am
-from .upstream_changes import UpstreamChanges, describe_range, read_texts
-from .workstate import (
+from .. import ui
+from ..build import cmake_reach
+from ..build.header_structs import HEADER, describe_changes, probed_structs
+from ..build.presets import load_matrix
+from ..config import Config
+from ..errors import PatchConflict, UsageError
+from ..fileops import write_atomically
+from ..vendoring.apply_patches import run_apply_patches
+from ..vendoring.containment import already_upstream, upstream_patch_ids
+from ..vendoring.create_patches import run_create_patches
+from ..vendoring.manifest import scan
+from ..vendoring.patchqueue import Patch, read_series, series_hash, touched_paths
+from ..vendoring.sync import refuse_hand_edits, run_sync
+from ..vendoring.tracking import BumpProgress, Commit, PatchOutcome, TrackingRepo, TrackingState, apply_with_am
+from ..vendoring.workstate import (
     BUMP_CONTINUE,
     conflict_details,
     conflict_guidance,
@@ -38,6 +36,9 @@ from .workstate import (
     refuse_if_mid_am,
     refuse_malformed_patches,
 )
+from .bumpreport import render_summary
+from .pin_file import write_pin
+from .upstream_changes import UpstreamChanges, describe_range, read_texts
 
 SUMMARY_NAME = "bump-summary.md"
 

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .cmake_tool import is_on
-from .errors import ConfigError
+from ..cmake_tool import is_on
+from ..errors import ConfigError
 from .toolchains import REQUIREMENTS
 
-CMAKE_DIR = Path(__file__).resolve().parent / "cmake"
+CMAKE_DIR = Path(__file__).resolve().parent.parent / "cmake"
 PRESETS_FILE = CMAKE_DIR / "CMakePresets.json"
 VENDOR_KEY = "llama-cpp-runtime"
 # build/<preset> sits beside these, so no preset may take their names.

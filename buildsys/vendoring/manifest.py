@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..fileops import TEMP_SUFFIX
+
 MANIFEST_NAME = ".buildsys-manifest.json"
 INCOMPLETE_MARKER = ".buildsys-sync-incomplete.json"
-TEMP_SUFFIX = ".buildsys-tmp"
 RESERVED_NAMES = frozenset({MANIFEST_NAME, INCOMPLETE_MARKER})
 FORMAT_VERSION = 1
 

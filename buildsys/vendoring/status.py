@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from . import ui
-from .config import Config
+from .. import ui
+from ..config import Config
 from .manifest import read_incomplete_marker, read_manifest, scan, staleness
 from .patchqueue import Patch, read_series, series_hash
 from .sync import unsaved_edits

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from . import ui
-from .config import Config
-from .patchqueue import Patch
-from .tracking import BumpProgress, PatchOutcome
+from .. import ui
+from ..config import Config
+from ..vendoring.patchqueue import Patch
+from ..vendoring.tracking import BumpProgress, PatchOutcome
 from .upstream_changes import OptionChanges, SubsetChanges, UpstreamChanges
 
 _LISTED = 20

@@ -9,10 +9,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from .git import Git
-from .pathfilter import PathFilter
-from .presets import Preset
-from .upstream_tree import read_blobs, tree_entries
+from ..build.cmake_reach import is_cmake_file
+from ..build.presets import Preset
+from ..git import Git
+from ..pathfilter import PathFilter
+from ..vendoring.upstream_tree import read_blobs, tree_entries
 
 _COMMENT = re.compile(r"(?<![\w$\"])#(?!\[)[^\n]*")
 _QUOTED = r"\"((?:\\.|[^\"\\])*)\""  # a CMake quoted argument, escaped quotes included
@@ -126,11 +127,6 @@ class _Side:
 
 def _unescape(quoted: str) -> str:
     return re.sub(r"\\(.)", r"\1", quoted)
-
-
-def is_cmake_file(path: str) -> bool:
-    name = path.rsplit("/", 1)[-1]
-    return name == "CMakeLists.txt" or name.endswith(".cmake")
 
 
 def describe_range(git: Git, old: str, new: str, subset: PathFilter, presets: Iterable[Preset]) -> UpstreamChanges:

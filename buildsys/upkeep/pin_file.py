@@ -9,8 +9,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
-from .fileops import write_atomically
+from ..errors import ConfigError
+from ..fileops import write_atomically
 
 _TABLE = re.compile(r"^\s*\[([^\[\]]+)\]\s*(?:#.*)?$")
 

@@ -18,18 +18,19 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
-from . import ccache, cmake_tool, reach_record, ui
+from .. import cmake_tool, ui
+from ..cmake_tool import RunOutcome, Tools
+from ..config import Config
+from ..errors import BuildFailed, BuildsysError, OutOfDate, UsageError
+from ..vendoring.manifest import Manifest, read_incomplete_marker, read_manifest, staleness
+from ..vendoring.patchqueue import read_series, series_hash
+from ..vendoring.tracking import TrackingRepo
+from ..vendoring.upstream_tree import tree_entries
+from . import ccache, reach_record
 from .buildlog import FailureSummary, summarise_failure
-from .cmake_tool import RunOutcome, Tools
-from .config import Config
-from .errors import BuildFailed, BuildsysError, OutOfDate, UsageError
-from .manifest import Manifest, read_incomplete_marker, read_manifest, staleness
-from .patchqueue import read_series, series_hash
 from .presets import CMAKE_DIR, Matrix, Preset, host_system, load_matrix
 from .stage import StagedFile, scan_stage, write_stage_record
 from .toolchains import Found, Host, Missing, detect
-from .tracking import TrackingRepo
-from .upstream_tree import tree_entries
 
 # What CMake says when a changed compiler variable made it delete the cache before configuring again.
 CACHE_RESET = "You have changed variables that require your cache to be deleted"

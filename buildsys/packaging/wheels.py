@@ -14,20 +14,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import cmake_tool, ui
-from .apply_patches import run_apply_patches
-from .build import BuildReport, BuildRequest, PresetResult, run_build
-from .buildsummary import size_text
-from .config import Config
-from .errors import BuildFailed, OutOfDate, UsageError
+from .. import cmake_tool, ui
+from ..build.driver import BuildReport, BuildRequest, PresetResult, run_build
+from ..build.presets import load_matrix
+from ..build.summary import size_text
+from ..config import Config
+from ..errors import BuildFailed, OutOfDate, UsageError
+from ..vendoring.apply_patches import run_apply_patches
+from ..vendoring.sync import run_sync
 from .family_wheels import write_family_wheels
-from .presets import load_matrix
-from .sync import run_sync
 from .wheelfile import ZIP_EPOCH_MINIMUM, WheelFile, WheelSpec, normalise, write_wheel
 
 CORE_DISTRIBUTION = "llama-cpp-runtime"
 CORE_PACKAGE = "llama_cpp_runtime"
-BINDING_SOURCE = Path(__file__).resolve().parent.parent / "bindings" / "python" / CORE_PACKAGE
+BINDING_SOURCE = Path(__file__).resolve().parents[2] / "bindings" / "python" / CORE_PACKAGE
 ENTRY_POINT_GROUP = "llama_cpp_runtime.backends"
 REPAIR_TIMEOUT = 600.0
 # Never in a wheel: GPU drivers and loaders, and the GPU runtimes users get from the system or NVIDIA's wheels.

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from . import ui
-from .config import Config
-from .errors import DriftDetected, OutOfDate, WorkWouldBeLost
-from .git import Git
+from .. import ui
+from ..config import Config
+from ..errors import DriftDetected, OutOfDate, WorkWouldBeLost
+from ..git import Git
 from .manifest import read_incomplete_marker, read_manifest, scan, staleness
 from .patchqueue import Patch, read_series
 from .sync import build_manifest

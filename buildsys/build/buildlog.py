@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .cmake_tool import NINJA_PROGRESS
+from ..cmake_tool import NINJA_PROGRESS
 
 TAIL_LINES = 25
 COMMAND_LIMIT = 600

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .build import BuildReport, PresetResult
+from ..ui import duration
+from .driver import BuildReport, PresetResult
 from .stage import module_name
-from .ui import duration
 
 # Shown for every preset: the options that tell presets apart. The rest are in stage.json.
 _INTERESTING_PREFIXES = ("GGML_", "CMAKE_CUDA", "AMDGPU_", "GPU_", "CUDA_cublas", "LLAMA_CPP_RUNTIME_CORE")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import ui
-from .config import Config
-from .errors import OutOfDate, WorkWouldBeLost
-from .fileops import write_atomically
+from .. import ui
+from ..config import Config
+from ..errors import OutOfDate, WorkWouldBeLost
+from ..fileops import write_atomically
 from .patchqueue import read_series
 from .tracking import TrackingRepo
 from .workstate import require_tracking_repo

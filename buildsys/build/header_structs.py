@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-PROBE = Path(__file__).resolve().parent / "cmake" / "llama-abi-probe.c"
+PROBE = Path(__file__).resolve().parent.parent / "cmake" / "llama-abi-probe.c"
 HEADER = "include/llama.h"
 
 _COMMENTS = re.compile(r"//[^\n]*|/\*.*?\*/", re.DOTALL)

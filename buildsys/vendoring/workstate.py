@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from . import ui
-from .config import Config
-from .errors import BuildsysError, OutOfDate, PatchConflict, UsageError, WorkWouldBeLost
+from .. import ui
+from ..config import Config
+from ..errors import BuildsysError, OutOfDate, PatchConflict, UsageError, WorkWouldBeLost
 from .patchqueue import Patch, malformed, same_change, touched_paths
 from .tracking import Commit, Survey, TrackingRepo
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .cmake_tool import is_on, probe
+from ..cmake_tool import is_on, probe
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Stage 2, build: the presets (the matrix), toolchains, the CMake driver, ccache, logs, the stage and its summary."""

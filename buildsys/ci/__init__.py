@@ -1,0 +1,1 @@
+"""Stage 4, CI: the GitHub Actions wheel matrix derived from the presets."""
