@@ -62,10 +62,6 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "ggml_backend_free": (None, [VOID_P]),
     "ggml_backend_name": (ctypes.c_char_p, [VOID_P]),
     # devices and registrations
-    "ggml_backend_dev_name": (ctypes.c_char_p, [VOID_P]),
-    "ggml_backend_dev_description": (ctypes.c_char_p, [VOID_P]),
-    "ggml_backend_dev_memory": (None, [VOID_P, ctypes.POINTER(_SIZE), ctypes.POINTER(_SIZE)]),
-    "ggml_backend_dev_type": (ctypes.c_int, [VOID_P]),
     "ggml_backend_dev_get_props": (None, [VOID_P, ctypes.POINTER(DeviceProps)]),
     "ggml_backend_dev_backend_reg": (VOID_P, [VOID_P]),
     "ggml_backend_dev_init": (VOID_P, [VOID_P, ctypes.c_char_p]),

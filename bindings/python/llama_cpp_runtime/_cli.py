@@ -95,8 +95,9 @@ def _info(arguments: argparse.Namespace) -> int:
     report = runtime.report()
     if arguments.json:
         document = asdict(report)
-        for device in document["devices"]:
-            device.pop("_handle", None)
+        for device, described in zip(report.devices, document["devices"], strict=True):
+            described.pop("_handle", None)
+            described["preferred"] = device.preferred
         print(json.dumps(document, indent=1))
     else:
         print("\n".join(report.lines()))

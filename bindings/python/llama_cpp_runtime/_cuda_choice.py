@@ -13,10 +13,12 @@ import ctypes
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from ._discovery import ModuleFile
-from ._platform import IS_WINDOWS
-from ._plugin_record import PluginRecord
+from ._platform import IS_MACOS, IS_WINDOWS
+from ._report import Status
+from ._stage_record import StageRecord
 
 DRIVER_LIBRARY = "nvcuda.dll" if IS_WINDOWS else "libcuda.so.1"
 _COMPUTE_CAPABILITY_MAJOR, _COMPUTE_CAPABILITY_MINOR = 75, 76  # CUdevice_attribute
@@ -102,47 +104,58 @@ def fit(architectures: Sequence[str], capability: tuple[int, int]) -> int:
 
 @dataclass(frozen=True)
 class Verdict:
-    module: ModuleFile
-    chosen: bool
-    reason: str  # why chosen (what it serves) or why not
+    status: Status | None  # None: load it; else "skipped" or "not chosen"
+    reason: str  # what it serves, or why it is not loaded
 
 
-def choose(modules: Sequence[ModuleFile], records: Sequence[PluginRecord], driver: CudaDriver) -> list[Verdict]:
+def verdicts(modules: Sequence[ModuleFile], records: Sequence[StageRecord]) -> dict[Path, Verdict]:
+    """One verdict per CUDA module: at most one is loaded. Without this, a CUDA module built without VMM
+    loads and says only that the driver is "insufficient", and two CUDA modules would both register "CUDA"."""
+    if not modules or IS_MACOS:
+        return {}
+    driver = probe_driver()
+    if isinstance(driver, str):
+        return {m.path: Verdict("skipped", driver) for m in modules}
+    return dict(zip((m.path for m in modules), choose(modules, records, driver), strict=True))
+
+
+def choose(modules: Sequence[ModuleFile], records: Sequence[StageRecord], driver: CudaDriver) -> list[Verdict]:
     """One verdict per module, in the given order; at most one is chosen."""
     supported = driver.version // 1000
     runnable: list[tuple[tuple[int, int, int], int]] = []  # (rank, index)
     reasons: dict[int, str] = {}
+    fits: dict[int, list[int]] = {}
     for index, record in enumerate(records):
         if record.cuda_major is not None and record.cuda_major > supported:
             reasons[index] = f"driver supports CUDA {driver.cuda}; the module needs CUDA {record.cuda_major}"
             continue
-        fits = [fit(record.architectures, d.capability) for d in driver.devices] if record.architectures else []
-        if driver.devices and record.architectures and not any(fits):
+        fits[index] = [fit(record.architectures, d.capability) for d in driver.devices] if record.architectures else []
+        if driver.devices and record.architectures and not any(fits[index]):
             built = ", ".join(record.architectures)
             here = ", ".join(sorted({d.sm for d in driver.devices}))
             reasons[index] = f"compiled for {built}; no GPU here can run it ({here})"
             continue
-        rank = (sum(1 for f in fits if f), record.cuda_major or 0, sum(fits))
+        rank = (sum(1 for f in fits[index] if f), record.cuda_major or 0, sum(fits[index]))
         runnable.append((rank, index))
     chosen = max(runnable, key=lambda entry: (entry[0], -entry[1]))[1] if runnable else None
-    verdicts = []
+    refused: Status = "skipped" if chosen is None else "not chosen"
+    result = []
     for index, module in enumerate(modules):
         if index == chosen:
-            verdicts.append(Verdict(module, True, _serves(records[index], driver)))
+            result.append(Verdict(None, _serves(fits[index], driver)))
         elif index in reasons:
-            verdicts.append(Verdict(module, False, reasons[index]))
+            result.append(Verdict(refused, reasons[index]))
         else:
-            assert chosen is not None
+            assert chosen is not None  # runnable and not chosen: another module was
             better = modules[chosen]
             name = better.source if better.source != module.source else str(better.path)
-            why = f"driver supports CUDA {driver.cuda}; {name} serves this machine better"
-            verdicts.append(Verdict(module, False, why))
-    return verdicts
+            result.append(Verdict(refused, f"driver supports CUDA {driver.cuda}; {name} serves this machine better"))
+    return result
 
 
-def _serves(record: PluginRecord, driver: CudaDriver) -> str:
+def _serves(fits: list[int], driver: CudaDriver) -> str:
     how = {3: "cubin", 2: "compatible cubin", 1: "PTX, compiled by the driver"}
-    served = [f"{d.sm}: {how[f]}" for d in driver.devices if (f := fit(record.architectures, d.capability))]
-    if not record.architectures:
+    served = [f"{d.sm}: {how[f]}" for d, f in zip(driver.devices, fits, strict=False) if f]
+    if not fits and driver.devices:
         served = ["architectures not recorded"]
     return f"driver supports CUDA {driver.cuda}" + (f"; {', '.join(served)}" if served else "")

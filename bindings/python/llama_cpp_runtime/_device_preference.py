@@ -38,7 +38,7 @@ def rank(backend: str, order: Sequence[str]) -> int:
 
 
 def mark_preferred(devices: Sequence[Device], order: Sequence[str]) -> list[Device]:
-    """The devices with `preferred` and `same_as` set: a device loses to one of the same id whose backend
+    """The devices with `same_as` set where they are not preferred: a device loses to one of the same id whose backend
     comes earlier in `order` (unknown backends last), or, at the same rank, to the one enumerated first."""
 
     winners: dict[str, Device] = {}
@@ -53,5 +53,5 @@ def mark_preferred(devices: Sequence[Device], order: Sequence[str]) -> list[Devi
         if winner is None or winner is device:
             marked.append(device)
         else:
-            marked.append(replace(device, preferred=False, same_as=winner.name))
+            marked.append(replace(device, same_as=winner.name))
     return marked

@@ -10,7 +10,6 @@ from __future__ import annotations
 import _ctypes
 import contextlib
 import ctypes
-import json
 import logging
 import re
 import threading
@@ -27,9 +26,9 @@ from ._elf import structural_problem
 from ._errors import LibraryNotFound, LoadError
 from ._llama_abi import RECORD_NAME, AbiMismatch, verify
 from ._platform import IS_MACOS, IS_WINDOWS, allow_dll_directory, core_library_candidates, open_library
-from ._plugin_record import identity_conflict, read_record
 from ._report import Device, ModuleReport, Report, Status
 from ._runtime_libs import nvidia_library_dirs, preload_runtime_libraries
+from ._stage_record import identity_conflict, read_json_object, read_stage_record
 
 # In dependency order; llama and mtmd only when upstream builds them (a ggml-only upstream has neither).
 CORE_LIBRARIES = ("ggml-base", "ggml", "llama", "mtmd")
@@ -143,22 +142,22 @@ def load_everything(library_dir: Path | None, env: Mapping[str, str]) -> Loaded:
     chosen, cpu_reports = _load_cpu_variant(ggml, bridge, cpu_modules, selection, env)
     reports += cpu_reports
     # In the preferred order: ggml enumerates devices as registered, and llama.cpp's first GPU is its main one.
-    gpu_modules = sorted(
-        (m for m in core_modules + plugins if m.backend != "cpu"), key=lambda m: rank(m.backend, order)
-    )
-    reports += _load_plugins(ggml, bridge, gpu_modules, selection, read_stage_upstream(layout.root))
+    gpu_modules = [m for m in core_modules + plugins if m.backend != "cpu"]
+    gpu_modules.sort(key=lambda m: rank(m.backend, order))
+    upstream = read_stage_record(layout.root).upstream
+    reports += _load_plugins(ggml, bridge, gpu_modules, selection, upstream)
     present = {r.backend for r in reports}
     reports += [
         ModuleReport(f"ggml-{backend}", backend, "absent", _install_hint(backend))
         for backend in KNOWN_BACKENDS
         if backend not in present
     ]
-    abi_record = _read_json_object(layout.root / RECORD_NAME) if "llama" in libraries else None
+    abi_record = read_json_object(layout.root / RECORD_NAME) if "llama" in libraries else None
     abi_problem = _llama_abi_problem(abi_record, layout.root) if "llama" in libraries else None
     report = Report(
         library_dir=str(layout.root),
         core_libraries=tuple((name, str(path)) for name, path in libraries.items()),
-        upstream=read_stage_upstream(layout.root),
+        upstream=upstream,
         llama_abi="" if "llama" not in libraries else abi_problem or "matches",
         ggml_commit=_api.ggml_commit(ggml),
         modules=tuple(reports),
@@ -169,27 +168,12 @@ def load_everything(library_dir: Path | None, env: Mapping[str, str]) -> Loaded:
     return Loaded(layout, ggml, llama, libraries, handles, bridge, report, abi_problem, abi_record, order)
 
 
-def _read_json_object(path: Path) -> dict[str, Any] | None:
-    """A JSON object the build staged beside lib/ (stage.json, llama-abi.json); None when absent or unreadable."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def _llama_abi_problem(record: dict[str, Any] | None, root: Path) -> str | None:
     try:
         verify(record, str(root))
     except AbiMismatch as mismatch:
         return str(mismatch)
     return None
-
-
-def read_stage_upstream(root: Path) -> dict[str, str]:
-    """The upstream commit and patch-series hash recorded in stage.json beside lib/, when present."""
-    upstream = (_read_json_object(root / "stage.json") or {}).get("upstream", {})
-    return {str(k): str(v) for k, v in upstream.items()} if isinstance(upstream, dict) else {}
 
 
 def _install_hint(backend: str) -> str:
@@ -328,23 +312,6 @@ def _load_cpu_variant(ggml: ctypes.CDLL, bridge: LogBridge, modules: list[Module
     return chosen, reports
 
 
-def _cuda_verdicts(modules: list[ModuleFile]) -> dict[Path, tuple[Status | None, str]]:
-    """For each CUDA module: None to load it (with what it serves), or its status and reason. Without
-    this, a CUDA module built without VMM loads and says only that the driver is "insufficient", and two
-    CUDA modules would both register "CUDA"."""
-    if not modules or IS_MACOS:
-        return {}
-    driver = _cuda_choice.probe_driver()
-    if isinstance(driver, str):
-        return {m.path: ("skipped", driver) for m in modules}
-    verdicts = _cuda_choice.choose(modules, [read_record(m.path) for m in modules], driver)
-    anything_chosen = any(v.chosen for v in verdicts)
-    return {
-        v.module.path: (None if v.chosen else "not chosen" if anything_chosen else "skipped", v.reason)
-        for v in verdicts
-    }
-
-
 def _load_plugins(ggml: ctypes.CDLL, bridge: LogBridge, modules: list[ModuleFile], selection: _Selection,
                   core_upstream: dict[str, str]) -> list[ModuleReport]:  # fmt: skip
     outcomes: dict[Path, ModuleReport] = {}
@@ -354,20 +321,23 @@ def _load_plugins(ggml: ctypes.CDLL, bridge: LogBridge, modules: list[ModuleFile
                                              module.source, unusable=unusable)  # fmt: skip
 
     candidates = []
+    records = {m.path: read_stage_record(m.path.parent.parent) for m in modules}  # a plugin's, beside modules/
     for module in modules:
         damaged = _refuse_damaged(module)
-        refusal = selection.refusal(module) or damaged or identity_conflict(read_record(module.path), core_upstream)
+        refusal = selection.refusal(module) or damaged or identity_conflict(records[module.path], core_upstream)
         if refusal:
             report(module, "skipped", refusal, unusable=bool(damaged))
         else:
             candidates.append(module)
-    cuda = _cuda_verdicts([m for m in candidates if m.backend == "cuda"])
+    cuda_modules = [m for m in candidates if m.backend == "cuda"]
+    cuda = _cuda_choice.verdicts(cuda_modules, [records[m.path] for m in cuda_modules])
     loaded_from: dict[str, ModuleFile] = {}
     nvidia = nvidia_library_dirs() if candidates else []
     for module in candidates:
-        status, chosen_because = cuda.get(module.path, (None, ""))
-        if status is not None:
-            report(module, status, chosen_because)
+        verdict = cuda.get(module.path)
+        chosen_because = verdict.reason if verdict else ""
+        if verdict is not None and verdict.status is not None:
+            report(module, verdict.status, verdict.reason)
             continue
         if module.name in loaded_from:
             report(module, "skipped", f"already loaded from {loaded_from[module.name].source}")

@@ -30,9 +30,13 @@ class Device:
     memory_total: int
     backend: str  # the registration's name: CPU, Vulkan, CUDA
     device_id: str = ""  # the PCI bus id ggml reports ("0000:01:00.0"); "" when the backend gives none
-    preferred: bool = True  # False: another backend drives the same GPU and comes first in the order
-    same_as: str = ""  # the preferred device of the same GPU, when this one is not preferred
+    same_as: str = ""  # the preferred device of the same GPU, when another backend drives it and comes first
     _handle: int = field(default=0, repr=False, compare=False)
+
+    @property
+    def preferred(self) -> bool:
+        """Whether load_model(devices=None) uses it: no other backend's device drives the same GPU first."""
+        return not self.same_as
 
 
 @dataclass(frozen=True)

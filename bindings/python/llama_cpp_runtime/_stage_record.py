@@ -1,6 +1,6 @@
-"""What a plugin's build recorded about itself: the stage.json its wheel (or build stage) keeps beside
-modules/. The upstream identity says whether it belongs with the core libraries loaded; a CUDA module's
-architectures and CUDA major say which GPUs and drivers it can serve."""
+"""What a build recorded beside lib/ and modules/: `stage.json` (the core's, and each plugin's, which its
+wheel carries beside modules/). The upstream identity says whether a plugin belongs with the core libraries
+loaded; a CUDA module's architectures and CUDA major say which GPUs and drivers it can serve."""
 
 from __future__ import annotations
 
@@ -10,39 +10,43 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+STAGE_RECORD = "stage.json"
 IDENTITY_KEYS = ("commit", "patch_series_sha256")
 
 
 @dataclass(frozen=True)
-class PluginRecord:
-    found: bool
-    upstream: dict[str, str] = field(default_factory=dict)
+class StageRecord:
+    upstream: dict[str, str] = field(default_factory=dict)  # commit, patch_series_sha256, llama_cpp_python
     architectures: tuple[str, ...] = ()  # CMAKE_CUDA_ARCHITECTURES, e.g. ("75-real", "100-virtual")
     cuda_major: int | None = None  # the CUDA toolkit it was built with (its runtime needs a driver this new)
 
 
-def read_record(module: Path) -> PluginRecord:
+def read_json_object(path: Path) -> dict[str, Any] | None:
+    """A JSON object the build staged (stage.json, llama-abi.json); None when absent or unreadable."""
     try:
-        document: Any = json.loads((module.parent.parent / "stage.json").read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return PluginRecord(found=False)
-    if not isinstance(document, dict):
-        return PluginRecord(found=False)
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def read_stage_record(root: Path) -> StageRecord:
+    """root/stage.json: a stage, the package, or a plugin package (root = its modules/ folder's parent)."""
+    document = read_json_object(root / STAGE_RECORD) or {}
     upstream = document.get("upstream")
     options = document.get("cmake_options")
     requires = document.get("requires")
     architectures = options.get("CMAKE_CUDA_ARCHITECTURES", "") if isinstance(options, dict) else ""
     toolchains = [str(r) for r in requires] if isinstance(requires, list) else []
     majors = [int(m[1]) for r in toolchains if (m := re.fullmatch(r"nvcc-(\d+)", r))]
-    return PluginRecord(
-        found=True,
+    return StageRecord(
         upstream={str(k): str(v) for k, v in upstream.items()} if isinstance(upstream, dict) else {},
         architectures=tuple(a for a in str(architectures).split(";") if a),
         cuda_major=majors[0] if majors else None,
     )
 
 
-def identity_conflict(record: PluginRecord, core: dict[str, str]) -> str:
+def identity_conflict(record: StageRecord, core: dict[str, str]) -> str:
     """Why a plugin built from another upstream commit or patch series than the core is refused ("" when
     it agrees, or when either side recorded nothing)."""
     plugin_identity = {k: record.upstream.get(k, "") for k in IDENTITY_KEYS}
