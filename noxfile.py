@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import re
-import shutil
-import subprocess
+import platform
 import sys
 from pathlib import Path
 
@@ -23,16 +21,13 @@ def _buildsys(session: nox.Session, command: str) -> None:
 
 
 def _cublas_for_this_nvcc() -> list[str]:
-    """cuBLAS from NVIDIA's PyPI wheel of the CUDA major that nvcc (PATH, else CUDA_PATH) compiles for: the
-    toolkit alone has no cuBLAS here, and the CUDA presets need it. Nothing without an nvcc."""
-    nvcc = shutil.which("nvcc") or str(Path(os.environ.get("CUDA_PATH", "/nonexistent")) / "bin" / "nvcc")
-    if not Path(nvcc).is_file():
-        return []
-    version = [nvcc, "--version"]  # an argument list, never a shell
-    said = subprocess.run(version, capture_output=True, text=True, timeout=60, check=False).stdout  # noqa: S603
-    release = re.search(r"release (\d+)\.", said)
-    major = release[1] if release else ""
-    return {"12": ["nvidia-cublas-cu12>=12,<13"], "13": ["nvidia-cublas>=13,<14"]}.get(major, [])
+    """cuBLAS from NVIDIA's PyPI wheel of the CUDA major that nvcc compiles for, found as the build finds
+    it (buildsys's toolchain detection): the CUDA presets need it, and the toolkit alone may lack it."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # buildsys, from this checkout
+    from buildsys.build.toolchains import Host, cublas_wheel_for_nvcc
+
+    requirement = cublas_wheel_for_nvcc(Host(env=os.environ, system=platform.system()))
+    return [requirement] if requirement else []
 
 
 @nox.session(name="apply-patches", venv_backend="none")

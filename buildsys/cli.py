@@ -137,7 +137,14 @@ def _build_request(arguments: argparse.Namespace) -> BuildRequest:
 
 
 def _run_wheels_command(arguments: argparse.Namespace, config: Config) -> None:
-    from .packaging.wheels import WheelsRequest, package, package_families, prepare_stages, render_wheels
+    from .packaging.wheels import (
+        WheelsRequest,
+        package,
+        package_families,
+        prepare_stages,
+        render_wheels,
+        source_date_epoch,
+    )
 
     if arguments.dry_run or arguments.configure_only:
         raise UsageError("wheels needs built stages: --dry-run and --configure-only belong to `build`")
@@ -149,7 +156,8 @@ def _run_wheels_command(arguments: argparse.Namespace, config: Config) -> None:
     if arguments.families_only:
         if arguments.presets or arguments.definitions:
             raise UsageError("--families-only builds nothing: it takes no --backend or -D")
-        print("\n".join(render_wheels(package_families(config, arguments.wheel_version), config.root)), flush=True)
+        families = package_families(config, arguments.wheel_version, source_date_epoch())
+        print("\n".join(render_wheels(families, config.root)), flush=True)
         return
     request = WheelsRequest(
         build=_build_request(arguments), version=arguments.wheel_version, repair=not arguments.no_repair

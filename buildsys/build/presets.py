@@ -71,7 +71,7 @@ class Matrix:
         """A preset name, or a family's short name (cuda13) standing for every member's preset."""
         if name in self.names():
             return [name]
-        return [p.name for p in self.presets if p.family and p.family.removeprefix(f"{VENDOR_KEY}-") == name]
+        return [p.name for p in self.presets if p.family.endswith(f"-{name}")]
 
 
 def host_system() -> str:
@@ -120,30 +120,30 @@ def load_matrix(path: Path = PRESETS_FILE) -> Matrix:
     return Matrix(presets=tuple(presets))
 
 
-def _cache_variables(name: str, configure: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
-    """The preset's cache variables after inheritance (the preset's own values win, like CMake's)."""
+def _lineage(name: str, configure: Mapping[str, Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The preset, then what it inherits, nearest first (CMake's order: the preset's own fields win, then
+    its first parent's, with that parent's own parents, then the next parent's)."""
     entry = configure[name]
     parents = entry.get("inherits", [])
+    return [
+        entry,
+        *(e for parent in ([parents] if isinstance(parents, str) else parents) for e in _lineage(parent, configure)),
+    ]
+
+
+def _cache_variables(name: str, configure: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """The preset's cache variables after inheritance (the nearest declaration wins, like CMake's)."""
     merged: dict[str, str] = {}
-    for parent in reversed([parents] if isinstance(parents, str) else parents):
-        merged.update(_cache_variables(parent, configure))
-    for key, value in entry.get("cacheVariables", {}).items():
-        merged[key] = value["value"] if isinstance(value, dict) else str(value)
+    for entry in reversed(_lineage(name, configure)):
+        for key, value in entry.get("cacheVariables", {}).items():
+            merged[key] = value["value"] if isinstance(value, dict) else str(value)
     return merged
 
 
 def _inherited_condition(name: str, configure: Mapping[str, Mapping[str, Any]]) -> Mapping[str, Any] | None:
-    """The preset's condition, else its first parent's (CMake inherits every field but the names)."""
-    entry = configure[name]
-    if "condition" in entry:
-        condition: Mapping[str, Any] | None = entry["condition"]
-        return condition
-    parents = entry.get("inherits", [])
-    for parent in [parents] if isinstance(parents, str) else parents:
-        inherited = _inherited_condition(parent, configure)
-        if inherited is not None:
-            return inherited
-    return None
+    """The nearest condition in the preset's lineage (CMake inherits every field but the names)."""
+    conditions: list[Mapping[str, Any]] = [e["condition"] for e in _lineage(name, configure) if "condition" in e]
+    return conditions[0] if conditions else None
 
 
 def _evaluate(condition: Mapping[str, Any] | None, host: str) -> bool:

@@ -87,8 +87,29 @@ def _c_compiler(requirement: str, host: Host, earlier: list[Detection]) -> Detec
     return Missing(requirement, f"no C compiler ({' / '.join(candidates)}) on PATH", hint)
 
 
+# NVIDIA's cuBLAS wheels on PyPI, by CUDA major: headers and libraries the CUDA presets can build against.
+CUBLAS_WHEELS = {"12": "nvidia-cublas-cu12", "13": "nvidia-cublas"}
+
+
 def _nvcc_dirs(host: Host) -> list[Path]:
     return [Path(host.env[v]) / "bin" for v in ("CUDAToolkit_ROOT", "CUDA_PATH", "CUDA_HOME") if host.env.get(v)]
+
+
+def _nvcc_release(nvcc: Path, host: Host) -> tuple[str, str] | None:
+    """(major, minor) of the CUDA release that `nvcc --version` reports."""
+    match = re.search(r"release (\d+)\.(\d+)", probe([str(nvcc), "--version"], host.env))
+    return (match[1], match[2]) if match else None
+
+
+def cublas_wheel_for_nvcc(host: Host) -> str | None:
+    """NVIDIA's cuBLAS wheel for the CUDA major of the nvcc the nvcc-N requirement would find, as a
+    requirement (e.g. "nvidia-cublas>=13,<14"); None without an nvcc of a known major. The toolkit alone
+    has no cuBLAS on some machines: `nox -s build/wheels` install this so the CUDA presets can build."""
+    nvcc = host.which("nvcc", *_nvcc_dirs(host))
+    major = (_nvcc_release(nvcc, host) or ("",))[0] if nvcc else ""
+    if major not in CUBLAS_WHEELS:
+        return None
+    return f"{CUBLAS_WHEELS[major]}>={major},<{int(major) + 1}"
 
 
 def _nvcc(requirement: str, host: Host, earlier: list[Detection]) -> Detection:
@@ -97,11 +118,11 @@ def _nvcc(requirement: str, host: Host, earlier: list[Detection]) -> Detection:
     hint = f"install the CUDA {major} toolkit and put its bin/ on PATH (or set CUDA_PATH)"
     if not nvcc:
         return Missing(requirement, "nvcc not found on PATH or in CUDA_PATH/CUDAToolkit_ROOT", hint)
-    match = re.search(r"release (\d+)\.(\d+)", probe([str(nvcc), "--version"], host.env))
-    if not match:
+    release = _nvcc_release(nvcc, host)
+    if release is None:
         return Missing(requirement, f"{nvcc} did not report its version", hint)
-    version = f"{match[1]}.{match[2]}"
-    if match[1] != major:
+    version = ".".join(release)
+    if release[0] != major:
         return Missing(requirement, f"{nvcc} is CUDA {version}, this preset needs CUDA {major}", hint)
     return Found(requirement, f"{nvcc} (CUDA {version})", {"CMAKE_CUDA_COMPILER": str(nvcc)})
 
@@ -115,7 +136,7 @@ def _nvcc_toolkit(earlier: list[Detection]) -> Path | None:
 def _cublas(requirement: str, host: Host, earlier: list[Detection]) -> Detection:
     toolkit = _nvcc_toolkit(earlier)
     major = next((d.requirement.split("-")[1] for d in earlier if d.requirement.startswith("nvcc-")), "13")
-    wheel = "nvidia-cublas" if major != "12" else "nvidia-cublas-cu12"
+    wheel = CUBLAS_WHEELS.get(major, CUBLAS_WHEELS["13"])
     if toolkit:
         for include in (toolkit / "include", *toolkit.glob("targets/*/include")):
             if (include / "cublas_v2.h").is_file():

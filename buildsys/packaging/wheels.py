@@ -74,8 +74,7 @@ def package(config: Config, report: BuildReport, request: WheelsRequest) -> list
     built = [r for r in report.results if r.status == "built"]
     if not any(r.preset.wheel == CORE_DISTRIBUTION for r in built) and not request.build.presets:
         raise UsageError("nothing to package: the cpu preset was not built")
-    # Without SOURCE_DATE_EPOCH every entry is dated 1980-01-01: the same bytes on every build.
-    epoch = int(os.environ.get("SOURCE_DATE_EPOCH", ZIP_EPOCH_MINIMUM))
+    epoch = source_date_epoch()
     wheels: list[BuiltWheel] = []
     for distribution in dict.fromkeys(r.preset.wheel for r in built):
         results = [r for r in built if r.preset.wheel == distribution]
@@ -87,10 +86,13 @@ def package(config: Config, report: BuildReport, request: WheelsRequest) -> list
     return wheels + package_families(config, request.version, epoch)
 
 
-def package_families(config: Config, version: str, epoch: int | None = None) -> list[BuiltWheel]:
+def source_date_epoch() -> int:
+    """Every wheel entry's timestamp: without SOURCE_DATE_EPOCH 1980-01-01, the same bytes on every build."""
+    return int(os.environ.get("SOURCE_DATE_EPOCH", ZIP_EPOCH_MINIMUM))
+
+
+def package_families(config: Config, version: str, epoch: int) -> list[BuiltWheel]:
     """The family wheels (llama-cpp-runtime-cuda13: every architecture family) that dist/ completes."""
-    if epoch is None:
-        epoch = int(os.environ.get("SOURCE_DATE_EPOCH", ZIP_EPOCH_MINIMUM))
     families = load_matrix().family_members()
     outcome = write_family_wheels(config.root / "dist", families, version=version, epoch=epoch)
     for reason in outcome.incomplete:
@@ -172,9 +174,8 @@ def _description(results: list[PresetResult], provenance: Mapping[str, str]) -> 
 def _write(config: Config, distribution: str, results: list[PresetResult], provenance: Mapping[str, str],
            version: str, epoch: int) -> BuiltWheel:  # fmt: skip
     if distribution == CORE_DISTRIBUTION:
-        matrix = load_matrix()
-        plugins = sorted({p.wheel for p in matrix.presets if p.wheel != CORE_DISTRIBUTION})
-        plugins = sorted({*plugins, *matrix.family_members()})
+        matrix = load_matrix()  # plugins and the families that require them: one extra each
+        plugins = sorted({p.wheel for p in matrix.presets if p.wheel != CORE_DISTRIBUTION} | {*matrix.family_members()})
         files = _binding_files()
         for result in results:
             files.update(_stage_files(result, CORE_PACKAGE))

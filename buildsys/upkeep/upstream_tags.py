@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from pathlib import Path
 
 from ..config import Config
 from ..errors import UpstreamError, UsageError
@@ -28,7 +27,7 @@ def version_key(tag: str) -> tuple[tuple[int, ...], int, str]:
 
 def matching_tags(config: Config, pattern: str) -> list[str]:
     """The upstream tags matching the glob, newest first."""
-    result = Git(Path.cwd()).run("ls-remote", "--tags", "--refs", config.upstream.url, check=False,
+    result = Git(config.root).run("ls-remote", "--tags", "--refs", config.upstream.url, check=False,
                                  timeout=NETWORK_TIMEOUT)  # fmt: skip
     if result.returncode != 0:
         said = (result.err or result.out).strip().splitlines()

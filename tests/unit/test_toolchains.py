@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from buildsys.build.toolchains import Found, Host, Missing, detect
+from buildsys.build.toolchains import Found, Host, Missing, cublas_wheel_for_nvcc, detect
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="the fake toolchains are POSIX shell scripts")
 
@@ -56,6 +56,15 @@ def test_cublas_for_cuda12_names_the_cu12_wheel(tmp_path: Path) -> None:
     fake_tool(tmp_path / "bin", "nvcc", "Cuda compilation tools, release 12.8, V12.8.93")
     _, cublas = detect(["nvcc-12", "cublas"], host(tmp_path / "bin"))
     assert isinstance(cublas, Missing) and "pip install nvidia-cublas-cu12" in cublas.hint
+
+
+def test_the_cublas_wheel_to_install_follows_the_nvcc_found(tmp_path: Path) -> None:
+    """What `nox -s build/wheels` install so that a toolkit without cuBLAS can build the CUDA presets."""
+    fake_tool(tmp_path / "12" / "bin", "nvcc", "Cuda compilation tools, release 12.8, V12.8.93")
+    fake_tool(tmp_path / "13" / "bin", "nvcc", "Cuda compilation tools, release 13.0, V13.0.48")
+    assert cublas_wheel_for_nvcc(host(tmp_path / "12" / "bin")) == "nvidia-cublas-cu12>=12,<13"
+    assert cublas_wheel_for_nvcc(host(tmp_path / "empty", CUDA_PATH=str(tmp_path / "13"))) == "nvidia-cublas>=13,<14"
+    assert cublas_wheel_for_nvcc(host(tmp_path / "empty")) is None
 
 
 def test_missing_glslc_says_what_to_install(tmp_path: Path) -> None:
