@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import _api, _cuda_choice, _variant_cache
+from . import _api, _variant_cache
 from ._device_preference import backend_order, mark_preferred, rank
 from ._discovery import CORE_SOURCE, Layout, ModuleFile, find_layout, modules_in, plugin_modules
 from ._elf import structural_problem
@@ -330,7 +330,11 @@ def _load_plugins(ggml: ctypes.CDLL, bridge: LogBridge, modules: list[ModuleFile
         else:
             candidates.append(module)
     cuda_modules = [m for m in candidates if m.backend == "cuda"]
-    cuda = _cuda_choice.verdicts(cuda_modules, [records[m.path] for m in cuda_modules])
+    cuda = {}
+    if cuda_modules:  # imported only then: most processes have no CUDA module to choose among
+        from ._cuda_choice import verdicts
+
+        cuda = verdicts(cuda_modules, [records[m.path] for m in cuda_modules])
     loaded_from: dict[str, ModuleFile] = {}
     nvidia = nvidia_library_dirs() if candidates else []
     for module in candidates:
