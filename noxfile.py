@@ -24,7 +24,7 @@ def _cublas_for_this_nvcc() -> list[str]:
     """cuBLAS from NVIDIA's PyPI wheel of the CUDA major that nvcc compiles for, found as the build finds
     it (buildsys's toolchain detection): the CUDA presets need it, and the toolkit alone may lack it."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))  # buildsys, from this checkout
-    from buildsys.build.toolchains import Host, cublas_wheel_for_nvcc
+    from buildsys.builder.toolchains import Host, cublas_wheel_for_nvcc
 
     requirement = cublas_wheel_for_nvcc(Host(env=os.environ, system=platform.system()))
     return [requirement] if requirement else []

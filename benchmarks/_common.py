@@ -11,8 +11,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from buildsys.build.driver import default_jobs  # noqa: E402
-from buildsys.build.presets import CMAKE_DIR  # noqa: E402
+from buildsys.builder.driver import default_jobs  # noqa: E402
+from buildsys.builder.presets import CMAKE_DIR  # noqa: E402
 from buildsys.cmake_tool import Tools  # noqa: E402
 from buildsys.git import Git  # noqa: E402
 

@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from _common import fixture_project, raw_cmake_build, run, write_readme  # noqa: E402
 
 from buildsys import ccache  # noqa: E402
-from buildsys.build.driver import default_jobs, require_current_vendor  # noqa: E402
+from buildsys.builder.driver import default_jobs, require_current_vendor  # noqa: E402
 from buildsys.cmake_tool import find_tools  # noqa: E402
 from buildsys.config import load_config  # noqa: E402
 

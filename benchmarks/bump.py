@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from _common import run, write_readme  # noqa: E402
 
-from buildsys.build.driver import default_jobs  # noqa: E402
+from buildsys.builder.driver import default_jobs  # noqa: E402
 
 OLD = "812c5772e6ec72641c085bfb0259c3be26603f63"
 NEW = "9f186280fea410f1602c74cf3b83c4d526dcd286"

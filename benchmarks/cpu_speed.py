@@ -29,8 +29,8 @@ from typing import Any
 
 from _common import REPO, run, write_readme
 
-from buildsys.build.driver import default_jobs
-from buildsys.build.presets import load_matrix
+from buildsys.builder.driver import default_jobs
+from buildsys.builder.presets import load_matrix
 from buildsys.cmake_tool import find_tools
 
 sys.path.insert(0, str(REPO / "tests"))

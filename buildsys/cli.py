@@ -16,7 +16,7 @@ from .errors import BuildsysError, ConfigError, UsageError, from_os_error
 from .project_lock import WRITING_COMMANDS, project_lock
 
 if TYPE_CHECKING:
-    from .build.driver import BuildReport, BuildRequest
+    from .builder.driver import BuildReport, BuildRequest
 
 # Each command imports its own modules when it runs: a no-op `build` need not load bump, wheels or check.
 
@@ -117,7 +117,7 @@ def _add_build_arguments(sub: argparse.ArgumentParser) -> None:
 
 
 def _build_request(arguments: argparse.Namespace) -> BuildRequest:
-    from .build.driver import BuildRequest
+    from .builder.driver import BuildRequest
 
     presets = tuple(name.strip() for value in arguments.presets for name in value.split(",") if name.strip())
     if arguments.presets and not presets:
@@ -168,19 +168,19 @@ def _run_wheels_command(arguments: argparse.Namespace, config: Config) -> None:
 
 
 def _run_build_command(arguments: argparse.Namespace, config: Config) -> None:
-    from .build.driver import run_build
+    from .builder.driver import run_build
 
     _show_build(run_build(config, _build_request(arguments)), config, record=not arguments.dry_run)
 
 
 def _show_build(report: BuildReport, config: Config, *, record: bool) -> None:
     """The matrix table on stdout, the same as JSON for CI, and the exit status it implies."""
-    from .build.driver import raise_if_failed
-    from .build.summary import render, write_json
+    from .builder.driver import raise_if_failed
+    from .builder.summary import render, write_json
 
     print("\n".join(render(report)), flush=True)
     if record:
-        write_json(report, config.root / "build" / "build-report.json")
+        write_json(report, config.build_dir / "build-report.json")
     raise_if_failed(report)
 
 

@@ -98,6 +98,11 @@ class Config:
     # The llama-cpp-python release whose vendored llama.cpp is the pin: the one these wheels serve.
     llama_cpp_python: str | None = None
 
+    @property
+    def build_dir(self) -> Path:
+        """The output folder: the tracking clone's default home, build trees, stages, reports, caches."""
+        return self.root / "build"
+
     def relative(self, path: Path) -> str:
         try:
             return path.relative_to(self.root).as_posix()

@@ -20,7 +20,7 @@ PROJECT_VARIABLE = "LLAMA_CPP_RUNTIME_PROJECT"  # the project (vendoring.toml) t
 
 sys.path.insert(0, str(REPOSITORY))  # buildsys, from this checkout
 
-from buildsys.build.presets import host_system, load_matrix  # noqa: E402
+from buildsys.builder.presets import host_system, load_matrix  # noqa: E402
 from buildsys.packaging.wheelfile import normalise  # noqa: E402
 from buildsys.packaging.wheels import CORE_DISTRIBUTION  # noqa: E402
 

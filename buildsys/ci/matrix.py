@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..build.presets import Matrix, Preset, load_matrix
+from ..builder.presets import Matrix, Preset, load_matrix
 from ..config import Config
 from ..errors import ConfigError, UsageError
 from ..vendoring.patchqueue import read_series, series_hash

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import cmake_tool, ui
-from ..build.driver import BuildReport, BuildRequest, PresetResult, run_build
-from ..build.presets import load_matrix
-from ..build.summary import size_text
+from ..builder.driver import BuildReport, BuildRequest, PresetResult, run_build
+from ..builder.presets import load_matrix
+from ..builder.summary import size_text
 from ..config import Config
 from ..errors import BuildFailed, OutOfDate, UsageError
 from ..vendoring.apply_patches import run_apply_patches

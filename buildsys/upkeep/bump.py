@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import NoReturn
 
 from .. import ui
-from ..build import cmake_reach
-from ..build.header_structs import HEADER, describe_changes, probed_structs
-from ..build.presets import load_matrix
+from ..builder import cmake_reach
+from ..builder.header_structs import HEADER, describe_changes, probed_structs
+from ..builder.presets import load_matrix
 from ..config import Config
 from ..errors import PatchConflict, UsageError
 from ..fileops import write_atomically
@@ -216,7 +216,7 @@ def _finish(config: Config, repo: TrackingRepo, progress: BumpProgress, changes:
     state.apply_stopped = False
     repo.save_state(state)
     summary = render_summary(moved, progress, changes, read_series(config.patches))
-    summary_path = config.root / "build" / SUMMARY_NAME
+    summary_path = config.build_dir / SUMMARY_NAME
     write_atomically(summary_path, summary.encode("utf-8"))
     return BumpResult(progress, changes, summary, summary_path)
 

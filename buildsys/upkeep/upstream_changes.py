@@ -9,8 +9,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from ..build.cmake_reach import is_cmake_file
-from ..build.presets import Preset
+from ..builder.cmake_reach import is_cmake_file
+from ..builder.presets import Preset
 from ..git import Git
 from ..pathfilter import PathFilter
 from ..vendoring.upstream_tree import read_blobs, tree_entries

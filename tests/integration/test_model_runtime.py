@@ -24,7 +24,7 @@ from support import Project
 from toolchains_present import openblas, vulkan
 from venvs import in_venv, pip, runtime, venv, wheels_of
 
-from buildsys.build.presets import load_matrix
+from buildsys.builder.presets import load_matrix
 
 pytestmark = [
     pytest.mark.integration,

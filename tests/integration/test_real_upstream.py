@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from support import REPO_ROOT, GitRepo, Project
 
-from buildsys.build.presets import load_matrix
+from buildsys.builder.presets import load_matrix
 from buildsys.git import Git
 from buildsys.pathfilter import PathFilter
 from buildsys.upkeep.bumpreport import build_lines

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from buildsys.build.buildlog import summarise_failure
+from buildsys.builder.buildlog import summarise_failure
 
 NINJA = [
     "[1/9] Building C object a.o",

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import pytest
 
-from buildsys.build.cmake_reach import UpstreamFiles, evaluate, parse, unsynced_paths
+from buildsys.builder.cmake_reach import UpstreamFiles, evaluate, parse, unsynced_paths
 
 
 def tree(files: Mapping[str, str], synced: set[str] | None = None) -> UpstreamFiles:

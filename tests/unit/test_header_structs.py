@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from llama_cpp_runtime._llama_abi import STRUCTS
 
-from buildsys.build.header_structs import describe_changes, probed_structs, struct_fields
+from buildsys.builder.header_structs import describe_changes, probed_structs, struct_fields
 
 OLD = """
     // a comment with struct llama_model_params { in it

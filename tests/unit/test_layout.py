@@ -8,12 +8,12 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "buildsys"
 # Lower numbers come first; a module may import its own layer and the ones below it.
-LAYERS = {"foundations": 0, "vendoring": 1, "build": 2, "upkeep": 3, "packaging": 3, "ci": 3, "face": 4}
+LAYERS = {"foundations": 0, "vendoring": 1, "builder": 2, "upkeep": 3, "packaging": 3, "ci": 3, "face": 4}
 FACE = {"cli", "__main__"}
 
 
 def layer_of(module: str) -> str:
-    """buildsys.build.driver -> build; buildsys.git -> foundations; buildsys.cli -> face."""
+    """buildsys.builder.driver -> builder; buildsys.git -> foundations; buildsys.cli -> face."""
     parts = module.split(".")[1:]
     if len(parts) > 1 or (parts and parts[0] in LAYERS and parts[0] != "face"):
         return parts[0]
@@ -48,6 +48,6 @@ def test_every_import_points_down_the_pipeline() -> None:
 
 def test_the_stages_are_folders_and_the_foundations_few() -> None:
     folders = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
-    assert folders == {"vendoring", "upkeep", "build", "packaging", "ci"}
+    assert folders == {"vendoring", "upkeep", "builder", "packaging", "ci"}
     top = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__"}
     assert top == FACE | {"config", "pathfilter", "errors", "ui", "git", "cmake_tool", "fileops", "project_lock"}

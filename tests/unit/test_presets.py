@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from buildsys.build.presets import PRESETS_FILE, load_matrix
+from buildsys.builder.presets import PRESETS_FILE, load_matrix
 from buildsys.errors import ConfigError
 
 DESIGN_WHEELS = {"llama-cpp-runtime", "llama-cpp-runtime-cuda12", "llama-cpp-runtime-cuda13",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from buildsys.build.toolchains import Found, Host, Missing, cublas_wheel_for_nvcc, detect
+from buildsys.builder.toolchains import Found, Host, Missing, cublas_wheel_for_nvcc, detect
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="the fake toolchains are POSIX shell scripts")
 

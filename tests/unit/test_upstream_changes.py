@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from buildsys.build.presets import load_matrix
+from buildsys.builder.presets import load_matrix
 from buildsys.pathfilter import PathFilter
 from buildsys.upkeep.upstream_changes import Option, _Side, compare_options, compare_subset, preset_warnings
 

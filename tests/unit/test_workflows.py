@@ -20,7 +20,7 @@ import pytest
 import yaml
 from support import REPO_ROOT
 
-from buildsys.build.presets import Matrix, Preset, load_matrix
+from buildsys.builder.presets import Matrix, Preset, load_matrix
 from buildsys.ci import matrix as ci_matrix
 from buildsys.cli import main
 from buildsys.errors import ConfigError

@@ -22,11 +22,11 @@ _MISS_COUNTERS = ("cache_miss",)
 NAMESPACE = "llama-cpp-runtime"  # our entries in a shared CCACHE_DIR (`ccache --evict-namespace`)
 
 
-def environment(ccache: Path | None, root: Path, env: Mapping[str, str]) -> dict[str, str]:
+def environment(ccache: Path | None, root: Path, build_dir: Path, env: Mapping[str, str]) -> dict[str, str]:
     if ccache is None:
         return {}
     return {
-        "CCACHE_DIR": env.get("CCACHE_DIR") or str(root / "build" / "ccache"),
+        "CCACHE_DIR": env.get("CCACHE_DIR") or str(build_dir / "ccache"),
         "CCACHE_NAMESPACE": NAMESPACE,
         # Paths under the project are hashed relative to it, so two checkouts share hits.
         "CCACHE_BASEDIR": str(root),

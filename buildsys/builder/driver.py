@@ -110,7 +110,7 @@ def run_build(config: Config, request: BuildRequest, *, env: Mapping[str, str] |
     defined = [replace(p, cache_variables={**p.cache_variables, **request.definitions}) for p, no in selected if not no]
     refuse_unsynced_paths(config, manifest, defined)
     tools = cmake_tool.find_tools(environment)
-    layout = _Layout(config.root / "build")
+    layout = _Layout(config.build_dir)
     results = []
     for preset, refusal in selected:
         if refusal:
@@ -120,7 +120,7 @@ def run_build(config: Config, request: BuildRequest, *, env: Mapping[str, str] |
     report = BuildReport(tuple(results), request.presets, provenance)
     if request.dry_run:
         return report
-    cache_env = ccache.environment(tools.ccache, config.root, environment)
+    cache_env = ccache.environment(tools.ccache, config.root, config.build_dir, environment)
     for result in results:
         if result.status == "planned":
             _build_one(result, config, tools, layout, {**environment, **cache_env}, request, provenance)
@@ -159,7 +159,7 @@ def current_manifest(config: Config) -> Manifest:
 def refuse_unsynced_paths(config: Config, manifest: Manifest, presets: list[Preset]) -> None:
     """Refuse (exit 5) when the synced CMake reaches a path the sync subset lacks, naming each one. The
     tracking repository, when there is one, says which paths upstream has beyond the subset."""
-    build_dir = config.root / "build"
+    build_dir = config.build_dir
     if not presets or reach_record.already_checked(build_dir, config.sync.destination, presets):
         return
     from . import cmake_reach  # a third of the driver's import time; a remembered check does not need it
