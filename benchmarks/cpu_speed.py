@@ -34,7 +34,7 @@ from buildsys.builder.presets import load_matrix
 from buildsys.cmake_tool import find_tools
 
 sys.path.insert(0, str(REPO / "tests"))
-import tiny_models
+from helpers import tiny_models
 
 NATIVE_BUILD = [
     f"-D{name}={value}"

@@ -74,7 +74,7 @@ gflops=$(runtime bench --device "$device" --size 1024 | awk -v d="$device" '$1 =
 echo "$gflops GFLOP/s" >&2
 
 step "model: generate and bench with every layer on $device"
-"$work/build/bin/python" "$root/tests/tiny_models.py" --bench --dtype q4_0 "$work/bench-q4_0.gguf" >/dev/null
+"$work/build/bin/python" "$root/tests/helpers/tiny_models.py" --bench --dtype q4_0 "$work/bench-q4_0.gguf" >/dev/null
 runtime run "$work/bench-q4_0.gguf" --prompt "Hello" -n 16 --device "$device" >"$work/run.txt" 2>&1 \
     || failed "generation on $device: $(tail -n 3 "$work/run.txt")"
 runtime bench --model "$work/bench-q4_0.gguf" --device "$device" --json >"$work/bench-model.json" \

@@ -6,9 +6,18 @@ import sys
 from pathlib import Path
 
 import pytest
-from real_llama_cpp import DEFAULT_VERSIONS, RealTreeError, locked, make_repository
-from real_projects import project_at
-from support import Project, fresh_project, hermetic_env, make_upstream
+from helpers.real_llama_cpp import DEFAULT_VERSIONS, RealTreeError, locked, make_repository
+from helpers.real_projects import project_at
+from helpers.support import Project, fresh_project, hermetic_env, make_upstream
+
+INTEGRATION = Path(__file__).parent / "integration"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test under integration/ drives real subprocesses: `-m "not integration"` is the fast path."""
+    for item in items:
+        if INTEGRATION in item.path.parents:
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture

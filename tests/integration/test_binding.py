@@ -14,11 +14,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from cpu_features import best_supported_variant, elf_linux, x86_linux
-from support import Project, fresh_project
-from toolchains_present import vulkan
+from helpers.cpu_features import best_supported_variant, elf_linux, x86_linux
+from helpers.support import Project, fresh_project
+from helpers.toolchains_present import vulkan
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.slow]
 
 ABI_MODULE = """
 struct iface { void * name; void * count; void * get; void * proc; };

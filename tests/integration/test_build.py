@@ -12,15 +12,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from cpu_features import cpu_flags, declared_x86_variants, elf_linux, supported, x86_linux
-from ggml_probe import SHAPE, inputs
+from helpers.cpu_features import cpu_flags, declared_x86_variants, elf_linux, supported, x86_linux
+from helpers.ggml_probe import SHAPE, inputs
+from helpers.support import Project, fresh_project, readelf_dynamic
+from helpers.toolchains_present import vulkan, with_ccache
 from llama_cpp_runtime._llama_abi import first_mismatch
-from support import Project, fresh_project, readelf_dynamic
-from toolchains_present import vulkan, with_ccache
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.slow]
 
-PROBE = Path(__file__).parent.parent / "ggml_probe.py"
+PROBE = Path(__file__).parent.parent / "helpers" / "ggml_probe.py"
 
 
 def probe(*args: str, cwd: Path, env: dict[str, str] | None = None) -> dict[str, object]:

@@ -9,9 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from support import GitRepo, Project, fresh_project, snapshot
-
-pytestmark = pytest.mark.integration
+from helpers.support import GitRepo, Project, fresh_project, snapshot
 
 ACCUMULATOR = "    double sum = 0.0;"
 LOG_LINE = "    fputs(text, stderr);"

@@ -15,12 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import tiny_models
 from conftest import SECOND_PATCH
-from support import PATCH_DAMAGE, GitRepo, Project, hold_project_lock, snapshot
+from helpers import tiny_models
+from helpers.support import PATCH_DAMAGE, GitRepo, Project, hold_project_lock, snapshot
 from test_config_errors import CASES, pinned
-
-pytestmark = pytest.mark.integration
 
 BINDING = "python -m llama_cpp_runtime"
 KEEP_ALL = ("patches", "vendoring.toml", "tracking", "vendor")
@@ -493,7 +491,7 @@ ROWS = CONFIG_ROWS + BUILDSYS_ROWS + BINDING_ROWS
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory, built: Project) -> Project:
     """A project pinned at the fixture's third commit with our two patches applied, exported and synced."""
-    from support import hermetic_env, make_upstream
+    from helpers.support import hermetic_env, make_upstream
 
     base = tmp_path_factory.mktemp("census")
     (base / "home").mkdir()

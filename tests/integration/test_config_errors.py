@@ -6,9 +6,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from support import Project
-
-pytestmark = pytest.mark.integration
+from helpers.support import Project
 
 SHA = "d3cf1f14a2e16fbd7ebad34b12cb71b8af345c43"
 

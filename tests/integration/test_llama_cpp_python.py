@@ -15,13 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import tiny_models
-from real_llama_cpp import cache_root, download_sdist, locked
-from support import GitRepo, Project
-from venvs import in_venv, pip, runtime, venv, wheels_of
+from helpers import tiny_models
+from helpers.real_llama_cpp import cache_root, download_sdist, locked
+from helpers.support import GitRepo, Project
+from helpers.venvs import in_venv, pip, runtime, venv, wheels_of
 
 pytestmark = [
-    pytest.mark.integration,
     pytest.mark.real_upstream,
     pytest.mark.slow,
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="real llama.cpp trees are tested on Linux"),

@@ -1,5 +1,5 @@
 """The model runtime of the binding on real llama.cpp: the core wheel of the pin, built from the real tree
-and installed with plain pip into a fresh venv, loads tiny GGUF models written here (tests/tiny_models.py),
+and installed with plain pip into a fresh venv, loads tiny GGUF models written here (tests/helpers/tiny_models.py),
 tokenizes, generates, embeds, and refuses bad input with typed errors instead of dying.
 """
 
@@ -17,17 +17,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import tiny_models
+from helpers import tiny_models
+from helpers.real_llama_cpp import locked
+from helpers.support import Project
+from helpers.toolchains_present import openblas, vulkan
+from helpers.venvs import in_venv, pip, runtime, venv, wheels_of
 from llama_cpp_runtime import read_header
-from real_llama_cpp import locked
-from support import Project
-from toolchains_present import openblas, vulkan
-from venvs import in_venv, pip, runtime, venv, wheels_of
 
 from buildsys.builder.presets import load_matrix
 
 pytestmark = [
-    pytest.mark.integration,
     pytest.mark.real_upstream,
     pytest.mark.slow,
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="real llama.cpp trees are tested on Linux"),

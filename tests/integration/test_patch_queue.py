@@ -6,9 +6,7 @@ import shutil
 
 import pytest
 from conftest import FIRST_PATCH, SECOND_PATCH
-from support import PATCH_DAMAGE, Project
-
-pytestmark = pytest.mark.integration
+from helpers.support import PATCH_DAMAGE, Project
 
 
 def test_fresh_apply_puts_every_patch_on_the_pinned_commit(patched_project: Project) -> None:

@@ -9,11 +9,11 @@ import json
 from pathlib import Path
 
 import pytest
-from cpu_features import elf_linux
-from support import Project
+from helpers.cpu_features import elf_linux
+from helpers.support import Project
 from test_binding import PLUGIN_MODULE, compile_module, env_for, python, report_of, runtime_cli
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow, elf_linux]
+pytestmark = [pytest.mark.slow, elf_linux]
 
 FAKE_DRIVER = Path(__file__).resolve().parent.parent / "fixtures" / "nvidia-driver" / "libcuda.c"
 # The shipped families (CMakePresets.json), as plugin directories: toolchain and architectures.

@@ -1,6 +1,6 @@
 """The default configuration on real llama.cpp trees: llama-cpp-python 0.3.35's (the tree of our pin)
 and 0.3.36's (newer), from the sdists on PyPI, turned into a local git repository by
-tests/real_llama_cpp.py and cached outside the checkout.
+tests/helpers/real_llama_cpp.py and cached outside the checkout.
 
 Without BUILDSYS_REAL_LLAMA_CPP the repository is made here (downloading the sdists once); when PyPI
 cannot be reached the tests skip and say so, unless BUILDSYS_REQUIRE_TOOLCHAINS names real-llama.cpp
@@ -18,12 +18,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from real_projects import project_at, tagged_commit
-from support import readelf_dynamic
-from venvs import pip, runtime, venv, wheels_of
+from helpers.real_projects import project_at, tagged_commit
+from helpers.support import readelf_dynamic
+from helpers.venvs import pip, runtime, venv, wheels_of
 
 pytestmark = [
-    pytest.mark.integration,
     pytest.mark.real_upstream,
     # Real llama.cpp runs in the Linux job (its tree and ccache are cached there); macOS and Windows build
     # the fixture until their first real run.

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from support import REPO_ROOT, GitRepo, Project
+from helpers.support import REPO_ROOT, GitRepo, Project
 
 from buildsys.builder.presets import load_matrix
 from buildsys.git import Git
@@ -16,7 +16,7 @@ from buildsys.pathfilter import PathFilter
 from buildsys.upkeep.bumpreport import build_lines
 from buildsys.upkeep.upstream_changes import describe_range
 
-pytestmark = [pytest.mark.integration, pytest.mark.real_upstream]
+pytestmark = [pytest.mark.real_upstream]
 
 MIRROR = os.environ.get("BUILDSYS_REAL_UPSTREAM")
 # ggml-org/ggml's mirror of the pinned llama.cpp ggml/ tree (its scripts/sync-llama.last).

@@ -10,9 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support import Project, expected_subset, hold_project_lock, snapshot
-
-pytestmark = pytest.mark.integration
+from helpers.support import Project, expected_subset, hold_project_lock, snapshot
 
 
 def test_sync_writes_the_filtered_subset_with_modes_and_manifest(patched_project: Project) -> None:

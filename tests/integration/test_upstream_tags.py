@@ -5,9 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support import Project, fresh_project
-
-pytestmark = pytest.mark.integration
+from helpers.support import Project, fresh_project
 
 TAGS = ("b999", "b1000", "b7000", "b7000-rc", "v0.9.4", "v0.10.0", "gguf-v0.17.1", "nightly")
 

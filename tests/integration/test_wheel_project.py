@@ -11,11 +11,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from support import REPO_ROOT, Project
+from helpers.support import REPO_ROOT, Project
 
 from buildsys.packaging.wheels import CORE_SONAMES, REPAIR_EXCLUDES
 
-pytestmark = [pytest.mark.integration]
 WHEELS = REPO_ROOT / "wheels"
 
 

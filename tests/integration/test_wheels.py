@@ -14,12 +14,12 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from cpu_features import declared_x86_variants, elf_linux, not_msvc
-from support import REPO_ROOT, Project, fresh_project, readelf_dynamic
-from toolchains_present import vulkan
-from venvs import in_venv, pip, runtime, venv, wheels_of
+from helpers.cpu_features import declared_x86_variants, elf_linux, not_msvc
+from helpers.support import REPO_ROOT, Project, fresh_project, readelf_dynamic
+from helpers.toolchains_present import vulkan
+from helpers.venvs import in_venv, pip, runtime, venv, wheels_of
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.slow]
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="manylinux, readelf: Linux only")
 
 

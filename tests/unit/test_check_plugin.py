@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from support import REPO_ROOT
+from helpers.support import REPO_ROOT
 
 sys.path.insert(0, str(REPO_ROOT / "wheels"))
 from check_plugin import problems

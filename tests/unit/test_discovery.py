@@ -7,12 +7,9 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from pytest import MonkeyPatch
-from support import REPO_ROOT
-
-sys.path.insert(0, str(REPO_ROOT / "bindings" / "python"))
 from llama_cpp_runtime._discovery import ENTRY_POINT_GROUP, backend_entry_points
 from llama_cpp_runtime._variant_cache import cpu_identity_from_cpuinfo
+from pytest import MonkeyPatch
 
 CPUINFO = """processor\t: 0
 vendor_id\t: GenuineIntel

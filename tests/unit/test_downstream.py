@@ -4,14 +4,10 @@ unversioned library names without a second copy of any file."""
 from __future__ import annotations
 
 import ctypes
-import sys
 import types
 from pathlib import Path
 
-from cpu_features import elf_linux
-from support import REPO_ROOT
-
-sys.path.insert(0, str(REPO_ROOT / "bindings" / "python"))
+from helpers.cpu_features import elf_linux
 from llama_cpp_runtime._downstream import layout_problem, link_directory
 
 

@@ -6,14 +6,10 @@ from __future__ import annotations
 import os
 import random
 import struct
-import sys
 from pathlib import Path
 
 import pytest
-import tiny_models
-from support import REPO_ROOT
-
-sys.path.insert(0, str(REPO_ROOT / "bindings" / "python"))
+from helpers import tiny_models
 from llama_cpp_runtime import InvalidModel, ModelNotFound, read_header
 
 

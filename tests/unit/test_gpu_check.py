@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import REPO_ROOT
+from helpers.support import REPO_ROOT
 
 SCRIPT = REPO_ROOT / "benchmarks" / "gpu_check.sh"
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="a bash script for Linux GPU machines")

@@ -7,8 +7,8 @@ import re
 from typing import Any
 
 import pytest
+from helpers.support import REPO_ROOT
 from llama_cpp_runtime._llama_abi import STRUCTS, AbiMismatch, declared_layout, first_mismatch, verify
-from support import REPO_ROOT
 
 PROBE = REPO_ROOT / "buildsys" / "cmake" / "llama-abi-probe.c"
 

@@ -3,12 +3,8 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-from support import REPO_ROOT
-
-sys.path.insert(0, str(REPO_ROOT / "bindings" / "python"))
 from llama_cpp_runtime._runtime_libs import nvidia_library_dirs, windows_runtime_dlls
 
 

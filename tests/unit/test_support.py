@@ -5,7 +5,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from support import GitRepo, hermetic_env, toml_string
+from helpers.support import GitRepo, hermetic_env, toml_string
 
 
 def test_a_windows_path_survives_a_toml_basic_string() -> None:

@@ -1,4 +1,4 @@
-"""tests/tiny_models.py writes the GGUF models the model-runtime tests load: read them back with gguf's reader."""
+"""tests/helpers/tiny_models.py writes the GGUF models the model-runtime tests load: read them back with gguf."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import gguf
 import pytest
-from tiny_models import write_duplicate_token_vocab, write_llama_model
+from helpers.tiny_models import write_duplicate_token_vocab, write_llama_model
 
 LAYER_TENSORS = {"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"}
 

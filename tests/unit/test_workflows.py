@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
-from support import REPO_ROOT
+from helpers.support import REPO_ROOT
 
 from buildsys.builder.presets import Matrix, Preset, load_matrix
 from buildsys.ci import matrix as ci_matrix
@@ -373,8 +373,8 @@ def test_ci_installs_what_ci_run_installs_and_requires_it() -> None:
     assert tests["strategy"]["matrix"]["os"] == ["ubuntu-24.04", "macos-15", "windows-2022"]
     pythons = {tests["strategy"]["matrix"]["python"][0], *(i["python"] for i in tests["strategy"]["matrix"]["include"])}
     assert pythons == {"3.11", "3.x"}  # the oldest supported and the newest release
-    real = [s["run"] for s in tests["steps"] if "tests/real_llama_cpp.py" in s.get("run", "")]
-    assert len(real) == 1 and "BUILDSYS_REAL_LLAMA_CPP=" in real[0] and "tests/real_llama_cpp.py" in ci_run
+    real = [s["run"] for s in tests["steps"] if "tests/helpers/real_llama_cpp.py" in s.get("run", "")]
+    assert len(real) == 1 and "BUILDSYS_REAL_LLAMA_CPP=" in real[0] and "tests/helpers/real_llama_cpp.py" in ci_run
     runs = [s.get("run", "") for job in _load("ci.yml")["jobs"].values() for s in job["steps"]]
     assert sum("nox -s lint" in r for r in runs) == 1 and sum("nox -s tests" in r for r in runs) == 1
 

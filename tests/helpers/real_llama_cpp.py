@@ -4,15 +4,15 @@ Every llama-cpp-python sdist carries the whole llama.cpp tree it vendors under `
 This script downloads the sdists it is asked for with pip (once: they are kept in the cache) and
 commits each tree onto one linear history, oldest version first, tagged `v<version>`:
 
-    python tests/real_llama_cpp.py             # the default versions; prints the repository's path
-    python tests/real_llama_cpp.py 0.3.30 0.3.35
+    python tests/helpers/real_llama_cpp.py             # the default versions; prints the repository's path
+    python tests/helpers/real_llama_cpp.py 0.3.30 0.3.35
 
 The repository lives in the user's cache (`$XDG_CACHE_HOME` or `~/.cache`, `llama-cpp-runtime/`),
 outside any checkout, and is reused across runs. Commits are made with a fixed author and dates, so the
 same versions give the same commit SHAs on every machine. It is used by the real-upstream tests
 through `BUILDSYS_REAL_LLAMA_CPP`, and by hand as an upstream URL:
 
-    BUILDSYS_UPSTREAM_URL=$(python tests/real_llama_cpp.py) nox -s apply-patches
+    BUILDSYS_UPSTREAM_URL=$(python tests/helpers/real_llama_cpp.py) nox -s apply-patches
 
 Nothing here is part of buildsys, and nothing it downloads is ever committed to this repository.
 """

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import MINIGGML
+
+from helpers.support import MINIGGML
 
 # What each feature of a variant (as the fixture's CMake names it) needs in /proc/cpuinfo.
 CPUINFO_FLAGS = {

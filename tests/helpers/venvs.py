@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from support import Project
+from helpers.support import Project
 
 
 def wheels_of(project: Project) -> dict[str, Path]:

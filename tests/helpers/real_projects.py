@@ -9,8 +9,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from real_llama_cpp import cache_root
-from support import REPO_ROOT, GitRepo, Project
+from helpers.real_llama_cpp import cache_root
+from helpers.support import REPO_ROOT, GitRepo, Project
 
 # The real builds' objects, outside any clone: a second CI run reuses them.
 CCACHE_DIR = cache_root() / "ccache"

@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bindings" / "python"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bindings" / "python"))
 from llama_cpp_runtime import _api
 
 SHAPE = {"k": 37, "m": 5, "n": 3}  # odd sizes: every vector path also runs its scalar tail

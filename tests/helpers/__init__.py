@@ -1,0 +1,1 @@
+"""What the tests share: the fixture project driver, fresh venvs, real llama.cpp trees, tiny models, probes."""
