@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bindings" / "python"))
-from llama_cpp_runtime import _api
+from llama_cpp_runtime._ggml import api as _api
 
 SHAPE = {"k": 37, "m": 5, "n": 3}  # odd sizes: every vector path also runs its scalar tail
 

@@ -16,7 +16,7 @@ from helpers.cpu_features import cpu_flags, declared_x86_variants, elf_linux, su
 from helpers.ggml_probe import SHAPE, inputs
 from helpers.support import Project, fresh_project, readelf_dynamic
 from helpers.toolchains_present import vulkan, with_ccache
-from llama_cpp_runtime._llama_abi import first_mismatch
+from llama_cpp_runtime._llama.abi import first_mismatch
 
 pytestmark = [pytest.mark.slow]
 

@@ -7,8 +7,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from llama_cpp_runtime._discovery import ENTRY_POINT_GROUP, backend_entry_points
-from llama_cpp_runtime._variant_cache import cpu_identity_from_cpuinfo
+from llama_cpp_runtime._loading.discovery import ENTRY_POINT_GROUP, backend_entry_points
+from llama_cpp_runtime._loading.variant_cache import cpu_identity_from_cpuinfo
 from pytest import MonkeyPatch
 
 CPUINFO = """processor\t: 0

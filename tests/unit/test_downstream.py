@@ -50,13 +50,13 @@ def test_links_name_each_library_twice_point_at_the_one_file_and_are_repaired(tm
     lib = tmp_path / "site" / "lib"
     lib.mkdir(parents=True)
     (lib / "libllama.so.0").write_bytes(b"\x7fELF")
-    env = {"LLAMA_CPP_RUNTIME_CACHE_DIR": str(tmp_path / "cache")}
+    cache = tmp_path / "cache"
 
-    directory = link_directory({"llama": lib / "libllama.so.0"}, env)
+    directory = link_directory({"llama": lib / "libllama.so.0"}, cache)
     assert sorted(p.name for p in directory.iterdir()) == ["libllama.so", "libllama.so.0"]
     assert all(p.resolve() == lib / "libllama.so.0" for p in directory.iterdir())
 
     (directory / "libllama.so").unlink()
     (directory / "libllama.so").symlink_to(tmp_path / "elsewhere")  # stale: another install moved
-    assert link_directory({"llama": lib / "libllama.so.0"}, env) == directory
+    assert link_directory({"llama": lib / "libllama.so.0"}, cache) == directory
     assert (directory / "libllama.so").resolve() == lib / "libllama.so.0"

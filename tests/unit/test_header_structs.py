@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from llama_cpp_runtime._llama_abi import STRUCTS
+from llama_cpp_runtime._llama.abi import STRUCTS
 
 from buildsys.builder.header_structs import describe_changes, probed_structs, struct_fields
 

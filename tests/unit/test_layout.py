@@ -1,12 +1,14 @@
-"""buildsys's folders follow the pipeline and every import points down it: a newcomer can read a stage
-knowing it uses only the stages before it and the foundations."""
+"""buildsys's folders follow the pipeline and the binding's follow its layers, and every import points down
+them: a newcomer can read a stage knowing it uses only the stages before it and the foundations."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[2] / "buildsys"
+REPO = Path(__file__).resolve().parents[2]
+PACKAGE = REPO / "buildsys"
+BINDING = REPO / "bindings" / "python" / "llama_cpp_runtime"
 # Lower numbers come first; a module may import its own layer and the ones below it.
 LAYERS = {"foundations": 0, "vendoring": 1, "builder": 2, "upkeep": 3, "packaging": 3, "ci": 3, "face": 4}
 FACE = {"cli", "__main__"}
@@ -20,9 +22,13 @@ def layer_of(module: str) -> str:
     return "face" if parts and parts[0] in FACE else "foundations"
 
 
-def imported_modules(path: Path) -> set[str]:
-    """Every buildsys module `path` imports, absolute, lazy imports inside functions included."""
-    module = "buildsys." + ".".join(path.relative_to(PACKAGE).with_suffix("").parts)
+def module_name(path: Path, root: Path) -> str:
+    return ".".join([root.name, *path.relative_to(root).with_suffix("").parts])
+
+
+def imported_modules(path: Path, root: Path = PACKAGE) -> set[str]:
+    """Every module of `root`'s package that `path` imports, absolute, lazy imports inside functions included."""
+    module = module_name(path, root)
     package = module.rsplit(".", 1)[0] if path.name != "__init__.py" else module.removesuffix(".__init__")
     found = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -30,16 +36,16 @@ def imported_modules(path: Path) -> set[str]:
             base = package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else []
             target = ".".join([*base, *([node.module] if node.module else [])])
             names = [target] if node.module else [f"{target}.{alias.name}" for alias in node.names]
-            found |= {name for name in names if name.startswith("buildsys")}
+            found |= {name for name in names if name.startswith(root.name)}
         elif isinstance(node, ast.Import):
-            found |= {alias.name for alias in node.names if alias.name.startswith("buildsys")}
+            found |= {alias.name for alias in node.names if alias.name.startswith(root.name)}
     return found
 
 
 def test_every_import_points_down_the_pipeline() -> None:
     upward = []
     for path in sorted(PACKAGE.rglob("*.py")):
-        module = "buildsys." + ".".join(path.relative_to(PACKAGE).with_suffix("").parts)
+        module = module_name(path, PACKAGE)
         for imported in imported_modules(path):
             if LAYERS[layer_of(imported)] > LAYERS[layer_of(module)]:
                 upward.append(f"{module} imports {imported}")
@@ -51,3 +57,35 @@ def test_the_stages_are_folders_and_the_foundations_few() -> None:
     assert folders == {"vendoring", "upkeep", "builder", "packaging", "ci"}
     top = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__"}
     assert top == FACE | {"config", "pathfilter", "errors", "ui", "git", "cmake_tool", "fileops", "project_lock"}
+
+
+# The binding, bottom up: what every layer may use; ggml's API and compute; libllama's structs, models and
+# contexts; finding and loading the libraries; serving another binding; the Runtime; the CLI; the façade.
+BINDING_LAYERS = {"foundations": 0, "_ggml": 1, "_llama": 2, "_loading": 3, "_downstream": 4, "_runtime": 5,
+                  "_cli": 6, "face": 7}
+BINDING_FOUNDATIONS = {"_errors", "_settings", "_platform", "_report", "_child", "_handle"}
+
+
+def binding_layer_of(module: str) -> str:
+    """llama_cpp_runtime._llama.model -> _llama; ._errors -> foundations; the package and __main__ -> face."""
+    parts = [p for p in module.split(".")[1:] if p != "__init__"]
+    if not parts or parts[0] == "__main__":
+        return "face"
+    return "foundations" if parts[0] in BINDING_FOUNDATIONS else parts[0]
+
+
+def test_every_binding_import_points_down_its_layers() -> None:
+    upward = []
+    for path in sorted(BINDING.rglob("*.py")):
+        module = module_name(path, BINDING)
+        for imported in imported_modules(path, BINDING):
+            if BINDING_LAYERS[binding_layer_of(imported)] > BINDING_LAYERS[binding_layer_of(module)]:
+                upward.append(f"{module} imports {imported}")
+    assert upward == []
+
+
+def test_the_binding_is_grouped_by_concern_behind_a_facade() -> None:
+    folders = {p.name for p in BINDING.iterdir() if (p / "__init__.py").is_file()}
+    assert folders == {"_ggml", "_llama", "_loading", "_cli"}
+    top = {p.stem for p in BINDING.glob("*.py")}
+    assert top == {"__init__", "__main__", "_downstream", "_runtime"} | BINDING_FOUNDATIONS

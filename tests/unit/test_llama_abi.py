@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 from helpers.support import REPO_ROOT
-from llama_cpp_runtime._llama_abi import STRUCTS, AbiMismatch, declared_layout, first_mismatch, verify
+from llama_cpp_runtime import AbiMismatch
+from llama_cpp_runtime._llama.abi import STRUCTS, declared_layout, first_mismatch, verify
 
 PROBE = REPO_ROOT / "buildsys" / "cmake" / "llama-abi-probe.c"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llama_cpp_runtime._runtime_libs import nvidia_library_dirs, windows_runtime_dlls
+from llama_cpp_runtime._loading.runtime_libs import nvidia_library_dirs, windows_runtime_dlls
 
 
 def _touch(path: Path) -> Path:

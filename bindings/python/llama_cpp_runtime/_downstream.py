@@ -19,10 +19,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from ._errors import LlamaRuntimeError
-from ._llama_abi import STRUCTS, first_mismatch
+from ._errors import DownstreamError
+from ._llama.abi import STRUCTS, first_mismatch
 from ._platform import IS_MACOS, IS_WINDOWS
-from ._variant_cache import cache_dir
 
 LIB_PATH_VARIABLE = "LLAMA_CPP_LIB_PATH"
 MTMD_VARIABLE = "MTMD_CPP_LIB"
@@ -30,12 +29,7 @@ BACKEND_PATH_VARIABLE = "GGML_BACKEND_PATH"  # ggml's loader adds this one modul
 SUPPORTED = {"llama_cpp": "llama-cpp-python"}
 
 
-class DownstreamError(LlamaRuntimeError):
-    """Another binding cannot be served by these libraries (not installed, imported too early, or
-    declaring structs laid out differently from this libllama)."""
-
-
-def link_directory(libraries: Mapping[str, Path], env: Mapping[str, str]) -> Path:
+def link_directory(libraries: Mapping[str, Path], cache: Path | None) -> Path:
     """A directory where each core library resolves by its unversioned name and by its SONAME."""
     if IS_WINDOWS:
         return next(iter(libraries.values())).parent
@@ -45,7 +39,7 @@ def link_directory(libraries: Mapping[str, Path], env: Mapping[str, str]) -> Pat
         targets[path.name] = path  # libllama.so.0: what the other libraries' DT_NEEDED name
     lib_dir = next(iter(libraries.values())).parent.resolve()
     key = hashlib.sha256(str(lib_dir).encode()).hexdigest()[:16]
-    root = cache_dir(env) or Path(tempfile.gettempdir()) / f"llama-cpp-runtime-{os.getuid()}"
+    root = cache or Path(tempfile.gettempdir()) / f"llama-cpp-runtime-{os.getuid()}"
     directory = root / "links" / key
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -67,10 +61,10 @@ def _ensure_link(link: Path, target: Path) -> None:
     os.replace(temporary, link)  # atomic: another process never sees the name missing
 
 
-def environment(libraries: Mapping[str, Path], chosen_module: Path | None, env: Mapping[str, str]) -> dict[str, str]:
+def environment(libraries: Mapping[str, Path], chosen_module: Path | None, cache: Path | None) -> dict[str, str]:
     """The variables that make a binding in another process load these libraries and, through ggml's
     GGML_BACKEND_PATH, this machine's best CPU variant (its own loader would find none)."""
-    directory = str(link_directory(libraries, env))
+    directory = str(link_directory(libraries, cache))
     variables = {LIB_PATH_VARIABLE: directory, MTMD_VARIABLE: directory}
     if chosen_module is not None:
         variables[BACKEND_PATH_VARIABLE] = str(chosen_module)

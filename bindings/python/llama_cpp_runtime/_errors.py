@@ -1,4 +1,4 @@
-"""Errors of the binding: each carries the loader's own words where there are any."""
+"""Every error (and the one warning) of the binding: each carries the loader's own words where there are any."""
 
 from __future__ import annotations
 
@@ -23,8 +23,25 @@ class ClosedError(LlamaRuntimeError):
     """A handle was used after close()."""
 
 
+class UnknownDevice(LlamaRuntimeError, ValueError):
+    """A device name that no loaded backend offers."""
+
+
 class ComputeError(LlamaRuntimeError):
     """A device could not run the computation (the message says which and why)."""
+
+
+class Unsupported(ComputeError):
+    """The device does not implement the operation (it was not run)."""
+
+
+class AbiMismatch(LlamaRuntimeError):
+    """libllama's struct layout differs from the binding's declaration; nothing was called."""
+
+
+class DownstreamError(LlamaRuntimeError):
+    """Another binding cannot be served by these libraries (not installed, imported too early, or
+    declaring structs laid out differently from this libllama)."""
 
 
 class ModelLoadError(LlamaRuntimeError):
@@ -43,9 +60,17 @@ class LoadCancelled(ModelLoadError):
     """The progress callback returned False (or raised: the exception is the __cause__)."""
 
 
+class TokenizeError(LlamaRuntimeError, ValueError):
+    """Text that cannot be tokenized, or ids that are not in the vocabulary."""
+
+
 class ContextError(LlamaRuntimeError):
     """A context could not be created with the parameters asked for (the message says why)."""
 
 
 class DecodeError(LlamaRuntimeError):
     """llama_decode failed: context full, invalid tokens, or a backend error (the message says which)."""
+
+
+class MlockWarning(UserWarning):
+    """mlock was asked for and failed (usually RLIMIT_MEMLOCK); the model is loaded, but may be swapped."""

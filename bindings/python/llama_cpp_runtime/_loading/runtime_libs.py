@@ -13,8 +13,8 @@ import ctypes
 import sys
 from pathlib import Path
 
-from ._elf import needed_libraries
-from ._platform import IS_WINDOWS, open_library
+from .._platform import IS_WINDOWS, open_library
+from .elf import needed_libraries
 
 _preloaded: dict[str, ctypes.CDLL] = {}
 

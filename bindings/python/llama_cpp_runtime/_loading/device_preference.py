@@ -5,30 +5,14 @@ never merged, since nothing proves they are the same."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 
-from ._errors import SettingError
-from ._report import Device
+from .._report import Device
 
-ORDER_VARIABLE = "LLAMA_CPP_RUNTIME_BACKEND_ORDER"
-DEFAULT_ORDER = ("cuda", "hip", "metal", "vulkan")
 # ggml's registration names, as the order names them (the HIP build of ggml-cuda registers "ROCm").
 _BACKEND_OF_REGISTRATION = {"cuda": "cuda", "rocm": "hip", "hip": "hip", "metal": "metal", "mtl": "metal",
                             "vulkan": "vulkan"}  # fmt: skip
-
-
-def backend_order(env: Mapping[str, str]) -> tuple[str, ...]:
-    """The preference among GPU backends: LLAMA_CPP_RUNTIME_BACKEND_ORDER first (comma-separated), then
-    the default order for the backends it leaves out."""
-    given = [name.strip().lower() for name in env.get(ORDER_VARIABLE, "").split(",") if name.strip()]
-    unknown = [name for name in given if name not in DEFAULT_ORDER]
-    if unknown:
-        raise SettingError(
-            f"{ORDER_VARIABLE}={env[ORDER_VARIABLE]}: unknown backend {unknown[0]!r} "
-            f"(known: {', '.join(DEFAULT_ORDER)})"
-        )
-    return tuple(dict.fromkeys([*given, *DEFAULT_ORDER]))
 
 
 def rank(backend: str, order: Sequence[str]) -> int:

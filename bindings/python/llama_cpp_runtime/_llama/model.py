@@ -14,23 +14,20 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from . import _llama_api as C
-from ._errors import ClosedError, InvalidModel, LoadCancelled, ModelLoadError
-from ._gguf import GGUFHeader
-from ._llama_abi import PROGRESS_CALLBACK
-from ._tokenizer import Tokenizer
+from .._errors import InvalidModel, LoadCancelled, MlockWarning, ModelLoadError
+from .._handle import Handle
+from . import api as C
+from .abi import PROGRESS_CALLBACK
+from .gguf import GGUFHeader
+from .tokenizer import Tokenizer
 
 if TYPE_CHECKING:
-    from ._context import Context
-    from ._loader import CapturedLog, LogBridge
-    from ._report import Device
+    from .._ggml.log import CapturedLog, LogBridge
+    from .._report import Device
+    from .context import Context
 
 Progress = Callable[[float], "bool | None"]
 _MLOCK_FAILED = ("failed to mlock", "mlock failed")
-
-
-class MlockWarning(UserWarning):
-    """mlock was asked for and failed (usually RLIMIT_MEMLOCK); the model is loaded, but may be swapped."""
 
 
 def load_mode(mmap: bool, mlock: bool) -> int:
@@ -57,7 +54,7 @@ class _ProgressBridge:
         return keep_going
 
 
-class Model:
+class Model(Handle):
     """Load with `Runtime.load_model(path, ...)`; use as a context manager or call close()."""
 
     def __init__(self, llama: ctypes.CDLL, ggml: ctypes.CDLL, bridge: LogBridge, header: GGUFHeader, *,
@@ -66,9 +63,8 @@ class Model:
         self._llama = llama
         self._ggml = ggml
         self._bridge = bridge
-        self._lock = threading.Lock()
+        super().__init__(threading.Lock())
         self._contexts = 0
-        self._closed = False
         self.header = header
         self.path = header.path
         params = llama.llama_model_default_params()
@@ -93,7 +89,7 @@ class Model:
                     bridge_progress.error
                 )
             raise ModelLoadError(f"{self.path}: llama.cpp could not load it: {_reason(lines)}")
-        self._handle: int | None = handle
+        self._handle = handle
         if mlock:
             for line in lines:
                 if any(marker in line for marker in _MLOCK_FAILED):
@@ -110,16 +106,14 @@ class Model:
 
     # ---- lifetime ---------------------------------------------------------------------------------
 
-    def close(self) -> None:
-        """Idempotent. Contexts still open keep the memory until they are closed too."""
-        with self._lock:
-            self._closed = True
-            self._free_if_unused()
+    def _free(self, handle: int) -> None:
+        self._llama.llama_model_free(handle)
 
-    def _free_if_unused(self) -> None:
-        if self._closed and self._contexts == 0 and self._handle is not None:
-            self._llama.llama_model_free(self._handle)
-            self._handle = None
+    def _describe(self) -> str:
+        return f"model {self.path.name}"
+
+    def _may_free(self) -> bool:
+        return self._contexts == 0  # contexts still open keep the memory until they are closed too
 
     def _acquire(self) -> int:
         """For a new context: the handle, kept alive until _release()."""
@@ -132,25 +126,6 @@ class Model:
         with self._lock:
             self._contexts -= 1
             self._free_if_unused()
-
-    def _live(self) -> int:
-        if self._closed or self._handle is None:
-            raise ClosedError(f"the model {self.path.name} is closed")
-        return self._handle
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def __enter__(self) -> Model:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        if getattr(self, "_handle", None) is not None and not self._contexts:
-            self.close()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{self.n_params:,} parameters"
@@ -207,7 +182,7 @@ class Model:
                 embeddings: bool = False) -> Context:  # fmt: skip
         """A context (KV memory and compute buffers) on this model. n_ctx 0 means the model's training
         context; n_threads None means every CPU this process may run on; n_batch None means upstream's."""
-        from ._context import Context
+        from .context import Context
 
         if self.vocab_only:
             raise InvalidModel(f"{self.path.name} was loaded with vocab_only=True: it has no weights to run")

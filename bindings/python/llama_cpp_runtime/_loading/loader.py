@@ -12,83 +12,31 @@ import contextlib
 import ctypes
 import logging
 import re
-import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import _api, _variant_cache
-from ._device_preference import backend_order, mark_preferred, rank
-from ._discovery import CORE_SOURCE, Layout, ModuleFile, find_layout, modules_in, plugin_modules
-from ._elf import structural_problem
-from ._errors import LibraryNotFound, LoadError
-from ._llama_abi import RECORD_NAME, AbiMismatch, verify
-from ._platform import IS_MACOS, IS_WINDOWS, allow_dll_directory, core_library_candidates, open_library
-from ._report import Device, ModuleReport, Report, Status
-from ._runtime_libs import nvidia_library_dirs, preload_runtime_libraries
-from ._stage_record import identity_conflict, read_json_object, read_stage_record
+from .._errors import AbiMismatch, LibraryNotFound, LoadError
+from .._ggml import api as _api
+from .._ggml.log import LogBridge
+from .._llama.abi import RECORD_NAME, verify
+from .._platform import IS_MACOS, IS_WINDOWS, allow_dll_directory, core_library_candidates, open_library
+from .._report import Device, ModuleReport, Report, Status
+from .._settings import BACKENDS, CPU_EXCLUDE, CPU_VARIANT, Settings
+from . import variant_cache as _variant_cache
+from .device_preference import mark_preferred, rank
+from .discovery import CORE_SOURCE, Layout, ModuleFile, find_layout, modules_in, plugin_modules
+from .elf import structural_problem
+from .runtime_libs import nvidia_library_dirs, preload_runtime_libraries
+from .stage_record import identity_conflict, read_json_object, read_stage_record
 
 # In dependency order; llama and mtmd only when upstream builds them (a ggml-only upstream has neither).
 CORE_LIBRARIES = ("ggml-base", "ggml", "llama", "mtmd")
 OPTIONAL_CORE = frozenset({"llama", "mtmd"})
-FORCE_VARIANT_VARIABLE = "LLAMA_CPP_RUNTIME_CPU_VARIANT"
-EXCLUDE_VARIANTS_VARIABLE = "LLAMA_CPP_RUNTIME_CPU_EXCLUDE"
-BACKENDS_VARIABLE = "LLAMA_CPP_RUNTIME_BACKENDS"
 KNOWN_BACKENDS = ("cpu", "metal") if IS_MACOS else ("cpu", "cuda", "vulkan", "hip")
 _LOADED_LINE = re.compile(r"^\w+: loaded \w+ backend from ")  # the loader's own success line
-_LEVELS = {1: logging.DEBUG, 2: logging.INFO, 3: logging.WARNING, 4: logging.ERROR}
 
 logger = logging.getLogger("llama_cpp_runtime")
-
-
-class CapturedLog(list[str]):
-    """The lines one thread caused, and among them those logged at error level."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.errors: list[str] = []
-
-
-class LogBridge:
-    """The one log callback of ggml and llama.cpp, forwarded to the `llama_cpp_runtime.ggml` logger.
-    A thread can also capture the lines it causes (a module or a model that fails to load says why in
-    them); lines logged by other threads meanwhile are not mixed in."""
-
-    def __init__(self) -> None:
-        self.logger = logging.getLogger("llama_cpp_runtime.ggml")
-        self._local = threading.local()
-        self._level = logging.INFO
-        self.callback = _api.LOG_CALLBACK(self._on_log)  # kept alive as long as the bridge
-
-    def _on_log(self, level: int, text: bytes | None, user_data: object) -> None:
-        try:
-            message = (text or b"").decode("utf-8", errors="replace").rstrip("\n")
-            if level != 5:  # GGML_LOG_LEVEL_CONT continues the previous line at its level
-                self._level = _LEVELS.get(level, logging.INFO)
-            if message:
-                self.logger.log(self._level, "%s", message)
-                captured: CapturedLog | None = getattr(self._local, "captured", None)
-                if captured is not None:
-                    captured.append(message)
-                    if self._level >= logging.ERROR:
-                        captured.errors.append(message.strip())
-        except Exception:  # an exception must never unwind into C
-            pass
-
-    @contextmanager
-    def capture(self) -> Iterator[CapturedLog]:
-        outer = getattr(self._local, "captured", None)
-        lines = CapturedLog()
-        self._local.captured = lines
-        try:
-            yield lines
-        finally:
-            self._local.captured = outer
-            if outer is not None:
-                outer.extend(lines)
-                outer.errors.extend(lines.errors)
 
 
 @dataclass
@@ -104,12 +52,12 @@ class Loaded:
     report: Report
     llama_abi_problem: str | None  # checked once, at load; None when libllama matches (or is absent)
     llama_abi_record: dict[str, Any] | None  # llama-abi.json, for checking another binding's structs too
-    backend_order: tuple[str, ...]  # which backend's device is preferred when two drive the same GPU
+    settings: Settings  # the environment's variables, read once
 
 
-def load_everything(library_dir: Path | None, env: Mapping[str, str]) -> Loaded:
-    layout = find_layout(library_dir, env)
-    order = backend_order(env)  # a bad setting is refused before anything is loaded
+def load_everything(library_dir: Path | None, settings: Settings) -> Loaded:
+    layout = find_layout(library_dir, settings)
+    order = settings.backend_order
     allow_dll_directory(layout.lib)
     allow_dll_directory(layout.modules)
     handles: list[ctypes.CDLL] = []
@@ -133,13 +81,13 @@ def load_everything(library_dir: Path | None, env: Mapping[str, str]) -> Loaded:
     log_set.argtypes, log_set.restype = [_api.LOG_CALLBACK, ctypes.c_void_p], None
     log_set(bridge.callback, None)
 
-    selection = _Selection(env)
+    selection = _Selection(settings)
     reports: list[ModuleReport] = []
     core_modules = modules_in(layout.modules, CORE_SOURCE)
-    plugins, broken = plugin_modules(env)
+    plugins, broken = plugin_modules(settings)
     reports += [ModuleReport(b.source, "?", "skipped", b.reason, source=b.source) for b in broken]
     cpu_modules = [m for m in core_modules + plugins if m.backend == "cpu"]
-    chosen, cpu_reports = _load_cpu_variant(ggml, bridge, cpu_modules, selection, env)
+    chosen, cpu_reports = _load_cpu_variant(ggml, bridge, cpu_modules, selection, settings.cache_dir)
     reports += cpu_reports
     # In the preferred order: ggml enumerates devices as registered, and llama.cpp's first GPU is its main one.
     gpu_modules = [m for m in core_modules + plugins if m.backend != "cpu"]
@@ -165,7 +113,7 @@ def load_everything(library_dir: Path | None, env: Mapping[str, str]) -> Loaded:
         cpu_variant_score=next((r.score for r in cpu_reports if chosen and r.name == chosen.name), None),
         devices=tuple(enumerate_devices(ggml, order)),
     )
-    return Loaded(layout, ggml, llama, libraries, handles, bridge, report, abi_problem, abi_record, order)
+    return Loaded(layout, ggml, llama, libraries, handles, bridge, report, abi_problem, abi_record, settings)
 
 
 def _llama_abi_problem(record: dict[str, Any] | None, root: Path) -> str | None:
@@ -187,16 +135,14 @@ def _install_hint(backend: str) -> str:
 class _Selection:
     """The environment's say in what is loaded: backends allowed, a CPU variant forced or excluded."""
 
-    def __init__(self, env: Mapping[str, str]) -> None:
-        allowed = env.get(BACKENDS_VARIABLE, "")
-        self.backends = {b.strip().lower() for b in allowed.split(",") if b.strip()} or None
-        self.forced = env.get(FORCE_VARIANT_VARIABLE, "").strip().removeprefix("ggml-cpu-") or None
-        excluded = env.get(EXCLUDE_VARIANTS_VARIABLE, "")
-        self.excluded = {v.strip().removeprefix("ggml-cpu-") for v in excluded.split(",") if v.strip()}
+    def __init__(self, settings: Settings) -> None:
+        self.backends = settings.backends
+        self.forced = settings.cpu_variant
+        self.excluded = settings.cpu_exclude
 
     def refusal(self, module: ModuleFile) -> str:
         if self.backends is not None and module.backend not in self.backends:
-            return f"not in {BACKENDS_VARIABLE}={','.join(sorted(self.backends))}"
+            return f"not in {BACKENDS}={','.join(sorted(self.backends))}"
         return ""
 
 
@@ -228,10 +174,10 @@ def _close(library: ctypes.CDLL) -> None:
             close(library._handle)
 
 
-def _scores(modules: list[ModuleFile], env: Mapping[str, str]) -> dict[str, tuple[int | None, str]]:
+def _scores(modules: list[ModuleFile], cache: Path | None) -> dict[str, tuple[int | None, str]]:
     """Each module's score (or why it has none): remembered from an earlier process when the CPU and the
     module files are the same and the best module still says so, else asked of every module."""
-    entry = _variant_cache.entry_for(env, modules)
+    entry = _variant_cache.entry_for(cache, modules)
     remembered = _variant_cache.recall(entry, modules)
     if remembered is not None:
         best = max(modules, key=lambda m: (remembered[m.name], m.name))
@@ -244,12 +190,12 @@ def _scores(modules: list[ModuleFile], env: Mapping[str, str]) -> dict[str, tupl
 
 
 def _load_cpu_variant(ggml: ctypes.CDLL, bridge: LogBridge, modules: list[ModuleFile], selection: _Selection,
-                      env: Mapping[str, str]) -> tuple[ModuleFile | None, list[ModuleReport]]:  # fmt: skip
+                      cache: Path | None) -> tuple[ModuleFile | None, list[ModuleReport]]:  # fmt: skip
     outcome: dict[str, tuple[Status, str]] = {}  # name -> (status, reason)
     scores: dict[str, int | None] = {}
     unusable: set[str] = set()
     candidates: list[ModuleFile] = []
-    measured = _scores([m for m in modules if not selection.refusal(m)], env)
+    measured = _scores([m for m in modules if not selection.refusal(m)], cache)
     for module in modules:
         refusal = selection.refusal(module)
         if refusal:
@@ -263,7 +209,7 @@ def _load_cpu_variant(ggml: ctypes.CDLL, bridge: LogBridge, modules: list[Module
         elif scores[module.name] == 0:
             outcome[module.name] = ("skipped", "this CPU lacks instructions the variant was compiled for (score 0)")
         elif variant in selection.excluded:
-            outcome[module.name] = ("skipped", f"excluded by {EXCLUDE_VARIANTS_VARIABLE}")
+            outcome[module.name] = ("skipped", f"excluded by {CPU_EXCLUDE}")
         else:
             candidates.append(module)
     candidates.sort(key=lambda m: (-(scores[m.name] or 0), m.name))
@@ -274,8 +220,8 @@ def _load_cpu_variant(ggml: ctypes.CDLL, bridge: LogBridge, modules: list[Module
             candidates = forced + [m for m in candidates if m is not forced[0]]
         else:
             why = outcome.get(name, ("", "no such variant in the package"))[1]
-            logger.warning("%s=%s refused: %s", FORCE_VARIANT_VARIABLE, selection.forced, why)
-            outcome[name] = ("skipped", f"forced by {FORCE_VARIANT_VARIABLE} but refused: {why}")
+            logger.warning("%s=%s refused: %s", CPU_VARIANT, selection.forced, why)
+            outcome[name] = ("skipped", f"forced by {CPU_VARIANT} but refused: {why}")
     chosen = None
     for module in candidates:
         if chosen is None:
@@ -284,7 +230,7 @@ def _load_cpu_variant(ggml: ctypes.CDLL, bridge: LogBridge, modules: list[Module
             if registration:
                 chosen = module
                 was_forced = selection.forced == module.name.removeprefix("ggml-cpu-")
-                why = f"forced by {FORCE_VARIANT_VARIABLE}" if was_forced else "best score"
+                why = f"forced by {CPU_VARIANT}" if was_forced else "best score"
                 outcome[module.name] = ("loaded", why)
                 continue
             outcome[module.name] = ("skipped", "; ".join(lines) or "ggml_backend_load returned NULL")
@@ -332,7 +278,7 @@ def _load_plugins(ggml: ctypes.CDLL, bridge: LogBridge, modules: list[ModuleFile
     cuda_modules = [m for m in candidates if m.backend == "cuda"]
     cuda = {}
     if cuda_modules:  # imported only then: most processes have no CUDA module to choose among
-        from ._cuda_choice import verdicts
+        from .cuda_choice import verdicts
 
         cuda = verdicts(cuda_modules, [records[m.path] for m in cuda_modules])
     loaded_from: dict[str, ModuleFile] = {}

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from ._errors import InvalidModel, ModelNotFound
+from .._errors import InvalidModel, ModelNotFound
 
 MAGIC = b"GGUF"
 SUPPORTED_VERSIONS = (2, 3)

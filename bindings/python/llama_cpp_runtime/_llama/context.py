@@ -14,14 +14,15 @@ from array import array
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from . import _llama_api as C
-from ._errors import ClosedError, ContextError, DecodeError
-from ._platform import default_threads
-from ._threadpool import CpuThreadpool, new_cpu_threadpool
+from .._errors import ContextError, DecodeError
+from .._ggml.threadpool import CpuThreadpool, new_cpu_threadpool
+from .._handle import Handle
+from .._platform import default_threads
+from . import api as C
 
 if TYPE_CHECKING:
-    from ._loader import LogBridge
-    from ._model import Model
+    from .._ggml.log import LogBridge
+    from .model import Model
 
 _DECODE_RESULTS = {
     1: "no room in the KV memory for the batch (the context is full: reset() it or use a larger n_ctx)",
@@ -30,7 +31,7 @@ _DECODE_RESULTS = {
 }
 
 
-class Context:
+class Context(Handle):
     """Create with `model.context(...)`; use as a context manager or call close()."""
 
     def __init__(self, model: Model, llama: ctypes.CDLL, ggml: ctypes.CDLL, bridge: LogBridge, *, n_ctx: int,
@@ -38,8 +39,8 @@ class Context:
         for name, value in (("n_ctx", n_ctx), ("n_threads", n_threads), ("n_batch", n_batch)):
             if value is not None and (not isinstance(value, int) or value < (0 if name == "n_ctx" else 1)):
                 raise ContextError(f"{name}={value!r}: expected an integer of at least {0 if name == 'n_ctx' else 1}")
+        super().__init__(threading.RLock())
         self._llama = llama
-        self._lock = threading.RLock()
         self.model = model  # a context keeps its model alive
         self.embeddings = embeddings
         params = llama.llama_context_default_params()
@@ -69,7 +70,7 @@ class Context:
             model._release()
             raise
         self._threadpool: CpuThreadpool | None = None
-        self._handle: int | None = handle
+        self._handle = handle
         self._threadpool = new_cpu_threadpool(ggml, threads)
         if self._threadpool is not None:
             llama.llama_attach_threadpool(handle, self._threadpool.handle, None)
@@ -81,36 +82,16 @@ class Context:
 
     # ---- lifetime ---------------------------------------------------------------------------------
 
-    def close(self) -> None:
-        """Idempotent; releases the context's memory and its hold on the model."""
-        with self._lock:
-            if self._handle is None:
-                return
-            self._llama.llama_sampler_free(self._sampler)
-            self._llama.llama_free(self._handle)
-            self._handle = None
-            if self._threadpool is not None:  # after the context: it computes with the pool until freed
-                self._threadpool.free()
-            self.model._release()
+    def _free(self, handle: int) -> None:
+        """The context's memory, then its threadpool and its hold on the model."""
+        self._llama.llama_sampler_free(self._sampler)
+        self._llama.llama_free(handle)
+        if self._threadpool is not None:  # after the context: it computes with the pool until freed
+            self._threadpool.free()
+        self.model._release()
 
-    def _live(self) -> int:
-        if self._handle is None:
-            raise ClosedError("the context is closed")
-        return self._handle
-
-    @property
-    def closed(self) -> bool:
-        return self._handle is None
-
-    def __enter__(self) -> Context:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        if getattr(self, "_handle", None) is not None:
-            self.close()
+    def _describe(self) -> str:
+        return "context"
 
     # ---- the KV memory ----------------------------------------------------------------------------
 

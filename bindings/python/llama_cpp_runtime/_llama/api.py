@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ctypes
 
-from ._llama_abi import LlamaBatch, LlamaContextParams, LlamaModelParams
+from .abi import LlamaBatch, LlamaContextParams, LlamaModelParams
 
 VOID_P = ctypes.c_void_p
 TOKEN = ctypes.c_int32

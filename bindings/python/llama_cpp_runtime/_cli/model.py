@@ -15,10 +15,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict
 
-from . import load
-from ._arguments import positive
-from ._child import run_child
-from ._model_bench import bench
+from .._child import run_child
+from .._errors import LlamaRuntimeError
+from .._llama.bench import bench
+from .._runtime import load
+from .arguments import positive
 
 
 def add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -128,3 +129,24 @@ def add_bench_child(commands: argparse._SubParsersAction[argparse.ArgumentParser
     child.add_argument("-n", "--n-gen", type=int, default=128)
     child.add_argument("-r", "--repetitions", type=int, default=5)
     child.add_argument("--threads", type=int)
+
+
+def inspect_in_child(path: str) -> int:
+    """inspect_model()'s child: one JSON object on stdout, an error or the model's description."""
+    try:
+        with load().load_model(path) as model, model.context(n_ctx=32, n_threads=1) as ctx:
+            ctx.decode(model.tokenize("a", add_special=True)[:1] or [0])
+            answer: dict[str, object] = {
+                "architecture": model.metadata.get("general.architecture", ""),
+                "description": model.description,
+                "n_params": model.n_params,
+                "size": model.size,
+                "n_vocab": model.n_vocab,
+                "n_embd": model.n_embd,
+                "n_ctx_train": model.n_ctx_train,
+                "metadata": model.metadata,
+            }
+    except LlamaRuntimeError as error:
+        answer = {"error": type(error).__name__, "message": str(error)}
+    print(json.dumps(answer))
+    return 0

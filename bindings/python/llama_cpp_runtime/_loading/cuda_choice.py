@@ -15,10 +15,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._discovery import ModuleFile
-from ._platform import IS_MACOS, IS_WINDOWS
-from ._report import Status
-from ._stage_record import StageRecord
+from .._platform import IS_MACOS, IS_WINDOWS
+from .._report import Status
+from .discovery import ModuleFile
+from .stage_record import StageRecord
 
 DRIVER_LIBRARY = "nvcuda.dll" if IS_WINDOWS else "libcuda.so.1"
 _COMPUTE_CAPABILITY_MAJOR, _COMPUTE_CAPABILITY_MINOR = 75, 76  # CUdevice_attribute

@@ -20,13 +20,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from . import _cli_model, _reference, load
-from ._arguments import positive
-from ._child import run_child
-from ._compute import Unsupported
-from ._errors import LlamaRuntimeError
-from ._inspect import inspect_in_child
-from ._loader import BACKENDS_VARIABLE, FORCE_VARIANT_VARIABLE
+from .._child import run_child
+from .._errors import LlamaRuntimeError, Unsupported
+from .._ggml import reference as _reference
+from .._runtime import load
+from .._settings import BACKENDS, CPU_VARIANT
+from . import model as _cli_model
+from .arguments import positive
 
 CHECK_SHAPE = {"m": 33, "n": 17, "k": 129}  # odd sizes: every vector path runs its scalar tail too
 TOLERANCE = 1e-2  # of each element's scale: room for fp16 paths, far below a wrong value (~1.0)
@@ -177,7 +177,7 @@ def _targets(probe: dict[str, object], only: Sequence[str]) -> list[Target]:
             continue
         if device == "CPU" and variants:
             for variant in variants:
-                env = {FORCE_VARIANT_VARIABLE: variant, BACKENDS_VARIABLE: "cpu"}
+                env = {CPU_VARIANT: variant, BACKENDS: "cpu"}
                 targets.append(Target(f"CPU ({variant})", "CPU", env, variant))
         else:
             targets.append(Target(device, device, {}))
@@ -213,7 +213,7 @@ def _probe(arguments: argparse.Namespace) -> int:
 
 def _child_answer(**fields: object) -> int:
     report = load().report()
-    cpu = next((m for m in report.modules if m.name == f"ggml-cpu-{os.environ.get(FORCE_VARIANT_VARIABLE)}"), None)
+    cpu = next((m for m in report.modules if m.name == f"ggml-cpu-{os.environ.get(CPU_VARIANT)}"), None)
     print(json.dumps({"cpu_variant": report.cpu_variant, "cpu_variant_reason": cpu.reason if cpu else "", **fields}))
     return 0
 
@@ -270,7 +270,7 @@ _COMMANDS = {
     "bench": _bench,
     "run": _cli_model.run,
     "_bench_model": _cli_model.bench_model_child,
-    "_inspect": lambda arguments: inspect_in_child(arguments.model),
+    "_inspect": lambda arguments: _cli_model.inspect_in_child(arguments.model),
     "_probe": _probe,
     "_check": _device_check,
     "_bench": _device_bench,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ctypes
 from collections.abc import Callable
 
-from . import _api
+from . import api as _api
 
 # ggml fills its ggml_threadpool_params (a 512-entry CPU mask and four scalars, ~530 bytes) itself; the
 # binding only passes the buffer back, so it declares a size that holds it, not its fields.

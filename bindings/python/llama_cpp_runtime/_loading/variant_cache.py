@@ -18,9 +18,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ._discovery import ModuleFile
+from .discovery import ModuleFile
 
-CACHE_DIR_VARIABLE = "LLAMA_CPP_RUNTIME_CACHE_DIR"  # a directory, or "off"
 FORMAT = 1
 # The lines of /proc/cpuinfo that say which CPU this is and what it can run (not its clock or core id).
 _IDENTITY_KEYS = frozenset({
@@ -28,19 +27,6 @@ _IDENTITY_KEYS = frozenset({
     "CPU implementer", "CPU architecture", "CPU variant", "CPU part", "CPU revision", "Features",  # Arm
     "isa", "uarch", "cpu", "machine",  # RISC-V, POWER, s390x
 })  # fmt: skip
-
-
-def cache_dir(env: Mapping[str, str]) -> Path | None:
-    configured = env.get(CACHE_DIR_VARIABLE)
-    if configured is not None:
-        return None if configured.strip().lower() in {"", "off"} else Path(configured)
-    if sys.platform == "win32":
-        base = env.get("LOCALAPPDATA")
-        return Path(base) / "llama-cpp-runtime" / "Cache" if base else None
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Caches" / "llama-cpp-runtime"
-    base = env.get("XDG_CACHE_HOME")
-    return (Path(base) if base else Path.home() / ".cache") / "llama-cpp-runtime"
 
 
 def cpu_identity_from_cpuinfo(text: str) -> str:
@@ -78,10 +64,9 @@ def _key(modules: Sequence[ModuleFile]) -> str | None:
     return digest.hexdigest()[:32]
 
 
-def entry_for(env: Mapping[str, str], modules: Sequence[ModuleFile]) -> Path | None:
+def entry_for(directory: Path | None, modules: Sequence[ModuleFile]) -> Path | None:
     """The cache file of exactly these modules on this CPU (None: no cache). Computed once per load: it
     reads /proc/cpuinfo and stats every module."""
-    directory = cache_dir(env)
     key = _key(modules) if directory is not None and modules else None
     return directory / f"cpu-variants-{key}.json" if directory is not None and key else None
 

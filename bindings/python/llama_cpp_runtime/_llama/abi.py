@@ -12,7 +12,7 @@ import ctypes
 from collections.abc import Mapping
 from typing import Any
 
-from ._errors import LlamaRuntimeError
+from .._errors import AbiMismatch
 
 RECORD_NAME = "llama-abi.json"
 
@@ -21,10 +21,6 @@ ENUM = ctypes.c_int  # C enums are int-sized on every platform we build for
 PROGRESS_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.c_float, VOID_P)
 EVAL_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_bool, VOID_P, ctypes.c_bool, VOID_P)
 ABORT_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_bool, VOID_P)
-
-
-class AbiMismatch(LlamaRuntimeError):
-    """libllama's struct layout differs from the binding's declaration; nothing was called."""
 
 
 class LlamaModelParams(ctypes.Structure):

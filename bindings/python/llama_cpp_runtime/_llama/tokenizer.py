@@ -7,13 +7,9 @@ from __future__ import annotations
 import ctypes
 from collections.abc import Sequence
 
-from ._errors import LlamaRuntimeError
+from .._errors import TokenizeError
 
 INT32_MIN = -(2**31)
-
-
-class TokenizeError(LlamaRuntimeError, ValueError):
-    """Text that cannot be tokenized, or ids that are not in the vocabulary."""
 
 
 class Tokenizer:

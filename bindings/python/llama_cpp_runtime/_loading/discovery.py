@@ -13,18 +13,17 @@ import importlib
 import os
 import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._errors import LibraryNotFound
-from ._platform import is_module_file, module_stem
+from .._errors import LibraryNotFound
+from .._platform import is_module_file, module_stem
+from .._settings import LIBRARY_DIR, PLUGIN_DIRS, Settings
 
 ENTRY_POINT_GROUP = "llama_cpp_runtime.backends"
-LIBRARY_DIR_VARIABLE = "LLAMA_CPP_RUNTIME_LIBRARY_DIR"  # a directory with lib/ and modules/ (a build stage)
-PLUGIN_DIRS_VARIABLE = "LLAMA_CPP_RUNTIME_PLUGIN_DIRS"  # extra module directories, os.pathsep-separated
 CORE_SOURCE = "llama-cpp-runtime"
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
@@ -51,11 +50,11 @@ class BrokenPlugin:
     reason: str
 
 
-def find_layout(library_dir: Path | None, env: Mapping[str, str]) -> Layout:
-    root = library_dir or (Path(env[LIBRARY_DIR_VARIABLE]) if env.get(LIBRARY_DIR_VARIABLE) else PACKAGE_DIR)
+def find_layout(library_dir: Path | None, settings: Settings) -> Layout:
+    root = library_dir or settings.library_dir or PACKAGE_DIR
     root = root.resolve()
     if not (root / "lib").is_dir():
-        where = f"{LIBRARY_DIR_VARIABLE}={root}" if root != PACKAGE_DIR else f"the package at {root}"
+        where = f"{LIBRARY_DIR}={root}" if root != PACKAGE_DIR else f"the package at {root}"
         raise LibraryNotFound(
             f"no core libraries in {root / 'lib'} ({where}); "
             "reinstall llama-cpp-runtime, or point LLAMA_CPP_RUNTIME_LIBRARY_DIR at a build stage"
@@ -69,7 +68,7 @@ def modules_in(directory: Path, source: str) -> list[ModuleFile]:
     return [ModuleFile(module_stem(p), p, source) for p in sorted(directory.iterdir()) if is_module_file(p)]
 
 
-def plugin_modules(env: Mapping[str, str]) -> tuple[list[ModuleFile], list[BrokenPlugin]]:
+def plugin_modules(settings: Settings) -> tuple[list[ModuleFile], list[BrokenPlugin]]:
     found: list[ModuleFile] = []
     broken: list[BrokenPlugin] = []
     for entry_point in backend_entry_points(sys.path):
@@ -86,8 +85,8 @@ def plugin_modules(env: Mapping[str, str]) -> tuple[list[ModuleFile], list[Broke
         if not modules:
             broken.append(BrokenPlugin(entry_point.distribution, f"no backend module in {directory}"))
         found += modules
-    for extra in filter(None, env.get(PLUGIN_DIRS_VARIABLE, "").split(os.pathsep)):
-        found += modules_in(Path(extra), PLUGIN_DIRS_VARIABLE)
+    for extra in settings.plugin_dirs:
+        found += modules_in(extra, PLUGIN_DIRS)
     return found, broken
 
 

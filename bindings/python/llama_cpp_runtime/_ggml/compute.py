@@ -9,10 +9,11 @@ from array import array
 from collections.abc import Callable, Sequence
 from typing import Any, TypeAlias
 
-from . import _api
-from ._errors import ClosedError, ComputeError
-from ._platform import default_threads
-from ._report import Device
+from .._errors import ComputeError, Unsupported
+from .._handle import Handle
+from .._platform import default_threads
+from .._report import Device
+from . import api as _api
 
 # array('f'), NumPy float32 arrays, lists of floats (a string: array is generic only from Python 3.12)
 FloatData: TypeAlias = "Sequence[float] | memoryview | array[float]"
@@ -25,46 +26,32 @@ def as_float32(values: Any, expected: int, what: str) -> array[float]:
     return data
 
 
-class Unsupported(ComputeError):
-    """The device does not implement the operation (it was not run)."""
-
-
 _SET_N_THREADS = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int)
 
 
-class Backend:
+class Backend(Handle):
     """A ggml backend initialised on one device. Close it (or use `with`); using it afterwards raises
     ClosedError instead of touching freed memory."""
 
     def __init__(self, ggml: ctypes.CDLL, device: Device, *, n_threads: int | None = None) -> None:
+        super().__init__(threading.Lock())
         self._ggml = ggml
         self.device = device
-        self._lock = threading.Lock()
         handle = ggml.ggml_backend_dev_init(device._handle, None)
         if not handle:
             raise ComputeError(f"{device.name} ({device.description}): the device could not be initialised")
-        self._handle: int | None = handle
+        self._handle = handle
         # ggml's own default is 4 threads whatever the machine; a model context uses every CPU it may
         registration = ggml.ggml_backend_dev_backend_reg(device._handle)
         set_threads = _api.backend_function(ggml, registration, "ggml_backend_set_n_threads", _SET_N_THREADS)
         if set_threads is not None:
             set_threads(handle, n_threads or default_threads())
 
-    def close(self) -> None:
-        with self._lock:
-            if self._handle is not None:
-                self._ggml.ggml_backend_free(self._handle)
-                self._handle = None
+    def _free(self, handle: int) -> None:
+        self._ggml.ggml_backend_free(handle)
 
-    def __enter__(self) -> Backend:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    @property
-    def closed(self) -> bool:
-        return self._handle is None
+    def _describe(self) -> str:
+        return f"{self.device.name} backend"
 
     def mul_mat(self, a: FloatData, b: FloatData, *, m: int, n: int, k: int) -> array[float]:
         """ggml's MUL_MAT: a is m rows of k, b is n rows of k; the result is n rows of m,
@@ -91,8 +78,7 @@ class Backend:
 
     def _run(self, what: str, build: Callable[[int], tuple[list[tuple[int, array[float]]], int, int]]) -> array[float]:
         with self._lock:
-            if self._handle is None:
-                raise ClosedError(f"the {self.device.name} backend is closed")
+            handle = self._live()
             ggml = self._ggml
             size = ggml.ggml_tensor_overhead() * 8 + ggml.ggml_graph_overhead()
             ctx = ggml.ggml_init(_api.InitParams(size, None, True))
@@ -101,18 +87,18 @@ class Backend:
             buffer = None
             try:
                 inputs, output, count = build(ctx)
-                if not ggml.ggml_backend_supports_op(self._handle, output):
+                if not ggml.ggml_backend_supports_op(handle, output):
                     # asking first: ggml's BLAS backend, and Metal without simdgroup reductions, abort instead
                     raise Unsupported(f"{what.upper()} is not supported on {self.device.name}")
                 graph = ggml.ggml_new_graph(ctx)
                 ggml.ggml_build_forward_expand(graph, output)
-                buffer = ggml.ggml_backend_alloc_ctx_tensors(ctx, self._handle)
+                buffer = ggml.ggml_backend_alloc_ctx_tensors(ctx, handle)
                 if not buffer:
                     raise ComputeError(f"{what} on {self.device.name}: could not allocate the tensors")
                 for tensor, values in inputs:
                     address, _ = values.buffer_info()
                     ggml.ggml_backend_tensor_set(tensor, address, 0, len(values) * 4)
-                status = ggml.ggml_backend_graph_compute(self._handle, graph)
+                status = ggml.ggml_backend_graph_compute(handle, graph)
                 if status != _api.GGML_STATUS_SUCCESS:
                     raise ComputeError(f"{what} on {self.device.name} failed (ggml status {status})")
                 result = array("f", bytes(count * 4))

@@ -12,8 +12,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ._child import run_child
-from ._errors import InvalidModel, LlamaRuntimeError, ModelLoadError, ModelNotFound
+from .._child import run_child
+from .._errors import InvalidModel, LlamaRuntimeError, ModelLoadError, ModelNotFound
 
 
 @dataclass(frozen=True)
@@ -49,26 +49,3 @@ def inspect_model(path: str | os.PathLike[str], *, timeout: float = 120.0) -> Mo
     if "error" in answer:
         raise _ERRORS.get(answer["error"], ModelLoadError)(answer["message"])
     return ModelInfo(path=location, **answer)
-
-
-def inspect_in_child(path: str) -> int:
-    """The child's side: one JSON object on stdout, an error or the model's description."""
-    from . import load
-
-    try:
-        with load().load_model(path) as model, model.context(n_ctx=32, n_threads=1) as ctx:
-            ctx.decode(model.tokenize("a", add_special=True)[:1] or [0])
-            answer: dict[str, object] = {
-                "architecture": model.metadata.get("general.architecture", ""),
-                "description": model.description,
-                "n_params": model.n_params,
-                "size": model.size,
-                "n_vocab": model.n_vocab,
-                "n_embd": model.n_embd,
-                "n_ctx_train": model.n_ctx_train,
-                "metadata": model.metadata,
-            }
-    except LlamaRuntimeError as error:
-        answer = {"error": type(error).__name__, "message": str(error)}
-    print(json.dumps(answer))
-    return 0

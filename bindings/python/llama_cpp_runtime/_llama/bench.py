@@ -9,7 +9,7 @@ import statistics
 import time
 from dataclasses import dataclass
 
-from ._context import Context
+from .context import Context
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""libllama: its structs and functions, GGUF headers, models, contexts, tokenizers, model benchmarks."""

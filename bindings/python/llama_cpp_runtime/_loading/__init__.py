@@ -1,0 +1,1 @@
+"""Finding and loading the libraries and backend modules: discovery, CPU variant scores, plugins, the CUDA choice."""

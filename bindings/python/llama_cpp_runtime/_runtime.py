@@ -1,0 +1,178 @@
+"""The Runtime: libraries loaded once per process, their devices, models and compute, other bindings served."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import ModuleType
+
+from ._errors import AbiMismatch, DownstreamError, LoadError, UnknownDevice
+from ._loading.loader import Loaded, enumerate_devices, load_everything
+from ._report import Device, Report
+from ._settings import read_settings
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._ggml.compute import Backend
+    from ._llama.model import Model, Progress
+
+
+class Runtime:
+    """The loaded libraries. There is one per process: ggml keeps a process-wide registry."""
+
+    def __init__(self, loaded: Loaded) -> None:
+        self._loaded = loaded
+        self._llama_lock = threading.Lock()
+        self._llama_declared = False
+
+    def devices(self) -> list[Device]:
+        """Every device, each marked preferred or not: a GPU that two backends drive (CUDA and Vulkan) is
+        preferred through the backend first in LLAMA_CPP_RUNTIME_BACKEND_ORDER (default cuda, hip, metal,
+        vulkan), and load_model(devices=None) leaves the other out."""
+        return enumerate_devices(self._loaded.ggml, self._loaded.settings.backend_order)
+
+    def device(self, wanted: str | Device) -> Device:
+        """The device of that name (a Device is looked up by its name); UnknownDevice names the ones there are."""
+        name = wanted.name if isinstance(wanted, Device) else wanted
+        known = self.devices()
+        found = next((d for d in known if d.name == name), None)
+        if found is None:
+            raise UnknownDevice(f"no device {name!r}; devices: {', '.join(d.name for d in known) or 'none'}")
+        return found
+
+    def report(self) -> Report:
+        """Every module found: loaded, skipped (with the reason), not chosen or absent; the CPU variant chosen."""
+        return self._loaded.report
+
+    def library_path(self, name: str) -> Path:
+        """Absolute path of a core library (ggml-base, ggml, llama, mtmd) as loaded."""
+        try:
+            return self._loaded.libraries[name.removeprefix("lib")]
+        except KeyError:
+            raise KeyError(f"{name!r} is not loaded; core libraries: {', '.join(self._loaded.libraries)}") from None
+
+    def require_llama_abi(self) -> None:
+        """Raise AbiMismatch, naming the first differing field, unless libllama's structs are laid out as the
+        binding declares them (checked against the build's llama-abi.json when the libraries were loaded).
+        Every libllama call that passes a struct checks this first."""
+        if "llama" not in self._loaded.libraries:
+            raise LoadError(f"libllama is not in {self._loaded.layout.lib}")
+        if self._loaded.llama_abi_problem is not None:
+            raise AbiMismatch(self._loaded.llama_abi_problem)
+
+    def load_model(self, path: str | os.PathLike[str], *, devices: Sequence[str | Device] | None = None,
+                   n_gpu_layers: int | None = None, mmap: bool = True, mlock: bool = False,
+                   vocab_only: bool = False, progress: Progress | None = None) -> Model:  # fmt: skip
+        """Load a GGUF model. devices None uses every device; a list (names from devices(), e.g. ["CPU"]
+        or ["Vulkan0"]) restricts the offload to those. n_gpu_layers None is upstream's default (every
+        layer on the GPU devices). mmap maps the file instead of reading it; mlock keeps it in RAM (a
+        failure is an MlockWarning). progress(fraction) returning False cancels the load (LoadCancelled).
+        The file's header is checked first: files llama.cpp would abort on raise InvalidModel instead."""
+        from ._llama.gguf import read_header
+        from ._llama.model import Model
+
+        header = read_header(path)  # the input first: a bad file is named whatever the libraries are
+        chosen = self.default_devices() if devices is None else [self.device(d) for d in devices]
+        llama = self._llama()
+        return Model(llama, self._loaded.ggml, self._loaded.bridge, header, devices=chosen,
+                     n_gpu_layers=n_gpu_layers, mmap=mmap, mlock=mlock, vocab_only=vocab_only,
+                     progress=progress)  # fmt: skip
+
+    def default_devices(self) -> list[Device] | None:
+        """What load_model(devices=None) offloads to: None (llama.cpp's choice: every device) unless a GPU
+        is driven by two backends, then every preferred device."""
+        devices = self.devices()
+        return None if all(d.preferred for d in devices) else [d for d in devices if d.preferred]
+
+    def _llama(self) -> ctypes.CDLL:
+        """libllama with the model runtime's signatures, once its struct layout is proven to match."""
+        self.require_llama_abi()
+        llama = self._loaded.llama
+        assert llama is not None  # require_llama_abi raised otherwise
+        with self._llama_lock:
+            if not self._llama_declared:
+                from ._llama import api as _llama_api
+
+                try:
+                    _llama_api.declare(llama)
+                except AttributeError as missing:
+                    raise LoadError(f"{self._loaded.libraries['llama']} lacks a function the model runtime "
+                                    f"calls: {missing}") from None  # fmt: skip
+                llama.llama_backend_init()
+                self._llama_declared = True
+        return llama
+
+    def open(self, device: Device | str, *, n_threads: int | None = None) -> Backend:
+        """A backend on the device, for compute: `with rt.open("CPU") as backend: backend.mul_mat(...)`.
+        n_threads (CPU backends) defaults to every CPU this process may run on, as a model context does."""
+        from ._ggml.compute import Backend
+
+        return Backend(self._loaded.ggml, self.device(device),
+                       n_threads=n_threads)  # fmt: skip
+
+    def environment(self) -> dict[str, str]:
+        """The variables that make another binding in another process (llama-cpp-python) load these
+        libraries and this machine's best CPU variant: LLAMA_CPP_LIB_PATH, MTMD_CPP_LIB, GGML_BACKEND_PATH.
+        In this process, use_for() does more: every plugin too, and the struct layouts checked."""
+        from ._downstream import environment
+
+        chosen = next((m.path for m in self.report().modules if m.backend == "cpu" and m.status == "loaded"), None)
+        return environment(self._loaded.libraries, Path(chosen) if chosen else None, self._loaded.settings.cache_dir)
+
+    @property
+    def upstream(self) -> Mapping[str, str]:
+        """The upstream commit and patch-series hash the libraries were built from, when recorded."""
+        return dict(self._loaded.report.upstream)
+
+
+_lock = threading.Lock()
+_loaded: list[Runtime] = []  # at most one: ggml's registry is process-wide
+_served: dict[str, ModuleType] = {}
+
+
+def use_for(package: str) -> ModuleType:
+    """Make another binding use these libraries, this machine's best CPU variant and every installed GPU
+    plugin: `llama_cpp_runtime.use_for("llama_cpp")` before anything imports llama_cpp
+    (llama-cpp-python installed with CMAKE_ARGS="-DLLAMA_BUILD=OFF -DLLAVA_BUILD=OFF"). Returns the
+    imported package, once its ctypes struct layouts were proven to match this libllama; raises
+    DownstreamError naming both versions if they do not, or if the package was imported first."""
+    from . import _downstream
+
+    with _lock:
+        if package in _served:
+            return _served[package]
+        if package not in _downstream.SUPPORTED:
+            raise DownstreamError(f"use_for serves {', '.join(_downstream.SUPPORTED)}, not {package!r}")
+        if package in sys.modules:
+            raise DownstreamError(
+                f"{package} was imported before use_for({package!r}) and has loaded its own libllama: "
+                f"call llama_cpp_runtime.use_for({package!r}) before the first import of {package}"
+            )
+    runtime = load()
+    runtime.require_llama_abi()
+    variables = runtime.environment()
+    os.environ[_downstream.LIB_PATH_VARIABLE] = variables[_downstream.LIB_PATH_VARIABLE]
+    os.environ[_downstream.MTMD_VARIABLE] = variables[_downstream.MTMD_VARIABLE]
+    record = runtime._loaded.llama_abi_record or {}  # present: require_llama_abi() passed
+    module = _downstream.import_checked(package, record, runtime.upstream.get("llama_cpp_python"))
+    with _lock:
+        _served[package] = module
+    return module
+
+
+def load(library_dir: str | os.PathLike[str] | None = None) -> Runtime:
+    """Load everything once; later calls return the same Runtime. `library_dir` (or the
+    LLAMA_CPP_RUNTIME_LIBRARY_DIR variable) points at a directory with lib/ and modules/ instead of
+    the package's own, e.g. a build stage."""
+    wanted = Path(library_dir).resolve() if library_dir is not None else None
+    with _lock:
+        if not _loaded:
+            _loaded.append(Runtime(load_everything(wanted, read_settings(os.environ))))
+        runtime = _loaded[0]
+        if wanted is not None and wanted != runtime._loaded.layout.root:
+            raise LoadError(f"already loaded from {runtime._loaded.layout.root}; one runtime per process")
+        return runtime

@@ -1,0 +1,86 @@
+"""The binding's environment variables, read in one place and once per load() into a frozen Settings.
+
+| variable | what it does |
+|---|---|
+| LLAMA_CPP_RUNTIME_LIBRARY_DIR | a directory with lib/ and modules/ (a build stage) instead of the package's own |
+| LLAMA_CPP_RUNTIME_PLUGIN_DIRS | extra backend module directories, os.pathsep-separated |
+| LLAMA_CPP_RUNTIME_BACKENDS | only these backends are loaded (comma-separated: cpu, cuda, vulkan, hip, metal) |
+| LLAMA_CPP_RUNTIME_CPU_VARIANT | load this CPU variant (e.g. haswell) instead of the best-scoring one |
+| LLAMA_CPP_RUNTIME_CPU_EXCLUDE | never load these CPU variants (comma-separated) |
+| LLAMA_CPP_RUNTIME_BACKEND_ORDER | which backend is preferred when two drive one GPU (default cuda,hip,metal,vulkan) |
+| LLAMA_CPP_RUNTIME_CACHE_DIR | where variant scores and library links are kept; "off" keeps none |
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from ._errors import SettingError
+
+LIBRARY_DIR = "LLAMA_CPP_RUNTIME_LIBRARY_DIR"
+PLUGIN_DIRS = "LLAMA_CPP_RUNTIME_PLUGIN_DIRS"
+BACKENDS = "LLAMA_CPP_RUNTIME_BACKENDS"
+CPU_VARIANT = "LLAMA_CPP_RUNTIME_CPU_VARIANT"
+CPU_EXCLUDE = "LLAMA_CPP_RUNTIME_CPU_EXCLUDE"
+BACKEND_ORDER = "LLAMA_CPP_RUNTIME_BACKEND_ORDER"
+CACHE_DIR = "LLAMA_CPP_RUNTIME_CACHE_DIR"
+VARIABLES = (LIBRARY_DIR, PLUGIN_DIRS, BACKENDS, CPU_VARIANT, CPU_EXCLUDE, BACKEND_ORDER, CACHE_DIR)
+
+DEFAULT_ORDER = ("cuda", "hip", "metal", "vulkan")
+
+
+@dataclass(frozen=True)
+class Settings:
+    library_dir: Path | None
+    plugin_dirs: tuple[Path, ...]
+    backends: frozenset[str] | None  # None: every backend
+    cpu_variant: str | None
+    cpu_exclude: frozenset[str]
+    backend_order: tuple[str, ...]
+    cache_dir: Path | None  # None: nothing is remembered
+
+
+def read_settings(env: Mapping[str, str]) -> Settings:
+    """Every variable, parsed; a value the binding cannot use raises SettingError naming it."""
+    return Settings(
+        library_dir=Path(env[LIBRARY_DIR]) if env.get(LIBRARY_DIR) else None,
+        plugin_dirs=tuple(Path(p) for p in env.get(PLUGIN_DIRS, "").split(os.pathsep) if p),
+        backends=frozenset(_names(env.get(BACKENDS, ""))) or None,
+        cpu_variant=env.get(CPU_VARIANT, "").strip().removeprefix("ggml-cpu-") or None,
+        cpu_exclude=frozenset(name.removeprefix("ggml-cpu-") for name in _names(env.get(CPU_EXCLUDE, ""), lower=False)),
+        backend_order=_backend_order(env),
+        cache_dir=_cache_dir(env),
+    )
+
+
+def _names(text: str, *, lower: bool = True) -> list[str]:
+    return [name.strip().lower() if lower else name.strip() for name in text.split(",") if name.strip()]
+
+
+def _backend_order(env: Mapping[str, str]) -> tuple[str, ...]:
+    """The preference among GPU backends: the variable's first (comma-separated), then the default order
+    for the backends it leaves out."""
+    given = _names(env.get(BACKEND_ORDER, ""))
+    unknown = [name for name in given if name not in DEFAULT_ORDER]
+    if unknown:
+        raise SettingError(
+            f"{BACKEND_ORDER}={env[BACKEND_ORDER]}: unknown backend {unknown[0]!r} (known: {', '.join(DEFAULT_ORDER)})"
+        )
+    return tuple(dict.fromkeys([*given, *DEFAULT_ORDER]))
+
+
+def _cache_dir(env: Mapping[str, str]) -> Path | None:
+    configured = env.get(CACHE_DIR)
+    if configured is not None:
+        return None if configured.strip().lower() in {"", "off"} else Path(configured)
+    if sys.platform == "win32":
+        base = env.get("LOCALAPPDATA")
+        return Path(base) / "llama-cpp-runtime" / "Cache" if base else None
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "llama-cpp-runtime"
+    base = env.get("XDG_CACHE_HOME")
+    return (Path(base) if base else Path.home() / ".cache") / "llama-cpp-runtime"
