@@ -29,8 +29,13 @@ def fixture_project(base: Path) -> Path:
     """The miniature upstream as a one-commit git repository, pinned, applied and synced."""
     upstream = base / "upstream"
     shutil.copytree(REPO / "tests" / "fixtures" / "miniggml", upstream)
-    git_env = {**os.environ, "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@invalid",
-               "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@invalid"}  # fmt: skip
+    git_env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "bench",
+        "GIT_AUTHOR_EMAIL": "bench@invalid",
+        "GIT_COMMITTER_NAME": "bench",
+        "GIT_COMMITTER_EMAIL": "bench@invalid",
+    }
     for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "fixture"]):
         run(["git", *args], upstream, git_env)
     commit = Git(upstream).text("rev-parse", "HEAD")

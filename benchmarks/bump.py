@@ -41,8 +41,12 @@ LAYOUT = (
 
 
 def environment() -> dict[str, str]:
-    identity = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@invalid",
-                "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@invalid"}  # fmt: skip
+    identity = {
+        "GIT_AUTHOR_NAME": "bench",
+        "GIT_AUTHOR_EMAIL": "bench@invalid",
+        "GIT_COMMITTER_NAME": "bench",
+        "GIT_COMMITTER_EMAIL": "bench@invalid",
+    }
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("BUILDSYS_", "GIT_"))}
     return {**clean, **identity, "PYTHONPATH": str(REPO)}
 
@@ -73,13 +77,25 @@ def by_hand(project: Path, new: str, stops: list[int]) -> None:
     patch upstream already has (counted: someone had to look at it)."""
     toml = project / "vendoring.toml"
     toml.write_text(re.sub(r'commit = "[0-9a-f]{40}"', f'commit = "{new}"', toml.read_text()))
-    applied = subprocess.run([sys.executable, "-m", "buildsys", "-q", "apply-patches"], cwd=project,
-                             env=environment(), capture_output=True, text=True, check=False)  # fmt: skip
+    applied = subprocess.run(
+        [sys.executable, "-m", "buildsys", "-q", "apply-patches"],
+        cwd=project,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     stopped = 0
     while applied.returncode == 4 or (project / "build/upstream/.git/rebase-apply").exists():
         stopped += 1
-        applied = subprocess.run(["git", "am", "--skip"], cwd=project / "build" / "upstream",
-                                 env=environment(), capture_output=True, text=True, check=False)  # fmt: skip
+        applied = subprocess.run(
+            ["git", "am", "--skip"],
+            cwd=project / "build" / "upstream",
+            env=environment(),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
     if applied.returncode not in (0, 128):
         raise SystemExit(f"apply-patches failed:\n{applied.stderr}")
     stops.append(stopped)
@@ -98,8 +114,11 @@ def timed(template: Path, scratch: Path, action: Callable[[Path], None]) -> floa
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--upstream", default=os.environ.get("BUILDSYS_REAL_UPSTREAM"),
-                        help="a local mirror of ggml-org/ggml (default: $BUILDSYS_REAL_UPSTREAM)")  # fmt: skip
+    parser.add_argument(
+        "--upstream",
+        default=os.environ.get("BUILDSYS_REAL_UPSTREAM"),
+        help="a local mirror of ggml-org/ggml (default: $BUILDSYS_REAL_UPSTREAM)",
+    )
     parser.add_argument("--old", default=OLD)
     parser.add_argument("--new", default=NEW)
     parser.add_argument("--carried", default=CARRIED, help="an upstream commit of old..new carried as a patch")

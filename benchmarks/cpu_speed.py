@@ -38,11 +38,17 @@ from helpers import tiny_models
 
 NATIVE_BUILD = [
     f"-D{name}={value}"
-    for name, value in {**load_matrix().get("cpu").cache_variables, "GGML_NATIVE": "ON", "GGML_BACKEND_DL": "OFF",
-                        "GGML_CPU_ALL_VARIANTS": "OFF",
-                        "LLAMA_BUILD_COMMON": "ON", "LLAMA_BUILD_TOOLS": "ON", "LLAMA_BUILD_TESTS": "ON",
-                        "LLAMA_BUILD_MTMD": "OFF"}.items()
-]  # fmt: skip
+    for name, value in {
+        **load_matrix().get("cpu").cache_variables,
+        "GGML_NATIVE": "ON",
+        "GGML_BACKEND_DL": "OFF",
+        "GGML_CPU_ALL_VARIANTS": "OFF",
+        "LLAMA_BUILD_COMMON": "ON",
+        "LLAMA_BUILD_TOOLS": "ON",
+        "LLAMA_BUILD_TESTS": "ON",
+        "LLAMA_BUILD_MTMD": "OFF",
+    }.items()
+]
 TARGETS = ("llama-bench", "test-backend-ops", "ggml-cpu")
 DTYPES = ("f16", "q8_0", "q4_0")
 KERNEL_TYPES = ("f32", "f16", "q8_0", "q4_0", "q4_K")
@@ -58,8 +64,22 @@ def build_native_tools(project: Path, *, openmp: bool | None = None) -> Path:
     name = {None: "bench-cpu-native", True: "bench-native-openmp", False: "bench-native-threadpool"}[openmp]
     tree = project / "build" / name
     env = dict(os.environ)
-    run([str(tools.cmake), "-S", str(project / "build" / "upstream"), "-B", str(tree), "-G", "Ninja",
-         f"-DCMAKE_MAKE_PROGRAM={tools.ninja}", *NATIVE_BUILD, *threading], project, env)  # fmt: skip
+    run(
+        [
+            str(tools.cmake),
+            "-S",
+            str(project / "build" / "upstream"),
+            "-B",
+            str(tree),
+            "-G",
+            "Ninja",
+            f"-DCMAKE_MAKE_PROGRAM={tools.ninja}",
+            *NATIVE_BUILD,
+            *threading,
+        ],
+        project,
+        env,
+    )
     run([str(tools.cmake), "--build", str(tree), "--target", *TARGETS, "--parallel", str(default_jobs())], project, env)
     return tree / "bin"
 
@@ -95,21 +115,59 @@ class Side:
 
     def kernels(self) -> dict[tuple[str, int], float]:
         """MUL_MAT microseconds per run from `test-backend-ops perf`, every CPU thread (its only setting)."""
-        output = self._run([str(self.home / "test-backend-ops"), "perf", "-o", "MUL_MAT", "-b", "CPU",
-                            "-p", KERNEL_FILTER], self.tools_env, cwd=self.home)  # fmt: skip
+        output = self._run(
+            [str(self.home / "test-backend-ops"), "perf", "-o", "MUL_MAT", "-b", "CPU", "-p", KERNEL_FILTER],
+            self.tools_env,
+            cwd=self.home,
+        )
         return {(m[1], int(m[2])): float(m[3]) for m in KERNEL_LINE.finditer(output)}
 
     def llama_bench(self, model: Path, threads: int, args: argparse.Namespace) -> dict[str, float]:
-        output = self._run([str(self.home / "llama-bench"), "-m", str(model), "-p", str(args.n_prompt),
-                            "-n", str(args.n_gen), "-r", str(args.repetitions), "-t", str(threads), "-o", "json"],
-                           self.tools_env, cwd=self.home)  # fmt: skip
+        output = self._run(
+            [
+                str(self.home / "llama-bench"),
+                "-m",
+                str(model),
+                "-p",
+                str(args.n_prompt),
+                "-n",
+                str(args.n_gen),
+                "-r",
+                str(args.repetitions),
+                "-t",
+                str(threads),
+                "-o",
+                "json",
+            ],
+            self.tools_env,
+            cwd=self.home,
+        )
         rows = json.loads(output)
         return {("pp" if r["n_prompt"] else "tg") + str(r["n_prompt"] or r["n_gen"]): r["avg_ts"] for r in rows}
 
     def binding_bench(self, model: Path, threads: int, args: argparse.Namespace) -> dict[str, float]:
-        output = self._run([sys.executable, "-m", "llama_cpp_runtime", "bench", "--model", str(model), "--device",
-                            "CPU", "--json", "-p", str(args.n_prompt), "-n", str(args.n_gen), "-r",
-                            str(args.repetitions), "--threads", str(threads)], self.binding_env)  # fmt: skip
+        output = self._run(
+            [
+                sys.executable,
+                "-m",
+                "llama_cpp_runtime",
+                "bench",
+                "--model",
+                str(model),
+                "--device",
+                "CPU",
+                "--json",
+                "-p",
+                str(args.n_prompt),
+                "-n",
+                str(args.n_gen),
+                "-r",
+                str(args.repetitions),
+                "--threads",
+                str(threads),
+            ],
+            self.binding_env,
+        )
         return {row["test"]: row["tokens_per_second"] for row in json.loads(output)}
 
     def binding_mul_mat(self, threads: int) -> float:
@@ -149,8 +207,13 @@ def native_stage(scratch: Path, native_bin: Path, stage: Path) -> Path:
 
 def runnable_variants(stage: Path) -> tuple[str, list[str]]:
     env = {**os.environ, **BINDING, "LLAMA_CPP_RUNTIME_LIBRARY_DIR": str(stage)}
-    result = subprocess.run([sys.executable, "-m", "llama_cpp_runtime", "info", "--json"], capture_output=True,
-                            text=True, check=True, env=env)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "llama_cpp_runtime", "info", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    )
     report = json.loads(result.stdout)
     scored = [m for m in report["modules"] if m["backend"] == "cpu" and (m["score"] or 0) > 0]
     ranked = sorted(scored, key=lambda m: -m["score"])
@@ -200,13 +263,21 @@ def main() -> None:
         staged = {"LD_LIBRARY_PATH": str(stage / "lib")}
         homes = {v: tool_home(scratch, v, native_bin, stage / "modules" / f"libggml-cpu-{v}.so") for v in variants}
         variant = Side(f"variant {chosen}", homes[chosen], staged, {"LLAMA_CPP_RUNTIME_LIBRARY_DIR": str(stage)})
-        native = Side("native", tool_home(scratch, "native", native_bin, None), {},
-                      {"LLAMA_CPP_RUNTIME_LIBRARY_DIR": str(native_stage(scratch, native_bin, stage))})  # fmt: skip
+        native = Side(
+            "native",
+            tool_home(scratch, "native", native_bin, None),
+            {},
+            {"LLAMA_CPP_RUNTIME_LIBRARY_DIR": str(native_stage(scratch, native_bin, stage))},
+        )
         models = {d: tiny_models.write_bench_model(scratch / f"bench-{d}.gguf", d) for d in DTYPES}
-        sections = [f"### {args.title}", "",
-                    f"{threads} cores, {time.strftime('%Y-%m-%d')}; ggml chose `{chosen}`; every figure is the median "
-                    f"of {args.rounds} interleaved rounds. Both sides run the same commit and patches, the same core "
-                    "libraries and the same tools; only the CPU code differs.", ""]  # fmt: skip
+        sections = [
+            f"### {args.title}",
+            "",
+            f"{threads} cores, {time.strftime('%Y-%m-%d')}; ggml chose `{chosen}`; every figure is the median "
+            f"of {args.rounds} interleaved rounds. Both sides run the same commit and patches, the same core "
+            "libraries and the same tools; only the CPU code differs.",
+            "",
+        ]
         sections += latency_table(stage, scratch)
         sections += kernel_table(args, variant, native)
         sections += tokens_table(args, models, variant, native, threads)
@@ -224,22 +295,31 @@ def latency_table(stage: Path, scratch: Path, runs: int = 15) -> list[str]:
     last with the variant scores remembered (a second run) and without (a first run: an empty cache)."""
     env = {**os.environ, **BINDING, "LLAMA_CPP_RUNTIME_LIBRARY_DIR": str(stage)}
     loading = "import llama_cpp_runtime as lcr; lcr.load().devices()"
-    cases = {"bare `python -c pass`": ("pass", None), "`import llama_cpp_runtime`": ("import llama_cpp_runtime", None),
-             "import + load() + devices(), first run": (loading, "first"),
-             "import + load() + devices(), later runs": (loading, "warm")}  # fmt: skip
+    cases = {
+        "bare `python -c pass`": ("pass", None),
+        "`import llama_cpp_runtime`": ("import llama_cpp_runtime", None),
+        "import + load() + devices(), first run": (loading, "first"),
+        "import + load() + devices(), later runs": (loading, "warm"),
+    }
     timings: dict[str, list[float]] = {name: [] for name in cases}
-    subprocess.run([sys.executable, "-c", loading], env={**env, "LLAMA_CPP_RUNTIME_CACHE_DIR": str(scratch / "warm")},
-                   check=True)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-c", loading], env={**env, "LLAMA_CPP_RUNTIME_CACHE_DIR": str(scratch / "warm")}, check=True
+    )
     for number in range(runs):
         for name, (code, cache) in cases.items():
             directory = scratch / (f"first-{number}" if cache == "first" else "warm")
             start = time.perf_counter()
-            subprocess.run([sys.executable, "-c", code], env={**env, "LLAMA_CPP_RUNTIME_CACHE_DIR": str(directory)},
-                           check=True)  # fmt: skip
+            subprocess.run(
+                [sys.executable, "-c", code], env={**env, "LLAMA_CPP_RUNTIME_CACHE_DIR": str(directory)}, check=True
+            )
             timings[name].append(time.perf_counter() - start)
     bare = statistics.median(timings["bare `python -c pass`"])
-    lines = [f"#### Start-up (median of {runs} fresh interpreters, interleaved)", "",
-             "| measure | ms | over bare Python (ms) |", "|---|---:|---:|"]  # fmt: skip
+    lines = [
+        f"#### Start-up (median of {runs} fresh interpreters, interleaved)",
+        "",
+        "| measure | ms | over bare Python (ms) |",
+        "|---|---:|---:|",
+    ]
     for name, values in timings.items():
         median = statistics.median(values)
         lines.append(f"| {name} | {median * 1e3:.1f} | {(median - bare) * 1e3:+.1f} |")
@@ -248,57 +328,92 @@ def latency_table(stage: Path, scratch: Path, runs: int = 15) -> list[str]:
 
 def kernel_table(args: argparse.Namespace, variant: Side, native: Side) -> list[str]:
     results = interleaved(args.rounds, "kernels", {"variant": variant.kernels, "native": native.kernels})
-    mul_mat = interleaved(args.rounds, "binding mul_mat", {
-        f"{side}-{t}": (lambda s=s, t=t: {"gflops": s.binding_mul_mat(t)})
-        for side, s in (("variant", variant), ("native", native)) for t in (1, default_jobs())
-    })  # fmt: skip
-    lines = ["#### MUL_MAT kernels (upstream's `test-backend-ops perf`, m=4096 k=14336, every thread)", "",
-             f"| type | n | {variant.label} (µs) | native (µs) | variant speed / native |",
-             "|---|---:|---:|---:|---:|"]  # fmt: skip
+    mul_mat = interleaved(
+        args.rounds,
+        "binding mul_mat",
+        {
+            f"{side}-{t}": (lambda s=s, t=t: {"gflops": s.binding_mul_mat(t)})
+            for side, s in (("variant", variant), ("native", native))
+            for t in (1, default_jobs())
+        },
+    )
+    lines = [
+        "#### MUL_MAT kernels (upstream's `test-backend-ops perf`, m=4096 k=14336, every thread)",
+        "",
+        f"| type | n | {variant.label} (µs) | native (µs) | variant speed / native |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for (dtype, n), mine in sorted(results["variant"].items(), key=lambda kv: (KERNEL_TYPES.index(kv[0][0]), kv[0][1])):
         theirs = results["native"][(dtype, n)]
         lines.append(f"| {dtype} | {n} | {mine:.0f} | {theirs:.0f} | {theirs / mine:.3f} |")
-    lines += ["", "The binding's own path (`Runtime.open(\"CPU\").mul_mat`, f32 512³, median of 9 calls):", "",
-              "| threads | variant GFLOP/s | native GFLOP/s | variant / native |", "|---:|---:|---:|---:|"]  # fmt: skip
+    lines += [
+        "",
+        'The binding\'s own path (`Runtime.open("CPU").mul_mat`, f32 512³, median of 9 calls):',
+        "",
+        "| threads | variant GFLOP/s | native GFLOP/s | variant / native |",
+        "|---:|---:|---:|---:|",
+    ]
     for t in (1, default_jobs()):
         mine, theirs = mul_mat[f"variant-{t}"]["gflops"], mul_mat[f"native-{t}"]["gflops"]
         lines.append(f"| {t} | {mine:.1f} | {theirs:.1f} | {mine / theirs:.3f} |")
     return [*lines, ""]
 
 
-def tokens_table(args: argparse.Namespace, models: dict[str, Path], variant: Side, native: Side,
-                 threads: int) -> list[str]:  # fmt: skip
-    lines = [f"#### Tokens/s (generated 25.8 M-parameter llama; pp{args.n_prompt}, tg{args.n_gen}; "
-             f"{args.repetitions} repetitions per run)", "",
-             "| model | test | threads | binding, variant | binding, native | llama-bench, variant "
-             "| llama-bench, native | variant / native | binding / llama-bench |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+def tokens_table(
+    args: argparse.Namespace, models: dict[str, Path], variant: Side, native: Side, threads: int
+) -> list[str]:
+    lines = [
+        f"#### Tokens/s (generated 25.8 M-parameter llama; pp{args.n_prompt}, tg{args.n_gen}; "
+        f"{args.repetitions} repetitions per run)",
+        "",
+        "| model | test | threads | binding, variant | binding, native | llama-bench, variant "
+        "| llama-bench, native | variant / native | binding / llama-bench |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for dtype, model in models.items():
         for t in sorted({1, threads}):
-            results = interleaved(args.rounds, f"tokens {dtype} {t} threads", {
-                "binding-variant": partial(variant.binding_bench, model, t, args),
-                "binding-native": partial(native.binding_bench, model, t, args),
-                "bench-variant": partial(variant.llama_bench, model, t, args),
-                "bench-native": partial(native.llama_bench, model, t, args),
-            })  # fmt: skip
+            results = interleaved(
+                args.rounds,
+                f"tokens {dtype} {t} threads",
+                {
+                    "binding-variant": partial(variant.binding_bench, model, t, args),
+                    "binding-native": partial(native.binding_bench, model, t, args),
+                    "bench-variant": partial(variant.llama_bench, model, t, args),
+                    "bench-native": partial(native.llama_bench, model, t, args),
+                },
+            )
             for test in results["bench-native"]:
                 row = [results[k][test] for k in ("binding-variant", "binding-native", "bench-variant", "bench-native")]
-                lines.append(f"| {dtype} | {test} | {t} | " + " | ".join(f"{v:.1f}" for v in row)
-                             + f" | {row[2] / row[3]:.3f} | {row[0] / row[2]:.3f} |")  # fmt: skip
+                lines.append(
+                    f"| {dtype} | {test} | {t} | "
+                    + " | ".join(f"{v:.1f}" for v in row)
+                    + f" | {row[2] / row[3]:.3f} | {row[0] / row[2]:.3f} |"
+                )
     return [*lines, ""]
 
 
-def variants_table(args: argparse.Namespace, models: dict[str, Path], chosen: str, variants: list[str],
-                   homes: dict[str, Path], staged: dict[str, str]) -> list[str]:  # fmt: skip
+def variants_table(
+    args: argparse.Namespace,
+    models: dict[str, Path],
+    chosen: str,
+    variants: list[str],
+    homes: dict[str, Path],
+    staged: dict[str, str],
+) -> list[str]:
     sides = {v: Side(v, homes[v], staged, {}) for v in variants}
-    lines = [f"#### Every variant this CPU runs (llama-bench, {default_jobs()} threads), best score first", "",
-             "| variant | " + " | ".join(f"{d} {t}" for d in ("f16", "q4_0") for t in ("pp", "tg")) + " |",
-             "|---|" + "---:|" * 4]  # fmt: skip
+    lines = [
+        f"#### Every variant this CPU runs (llama-bench, {default_jobs()} threads), best score first",
+        "",
+        "| variant | " + " | ".join(f"{d} {t}" for d in ("f16", "q4_0") for t in ("pp", "tg")) + " |",
+        "|---|" + "---:|" * 4,
+    ]
     figures: dict[str, list[float]] = {v: [] for v in variants}
     for dtype in ("f16", "q4_0"):
-        results = interleaved(args.rounds, f"variants {dtype}", {
-            v: partial(s.llama_bench, models[dtype], default_jobs(), args) for v, s in sides.items()
-        })  # fmt: skip
+        results = interleaved(
+            args.rounds,
+            f"variants {dtype}",
+            {v: partial(s.llama_bench, models[dtype], default_jobs(), args) for v, s in sides.items()},
+        )
         for v in variants:
             figures[v] += [results[v][f"pp{args.n_prompt}"], results[v][f"tg{args.n_gen}"]]
     for v in variants:
@@ -312,17 +427,24 @@ def variants_table(args: argparse.Namespace, models: dict[str, Path], chosen: st
 def threading_table(args: argparse.Namespace, model: Path, openmp: Side, threadpool: Side) -> list[str]:
     """ggml's CPU threads from OpenMP (what the wheels ship on Linux and Windows) or from ggml's own
     threadpool, on an idle machine and with another program spinning on one CPU (oversubscribed)."""
-    lines = ["#### Threads: OpenMP against ggml's threadpool (native builds, llama-bench, q4_0)", "",
-             "| threads | machine | OpenMP pp | threadpool pp | OpenMP tg | threadpool tg | threadpool / OpenMP (tg) |",
-             "|---:|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+    lines = [
+        "#### Threads: OpenMP against ggml's threadpool (native builds, llama-bench, q4_0)",
+        "",
+        "| threads | machine | OpenMP pp | threadpool pp | OpenMP tg | threadpool tg | threadpool / OpenMP (tg) |",
+        "|---:|---|---:|---:|---:|---:|---:|",
+    ]
     for busy in (False, True):
         for t in sorted({1, default_jobs()}):
             hog = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
             try:
-                results = interleaved(args.rounds, f"threading t={t} busy={busy}", {
-                    "openmp": partial(openmp.llama_bench, model, t, args),
-                    "threadpool": partial(threadpool.llama_bench, model, t, args),
-                })  # fmt: skip
+                results = interleaved(
+                    args.rounds,
+                    f"threading t={t} busy={busy}",
+                    {
+                        "openmp": partial(openmp.llama_bench, model, t, args),
+                        "threadpool": partial(threadpool.llama_bench, model, t, args),
+                    },
+                )
             finally:
                 if hog is not None:
                     hog.kill()
@@ -330,8 +452,9 @@ def threading_table(args: argparse.Namespace, model: Path, openmp: Side, threadp
             pp, tg = f"pp{args.n_prompt}", f"tg{args.n_gen}"
             o, p = results["openmp"], results["threadpool"]
             machine = "another program busy on 1 CPU" if busy else "idle"
-            lines.append(f"| {t} | {machine} | {o[pp]:.1f} | {p[pp]:.1f} | {o[tg]:.1f} | {p[tg]:.1f} "
-                         f"| {p[tg] / o[tg]:.3f} |")  # fmt: skip
+            lines.append(
+                f"| {t} | {machine} | {o[pp]:.1f} | {p[pp]:.1f} | {o[tg]:.1f} | {p[tg]:.1f} | {p[tg] / o[tg]:.3f} |"
+            )
     return [*lines, ""]
 
 

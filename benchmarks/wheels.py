@@ -46,8 +46,9 @@ def sizes(dist: Path) -> list[str]:
         with zipfile.ZipFile(wheel) as archive:
             installed = sum(i.file_size for i in archive.infolist())
             libraries = sum(1 for n in archive.namelist() if re.search(r"\.(so(\.\d+)*|dylib|dll)$", n))
-        rows.append(f"| `{wheel.name}` | {wheel.stat().st_size / 2**20:.2f} MiB | {installed / 2**20:.2f} MiB | "
-                    f"{libraries} |")  # fmt: skip
+        rows.append(
+            f"| `{wheel.name}` | {wheel.stat().st_size / 2**20:.2f} MiB | {installed / 2**20:.2f} MiB | {libraries} |"
+        )
     rows.append("| libggml-python (PyPI, for comparison: one AVX2 CPU build) | 2.5 MB | | |")
     return rows
 
@@ -67,13 +68,21 @@ def latency(python: Path, env: dict[str, str], cwd: Path, repeat: int) -> tuple[
     load = [str(python), "-c", "import llama_cpp_runtime as r; r.load().devices()"]
     bare = [str(python), "-c", "pass"]
     timed(load, env, cwd)  # page cache warm, like any second start
-    return (statistics.median(timed(load, env, cwd) for _ in range(repeat)),
-            statistics.median(timed(bare, env, cwd) for _ in range(repeat)))  # fmt: skip
+    return (
+        statistics.median(timed(load, env, cwd) for _ in range(repeat)),
+        statistics.median(timed(bare, env, cwd) for _ in range(repeat)),
+    )
 
 
 def gflops(python: Path, env: dict[str, str], cwd: Path, size: int, row: str) -> float:
-    result = subprocess.run([str(python), "-m", "llama_cpp_runtime", "bench", "--size", str(size)],
-                            env=env, cwd=cwd, capture_output=True, text=True, check=True)  # fmt: skip
+    result = subprocess.run(
+        [str(python), "-m", "llama_cpp_runtime", "bench", "--size", str(size)],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     for line in result.stdout.splitlines():
         if line.startswith(row):
             match = re.search(r"([\d.]+) GFLOP/s", line)
@@ -112,8 +121,14 @@ def main() -> None:
         run([str(python), "-m", "pip", "install", "-q", "--no-index", str(core)], scratch, env)
         clean = clean_environment()
         loaded, bare = latency(python, clean, scratch, arguments.repeat)
-        report = subprocess.run([str(python), "-m", "llama_cpp_runtime", "info", "--json"], capture_output=True,
-                                text=True, check=True, cwd=scratch, env=clean).stdout  # fmt: skip
+        report = subprocess.run(
+            [str(python), "-m", "llama_cpp_runtime", "info", "--json"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=scratch,
+            env=clean,
+        ).stdout
         variant = json.loads(report)["cpu_variant"] or "none"
         wheel_rate = gflops(python, clean, scratch, arguments.size, f"CPU ({variant})")
         native = native_stage(project, scratch)

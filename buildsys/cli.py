@@ -6,7 +6,8 @@ import argparse
 import contextlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,21 +18,6 @@ from .project_lock import WRITING_COMMANDS, project_lock
 
 if TYPE_CHECKING:
     from .builder.driver import BuildReport, BuildRequest
-
-# Each command imports its own modules when it runs: a no-op `build` need not load bump, wheels or check.
-
-COMMANDS = {
-    "apply-patches": "fetch the pinned upstream commit into the tracking repository and apply patches/",
-    "create-patches": "export the tracking repository's commits into patches/ (normalised)",
-    "sync": "copy the filtered tracking HEAD into the destination and write its manifest",
-    "check": "prove from scratch that the destination and patches/ are pinned upstream + patches",
-    "status": "show where the tracking repository and the destination stand",
-    "build": "configure, build and stage the CMake presets (backends) this platform can build",
-    "wheels": "the staged matrix as wheels in dist/ (runs apply-patches, sync and build when needed)",
-    "bump": "move the pin to another upstream commit, tag or branch, carrying patches/ across",
-    "tags": "upstream's release tags matching a pattern, newest first (--newest: only that one)",
-    "matrix": "the GitHub Actions wheel matrix derived from the presets, as JSON",
-}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,30 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--upstream", metavar="URL", help=f"upstream URL or path (overrides {UPSTREAM_URL_VARIABLE})")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only warnings and errors")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, help_text in COMMANDS.items():
-        sub = commands.add_parser(name, help=help_text, description=help_text)
-        if name == "sync":
-            sub.add_argument("--force", action="store_true", help="discard hand edits in the destination")
-        if name == "tags":
-            sub.add_argument("--pattern", help="a glob over the tag names (default: [upstream] release-tags)")
-            sub.add_argument("--newest", action="store_true", help="print only the newest")
-        if name == "matrix":
-            sub.add_argument("--github-output", action="store_true", help="also append the outputs to $GITHUB_OUTPUT")
-        if name == "bump":
-            _add_bump_arguments(sub)
-        if name in {"build", "wheels"}:
-            _add_build_arguments(sub)
-        if name == "wheels":
-            sub.add_argument("--no-repair", action="store_true", help="skip auditwheel (Linux)")
-            sub.add_argument(
-                "--families-only", action="store_true",
-                help="build nothing: write the family wheels (llama-cpp-runtime-cuda13, ...) that the member "
-                "wheels already in dist/ complete",
-            )  # fmt: skip
-            sub.add_argument(
-                "--wheel-version", default=os.environ.get("LLAMA_CPP_RUNTIME_VERSION", "0.1.0"),
-                help="the version of every wheel (default: $LLAMA_CPP_RUNTIME_VERSION or 0.1.0)",
-            )  # fmt: skip
+    for name, command in COMMANDS.items():
+        command.add_arguments(commands.add_parser(name, help=command.help, description=command.help))
     return parser
 
 
@@ -102,15 +66,24 @@ def _run_bump_command(arguments: argparse.Namespace, config: Config) -> None:
 
 def _add_build_arguments(sub: argparse.ArgumentParser) -> None:
     sub.add_argument(
-        "--backend", "--preset", dest="presets", action="append", default=[], metavar="NAMES",
+        "--backend",
+        "--preset",
+        dest="presets",
+        action="append",
+        default=[],
+        metavar="NAMES",
         help="comma-separated presets to build, failing if one cannot be (default: all that apply, skipping "
         "those without a toolchain)",
-    )  # fmt: skip
+    )
     sub.add_argument("-j", "--jobs", type=int, default=0, help="parallel compile jobs (default: the cores available)")
     sub.add_argument(
-        "-D", dest="definitions", action="append", default=[], metavar="NAME=VALUE",
+        "-D",
+        dest="definitions",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
         help="an extra CMake definition, on top of the preset (shown in the report)",
-    )  # fmt: skip
+    )
     sub.add_argument("--dry-run", action="store_true", help="show what would be built or skipped, and why")
     sub.add_argument("--fresh", action="store_true", help="configure from an empty CMake cache")
     sub.add_argument("--configure-only", action="store_true", help="stop after configuring each preset")
@@ -131,9 +104,13 @@ def _build_request(arguments: argparse.Namespace) -> BuildRequest:
     if arguments.jobs < 0:
         raise UsageError(f"--jobs {arguments.jobs} is negative")
     return BuildRequest(
-        presets=presets, jobs=arguments.jobs, definitions=definitions, dry_run=arguments.dry_run,
-        fresh=arguments.fresh, configure_only=arguments.configure_only,
-    )  # fmt: skip
+        presets=presets,
+        jobs=arguments.jobs,
+        definitions=definitions,
+        dry_run=arguments.dry_run,
+        fresh=arguments.fresh,
+        configure_only=arguments.configure_only,
+    )
 
 
 def _run_wheels_command(arguments: argparse.Namespace, config: Config) -> None:
@@ -184,44 +161,133 @@ def _show_build(report: BuildReport, config: Config, *, record: bool) -> None:
     raise_if_failed(report)
 
 
+def _add_sync_arguments(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--force", action="store_true", help="discard hand edits in the destination")
+
+
+def _add_tags_arguments(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--pattern", help="a glob over the tag names (default: [upstream] release-tags)")
+    sub.add_argument("--newest", action="store_true", help="print only the newest")
+
+
+def _add_matrix_arguments(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--github-output", action="store_true", help="also append the outputs to $GITHUB_OUTPUT")
+
+
+def _add_wheels_arguments(sub: argparse.ArgumentParser) -> None:
+    _add_build_arguments(sub)
+    sub.add_argument("--no-repair", action="store_true", help="skip auditwheel (Linux)")
+    sub.add_argument(
+        "--families-only",
+        action="store_true",
+        help="build nothing: write the family wheels (llama-cpp-runtime-cuda13, ...) that the member "
+        "wheels already in dist/ complete",
+    )
+    sub.add_argument(
+        "--wheel-version",
+        default=os.environ.get("LLAMA_CPP_RUNTIME_VERSION", "0.1.0"),
+        help="the version of every wheel (default: $LLAMA_CPP_RUNTIME_VERSION or 0.1.0)",
+    )
+
+
+def _no_arguments(sub: argparse.ArgumentParser) -> None:
+    del sub
+
+
+# Each command imports its own modules when it runs: a no-op `build` need not load bump, wheels or check.
+
+
+def _run_apply_patches(arguments: argparse.Namespace, config: Config) -> None:
+    from .vendoring.apply_patches import run_apply_patches
+
+    run_apply_patches(config)
+
+
+def _run_create_patches(arguments: argparse.Namespace, config: Config) -> None:
+    from .vendoring.create_patches import run_create_patches
+
+    run_create_patches(config)
+
+
+def _run_sync(arguments: argparse.Namespace, config: Config) -> None:
+    from .vendoring.sync import run_sync
+
+    run_sync(config, force=arguments.force)
+
+
+def _run_check(arguments: argparse.Namespace, config: Config) -> None:
+    from .vendoring.check import run_check
+
+    run_check(config)
+
+
+def _run_status(arguments: argparse.Namespace, config: Config) -> None:
+    from .vendoring.status import status_lines
+
+    print("\n".join(status_lines(config)))
+
+
+def _run_tags(arguments: argparse.Namespace, config: Config) -> None:
+    from .upkeep.upstream_tags import matching_tags, tag_pattern
+
+    tags = matching_tags(config, tag_pattern(config, arguments.pattern))
+    print("\n".join(tags[:1] if arguments.newest else tags), flush=True)
+
+
+def _run_matrix(arguments: argparse.Namespace, config: Config) -> None:
+    from .ci.matrix import run_matrix
+
+    output = os.environ.get("GITHUB_OUTPUT", "") if arguments.github_output else None
+    print(run_matrix(config, github_output=output))
+
+
+@dataclass(frozen=True)
+class Command:
+    help: str
+    run: Callable[[argparse.Namespace, Config], None]
+    add_arguments: Callable[[argparse.ArgumentParser], None] = _no_arguments
+
+
+COMMANDS = {
+    "apply-patches": Command(
+        "fetch the pinned upstream commit into the tracking repository and apply patches/", _run_apply_patches
+    ),
+    "create-patches": Command(
+        "export the tracking repository's commits into patches/ (normalised)", _run_create_patches
+    ),
+    "sync": Command(
+        "copy the filtered tracking HEAD into the destination and write its manifest", _run_sync, _add_sync_arguments
+    ),
+    "check": Command("prove from scratch that the destination and patches/ are pinned upstream + patches", _run_check),
+    "status": Command("show where the tracking repository and the destination stand", _run_status),
+    "build": Command(
+        "configure, build and stage the CMake presets (backends) this platform can build",
+        _run_build_command,
+        _add_build_arguments,
+    ),
+    "wheels": Command(
+        "the staged matrix as wheels in dist/ (runs apply-patches, sync and build when needed)",
+        _run_wheels_command,
+        _add_wheels_arguments,
+    ),
+    "bump": Command(
+        "move the pin to another upstream commit, tag or branch, carrying patches/ across",
+        _run_bump_command,
+        _add_bump_arguments,
+    ),
+    "tags": Command(
+        "upstream's release tags matching a pattern, newest first (--newest: only that one)",
+        _run_tags,
+        _add_tags_arguments,
+    ),
+    "matrix": Command(
+        "the GitHub Actions wheel matrix derived from the presets, as JSON", _run_matrix, _add_matrix_arguments
+    ),
+}
+
+
 def run(arguments: argparse.Namespace, config: Config) -> None:
-    command = arguments.command
-    if command == "apply-patches":
-        from .vendoring.apply_patches import run_apply_patches
-
-        run_apply_patches(config)
-    elif command == "create-patches":
-        from .vendoring.create_patches import run_create_patches
-
-        run_create_patches(config)
-    elif command == "sync":
-        from .vendoring.sync import run_sync
-
-        run_sync(config, force=arguments.force)
-    elif command == "check":
-        from .vendoring.check import run_check
-
-        run_check(config)
-    elif command == "status":
-        from .vendoring.status import status_lines
-
-        print("\n".join(status_lines(config)))
-    elif command == "build":
-        _run_build_command(arguments, config)
-    elif command == "wheels":
-        _run_wheels_command(arguments, config)
-    elif command == "bump":
-        _run_bump_command(arguments, config)
-    elif command == "tags":
-        from .upkeep.upstream_tags import matching_tags, tag_pattern
-
-        tags = matching_tags(config, tag_pattern(config, arguments.pattern))
-        print("\n".join(tags[:1] if arguments.newest else tags), flush=True)
-    elif command == "matrix":
-        from .ci.matrix import run_matrix
-
-        output = os.environ.get("GITHUB_OUTPUT", "") if arguments.github_output else None
-        print(run_matrix(config, github_output=output))
+    COMMANDS[arguments.command].run(arguments, config)
 
 
 def report(error: BuildsysError) -> None:

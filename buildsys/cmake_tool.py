@@ -150,9 +150,16 @@ def run(
         if log_file:
             log_file.write(f"$ {subprocess.list2cmdline(list(args)) if os.name == 'nt' else shlex.join(args)}\n")
         process = subprocess.Popen(  # noqa: S603 - the one CMake wrapper; argv is a list, never a shell
-            list(args), cwd=cwd, env=scripts_first(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL, text=True, errors="replace", start_new_session=os.name != "nt",
-        )  # fmt: skip
+            list(args),
+            cwd=cwd,
+            env=scripts_first(env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            errors="replace",
+            start_new_session=os.name != "nt",
+        )
     except OSError as error:
         if log_file:
             log_file.close()

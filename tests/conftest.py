@@ -102,8 +102,9 @@ def pinned(real_llama_cpp: Path, shared: Path) -> Project:
     with locked(shared / "pinned-runtime.lock"):
         done = root / "built"
         (root / "home").mkdir(parents=True, exist_ok=True)
-        project = project_at(root / "project", real_llama_cpp, "0.3.35", hermetic_env(root / "home"),
-                             existing=done.exists())  # fmt: skip
+        project = project_at(
+            root / "project", real_llama_cpp, "0.3.35", hermetic_env(root / "home"), existing=done.exists()
+        )
         if not done.exists():
             project.run("wheels", "--backend", "cpu", timeout=60 * 60)
             done.touch()

@@ -24,14 +24,24 @@ TIMEOUT = 600
 def _runtime(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(  # noqa: S603 - this Python, an argument list
         [sys.executable, "-m", "llama_cpp_runtime", *args],
-        env=env, capture_output=True, text=True, timeout=TIMEOUT, check=False,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
 
 
 # What a machine without the hardware lacks, and no wheel can bring: the GPU drivers and loaders.
 DRIVER_LIBRARIES = ("libcuda.so", "nvcuda.dll", "libvulkan.so", "vulkan-1.dll", "libamdhip64.so", "amdhip64")
-_NOT_FOUND = ("cannot open shared object file", "not found", "No such file", "could not be found",
-              "error loading", "Library not loaded")  # fmt: skip
+_NOT_FOUND = (
+    "cannot open shared object file",
+    "not found",
+    "No such file",
+    "could not be found",
+    "error loading",
+    "Library not loaded",
+)
 
 
 def problems(modules: list[dict[str, str]], distribution: str) -> list[str]:

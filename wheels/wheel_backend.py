@@ -40,8 +40,9 @@ def get_requires_for_build_wheel(config_settings: dict[str, str] | None = None) 
     return []
 
 
-def build_wheel(wheel_directory: str, config_settings: dict[str, str] | None = None,
-                metadata_directory: str | None = None) -> str:  # fmt: skip
+def build_wheel(
+    wheel_directory: str, config_settings: dict[str, str] | None = None, metadata_directory: str | None = None
+) -> str:
     distribution = _distribution()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPOSITORY), os.environ.get("PYTHONPATH")]))}
     command = [sys.executable, "-m", "buildsys", "wheels", "--no-repair", "--backend", ",".join(_presets(distribution))]

@@ -52,9 +52,16 @@ def module_name(file: StagedFile) -> str:
     return stem.removeprefix("lib")
 
 
-def write_stage_record(stage: Path, *, preset: str, backend: str, provenance: Mapping[str, Any],
-                       options: Mapping[str, str], requires: Sequence[str],
-                       files: list[StagedFile]) -> None:  # fmt: skip
+def write_stage_record(
+    stage: Path,
+    *,
+    preset: str,
+    backend: str,
+    provenance: Mapping[str, Any],
+    options: Mapping[str, str],
+    requires: Sequence[str],
+    files: list[StagedFile],
+) -> None:
     document = {
         "format": 1,
         "preset": preset,

@@ -192,8 +192,11 @@ def _glslc(requirement: str, host: Host, earlier: list[Detection]) -> Detection:
     sdk = [Path(host.env["VULKAN_SDK"]) / "bin"] if host.env.get("VULKAN_SDK") else []
     glslc = host.which("glslc", *sdk)
     if not glslc:
-        return Missing(requirement, "glslc (the GLSL to SPIR-V compiler) not found on PATH",
-                       "apt-get install glslc, or install the LunarG Vulkan SDK and set VULKAN_SDK")  # fmt: skip
+        return Missing(
+            requirement,
+            "glslc (the GLSL to SPIR-V compiler) not found on PATH",
+            "apt-get install glslc, or install the LunarG Vulkan SDK and set VULKAN_SDK",
+        )
     return Found(requirement, f"{glslc}", {"Vulkan_GLSLC_EXECUTABLE": str(glslc)})
 
 

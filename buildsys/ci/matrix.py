@@ -37,15 +37,27 @@ class Exclusion:
 
 
 PLATFORMS = (
-    Platform(name="linux-x86_64", runner="ubuntu-24.04", system="Linux", cibw_archs="x86_64",
-             cibw_build="cp311-manylinux_x86_64"),
-    Platform(name="linux-aarch64", runner="ubuntu-24.04-arm", system="Linux", cibw_archs="aarch64",
-             cibw_build="cp311-manylinux_aarch64"),
-    Platform(name="macos-arm64", runner="macos-15", system="Darwin", cibw_archs="arm64",
-             cibw_build="cp311-macosx_arm64"),
-    Platform(name="windows-x86_64", runner="windows-2022", system="Windows", cibw_archs="AMD64",
-             cibw_build="cp311-win_amd64"),
-)  # fmt: skip
+    Platform(
+        name="linux-x86_64",
+        runner="ubuntu-24.04",
+        system="Linux",
+        cibw_archs="x86_64",
+        cibw_build="cp311-manylinux_x86_64",
+    ),
+    Platform(
+        name="linux-aarch64",
+        runner="ubuntu-24.04-arm",
+        system="Linux",
+        cibw_archs="aarch64",
+        cibw_build="cp311-manylinux_aarch64",
+    ),
+    Platform(
+        name="macos-arm64", runner="macos-15", system="Darwin", cibw_archs="arm64", cibw_build="cp311-macosx_arm64"
+    ),
+    Platform(
+        name="windows-x86_64", runner="windows-2022", system="Windows", cibw_archs="AMD64", cibw_build="cp311-win_amd64"
+    ),
+)
 
 EXCLUSIONS = (
     Exclusion(platform="linux-aarch64", preset="hip", reason="ROCm has no aarch64 release"),
@@ -151,8 +163,10 @@ def toolchain_for(presets: Sequence[Preset]) -> Toolchain:
                 majors.add(requirement.removeprefix("nvcc-"))
             if kind:
                 kinds.add(kind)
-    problems += [f"no CUDA {major} release declared in buildsys.ci_matrix.CUDA_RELEASES"
-                 for major in sorted(majors - set(CUDA_RELEASES))]  # fmt: skip
+    problems += [
+        f"no CUDA {major} release declared in buildsys.ci_matrix.CUDA_RELEASES"
+        for major in sorted(majors - set(CUDA_RELEASES))
+    ]
     if len(majors) > 1:
         names = ", ".join(p.name for p in presets)
         problems.append(f"{names}: one wheel cannot need CUDA {' and '.join(sorted(majors))}")
@@ -201,8 +215,9 @@ def _check_declarations(matrix: Matrix) -> None:
         if not preset.wheel:
             problems.append(f"{preset.name}: names no wheel (vendor.llama-cpp-runtime.wheel)")
         if not any(_builds(platform, preset) for platform in PLATFORMS):
-            problems.append(f"{preset.name}: built on no platform of buildsys.ci_matrix.PLATFORMS (add one, or fix "
-                            "its condition)")  # fmt: skip
+            problems.append(
+                f"{preset.name}: built on no platform of buildsys.ci_matrix.PLATFORMS (add one, or fix its condition)"
+            )
     if problems:
         raise ConfigError(problems, source="buildsys/ci/matrix.py")
 

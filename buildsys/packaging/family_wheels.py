@@ -35,8 +35,9 @@ class FamilyOutcome:
     incomplete: list[str]  # why a family was not written for a platform tag (a member is missing)
 
 
-def write_family_wheels(dist: Path, families: Mapping[str, tuple[str, ...]], *, version: str,
-                        epoch: int) -> FamilyOutcome:  # fmt: skip
+def write_family_wheels(
+    dist: Path, families: Mapping[str, tuple[str, ...]], *, version: str, epoch: int
+) -> FamilyOutcome:
     """Every family wheel that the member wheels of `version` in `dist` allow, per platform tag."""
     present: dict[str, dict[str, str]] = {}  # platform -> normalised name -> its wheel's tag
     for path in sorted(dist.glob("*.whl")) if dist.is_dir() else ():
@@ -66,7 +67,10 @@ def _spec(family: str, members: tuple[str, ...], version: str, tag: str) -> Whee
         "reports the others as not chosen. Installing a single member instead saves the download.\n"
     )
     return WheelSpec(
-        distribution=family, version=version, tag=tag, description=description,
+        distribution=family,
+        version=version,
+        tag=tag,
+        description=description,
         summary=f"Every architecture family of {family.removeprefix('llama-cpp-runtime-')} for llama-cpp-runtime",
         requires=[f"{member}=={version}" for member in members],
-    )  # fmt: skip
+    )

@@ -32,9 +32,18 @@ ENTRY_POINT_GROUP = "llama_cpp_runtime.backends"
 REPAIR_TIMEOUT = 600.0
 # Never in a wheel: GPU drivers and loaders, and the GPU runtimes users get from the system or NVIDIA's wheels.
 REPAIR_EXCLUDES = (
-    "libcuda.so.*", "libvulkan.so.*", "libOpenCL.so.*", "libcudart.so.*", "libcublas.so.*", "libcublasLt.so.*",
-    "libnccl.so.*", "libamdhip64.so.*", "libhipblas.so.*", "librocblas.so.*", "libhsa-runtime64.so.*",
-)  # fmt: skip
+    "libcuda.so.*",
+    "libvulkan.so.*",
+    "libOpenCL.so.*",
+    "libcudart.so.*",
+    "libcublas.so.*",
+    "libcublasLt.so.*",
+    "libnccl.so.*",
+    "libamdhip64.so.*",
+    "libhipblas.so.*",
+    "librocblas.so.*",
+    "libhsa-runtime64.so.*",
+)
 CORE_SONAMES = ("libggml-base.so.*", "libggml.so.*", "libllama.so.*")
 
 
@@ -163,16 +172,25 @@ def _description(results: list[PresetResult], provenance: Mapping[str, str]) -> 
         "",
     ]
     if provenance.get("llama_cpp_python"):
-        lines[1:1] = ["", f"Serves llama-cpp-python {provenance['llama_cpp_python']} (the release that vendors that "
-                          "llama.cpp): `llama_cpp_runtime.use_for(\"llama_cpp\")`."]  # fmt: skip
+        lines[1:1] = [
+            "",
+            f"Serves llama-cpp-python {provenance['llama_cpp_python']} (the release that vendors that "
+            'llama.cpp): `llama_cpp_runtime.use_for("llama_cpp")`.',
+        ]
     for result in results:
         options = " ".join(f"{k}={v}" for k, v in sorted(result.options.items()) if k.startswith("GGML_"))
         lines.append(f"- preset `{result.preset.name}`: {options}")
     return "\n".join(lines) + "\n"
 
 
-def _write(config: Config, distribution: str, results: list[PresetResult], provenance: Mapping[str, str],
-           version: str, epoch: int) -> BuiltWheel:  # fmt: skip
+def _write(
+    config: Config,
+    distribution: str,
+    results: list[PresetResult],
+    provenance: Mapping[str, str],
+    version: str,
+    epoch: int,
+) -> BuiltWheel:
     if distribution == CORE_DISTRIBUTION:
         matrix = load_matrix()  # plugins and the families that require them: one extra each
         plugins = sorted({p.wheel for p in matrix.presets if p.wheel != CORE_DISTRIBUTION} | {*matrix.family_members()})
@@ -181,10 +199,13 @@ def _write(config: Config, distribution: str, results: list[PresetResult], prove
             files.update(_stage_files(result, CORE_PACKAGE))
         extras = {name.removeprefix(f"{CORE_DISTRIBUTION}-"): [f"{name}=={version}"] for name in plugins}
         spec = WheelSpec(
-            distribution=distribution, version=version, tag=platform_tag(), extras=extras,
+            distribution=distribution,
+            version=version,
+            tag=platform_tag(),
+            extras=extras,
             summary="ggml and llama.cpp shared libraries with every CPU variant, chosen at run time",
             description=_description(results, provenance),
-        )  # fmt: skip
+        )
     else:
         package = normalise(distribution)
         files = {f"{package}/__init__.py": WheelFile(_PLUGIN_INIT.encode())}
@@ -193,12 +214,14 @@ def _write(config: Config, distribution: str, results: list[PresetResult], prove
         preset = results[0].preset
         runtime = dict.fromkeys(dependency for r in results for dependency in r.preset.dependencies)
         spec = WheelSpec(
-            distribution=distribution, version=version, tag=platform_tag(),
+            distribution=distribution,
+            version=version,
+            tag=platform_tag(),
             summary=f"The ggml {preset.backend} backend for llama-cpp-runtime",
             description=_description(results, provenance),
             requires=[f"{CORE_DISTRIBUTION}=={version}", *runtime],
             entry_points={ENTRY_POINT_GROUP: {preset.backend: f"{package}:module_dir"}},
-        )  # fmt: skip
+        )
     path = write_wheel(config.root / "dist", spec, files, epoch=epoch)
     return BuiltWheel(path, distribution, tuple(r.preset.name for r in results), len(files), path.stat().st_size)
 

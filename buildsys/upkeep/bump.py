@@ -74,8 +74,9 @@ def run_bump(config: Config, target: str) -> BumpResult | None:
         else:
             ui.info(f"  {target} is {pinned[:12]}, the commit already pinned: nothing to do")
         return None
-    progress = BumpProgress(previous=pinned, target=commit, ref=ref, series_sha256=series_hash(series),
-                            checked_out=False)  # fmt: skip
+    progress = BumpProgress(
+        previous=pinned, target=commit, ref=ref, series_sha256=series_hash(series), checked_out=False
+    )
     changes = _describe(repo, config, progress)
     with ui.step(f"check out {commit[:12]} on branch `patched`"):
         before = repo.load_state()
@@ -129,8 +130,10 @@ def _carry_patches(
         upstream_ids = upstream_patch_ids(repo.git, progress.previous, progress.target, paths)
         on_previous = repo.store_queue_blobs(progress.previous, [config.patches / p.name for p in series])
     if on_previous < len(series):
-        ui.warn(f"{series[on_previous].name} does not apply on {progress.previous[:12]}, the pin it was made for; "
-                "3-way merges of it and later patches have no base to merge from")  # fmt: skip
+        ui.warn(
+            f"{series[on_previous].name} does not apply on {progress.previous[:12]}, the pin it was made for; "
+            "3-way merges of it and later patches have no base to merge from"
+        )
     with ui.step(f"carry {len(series) - progress.position} patch(es) onto {progress.target[:12]}"):
         for index in range(progress.position, len(series)):
             progress.position = index
@@ -255,5 +258,4 @@ def _bump_in_progress(repo: TrackingRepo, config: Config) -> BumpProgress:
 def _refuse_hand_edits_in_destination(config: Config) -> None:
     destination = config.sync.destination
     if destination.is_dir():
-        refuse_hand_edits(destination, scan(destination), {}, config.relative(destination),
-                          then="run the bump again")  # fmt: skip
+        refuse_hand_edits(destination, scan(destination), {}, config.relative(destination), then="run the bump again")

@@ -45,8 +45,11 @@ def render_summary(config: Config, progress: BumpProgress, changes: UpstreamChan
     ]
     if attention:
         lines += ["", "### Needs attention", "", *(f"- [ ] {warning}" for warning in attention)]
-    lines += ["", f"`{config.relative(config.source)}`, `{config.relative(config.patches)}/` and "
-              f"`{config.relative(config.sync.destination)}/` updated by `nox -s bump`."]  # fmt: skip
+    lines += [
+        "",
+        f"`{config.relative(config.source)}`, `{config.relative(config.patches)}/` and "
+        f"`{config.relative(config.sync.destination)}/` updated by `nox -s bump`.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -54,9 +57,11 @@ def _served_release(config: Config, progress: BumpProgress) -> list[str]:
     """The llama-cpp-python release named in [downstream] vendors the old pin, not the new one."""
     if not config.llama_cpp_python or progress.target == progress.previous:
         return []
-    return [f"`[downstream] llama-cpp-python = \"{config.llama_cpp_python}\"` names the release that vendors "
-            f"{progress.previous[:12]}: set the one that vendors {progress.target[:12]}, or remove the key "
-            "(`use_for` checks the structs either way)"]  # fmt: skip
+    return [
+        f'`[downstream] llama-cpp-python = "{config.llama_cpp_python}"` names the release that vendors '
+        f"{progress.previous[:12]}: set the one that vendors {progress.target[:12]}, or remove the key "
+        "(`use_for` checks the structs either way)"
+    ]
 
 
 def _range_line(changes: UpstreamChanges, progress: BumpProgress) -> str:
@@ -66,8 +71,10 @@ def _range_line(changes: UpstreamChanges, progress: BumpProgress) -> str:
     behind = changes.commits_left_behind
     if not changes.commits:
         return f"**Moves back** {behind} upstream commit(s): the target is an ancestor of the old pin."
-    return (f"**Not a descendant of the old pin**: {changes.commits} commit(s) come in, "
-            f"{behind} of the old pin's commit(s) are left behind ({span}).")  # fmt: skip
+    return (
+        f"**Not a descendant of the old pin**: {changes.commits} commit(s) come in, "
+        f"{behind} of the old pin's commit(s) are left behind ({span})."
+    )
 
 
 def _patch_table(outcomes: list[PatchOutcome], series: list[Patch]) -> list[str]:

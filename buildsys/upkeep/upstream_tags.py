@@ -27,8 +27,9 @@ def version_key(tag: str) -> tuple[tuple[int, ...], int, str]:
 
 def matching_tags(config: Config, pattern: str) -> list[str]:
     """The upstream tags matching the glob, newest first."""
-    result = Git(config.root).run("ls-remote", "--tags", "--refs", config.upstream.url, check=False,
-                                 timeout=NETWORK_TIMEOUT)  # fmt: skip
+    result = Git(config.root).run(
+        "ls-remote", "--tags", "--refs", config.upstream.url, check=False, timeout=NETWORK_TIMEOUT
+    )
     if result.returncode != 0:
         said = (result.err or result.out).strip().splitlines()
         raise UpstreamError(f"cannot list the tags of {config.upstream.url}", details="\n".join(said[-5:]))

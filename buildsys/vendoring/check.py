@@ -45,8 +45,10 @@ def run_check(config: Config) -> None:
             hint="`nox -s sync` rewrites the destination (`nox -s sync -- --force` where files were edited by hand);"
             " `nox -s create-patches` saves tracking commits",
         )
-    ui.info(f"  {config.relative(config.sync.destination)} is {config.upstream.commit[:12]} + {len(series)} "
-            f"patch(es): {len(expected)} files, no drift")  # fmt: skip
+    ui.info(
+        f"  {config.relative(config.sync.destination)} is {config.upstream.commit[:12]} + {len(series)} "
+        f"patch(es): {len(expected)} files, no drift"
+    )
 
 
 def _tracking_drift(repo: TrackingRepo, config: Config, series: list[Patch]) -> list[str]:

@@ -16,9 +16,21 @@ def upstream_patch_ids(git: Git, old: str, new: str, paths: Iterable[str]) -> di
     if not paths:
         return {}
     log = git.run(
-        "log", "--no-merges", "--no-color", "--no-ext-diff", "-p", "--full-index", "--binary", "--find-renames",
-        "--diff-algorithm=myers", "--format=commit %H", f"{old}..{new}", "--", *paths, env=ISOLATED_CONFIG,
-    )  # fmt: skip
+        "log",
+        "--no-merges",
+        "--no-color",
+        "--no-ext-diff",
+        "-p",
+        "--full-index",
+        "--binary",
+        "--find-renames",
+        "--diff-algorithm=myers",
+        "--format=commit %H",
+        f"{old}..{new}",
+        "--",
+        *paths,
+        env=ISOLATED_CONFIG,
+    )
     if not log.stdout:
         return {}
     subjects = dict(

@@ -46,8 +46,9 @@ def run_create_patches(config: Config, *, finishing_bump: bool = False) -> Expor
             f"{config.upstream.commit[:12]} (run apply-patches next to move the patches onto it)"
         )
     if survey.dirty:
-        ui.warn(f"{len(survey.dirty)} uncommitted file(s) in the tracking repository are not exported: "
-                "commit them first")  # fmt: skip
+        ui.warn(
+            f"{len(survey.dirty)} uncommitted file(s) in the tracking repository are not exported: commit them first"
+        )
     exported = survey.exported
     existing = {p.name: p.content for p in series}
     written = [item.patch.name for item in exported if existing.get(item.patch.name) != item.patch.content]
@@ -68,6 +69,8 @@ def run_create_patches(config: Config, *, finishing_bump: bool = False) -> Expor
         ui.info(f"  wrote   {label}/{name}")
     for name in removed:
         ui.info(f"  removed {label}/{name}")
-    ui.info(f"  {len(exported)} patch(es): {len(written)} written, {len(removed)} removed, "
-            f"{len(exported) - len(written)} unchanged")  # fmt: skip
+    ui.info(
+        f"  {len(exported)} patch(es): {len(written)} written, {len(removed)} removed, "
+        f"{len(exported) - len(written)} unchanged"
+    )
     return ExportResult(written, removed, len(exported) - len(written))

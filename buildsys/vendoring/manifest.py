@@ -104,8 +104,9 @@ def scan(destination: Path) -> dict[str, FileEntry]:
     return found
 
 
-def staleness(manifest: Manifest, commit: str, series_sha256: str, include: tuple[str, ...],
-              exclude: tuple[str, ...]) -> list[str]:  # fmt: skip
+def staleness(
+    manifest: Manifest, commit: str, series_sha256: str, include: tuple[str, ...], exclude: tuple[str, ...]
+) -> list[str]:
     """What differs between the synced tree's record and what the configuration asks for, in words."""
     changes = []
     if manifest.commit != commit:

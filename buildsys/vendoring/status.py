@@ -38,10 +38,13 @@ def _tracking_lines(config: Config, series: list[Patch]) -> list[str]:
     branch = repo.branch() or "detached HEAD"
     bump = repo.load_state().bump
     bump_line = (
-        [f"          bump {bump.previous[:12]} -> {bump.target[:12]} under way at patch {bump.position + 1}:"
-         " `nox -s bump -- --continue` or `-- --abort`"]
-        if bump else []
-    )  # fmt: skip
+        [
+            f"          bump {bump.previous[:12]} -> {bump.target[:12]} under way at patch {bump.position + 1}:"
+            " `nox -s bump -- --continue` or `-- --abort`"
+        ]
+        if bump
+        else []
+    )
     progress = repo.am_progress()
     if progress:
         then = "`nox -s bump -- --continue`" if bump else "`nox -s create-patches sync`"
@@ -56,8 +59,10 @@ def _tracking_lines(config: Config, series: list[Patch]) -> list[str]:
         pin_note = ""
     lines = [f"tracking  {where}: {branch} at {head[:12]}, base {survey.base[:12]}{pin_note}", *bump_line]
     if survey.on_base:
-        lines.append(f"          {len(survey.exported)} commit(s) on the base, {len(survey.unexported)} not exported"
-                     + (" (run create-patches)" if survey.unexported else ""))  # fmt: skip
+        lines.append(
+            f"          {len(survey.exported)} commit(s) on the base, {len(survey.unexported)} not exported"
+            + (" (run create-patches)" if survey.unexported else "")
+        )
         lines.extend(f"            {line}" for line in describe_commits(survey.unexported))
     if survey.dirty:
         lines.append(f"          {len(survey.dirty)} uncommitted file(s): {', '.join(ui.bounded(survey.dirty, 5))}")

@@ -41,8 +41,9 @@ def run_sync(config: Config, *, force: bool = False, finishing_bump: bool = Fals
         require_unchanged_queue(survey, config, series)
     if survey.dirty:
         where = config.relative(config.tracking)
-        ui.warn(f"{len(survey.dirty)} uncommitted file(s) in {where} are not synced: "
-                "commit them and run create-patches")  # fmt: skip
+        ui.warn(
+            f"{len(survey.dirty)} uncommitted file(s) in {where} are not synced: commit them and run create-patches"
+        )
     with ui.step(f"read {config.relative(config.tracking)} HEAD"):
         files = selected_files(repo.git, "HEAD", config.sync.filter)
     manifest = build_manifest(config, series, files)

@@ -30,12 +30,31 @@ _STATE_FILE = "buildsys-state.json"
 ISOLATED_CONFIG = {"GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
 
 FORMAT_PATCH_OPTIONS = (
-    "--no-numbered", "--no-signature", "--zero-commit", "--full-index", "--binary",
-    "--find-renames", "--diff-algorithm=myers", "--src-prefix=a/", "--dst-prefix=b/",
-    "--no-relative", "--no-color", "--no-to", "--no-cc", "--no-add-header", "--no-base",
-    "--no-thread", "--no-cover-letter", "--no-attach", "--no-notes", "--no-signoff",
-    "--no-from", "--encode-email-headers", "--stat=80,60", "--stat-graph-width=20",
-)  # fmt: skip
+    "--no-numbered",
+    "--no-signature",
+    "--zero-commit",
+    "--full-index",
+    "--binary",
+    "--find-renames",
+    "--diff-algorithm=myers",
+    "--src-prefix=a/",
+    "--dst-prefix=b/",
+    "--no-relative",
+    "--no-color",
+    "--no-to",
+    "--no-cc",
+    "--no-add-header",
+    "--no-base",
+    "--no-thread",
+    "--no-cover-letter",
+    "--no-attach",
+    "--no-notes",
+    "--no-signoff",
+    "--no-from",
+    "--encode-email-headers",
+    "--stat=80,60",
+    "--stat-graph-width=20",
+)
 AM_OPTIONS = ("--3way", "--keep-non-patch", "--keep-cr", "--committer-date-is-author-date", "--no-gpg-sign")
 
 
@@ -93,19 +112,26 @@ class BumpProgress:
 
     def to_json(self) -> dict[str, object]:
         return {
-            "previous": self.previous, "target": self.target, "ref": self.ref,
-            "series_sha256": self.series_sha256, "position": self.position,
-            "outcomes": [vars(outcome) for outcome in self.outcomes], "checked_out": self.checked_out,
-        }  # fmt: skip
+            "previous": self.previous,
+            "target": self.target,
+            "ref": self.ref,
+            "series_sha256": self.series_sha256,
+            "position": self.position,
+            "outcomes": [vars(outcome) for outcome in self.outcomes],
+            "checked_out": self.checked_out,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BumpProgress:
         return cls(
-            previous=str(data["previous"]), target=str(data["target"]), ref=data.get("ref"),
-            series_sha256=str(data["series_sha256"]), position=int(data["position"]),
+            previous=str(data["previous"]),
+            target=str(data["target"]),
+            ref=data.get("ref"),
+            series_sha256=str(data["series_sha256"]),
+            position=int(data["position"]),
             outcomes=[PatchOutcome(**item) for item in data.get("outcomes", [])],
             checked_out=bool(data.get("checked_out", True)),
-        )  # fmt: skip
+        )
 
 
 def parse_state(data: object) -> TrackingState:
@@ -225,8 +251,10 @@ class TrackingRepo:
 
     def save_state(self, state: TrackingState) -> None:
         payload: dict[str, object] = {
-            "base": state.base, "exported": sorted(state.exported), "apply_stopped": state.apply_stopped,
-        }  # fmt: skip
+            "base": state.base,
+            "exported": sorted(state.exported),
+            "apply_stopped": state.apply_stopped,
+        }
         if state.bump is not None:
             payload["bump"] = state.bump.to_json()
         self._state_path().write_text(json.dumps(payload, indent=1) + "\n")
@@ -285,9 +313,15 @@ class TrackingRepo:
         # Partial clone: llama.cpp's full history is large and only the trees we check out are needed;
         # servers without filter support ignore the option and send everything.
         return self.git.run(
-            "fetch", "--quiet", "--tags" if tags else "--no-tags", "--filter=blob:none", REMOTE, *refspecs,
-            check=False, timeout=NETWORK_TIMEOUT,
-        )  # fmt: skip
+            "fetch",
+            "--quiet",
+            "--tags" if tags else "--no-tags",
+            "--filter=blob:none",
+            REMOTE,
+            *refspecs,
+            check=False,
+            timeout=NETWORK_TIMEOUT,
+        )
 
     def _fetch_every_branch(self) -> None:
         self._fetch(f"+refs/heads/*:refs/remotes/{REMOTE}/*", tags=True)
@@ -388,8 +422,14 @@ class TrackingRepo:
             index = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
             self.git.run("read-tree", base, env=index)
             for count, patch_file in enumerate(patch_files):
-                applied = self.git.run("apply", "--cached", "--whitespace=nowarn", str(patch_file), check=False,
-                                       env={**ISOLATED_CONFIG, **index})  # fmt: skip
+                applied = self.git.run(
+                    "apply",
+                    "--cached",
+                    "--whitespace=nowarn",
+                    str(patch_file),
+                    check=False,
+                    env={**ISOLATED_CONFIG, **index},
+                )
                 if applied.returncode != 0:
                     return count
         return len(patch_files)
@@ -421,9 +461,13 @@ def apply_with_am(git: Git, patch_files: list[Path]) -> AmOutcome:
     if not patch_files:
         return AmOutcome((), stopped=False)
     result = git.run(
-        "am", *AM_OPTIONS, "--", *map(str, patch_files),
-        check=False, env={**ISOLATED_CONFIG, **TOOL_IDENTITY},
-    )  # fmt: skip
+        "am",
+        *AM_OPTIONS,
+        "--",
+        *map(str, patch_files),
+        check=False,
+        env={**ISOLATED_CONFIG, **TOOL_IDENTITY},
+    )
     how: list[str] = []
     for line in result.out.splitlines():
         if line.startswith("Applying: "):
@@ -443,6 +487,12 @@ def _raise_if_unreachable(fetched: GitResult, url: str) -> None:
 
 
 def _is_unreachable_url(stderr: str) -> bool:
-    markers = ("does not appear to be a git repository", "Could not resolve host", "Repository not found",
-               "unable to access", "Could not read from remote repository", "not found")  # fmt: skip
+    markers = (
+        "does not appear to be a git repository",
+        "Could not resolve host",
+        "Repository not found",
+        "unable to access",
+        "Could not read from remote repository",
+        "not found",
+    )
     return any(marker in stderr for marker in markers) and "not our ref" not in stderr

@@ -120,8 +120,10 @@ def ensure_no_unsaved_work(repo: TrackingRepo, config: Config, series: list[Patc
     if survey.unexported:
         findings.append(f"{len(survey.unexported)} commit(s) not exported to {config.relative(config.patches)}/:")
         findings.extend(f"  {line}" for line in describe_commits(survey.unexported))
-        hints.append(f"save them with `nox -s create-patches`, or drop them with "
-                     f"`git -C {where} reset --hard {survey.base[:12]}`")  # fmt: skip
+        hints.append(
+            f"save them with `nox -s create-patches`, or drop them with "
+            f"`git -C {where} reset --hard {survey.base[:12]}`"
+        )
     if findings:
         raise WorkWouldBeLost(
             f"{where} has work that exists nowhere else; nothing was changed",

@@ -90,8 +90,22 @@ def download_sdist(version: str, sdists: Path) -> Path:
     with tempfile.TemporaryDirectory(dir=sdists) as scratch:
         # `--no-binary` names the one package: `:all:` would also compile the build backend's own
         # requirements (CMake among them) from source while pip prepares the sdist's metadata.
-        _run([sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--no-deps",
-              "--no-binary", "llama-cpp-python", "--dest", scratch, f"llama-cpp-python=={version}"])  # fmt: skip
+        _run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--no-deps",
+                "--no-binary",
+                "llama-cpp-python",
+                "--dest",
+                scratch,
+                f"llama-cpp-python=={version}",
+            ]
+        )
         downloaded = Path(scratch) / target.name
         if not downloaded.is_file():
             raise RealTreeError(f"pip did not produce {target.name}: {sorted(os.listdir(scratch))}")

@@ -28,12 +28,21 @@ def offline(env: dict[str, str]) -> dict[str, str]:
     """Any download CMake or git might try goes to a closed port (the upstream is a local path); with
     no_network() there is not even a route."""
     dead = "http://127.0.0.1:9"
-    return {**env, "http_proxy": dead, "https_proxy": dead, "HTTP_PROXY": dead, "HTTPS_PROXY": dead,
-            "ALL_PROXY": dead, "no_proxy": "", "NO_PROXY": ""}  # fmt: skip
+    return {
+        **env,
+        "http_proxy": dead,
+        "https_proxy": dead,
+        "HTTP_PROXY": dead,
+        "HTTPS_PROXY": dead,
+        "ALL_PROXY": dead,
+        "no_proxy": "",
+        "NO_PROXY": "",
+    }
 
 
-def project_at(root: Path, repo: Path, version: str, env: dict[str, str], *, include: str | None = None,
-               existing: bool = False) -> Project:  # fmt: skip
+def project_at(
+    root: Path, repo: Path, version: str, env: dict[str, str], *, include: str | None = None, existing: bool = False
+) -> Project:
     """A project with this repository's vendoring.toml and patches/, pinned at a real tree's commit
     (`existing`: the one made earlier at `root`, as it is)."""
     upstream = GitRepo(repo, env)

@@ -141,8 +141,13 @@ class Project:
     def run(self, *args: str, expect: int | None = 0, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             [*self.launcher, sys.executable, "-m", "buildsys", *args],
-            cwd=self.root, env=self.env, capture_output=True, text=True, check=False, timeout=timeout,
-        )  # fmt: skip
+            cwd=self.root,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=timeout,
+        )
         if expect is not None and result.returncode != expect:
             raise AssertionError(
                 f"buildsys {' '.join(args)} exited {result.returncode}, expected {expect}\n"
@@ -216,8 +221,11 @@ def hold_project_lock(project: Project, command: str, seconds: float = 120) -> s
     """A process holding the project's lock as `command` would, for `seconds`; kill it to release."""
     holder = subprocess.Popen(
         [sys.executable, "-c", _HOLD_THE_LOCK, str(project.root), command, str(seconds)],
-        cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True, env=project.env,
-    )  # fmt: skip
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=project.env,
+    )
     assert holder.stdout is not None and holder.stdout.readline() == "held\n"
     return holder
 

@@ -237,8 +237,9 @@ def write_llama_model(
 def write_bench_model(path: Path, dtype: str = "f16") -> Path:
     """A model large enough to measure tokens/s (25.8 M parameters in 8 layers of 512), small on disk in
     Q4_0 (15 MB) to F16 (52 MB); the vocabulary stays tiny, so the layers are what is timed."""
-    return write_llama_model(path, n_layer=8, n_embd=512, n_head=8, n_head_kv=8, n_ff=1408, n_ctx=1024,
-                             dtype=dtype, seed=7)  # fmt: skip
+    return write_llama_model(
+        path, n_layer=8, n_embd=512, n_head=8, n_head_kv=8, n_ff=1408, n_ctx=1024, dtype=dtype, seed=7
+    )
 
 
 def write_not_gguf(path: Path) -> Path:

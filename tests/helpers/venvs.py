@@ -22,8 +22,9 @@ def venv(tmp_path: Path) -> Path:
 
 
 def pip(python: Path, *args: str, env: dict[str, str] | None = None) -> None:
-    subprocess.run([str(python), "-m", "pip", "-q", "--disable-pip-version-check", *args], check=True, timeout=300,
-                   env=env)  # fmt: skip
+    subprocess.run(
+        [str(python), "-m", "pip", "-q", "--disable-pip-version-check", *args], check=True, timeout=300, env=env
+    )
 
 
 def in_venv(python: Path, *args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -31,9 +32,14 @@ def in_venv(python: Path, *args: str, cwd: Path, env: dict[str, str] | None = No
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("LLAMA_CPP_", "PYTHON", "GGML_", "MTMD_"))}
     clean["XDG_CACHE_HOME"] = str(python.parent.parent.parent / "cache")  # the binding's cache: the venv's, not ours
     return subprocess.run(
-        [str(python), *args], cwd=cwd, env={**clean, **(env or {})},
-        capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
+        [str(python), *args],
+        cwd=cwd,
+        env={**clean, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
 
 
 def runtime(python: Path, *args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -86,18 +86,28 @@ def compile_module(source: str, output: Path, *extra: str) -> Path:
 
 def python(code: str, env: dict[str, str], cwd: Path, *, expect: int = 0) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], env=env, cwd=cwd, capture_output=True, text=True,
-        timeout=180, check=False,
-    )  # fmt: skip
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
     assert result.returncode == expect, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
     return result
 
 
 def runtime_cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "llama_cpp_runtime", *args], env=env, cwd=cwd, capture_output=True, text=True,
-        timeout=300, check=False,
-    )  # fmt: skip
+        [sys.executable, "-m", "llama_cpp_runtime", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def env_for(built: Project, stage: Path, **extra: str) -> dict[str, str]:
@@ -160,8 +170,13 @@ def test_broken_modules_are_skipped_with_the_loaders_reason_while_the_rest_load(
     (modules / "libggml-cpu-truncated.so").write_bytes((modules / "libggml-cpu-x64.so").read_bytes()[:1000])
     compile_module(ABI_MODULE, modules / "libggml-oldabi.so")
     compile_module("int nothing;", tmp_path / "libgone.so")
-    compile_module("extern int nothing;\nint * uses_gone = &nothing;", modules / "libggml-needsdep.so",
-                   "-Wl,--no-as-needed", f"-L{tmp_path}", "-lgone")  # fmt: skip
+    compile_module(
+        "extern int nothing;\nint * uses_gone = &nothing;",
+        modules / "libggml-needsdep.so",
+        "-Wl,--no-as-needed",
+        f"-L{tmp_path}",
+        "-lgone",
+    )
     (tmp_path / "libgone.so").unlink()
 
     report = report_of(built, stage, tmp_path)
@@ -179,8 +194,9 @@ def test_broken_modules_are_skipped_with_the_loaders_reason_while_the_rest_load(
 
     check = runtime_cli("check", env=env_for(built, stage), cwd=tmp_path)
     assert check.returncode == 1, check.stdout  # cibuildwheel's test of a wheel must catch a broken module
-    assert re.search(r"^ggml-cpu-truncated\s+FAILED\s+-\s+ships in the package but cannot be used", check.stdout,
-                     re.MULTILINE), check.stdout  # fmt: skip
+    assert re.search(
+        r"^ggml-cpu-truncated\s+FAILED\s+-\s+ships in the package but cannot be used", check.stdout, re.MULTILINE
+    ), check.stdout
 
 
 def test_a_plugin_is_found_through_its_entry_point_and_gone_when_uninstalled(
@@ -225,11 +241,14 @@ def test_check_passes_on_every_variant_and_device(built: Project, stage: Path, t
 def test_check_finds_a_deliberately_broken_variant(tmp_path: Path) -> None:
     project = fresh_project(tmp_path)
     project.add_patch_commits(
-        ("break the AVX2+FMA reduction", "ggml/src/ggml-cpu/ops.c",
-         "    __m128 half = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));",
-         "    __m128 half = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));\n"
-         "#ifdef __FMA__\n    half = _mm_mul_ps(half, _mm_set1_ps(1.5f));\n#endif"),
-    )  # fmt: skip
+        (
+            "break the AVX2+FMA reduction",
+            "ggml/src/ggml-cpu/ops.c",
+            "    __m128 half = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));",
+            "    __m128 half = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));\n"
+            "#ifdef __FMA__\n    half = _mm_mul_ps(half, _mm_set1_ps(1.5f));\n#endif",
+        ),
+    )
     project.run("create-patches")
     project.run("sync")
     project.run("build", "--backend", "cpu")
@@ -386,8 +405,11 @@ def opened_variants(built: Project, stage: Path, cwd: Path, cache: Path) -> tupl
 
 
 def cpu_rows(report: dict[str, object]) -> list[tuple[object, ...]]:
-    return [(m["name"], m["status"], m["reason"], m["score"]) for m in modules_by_name(report).values()
-            if m["backend"] == "cpu"]  # fmt: skip
+    return [
+        (m["name"], m["status"], m["reason"], m["score"])
+        for m in modules_by_name(report).values()
+        if m["backend"] == "cpu"
+    ]
 
 
 @elf_linux  # glibc's LD_DEBUG says which files a process opened

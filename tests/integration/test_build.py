@@ -25,9 +25,14 @@ PROBE = Path(__file__).parent.parent / "helpers" / "ggml_probe.py"
 
 def probe(*args: str, cwd: Path, env: dict[str, str] | None = None) -> dict[str, object]:
     result = subprocess.run(
-        [sys.executable, str(PROBE), *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False,
+        [sys.executable, str(PROBE), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
         env=env,
-    )  # fmt: skip
+    )
     assert result.returncode == 0, f"probe {args} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
     loaded: dict[str, object] = json.loads(result.stdout)
     return loaded
@@ -47,7 +52,7 @@ def test_cpu_preset_stages_core_libraries_apart_from_every_variant(built: Projec
         "libllama.so.0.0.1",
         "libmtmd.so.0",
         "libmtmd.so.0.0.1",
-    ]  # fmt: skip  (no unversioned development links: nothing links against a stage)
+    ]  # no unversioned development links: nothing links against a stage
     assert all((stage / "lib" / name).is_symlink() for name in lib if re.search(r"\.so\.\d+$", name))
     if sys.platform.startswith("linux") and os.uname().machine == "x86_64":
         assert modules == sorted(f"libggml-cpu-{v}.so" for v in declared_x86_variants())
@@ -143,8 +148,12 @@ def test_by_hand_preset_configures_the_same_options_as_the_driver(built: Project
     by_hand = tmp_path / "by-hand"
     result = subprocess.run(
         [cmake, "--preset", "cpu", "-B", str(by_hand), f"-DLLAMA_CPP_RUNTIME_SOURCE_DIR={built.vendor}"],
-        cwd=Path(__file__).parents[2] / "buildsys/cmake", capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+        cwd=Path(__file__).parents[2] / "buildsys/cmake",
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
     def options(cache: Path) -> dict[str, str]:
@@ -205,9 +214,14 @@ def test_a_missing_toolchain_is_a_skip_with_its_reason_or_a_failure_when_asked_f
     narrowed.pop("CUDAToolkit_ROOT", None)
 
     plan = subprocess.run(
-        [sys.executable, "-m", "buildsys", "build", "--dry-run"], cwd=built.root, env=narrowed,
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        [sys.executable, "-m", "buildsys", "build", "--dry-run"],
+        cwd=built.root,
+        env=narrowed,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert plan.returncode == 0, plan.stderr
     rows = {line.split()[0]: line for line in plan.stdout.splitlines() if line and not line.startswith((" ", "-"))}
     assert "planned" in rows["cpu"]
@@ -217,20 +231,31 @@ def test_a_missing_toolchain_is_a_skip_with_its_reason_or_a_failure_when_asked_f
         assert "skipped" in rows[family_member] and "nvcc not found" in rows[family_member]
 
     family = subprocess.run(
-        [sys.executable, "-m", "buildsys", "build", "--dry-run", "--backend", "cuda13"], cwd=built.root, env=narrowed,
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        [sys.executable, "-m", "buildsys", "build", "--dry-run", "--backend", "cuda13"],
+        cwd=built.root,
+        env=narrowed,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert family.returncode == 7  # asked for by its family's name: both members fail, each with its reason
     assert [line.split()[:2] for line in family.stdout.splitlines() if line.startswith("cuda")] == [
-        ["cuda13-sm75", "failed"], ["cuda13-sm90", "failed"]
-    ]  # fmt: skip
+        ["cuda13-sm75", "failed"],
+        ["cuda13-sm90", "failed"],
+    ]
 
     vulkan_stage = built.root / "build/stage/vulkan"
     before = sorted(p.stat().st_mtime_ns for p in vulkan_stage.rglob("*")) if vulkan_stage.exists() else None
     asked = subprocess.run(
-        [sys.executable, "-m", "buildsys", "build", "--backend", "vulkan"], cwd=built.root, env=narrowed,
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        [sys.executable, "-m", "buildsys", "build", "--backend", "vulkan"],
+        cwd=built.root,
+        env=narrowed,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert asked.returncode == 7
     assert re.search(r"^vulkan\s+failed\b.*glslc", asked.stdout, re.MULTILINE)
     assert "error: not built: vulkan" in asked.stderr
@@ -297,9 +322,13 @@ def test_a_compiler_change_reconfigures_from_an_empty_cache_keeping_the_preset(t
 def test_a_compile_error_is_replayed_briefly_and_fails_the_build(tmp_path: Path) -> None:
     project = fresh_project(tmp_path)
     project.add_patch_commits(
-        ("break the AVX2 kernel", "ggml/src/ggml-cpu/ops.c", "    __m256 acc = _mm256_setzero_ps();",
-         "    __m256 acc = _mm256_setzero_ps();\n#ifdef __AVX2__\n    injected_compile_error;\n#endif"),
-    )  # fmt: skip
+        (
+            "break the AVX2 kernel",
+            "ggml/src/ggml-cpu/ops.c",
+            "    __m256 acc = _mm256_setzero_ps();",
+            "    __m256 acc = _mm256_setzero_ps();\n#ifdef __AVX2__\n    injected_compile_error;\n#endif",
+        ),
+    )
     project.run("create-patches")
     project.run("sync")
 
@@ -322,7 +351,7 @@ def test_vulkan_preset_stages_only_its_module_and_it_computes_on_lavapipe(built:
     assert sorted(p.relative_to(stage).as_posix() for p in stage.rglob("*") if p.is_file()) == [
         "modules/libggml-vulkan.so",
         "stage.json",
-    ]  # fmt: skip  (no second copy of the core libraries)
+    ]  # no second copy of the core libraries
     dynamic = readelf_dynamic(stage / "modules/libggml-vulkan.so")
     assert dynamic["RUNPATH"] == ["$ORIGIN/../lib"]
     assert "libvulkan.so.1" in dynamic["NEEDED"] and "libggml-base.so.0" in dynamic["NEEDED"]

@@ -48,8 +48,12 @@ def grow_upstream(repo: GitRepo) -> Upstream:
     commented = repo.commit("ggml : comment the accumulator (#103)")
     _replace(repo, "src/llama-core.c", "#include <stdio.h>\n", "#include <stdio.h>\n#include <string.h>\n")
     _replace(repo, "src/llama-core.c", "{ return 1; }", "{ return 2; }")
-    _replace(repo, "src/llama-core.c", "const char * llama_print_system_info(void) {",
-             "// one line per backend\nconst char * llama_print_system_info(void) {")  # fmt: skip
+    _replace(
+        repo,
+        "src/llama-core.c",
+        "const char * llama_print_system_info(void) {",
+        "// one line per backend\nconst char * llama_print_system_info(void) {",
+    )
     version_two = repo.commit("llama : version 2, include string.h (#104)")
     _replace(
         repo,
@@ -65,9 +69,13 @@ def grow_upstream(repo: GitRepo) -> Upstream:
         'option(GGML_OPENCL               "ggml: use OpenCL"               OFF)\noption(GGML_METAL ',
     )
     _replace(repo, "ggml/src/CMakeLists.txt", "GGML_CCACHE AND", "GGML_USE_CCACHE AND")
-    _replace(repo, "ggml/src/CMakeLists.txt", "        ggml_add_cpu_backend_variant(alderlake",
-             "        ggml_add_cpu_backend_variant(zen4        SSE42 AVX F16C FMA AVX2 BMI2 AVX512)\n"
-             "        ggml_add_cpu_backend_variant(alderlake")  # fmt: skip
+    _replace(
+        repo,
+        "ggml/src/CMakeLists.txt",
+        "        ggml_add_cpu_backend_variant(alderlake",
+        "        ggml_add_cpu_backend_variant(zen4        SSE42 AVX F16C FMA AVX2 BMI2 AVX512)\n"
+        "        ggml_add_cpu_backend_variant(alderlake",
+    )
     _replace(
         repo,
         "ggml/src/CMakeLists.txt",
@@ -89,10 +97,18 @@ def with_patches(project: Project, *edits: tuple[str, str, str, str]) -> Project
     return project
 
 
-CLEAN = ("build: say we build a runtime", "CMakeLists.txt", "option(LLAMA_BUILD_COMMON",
-         "# ours: a runtime, no tools\noption(LLAMA_BUILD_COMMON")  # fmt: skip
-IDENTICAL = ("llama: declare llama_patched", "include/llama.h", "int llama_version(void);",
-             "int llama_version(void);\nint llama_patched(void);")  # fmt: skip
+CLEAN = (
+    "build: say we build a runtime",
+    "CMakeLists.txt",
+    "option(LLAMA_BUILD_COMMON",
+    "# ours: a runtime, no tools\noption(LLAMA_BUILD_COMMON",
+)
+IDENTICAL = (
+    "llama: declare llama_patched",
+    "include/llama.h",
+    "int llama_version(void);",
+    "int llama_version(void);\nint llama_patched(void);",
+)
 CONTAINED = ("ggml: prefix our log lines", "ggml/src/ggml.c", LOG_LINE, '    fputs("ggml: ", stderr);\n' + LOG_LINE)
 THREE_WAY = ("ggml: widen before multiplying", "ggml/src/ggml.c", "sum += a[i] * b[i];", "sum += (double) a[i] * b[i];")
 MERGED_BY_3WAY = ("llama: report version 2", "src/llama-core.c", "{ return 1; }", "{ return 2; }")
@@ -123,14 +139,22 @@ def test_bump_carries_each_patch_its_own_way_and_reports_the_build_changes(bumpi
         in out
     )
     merged = upstream.merged_identically[:12]
-    assert (f"| `0002-llama-declare-llama_patched.patch` | already upstream, dropped: same change as upstream "
-            f"{merged} 'llama : add llama_patched (#101)' (patch-id) | — |") in out  # fmt: skip
-    assert ("| `0003-ggml-prefix-our-log-lines.patch` | already upstream, dropped: its change is already in the "
-            "upstream tree (reverse-applies, does not apply) | — |") in out  # fmt: skip
-    assert ("| `0004-ggml-widen-before-multiplying.patch` | applied with a 3-way merge | "
-            "`0002-ggml-widen-before-multiplying.patch` |") in out  # fmt: skip
-    assert ("| `0005-llama-report-version-2.patch` | already upstream, dropped: the 3-way merge left nothing "
-            "to change | — |") in out  # fmt: skip
+    assert (
+        f"| `0002-llama-declare-llama_patched.patch` | already upstream, dropped: same change as upstream "
+        f"{merged} 'llama : add llama_patched (#101)' (patch-id) | — |"
+    ) in out
+    assert (
+        "| `0003-ggml-prefix-our-log-lines.patch` | already upstream, dropped: its change is already in the "
+        "upstream tree (reverse-applies, does not apply) | — |"
+    ) in out
+    assert (
+        "| `0004-ggml-widen-before-multiplying.patch` | applied with a 3-way merge | "
+        "`0002-ggml-widen-before-multiplying.patch` |"
+    ) in out
+    assert (
+        "| `0005-llama-report-version-2.patch` | already upstream, dropped: the 3-way merge left nothing "
+        "to change | — |"
+    ) in out
     assert "Patches: 5 → 2 (1 applied cleanly, 1 applied with a 3-way merge, 3 already upstream, dropped)." in out
     assert "option renamed: `GGML_CCACHE` → `GGML_USE_CCACHE` (same description)" in out
     assert "option added: `GGML_OPENCL` ('ggml: use OpenCL', default `OFF`) in `ggml/CMakeLists.txt`" in out

@@ -52,8 +52,9 @@ class Scene:
 
     def model(self, kind: str) -> Path:
         made = self.scratch / f"{kind}.gguf"
-        good = tiny_models.write_llama_model(self.scratch / "good.gguf", n_layer=1, n_embd=32, n_head=2,
-                                             n_head_kv=1, n_ff=64, n_ctx=64)  # fmt: skip
+        good = tiny_models.write_llama_model(
+            self.scratch / "good.gguf", n_layer=1, n_embd=32, n_head=2, n_head_kv=1, n_ff=64, n_ctx=64
+        )
         writers: dict[str, Callable[[], object]] = {
             "text": lambda: tiny_models.write_not_gguf(made),
             "empty": lambda: made.write_bytes(b""),
@@ -503,9 +504,13 @@ def template(tmp_path_factory: pytest.TempPathFactory, built: Project) -> Projec
     project.run("apply-patches")
     project.add_patch_commits(
         ("ggml: mark our accumulator", "ggml/src/ggml.c", "float sum = 0.0f;", "float sum = 0.0f; /* ours */"),
-        ("llama: declare llama_patched", "include/llama.h", "int llama_version(void);",
-         "int llama_version(void);\nint llama_patched(void);"),
-    )  # fmt: skip
+        (
+            "llama: declare llama_patched",
+            "include/llama.h",
+            "int llama_version(void);",
+            "int llama_version(void);\nint llama_patched(void);",
+        ),
+    )
     project.run("create-patches")
     project.run("sync")
     return project
@@ -564,8 +569,9 @@ def test_census(scene: Scene, row: Row) -> None:
         command = [sys.executable, "-m", "llama_cpp_runtime", *(_resolve(scene, a) for a in row.args[1:])]
     else:
         command = [sys.executable, "-m", "buildsys", *row.args]
-    result = subprocess.run(command, cwd=scene.project.root, env=env, capture_output=True, text=True, timeout=120,
-                            check=False)  # fmt: skip
+    result = subprocess.run(
+        command, cwd=scene.project.root, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
 
     output = result.stdout + result.stderr
     assert "Traceback" not in output, output

@@ -39,8 +39,9 @@ def with_llama_cpp_python(tmp_path: Path, pinned: Project, version: str) -> Path
     pip(python, "install", "--no-index", str(core))
     environment = {**os.environ, **NOTHING_BUILT}
     pip(python, "install", str(sdist), env=environment)
-    site = Path(in_venv(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])", cwd=tmp_path)
-                .stdout.strip())  # fmt: skip
+    site = Path(
+        in_venv(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])", cwd=tmp_path).stdout.strip()
+    )
     libraries = sorted(p.name for p in (site / "llama_cpp").rglob("*") if ".so" in p.name or p.suffix == ".dylib")
     assert libraries == [], f"llama-cpp-python compiled libraries of its own: {libraries}"
     return python
@@ -65,7 +66,9 @@ def served(pinned: Project, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_llama_cpp_python_generates_tokenizes_and_embeds_as_our_runtime_does(
     served: Path, model: Path, tmp_path: Path
 ) -> None:
-    outcome = script(served, """
+    outcome = script(
+        served,
+        """
         import json, sys
         import llama_cpp_runtime as lcr
         llama_cpp = lcr.use_for("llama_cpp")
@@ -95,7 +98,10 @@ def test_llama_cpp_python_generates_tokenizes_and_embeds_as_our_runtime_does(
             "embedding": [list(theirs_embedding), list(ours_embedding)], "variant": runtime.report().cpu_variant,
             "library": llama_cpp.llama_cpp._lib._name,
         }))
-    """, str(model), cwd=tmp_path)  # fmt: skip
+    """,
+        str(model),
+        cwd=tmp_path,
+    )
 
     assert outcome["ids"][0] == outcome["ids"][1]
     assert outcome["generated"][0] == outcome["generated"][1] and len(outcome["generated"][0]) == 8
@@ -116,20 +122,32 @@ def test_the_env_command_serves_llama_cpp_python_in_another_process(served: Path
     assert (links / "libllama.so").resolve() == (links / "libllama.so.0").resolve()  # one copy, two names
     assert "/libggml-cpu-" in variables["GGML_BACKEND_PATH"]
 
-    generated = script(served, """
+    generated = script(
+        served,
+        """
         import json, sys
         from llama_cpp import Llama
         llm = Llama(model_path=sys.argv[1], n_ctx=256, verbose=False)
         tokens = llm.tokenize(b"Hello world")
         print(json.dumps([t for _, t in zip(range(4), llm.generate(tokens, top_k=1, temp=0.0))]))
-    """, str(model), cwd=tmp_path, env=variables)  # fmt: skip
+    """,
+        str(model),
+        cwd=tmp_path,
+        env=variables,
+    )
     assert len(generated) == 4
 
-    late = in_venv(served, "-c", textwrap.dedent("""
+    late = in_venv(
+        served,
+        "-c",
+        textwrap.dedent("""
         import llama_cpp
         import llama_cpp_runtime
         llama_cpp_runtime.use_for("llama_cpp")
-    """), cwd=tmp_path, env=variables)  # fmt: skip
+    """),
+        cwd=tmp_path,
+        env=variables,
+    )
     assert late.returncode == 1
     assert "llama_cpp was imported before use_for('llama_cpp')" in late.stderr
 
@@ -139,7 +157,10 @@ def test_a_release_made_for_another_llama_cpp_is_refused_with_both_versions_name
 ) -> None:
     python = with_llama_cpp_python(tmp_path, pinned, "0.3.36")
 
-    refused = in_venv(python, "-c", textwrap.dedent("""
+    refused = in_venv(
+        python,
+        "-c",
+        textwrap.dedent("""
         import sys
         import llama_cpp_runtime as lcr
         try:
@@ -147,7 +168,9 @@ def test_a_release_made_for_another_llama_cpp_is_refused_with_both_versions_name
         except lcr.DownstreamError as error:
             print(error)
             print("imported" if "llama_cpp" in sys.modules else "not imported")
-    """), cwd=tmp_path)  # fmt: skip
+    """),
+        cwd=tmp_path,
+    )
 
     assert refused.returncode == 0, refused.stderr
     message, state = refused.stdout.strip().splitlines()

@@ -46,8 +46,11 @@ def python(pinned: Project, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("models")
-    made = {f"{vocab}-{dtype}": tiny_models.write_llama_model(root / f"{vocab}-{dtype}.gguf", vocab=vocab, dtype=dtype)
-            for vocab in ("spm", "bpe") for dtype in ("f32", "f16")}  # fmt: skip
+    made = {
+        f"{vocab}-{dtype}": tiny_models.write_llama_model(root / f"{vocab}-{dtype}.gguf", vocab=vocab, dtype=dtype)
+        for vocab in ("spm", "bpe")
+        for dtype in ("f32", "f16")
+    }
     made["q8_0"] = tiny_models.write_llama_model(root / "q8_0.gguf", dtype="q8_0", n_embd=64, n_ff=128)
     return made
 
@@ -100,8 +103,10 @@ def test_load_tokenize_generate_with_and_without_mmap(python: Path, models: dict
         assert mapped["metadata"]["general.architecture"] == "llama"
         assert mapped["metadata"]["general.name"].startswith("tiny-llama-")
         assert mapped["metadata"]["llama.context_length"] == "256"
-    assert results[f"{paths[0]}:True"]["ids"][0] == [tiny_models_id(models["spm-f32"], "▁Hello"),
-                                                      tiny_models_id(models["spm-f32"], "▁world")]  # fmt: skip
+    assert results[f"{paths[0]}:True"]["ids"][0] == [
+        tiny_models_id(models["spm-f32"], "▁Hello"),
+        tiny_models_id(models["spm-f32"], "▁world"),
+    ]
 
 
 def tiny_models_id(path: Path, token: str) -> int:
@@ -337,8 +342,14 @@ def test_a_failed_mlock_is_a_warning_that_says_why(python: Path, models: dict[st
     # root may lock memory whatever the limit says: drop the capabilities, as an ordinary user has none
     as_root = os.geteuid() == 0 and shutil.which("setpriv")
     drop = ["setpriv", "--inh-caps=-all", "--bounding-set=-all"] if as_root else []
-    result = subprocess.run([*drop, str(python), "-c", textwrap.dedent(code), str(models["spm-f32"])],
-                            capture_output=True, text=True, timeout=300, cwd=tmp_path, check=False)  # fmt: skip
+    result = subprocess.run(
+        [*drop, str(python), "-c", textwrap.dedent(code), str(models["spm-f32"])],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     *caught, generated = json.loads(result.stdout)
     assert generated  # the model works, unlocked
@@ -361,8 +372,9 @@ def test_nothing_reaches_stderr_unless_asked(python: Path, models: dict[str, Pat
 def test_a_layout_that_differs_from_the_build_record_is_refused_before_any_call(
     python: Path, models: dict[str, Path], tmp_path: Path
 ) -> None:
-    package = Path(script(python, "import json, llama_cpp_runtime as l; print(json.dumps(l.__file__))",
-                          cwd=tmp_path)).parent  # fmt: skip
+    package = Path(
+        script(python, "import json, llama_cpp_runtime as l; print(json.dumps(l.__file__))", cwd=tmp_path)
+    ).parent
     copy = tmp_path / "site" / package.name
     shutil.copytree(package, copy, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
     record = json.loads((copy / "llama-abi.json").read_text())
@@ -398,9 +410,11 @@ def test_the_cli_runs_and_benches_a_model(python: Path, models: dict[str, Path],
     assert [(r["device"], r["test"]) for r in rows] == [("CPU", "pp32"), ("CPU", "tg8")]
     assert all(r["tokens_per_second"] > 0 and r["repetitions"] == 2 for r in rows)
 
-    for args, words in ((["run", str(tmp_path / "none.gguf"), "--prompt", "x"], "no such file"),
-                        (["run", model, "--prompt", "x", "--device", "GPU9"], "no device 'GPU9'"),
-                        (["bench", "--model", model, "--device", "GPU9"], "no device GPU9")):  # fmt: skip
+    for args, words in (
+        (["run", str(tmp_path / "none.gguf"), "--prompt", "x"], "no such file"),
+        (["run", model, "--prompt", "x", "--device", "GPU9"], "no device 'GPU9'"),
+        (["bench", "--model", model, "--device", "GPU9"], "no device GPU9"),
+    ):
         failed = runtime(python, *args, cwd=tmp_path)
         assert failed.returncode == 2, (args, failed.stderr)
         assert words in failed.stderr and "Traceback" not in failed.stderr
@@ -414,8 +428,12 @@ def test_upstreams_tokenizer_vocabularies_tokenize_as_upstream_expects(
     repository: they are not in the synced subset."""
     models_dir = tmp_path / "models"
     models_dir.mkdir()
-    archive = subprocess.run(["git", "--git-dir", str(real_llama_cpp), "archive", "v0.3.35", "models/"],
-                             capture_output=True, check=True, timeout=120).stdout  # fmt: skip
+    archive = subprocess.run(
+        ["git", "--git-dir", str(real_llama_cpp), "archive", "v0.3.35", "models/"],
+        capture_output=True,
+        check=True,
+        timeout=120,
+    ).stdout
     subprocess.run(["tar", "-x", "-C", str(tmp_path)], input=archive, check=True, timeout=120)
     vocabularies = sorted(p for p in models_dir.glob("ggml-vocab-*.gguf") if p.with_suffix(".gguf.inp").exists())
     assert len(vocabularies) >= 10
@@ -457,8 +475,13 @@ def test_layers_offloaded_to_lavapipe_generate_the_cpus_tokens(
     with locked(pinned.root.parent.parent / "pinned-runtime.lock"):  # other workers install from dist/
         pinned.run("wheels", "--backend", "vulkan", timeout=60 * 60)
         built = wheels_of(pinned)
-        pip(interpreter, "install", "--no-index", str(built["llama_cpp_runtime"]),
-            str(built["llama_cpp_runtime_vulkan"]))  # fmt: skip
+        pip(
+            interpreter,
+            "install",
+            "--no-index",
+            str(built["llama_cpp_runtime"]),
+            str(built["llama_cpp_runtime_vulkan"]),
+        )
     code = """
         import json, sys
         import llama_cpp_runtime as lcr
@@ -484,8 +507,13 @@ def test_layers_offloaded_to_lavapipe_generate_the_cpus_tokens(
 
 
 # The GPU presets' settings (everything we never build switched off), with ggml's BLAS module instead.
-BLAS_MODULE = {**load_matrix().get("vulkan").cache_variables, "GGML_VULKAN": "OFF", "GGML_BLAS": "ON",
-               "GGML_BLAS_VENDOR": "OpenBLAS", "GGML_CCACHE": "OFF"}  # fmt: skip
+BLAS_MODULE = {
+    **load_matrix().get("vulkan").cache_variables,
+    "GGML_VULKAN": "OFF",
+    "GGML_BLAS": "ON",
+    "GGML_BLAS_VENDOR": "OpenBLAS",
+    "GGML_CCACHE": "OFF",
+}
 
 
 @openblas
@@ -498,8 +526,22 @@ def test_check_asks_a_device_before_running_an_op_it_does_not_implement(
     assert cmake and ninja
     tree = tmp_path / "blas-build"
     definitions = [f"-D{name}={value}" for name, value in BLAS_MODULE.items()]
-    subprocess.run([cmake, "-S", str(pinned.vendor), "-B", str(tree), "-G", "Ninja", f"-DCMAKE_MAKE_PROGRAM={ninja}",
-                    *definitions], check=True, capture_output=True, timeout=600)  # fmt: skip
+    subprocess.run(
+        [
+            cmake,
+            "-S",
+            str(pinned.vendor),
+            "-B",
+            str(tree),
+            "-G",
+            "Ninja",
+            f"-DCMAKE_MAKE_PROGRAM={ninja}",
+            *definitions,
+        ],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     subprocess.run(
         [cmake, "--build", str(tree), "--target", "ggml-blas"], check=True, capture_output=True, timeout=1200
     )
@@ -507,8 +549,9 @@ def test_check_asks_a_device_before_running_an_op_it_does_not_implement(
     plugins.mkdir()
     shutil.copy2(next(tree.glob("bin/libggml-blas.so")), plugins)
 
-    checked = runtime(python, "check", "--device", "BLAS", cwd=tmp_path,
-                      env={"LLAMA_CPP_RUNTIME_PLUGIN_DIRS": str(plugins)})  # fmt: skip
+    checked = runtime(
+        python, "check", "--device", "BLAS", cwd=tmp_path, env={"LLAMA_CPP_RUNTIME_PLUGIN_DIRS": str(plugins)}
+    )
 
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "crashed" not in checked.stdout

@@ -32,8 +32,7 @@ def test_apply_then_create_leaves_patches_byte_identical(patched_project: Projec
 
     assert patched_project.patch_bytes() == before
     assert {p.name: p.stat().st_mtime_ns for p in patched_project.patches.glob("*.patch")} == mtimes
-    assert sorted(before) == [FIRST_PATCH,
-                              SECOND_PATCH]  # fmt: skip
+    assert sorted(before) == [FIRST_PATCH, SECOND_PATCH]
     first = before[FIRST_PATCH]
     assert first.startswith(b"From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\n")
     assert b"Subject: [PATCH] ggml: mark our accumulator" in first

@@ -36,8 +36,12 @@ def plugin_dir(root: Path, upstream: dict[str, str], requires: str, architecture
     """A plugin as its wheel installs it: modules/libggml-cuda.so with stage.json beside modules/."""
     (root / "modules").mkdir(parents=True)
     compile_module(PLUGIN_MODULE, root / "modules" / "libggml-cuda.so")
-    record = {"upstream": upstream, "requires": ["c-compiler", requires], "backend": "cuda",
-              "cmake_options": {"CMAKE_CUDA_ARCHITECTURES": architectures}}  # fmt: skip
+    record = {
+        "upstream": upstream,
+        "requires": ["c-compiler", requires],
+        "backend": "cuda",
+        "cmake_options": {"CMAKE_CUDA_ARCHITECTURES": architectures},
+    }
     (root / "stage.json").write_text(json.dumps(record))
     return root / "modules"
 
@@ -56,12 +60,18 @@ def cuda_rows(report: dict[str, object], families: dict[str, Path]) -> dict[str,
     return {name: by_path[str(directory)] for name, directory in families.items()}
 
 
-def choose(built: Project, stage: Path, tmp_path: Path, families: dict[str, Path], driver: Path, version: int,
-           devices: str) -> dict[str, tuple[str, str]]:  # fmt: skip
+def choose(
+    built: Project, stage: Path, tmp_path: Path, families: dict[str, Path], driver: Path, version: int, devices: str
+) -> dict[str, tuple[str, str]]:
     report = report_of(
-        built, stage, tmp_path, LD_LIBRARY_PATH=str(driver), FAKE_CUDA_DRIVER_VERSION=str(version),
-        FAKE_CUDA_DEVICES=devices, LLAMA_CPP_RUNTIME_PLUGIN_DIRS=":".join(str(d) for d in families.values()),
-    )  # fmt: skip
+        built,
+        stage,
+        tmp_path,
+        LD_LIBRARY_PATH=str(driver),
+        FAKE_CUDA_DRIVER_VERSION=str(version),
+        FAKE_CUDA_DEVICES=devices,
+        LLAMA_CPP_RUNTIME_PLUGIN_DIRS=":".join(str(d) for d in families.values()),
+    )
     return cuda_rows(report, families)
 
 
@@ -77,9 +87,16 @@ def choose(built: Project, stage: Path, tmp_path: Path, families: dict[str, Path
     ],
 )
 def test_one_cuda_module_is_loaded_the_one_that_serves_the_gpu_under_this_driver(
-    built: Project, stage: Path, tmp_path: Path, families: dict[str, Path], driver: Path,
-    version: int, devices: str, chosen: str, serves: str,
-) -> None:  # fmt: skip
+    built: Project,
+    stage: Path,
+    tmp_path: Path,
+    families: dict[str, Path],
+    driver: Path,
+    version: int,
+    devices: str,
+    chosen: str,
+    serves: str,
+) -> None:
     rows = choose(built, stage, tmp_path, families, driver, version, devices)
 
     status, reason = rows.pop(chosen)
@@ -99,8 +116,9 @@ def test_a_family_that_cannot_run_the_gpu_says_what_it_was_compiled_for(
     rows = choose(built, stage, tmp_path, families, driver, 13000, "8.6@0000:01:00.0")
 
     assert rows["cuda13-sm90"] == (
-        "not chosen", "compiled for 90-real, 100-real, 120a-real, 100-virtual; no GPU here can run it (sm_86)"
-    )  # fmt: skip
+        "not chosen",
+        "compiled for 90-real, 100-real, 120a-real, 100-virtual; no GPU here can run it (sm_86)",
+    )
     assert rows["cuda12-sm86"][1].endswith(f"{families['cuda13-sm75'] / 'libggml-cuda.so'} serves this machine better")
 
 
@@ -144,7 +162,7 @@ def test_a_plugin_built_from_another_upstream_is_refused_naming_both(
         f"built from upstream {core['commit'][:12]} + patch series ffffffffffff, the core libraries from "
         f"{core['commit'][:12]} + patch series {core['patch_series_sha256'][:12]}: "
         "install the plugin of the core's version"
-    )  # fmt: skip
+    )
 
 
 GPU_PLUGIN = """
@@ -183,14 +201,24 @@ def one_gpu_two_backends(stage: Path, tmp_path: Path, driver: Path) -> dict[str,
     0000:02:00.0 that only Vulkan sees (Vulkan1): the environment that loads them."""
     upstream = json.loads((stage / "stage.json").read_text())["upstream"]
     cuda = plugin_dir(tmp_path / "cuda13-sm75", upstream, *FAMILIES["cuda13-sm75"])
-    compile_module(GPU_PLUGIN, cuda / "libggml-cuda.so", '-DNAME="CUDA"', "-DCOUNT=1",
-                   '-DID0="0000:01:00.0"', "-DID1=NULL")  # fmt: skip
+    compile_module(
+        GPU_PLUGIN, cuda / "libggml-cuda.so", '-DNAME="CUDA"', "-DCOUNT=1", '-DID0="0000:01:00.0"', "-DID1=NULL"
+    )
     vulkan = tmp_path / "vulkan" / "modules"
     vulkan.mkdir(parents=True)
-    compile_module(GPU_PLUGIN, vulkan / "libggml-vulkan.so", '-DNAME="Vulkan"', "-DCOUNT=2",
-                   '-DID0="0000:01:00.0"', '-DID1="0000:02:00.0"')  # fmt: skip
-    return {"LD_LIBRARY_PATH": str(driver), "FAKE_CUDA_DEVICES": "8.6@0000:01:00.0",
-            "LLAMA_CPP_RUNTIME_PLUGIN_DIRS": f"{vulkan}:{cuda}"}  # fmt: skip
+    compile_module(
+        GPU_PLUGIN,
+        vulkan / "libggml-vulkan.so",
+        '-DNAME="Vulkan"',
+        "-DCOUNT=2",
+        '-DID0="0000:01:00.0"',
+        '-DID1="0000:02:00.0"',
+    )
+    return {
+        "LD_LIBRARY_PATH": str(driver),
+        "FAKE_CUDA_DEVICES": "8.6@0000:01:00.0",
+        "LLAMA_CPP_RUNTIME_PLUGIN_DIRS": f"{vulkan}:{cuda}",
+    }
 
 
 def preference(report: dict[str, object]) -> dict[str, tuple[bool, str]]:
@@ -215,14 +243,14 @@ def test_a_gpu_two_backends_drive_is_offered_once_through_the_preferred_backend(
 
     chosen = python(
         "import llama_cpp_runtime as lcr; print(','.join(d.name for d in lcr.load().default_devices()))",
-        env_for(built, stage, **one_gpu_two_backends), tmp_path,
-    )  # fmt: skip
+        env_for(built, stage, **one_gpu_two_backends),
+        tmp_path,
+    )
     assert chosen.stdout.split() == ["CPU,CUDA0,Vulkan1"]
 
 
 def test_an_unknown_backend_in_the_order_is_a_one_line_error(built: Project, stage: Path, tmp_path: Path) -> None:
-    result = runtime_cli("info", env=env_for(built, stage, LLAMA_CPP_RUNTIME_BACKEND_ORDER="cuda,vulcan"),
-                         cwd=tmp_path)  # fmt: skip
+    result = runtime_cli("info", env=env_for(built, stage, LLAMA_CPP_RUNTIME_BACKEND_ORDER="cuda,vulcan"), cwd=tmp_path)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert (
         result.stderr.strip()

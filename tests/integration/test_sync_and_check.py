@@ -155,8 +155,13 @@ def test_interrupted_sync_is_detected_and_repaired(project: Project) -> None:
     project.run("create-patches")
     marker = project.vendor / ".buildsys-sync-incomplete.json"
 
-    process = subprocess.Popen([sys.executable, "-m", "buildsys", "sync"], cwd=project.root, env=project.env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "buildsys", "sync"],
+        cwd=project.root,
+        env=project.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
     while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.001)
@@ -183,9 +188,14 @@ def test_buildsys_config_points_the_commands_at_another_project(patched_project:
     elsewhere.mkdir()
     env = {**patched_project.env, "BUILDSYS_CONFIG": str(patched_project.root / "vendoring.toml")}
     result = subprocess.run(
-        [sys.executable, "-m", "buildsys", "check"], cwd=elsewhere, env=env, capture_output=True, text=True,
-        timeout=300, check=False,
-    )  # fmt: skip
+        [sys.executable, "-m", "buildsys", "check"],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0 and "no drift" in result.stderr, result.stderr
     assert list(elsewhere.iterdir()) == []  # nothing written where the command ran
 

@@ -32,8 +32,11 @@ def test_cibuildwheel_accepts_the_configuration_with_one_build_per_platform(
     cibuildwheel = shutil.which("cibuildwheel", path=str(Path(sys.executable).parent)) or "cibuildwheel"
     result = subprocess.run(
         [cibuildwheel, "--print-build-identifiers", "--platform", platform, str(WHEELS)],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == identifiers
 
@@ -51,12 +54,18 @@ def test_pip_builds_a_distribution_through_the_backend(built: Project, tmp_path:
     env = {**built.env, "LLAMA_CPP_RUNTIME_PROJECT": str(built.root), "LLAMA_CPP_RUNTIME_VERSION": "2.0.0"}
     result = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "-w", str(tmp_path), str(WHEELS)],
-        env=env, capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     [wheel] = tmp_path.glob("*.whl")
     assert re.fullmatch(r"llama_cpp_runtime-2\.0\.0-py3-none-linux_x86_64\.whl", wheel.name) or sys.platform != "linux"
     with zipfile.ZipFile(wheel) as archive:
         # libggml-cpu-<variant>.so / .dylib; ggml-cpu-<variant>.dll on Windows
-        assert any(n.startswith(("llama_cpp_runtime/modules/libggml-cpu-", "llama_cpp_runtime/modules/ggml-cpu-"))
-                   for n in archive.namelist())  # fmt: skip
+        assert any(
+            n.startswith(("llama_cpp_runtime/modules/libggml-cpu-", "llama_cpp_runtime/modules/ggml-cpu-"))
+            for n in archive.namelist()
+        )

@@ -51,7 +51,7 @@ def test_the_core_wheel_holds_each_library_once_stripped_and_relocatable(package
                 "llama_cpp_runtime/lib/libmtmd.so.0",
                 *expected_modules,
             ]
-        )  # fmt: skip  (the SONAME file only: no libggml-base.so.0.1.0 beside it)
+        )  # the SONAME file only: no libggml-base.so.0.1.0 beside it
         contents = [archive.read(n) for n in libraries]
         assert len({hashlib.sha256(c).digest() for c in contents}) == len(contents)  # no library twice
         assert "llama_cpp_runtime/__init__.py" in names and "llama_cpp_runtime/py.typed" in names
@@ -179,12 +179,24 @@ def test_wheels_are_byte_identical_when_built_again_and_elsewhere(packaged: Proj
     shutil.rmtree(packaged.root / "build" / "cpu")
     shutil.rmtree(packaged.root / "dist")
     no_cache = {**packaged.env, "CCACHE_DISABLE": "1"}
-    subprocess.run([sys.executable, "-m", "buildsys", "-q", "wheels", "--backend", "cpu"], cwd=packaged.root,
-                   env=no_cache, check=True, capture_output=True, timeout=600)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "buildsys", "-q", "wheels", "--backend", "cpu"],
+        cwd=packaged.root,
+        env=no_cache,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     again = wheels_of(packaged)["llama_cpp_runtime"].read_bytes()
     assert again == first["llama_cpp_runtime"]
 
     other = fresh_project(tmp_path / "elsewhere-with-a-longer-name")
-    subprocess.run([sys.executable, "-m", "buildsys", "-q", "wheels", "--backend", "cpu"], cwd=other.root,
-                   env={**other.env, "CCACHE_DISABLE": "1"}, check=True, capture_output=True, timeout=600)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "buildsys", "-q", "wheels", "--backend", "cpu"],
+        cwd=other.root,
+        env={**other.env, "CCACHE_DISABLE": "1"},
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     assert wheels_of(other)["llama_cpp_runtime"].read_bytes() == first["llama_cpp_runtime"]

@@ -28,8 +28,14 @@ def test_a_very_long_command_is_cut() -> None:
 
 
 def test_cmake_errors_are_kept_paragraph_by_paragraph() -> None:
-    stderr = ["CMake Warning: ignore me", "", "CMake Error at ggml/CMakeLists.txt:3 (message):", "  no Vulkan", "",
-              "-- Configuring incomplete, errors occurred!"]  # fmt: skip
+    stderr = [
+        "CMake Warning: ignore me",
+        "",
+        "CMake Error at ggml/CMakeLists.txt:3 (message):",
+        "  no Vulkan",
+        "",
+        "-- Configuring incomplete, errors occurred!",
+    ]
     summary = summarise_failure(["-- The C compiler identification is GNU"], stderr)
     assert summary.target is None
     assert summary.lines == ("CMake Error at ggml/CMakeLists.txt:3 (message):", "  no Vulkan", "")

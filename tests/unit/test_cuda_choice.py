@@ -26,6 +26,7 @@ SM90_FAMILY = ("90-real", "100-real", "120a-real", "100-virtual")
         (("garbage", ""), (8, 6), 0),
     ],
 )
-def test_fit_follows_nvidias_compatibility_rules(architectures: tuple[str, ...], capability: tuple[int, int],
-                                                 expected: int) -> None:  # fmt: skip
+def test_fit_follows_nvidias_compatibility_rules(
+    architectures: tuple[str, ...], capability: tuple[int, int], expected: int
+) -> None:
     assert fit(architectures, capability) == expected

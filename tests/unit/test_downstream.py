@@ -21,8 +21,12 @@ def _binding(**structs: list[tuple[str, type]]) -> types.ModuleType:
 
 def _record(**overrides: dict[str, object]) -> dict[str, object]:
     base = {"size": 4, "fields": {"n": [0, 4]}}
-    return {"commit": "a" * 40, "structs": {name: overrides.get(name, base) for name in
-                                           ("llama_model_params", "llama_context_params", "llama_batch")}}  # fmt: skip
+    return {
+        "commit": "a" * 40,
+        "structs": {
+            name: overrides.get(name, base) for name in ("llama_model_params", "llama_context_params", "llama_batch")
+        },
+    }
 
 
 def test_matching_structs_pass_and_each_kind_of_difference_is_named() -> None:

@@ -69,8 +69,9 @@ def test_lengths_that_claim_more_than_the_file_holds_are_refused_at_once(tmp_pat
         read_header(huge)
     array = tmp_path / "array.gguf"
     key = b"k"
-    array.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", 1) + key
-                      + struct.pack("<IIQ", 9, 4, 2**40))  # fmt: skip
+    array.write_bytes(
+        b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", 1) + key + struct.pack("<IIQ", 9, 4, 2**40)
+    )
     with pytest.raises(InvalidModel, match="claims 1099511627776 items"):
         read_header(array)
 

@@ -24,9 +24,12 @@ OLD = """
 
 def test_fields_are_read_in_order_with_their_types() -> None:
     assert struct_fields(OLD, "llama_model_params") == [
-        ("ggml_backend_dev_t *", "devices"), ("int32_t", "n_gpu_layers"), ("enum llama_load_mode", "load_mode"),
-        ("int32_t", "main_gpu"), ("bool", "vocab_only"),
-    ]  # fmt: skip
+        ("ggml_backend_dev_t *", "devices"),
+        ("int32_t", "n_gpu_layers"),
+        ("enum llama_load_mode", "load_mode"),
+        ("int32_t", "main_gpu"),
+        ("bool", "vocab_only"),
+    ]
     assert struct_fields(OLD, "llama_batch") == [("int32_t", "n_tokens"), ("llama_seq_id **", "seq_id")]
     assert struct_fields(OLD, "llama_context_params") is None
 

@@ -10,8 +10,13 @@ import pytest
 from buildsys.builder.presets import PRESETS_FILE, load_matrix
 from buildsys.errors import ConfigError
 
-DESIGN_WHEELS = {"llama-cpp-runtime", "llama-cpp-runtime-cuda12", "llama-cpp-runtime-cuda13",
-                 "llama-cpp-runtime-vulkan", "llama-cpp-runtime-rocm"}  # fmt: skip
+DESIGN_WHEELS = {
+    "llama-cpp-runtime",
+    "llama-cpp-runtime-cuda12",
+    "llama-cpp-runtime-cuda13",
+    "llama-cpp-runtime-vulkan",
+    "llama-cpp-runtime-rocm",
+}
 CUDA_PRESETS = ["cuda12-sm61", "cuda12-sm86", "cuda13-sm75", "cuda13-sm90"]
 GPU_PRESETS = [*CUDA_PRESETS, "vulkan", "hip", "metal"]
 # Measured on the pin's real ggml-cuda (CUDA 13.0, fatbin compression on): 16.4-17.3 MiB per cubin,

@@ -24,10 +24,13 @@ def test_a_deprecation_shim_is_a_rename_even_when_the_description_changed() -> N
 
 
 def test_renames_are_inferred_from_the_description_or_a_close_name_in_the_same_file() -> None:
-    before = side(a='option(GGML_X "ggml: use X" ON)\noption(GGML_VK_DEBUG "debug output" OFF)\n'
-                    'option(GGML_GONE "gone" OFF)\n').options()  # fmt: skip
-    after = side(a='option(GGML_USE_X "ggml: use X" ON)\noption(GGML_VK_DEBUGGING "print debug output" OFF)\n'
-                   'option(GGML_NEW "unrelated" OFF)\n').options()  # fmt: skip
+    before = side(
+        a='option(GGML_X "ggml: use X" ON)\noption(GGML_VK_DEBUG "debug output" OFF)\noption(GGML_GONE "gone" OFF)\n'
+    ).options()
+    after = side(
+        a='option(GGML_USE_X "ggml: use X" ON)\noption(GGML_VK_DEBUGGING "print debug output" OFF)\n'
+        'option(GGML_NEW "unrelated" OFF)\n'
+    ).options()
 
     changes = compare_options(before, after, set())
 
@@ -66,21 +69,28 @@ def test_a_description_with_escaped_quotes_is_read_whole() -> None:
 
 
 def test_default_changes_and_requirements_are_reported() -> None:
-    before = side(src__ggml_hip__CMakeLists_txt=(
-        "cmake_minimum_required(VERSION 3.21)\nfind_package(hip 6.0 REQUIRED)\n"
-        "if (${hip_VERSION} VERSION_LESS 6.1)\nendif()\ntarget_compile_features(x PRIVATE cxx_std_17)\n"
-    ))  # fmt: skip
-    after = side(src__ggml_hip__CMakeLists_txt=(
-        "cmake_minimum_required(VERSION 3.21)\nfind_package(hip 6.2 REQUIRED)\n"
-        "if (${hip_VERSION} VERSION_LESS 6.2)\nendif()\ntarget_compile_features(x PRIVATE cxx_std_20)\n"
-    ))  # fmt: skip
+    before = side(
+        src__ggml_hip__CMakeLists_txt=(
+            "cmake_minimum_required(VERSION 3.21)\nfind_package(hip 6.0 REQUIRED)\n"
+            "if (${hip_VERSION} VERSION_LESS 6.1)\nendif()\ntarget_compile_features(x PRIVATE cxx_std_17)\n"
+        )
+    )
+    after = side(
+        src__ggml_hip__CMakeLists_txt=(
+            "cmake_minimum_required(VERSION 3.21)\nfind_package(hip 6.2 REQUIRED)\n"
+            "if (${hip_VERSION} VERSION_LESS 6.2)\nendif()\ntarget_compile_features(x PRIVATE cxx_std_20)\n"
+        )
+    )
 
     found = before.requirements(), after.requirements()
 
     changed = {key: (found[0][key], found[1][key]) for key in found[0] if found[0][key] != found[1][key]}
     path = "src/ggml-hip/CMakeLists.txt"
-    assert changed == {("hip", path): ("6.0", "6.2"), ("hip_VERSION", path): ("6.1", "6.2"),
-                       ("C++ standard", path): ("17", "20")}  # fmt: skip
+    assert changed == {
+        ("hip", path): ("6.0", "6.2"),
+        ("hip_VERSION", path): ("6.1", "6.2"),
+        ("C++ standard", path): ("17", "20"),
+    }
     defaults = compare_options({"A": Option("A", "a", "OFF", "x")}, {"A": Option("A", "a", "ON", "x")}, set())
     assert [(old.default, new.default) for old, new in defaults.default_changed] == [("OFF", "ON")]
 
@@ -88,9 +98,14 @@ def test_default_changes_and_requirements_are_reported() -> None:
 def test_files_entering_and_leaving_the_subset_include_renames_across_its_edge() -> None:
     subset = PathFilter(("src/",), ("**/*.md",))
     entries = [
-        ("A", ("src/new.c",)), ("A", ("docs/new.c",)), ("D", ("src/old.c",)), ("M", ("src/kept.c",)),
-        ("R", ("examples/moved.c", "src/moved.c")), ("R", ("src/a.c", "src/b.c")), ("R", ("src/out.c", "tools/out.c")),
-    ]  # fmt: skip
+        ("A", ("src/new.c",)),
+        ("A", ("docs/new.c",)),
+        ("D", ("src/old.c",)),
+        ("M", ("src/kept.c",)),
+        ("R", ("examples/moved.c", "src/moved.c")),
+        ("R", ("src/a.c", "src/b.c")),
+        ("R", ("src/out.c", "tools/out.c")),
+    ]
 
     changes = compare_subset(entries, subset)
 

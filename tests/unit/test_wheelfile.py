@@ -8,10 +8,14 @@ from pathlib import Path
 from buildsys.packaging.wheelfile import WheelFile, WheelSpec, metadata_text, write_wheel
 
 SPEC = WheelSpec(
-    distribution="llama-cpp-runtime-vulkan", version="1.2.3", tag="py3-none-linux_x86_64", summary="test",
-    requires=["llama-cpp-runtime==1.2.3"], extras={"x": ["other==1"]},
+    distribution="llama-cpp-runtime-vulkan",
+    version="1.2.3",
+    tag="py3-none-linux_x86_64",
+    summary="test",
+    requires=["llama-cpp-runtime==1.2.3"],
+    extras={"x": ["other==1"]},
     entry_points={"llama_cpp_runtime.backends": {"vulkan": "llama_cpp_runtime_vulkan:module_dir"}},
-)  # fmt: skip
+)
 FILES = {"pkg/b.so": WheelFile(b"\x7fELF...", executable=True), "pkg/a.py": WheelFile(b"print(1)\n")}
 
 

@@ -39,13 +39,15 @@ CUDA_PRESETS = ("cuda12-sm61", "cuda12-sm86", "cuda13-sm75", "cuda13-sm90")
 CUDA_WHEELS = {f"llama-cpp-runtime-{name}": (name,) for name in CUDA_PRESETS}
 EXPECTED = {
     "linux-x86_64": {
-        "llama-cpp-runtime": ("cpu",), **CUDA_WHEELS, "llama-cpp-runtime-vulkan": ("vulkan",),
+        "llama-cpp-runtime": ("cpu",),
+        **CUDA_WHEELS,
+        "llama-cpp-runtime-vulkan": ("vulkan",),
         "llama-cpp-runtime-rocm": ("hip",),
     },
     "linux-aarch64": {"llama-cpp-runtime": ("cpu",), **CUDA_WHEELS, "llama-cpp-runtime-vulkan": ("vulkan",)},
     "macos-arm64": {"llama-cpp-runtime": ("cpu", "metal")},
     "windows-x86_64": {"llama-cpp-runtime": ("cpu",), **CUDA_WHEELS, "llama-cpp-runtime-vulkan": ("vulkan",)},
-}  # fmt: skip
+}
 
 
 # The only jobs that may write, and what: everything else reads at most.
@@ -191,8 +193,17 @@ def test_cibuildwheel_builds_exactly_the_identifier_each_platform_declares() -> 
     cibuildwheel = _tool("cibuildwheel")
     for platform in ci_matrix.PLATFORMS:
         kind = {"Linux": "linux", "Darwin": "macos", "Windows": "windows"}[platform.system]
-        result = _run([cibuildwheel, "--print-build-identifiers", "--platform", kind, "--archs", platform.cibw_archs,
-                       str(REPO_ROOT / "wheels")])  # fmt: skip
+        result = _run(
+            [
+                cibuildwheel,
+                "--print-build-identifiers",
+                "--platform",
+                kind,
+                "--archs",
+                platform.cibw_archs,
+                str(REPO_ROOT / "wheels"),
+            ]
+        )
         _assert_clean(result)
         assert result.stdout.split() == [platform.cibw_build], platform.name
 
@@ -205,8 +216,16 @@ def test_every_exclusion_has_a_reason_and_hides_a_combination_that_would_otherwi
 
 
 def _preset(name: str, requires: tuple[str, ...], *, wheel: str = "w", condition: Any = None) -> Preset:
-    return Preset(name=name, backend=name, wheel=wheel, requires=requires, dependencies=(), cache_variables={},
-                  build_targets=(), condition=condition)  # fmt: skip
+    return Preset(
+        name=name,
+        backend=name,
+        wheel=wheel,
+        requires=requires,
+        dependencies=(),
+        cache_variables={},
+        build_targets=(),
+        condition=condition,
+    )
 
 
 def test_a_requirement_ci_cannot_provide_is_an_error_not_a_silent_gap() -> None:
@@ -319,8 +338,12 @@ def test_every_plugin_wheel_is_installed_with_its_platforms_core_wheel_and_check
 def test_the_ccache_is_saved_per_pin_and_series_and_a_new_pin_starts_from_the_nearest_older_one() -> None:
     cache = _step(_load("wheels.yml")["jobs"]["build"], "actions/cache/restore")
     key = cache["with"]["key"]
-    for part in ("matrix.platform", "matrix.distribution", "needs.plan.outputs.upstream-commit",
-                 "needs.plan.outputs.patch-series"):  # fmt: skip
+    for part in (
+        "matrix.platform",
+        "matrix.distribution",
+        "needs.plan.outputs.upstream-commit",
+        "needs.plan.outputs.patch-series",
+    ):
         assert part in key
     fallbacks = [line.strip() for line in cache["with"]["restore-keys"].splitlines() if line.strip()]
     assert all(key.startswith(prefix) for prefix in fallbacks)

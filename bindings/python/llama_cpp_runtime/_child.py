@@ -27,9 +27,13 @@ def run_child(args: Sequence[str], env: Mapping[str, str] | None, timeout: float
     start = time.monotonic()
     try:
         result = subprocess.run(  # noqa: S603 - this very interpreter, a fixed module, our arguments
-            [sys.executable, "-m", "llama_cpp_runtime", *args], env=env, capture_output=True, text=True,
-            timeout=timeout, check=False,
-        )  # fmt: skip
+            [sys.executable, "-m", "llama_cpp_runtime", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         return ChildResult("", f"timed out after {timeout:.0f}s", time.monotonic() - start)
     seconds = time.monotonic() - start

@@ -64,9 +64,17 @@ class Runtime:
         if self._loaded.llama_abi_problem is not None:
             raise AbiMismatch(self._loaded.llama_abi_problem)
 
-    def load_model(self, path: str | os.PathLike[str], *, devices: Sequence[str | Device] | None = None,
-                   n_gpu_layers: int | None = None, mmap: bool = True, mlock: bool = False,
-                   vocab_only: bool = False, progress: Progress | None = None) -> Model:  # fmt: skip
+    def load_model(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        devices: Sequence[str | Device] | None = None,
+        n_gpu_layers: int | None = None,
+        mmap: bool = True,
+        mlock: bool = False,
+        vocab_only: bool = False,
+        progress: Progress | None = None,
+    ) -> Model:
         """Load a GGUF model. devices None uses every device; a list (names from devices(), e.g. ["CPU"]
         or ["Vulkan0"]) restricts the offload to those. n_gpu_layers None is upstream's default (every
         layer on the GPU devices). mmap maps the file instead of reading it; mlock keeps it in RAM (a
@@ -78,9 +86,18 @@ class Runtime:
         header = read_header(path)  # the input first: a bad file is named whatever the libraries are
         chosen = self.default_devices() if devices is None else [self.device(d) for d in devices]
         llama = self._llama()
-        return Model(llama, self._loaded.ggml, self._loaded.bridge, header, devices=chosen,
-                     n_gpu_layers=n_gpu_layers, mmap=mmap, mlock=mlock, vocab_only=vocab_only,
-                     progress=progress)  # fmt: skip
+        return Model(
+            llama,
+            self._loaded.ggml,
+            self._loaded.bridge,
+            header,
+            devices=chosen,
+            n_gpu_layers=n_gpu_layers,
+            mmap=mmap,
+            mlock=mlock,
+            vocab_only=vocab_only,
+            progress=progress,
+        )
 
     def default_devices(self) -> list[Device] | None:
         """What load_model(devices=None) offloads to: None (llama.cpp's choice: every device) unless a GPU
@@ -100,8 +117,9 @@ class Runtime:
                 try:
                     _llama_api.declare(llama)
                 except AttributeError as missing:
-                    raise LoadError(f"{self._loaded.libraries['llama']} lacks a function the model runtime "
-                                    f"calls: {missing}") from None  # fmt: skip
+                    raise LoadError(
+                        f"{self._loaded.libraries['llama']} lacks a function the model runtime calls: {missing}"
+                    ) from None
                 llama.llama_backend_init()
                 self._llama_declared = True
         return llama
@@ -111,8 +129,7 @@ class Runtime:
         n_threads (CPU backends) defaults to every CPU this process may run on, as a model context does."""
         from ._ggml.compute import Backend
 
-        return Backend(self._loaded.ggml, self.device(device),
-                       n_threads=n_threads)  # fmt: skip
+        return Backend(self._loaded.ggml, self.device(device), n_threads=n_threads)
 
     def environment(self) -> dict[str, str]:
         """The variables that make another binding in another process (llama-cpp-python) load these

@@ -58,8 +58,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "env", help="the variables that make llama-cpp-python (in another process) use these libraries"
     )
     environment.add_argument("--json", action="store_true")
-    for name, text in (("check", "compute on every device and CPU variant, compare with Python"),
-                       ("bench", "matrix-multiply throughput per device and CPU variant")):  # fmt: skip
+    for name, text in (
+        ("check", "compute on every device and CPU variant, compare with Python"),
+        ("bench", "matrix-multiply throughput per device and CPU variant"),
+    ):
         sub = commands.add_parser(name, help=text)
         sub.add_argument("--timeout", type=positive(float), default=120.0, help="seconds per device (default 120)")
         sub.add_argument("--device", action="append", default=[], help="only these devices (repeatable)")
@@ -204,8 +206,11 @@ def _child(args: Sequence[str], env: dict[str, str], timeout: float, target: Tar
 
 def _probe(arguments: argparse.Namespace) -> int:
     report = load().report()
-    variants = [m.name.removeprefix("ggml-cpu-") for m in report.modules
-                if m.backend == "cpu" and m.status in {"loaded", "not chosen"}]  # fmt: skip
+    variants = [
+        m.name.removeprefix("ggml-cpu-")
+        for m in report.modules
+        if m.backend == "cpu" and m.status in {"loaded", "not chosen"}
+    ]
     unusable = [[m.name, m.reason] for m in report.modules if m.unusable]
     print(json.dumps({"devices": [d.name for d in report.devices], "cpu_variants": variants, "unusable": unusable}))
     return 0

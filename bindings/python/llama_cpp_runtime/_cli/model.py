@@ -33,8 +33,12 @@ def add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 
 def _add_placement(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", action="append", default=None,
-                        help="offload only to these devices (repeatable; CPU means no offload)")  # fmt: skip
+    parser.add_argument(
+        "--device",
+        action="append",
+        default=None,
+        help="offload only to these devices (repeatable; CPU means no offload)",
+    )
     parser.add_argument("--n-gpu-layers", type=int, default=None, help="layers to offload (default: upstream's, all)")
 
 
@@ -66,8 +70,11 @@ def run(arguments: argparse.Namespace) -> int:
             end = time.perf_counter()
             sys.stdout.write(decoder.decode(b"", final=True) + "\n")
     prompt_seconds = (first or end) - start
-    print(f"prompt: {len(ids)} tokens, {_rate(len(ids), prompt_seconds)}; "
-          f"generation: {generated} tokens, {_rate(generated - 1, end - (first or end))}", file=sys.stderr)  # fmt: skip
+    print(
+        f"prompt: {len(ids)} tokens, {_rate(len(ids), prompt_seconds)}; "
+        f"generation: {generated} tokens, {_rate(generated - 1, end - (first or end))}",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -115,8 +122,13 @@ def bench_model_child(arguments: argparse.Namespace) -> int:
     with runtime.load_model(arguments.model, devices=[arguments.device], n_gpu_layers=0 if on_cpu else -1) as model:
         n_ctx = max(arguments.n_prompt + arguments.n_gen, 16)
         with model.context(n_ctx=n_ctx, n_threads=arguments.threads) as ctx:
-            rows = bench(ctx, arguments.device, n_prompt=arguments.n_prompt, n_gen=arguments.n_gen,
-                         repetitions=arguments.repetitions)  # fmt: skip
+            rows = bench(
+                ctx,
+                arguments.device,
+                n_prompt=arguments.n_prompt,
+                n_gen=arguments.n_gen,
+                repetitions=arguments.repetitions,
+            )
     print(json.dumps([asdict(row) for row in rows]))
     return 0
 

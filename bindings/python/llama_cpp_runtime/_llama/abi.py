@@ -111,8 +111,9 @@ def declared_layout(struct: type[ctypes.Structure]) -> dict[str, Any]:
     return {"size": ctypes.sizeof(struct), "fields": fields}
 
 
-def first_mismatch(record: Mapping[str, Any], structs: Mapping[str, type[ctypes.Structure]] = STRUCTS,
-                   declarer: str = "the binding") -> str | None:  # fmt: skip
+def first_mismatch(
+    record: Mapping[str, Any], structs: Mapping[str, type[ctypes.Structure]] = STRUCTS, declarer: str = "the binding"
+) -> str | None:
     """The first difference between ctypes declarations (the binding's, or another binding's: `declarer`)
     and the build's record, in words; None if they agree."""
     recorded_structs = record.get("structs", {})
@@ -127,8 +128,10 @@ def first_mismatch(record: Mapping[str, Any], structs: Mapping[str, type[ctypes.
             if found is None:
                 return f"{name}.{field} is declared by {declarer} but not in the build's headers"
             if list(found) != [offset, size]:
-                return (f"{name}.{field} is at offset {found[0]} (size {found[1]}) in the build's headers, "
-                        f"{declarer} declares offset {offset} (size {size})")  # fmt: skip
+                return (
+                    f"{name}.{field} is at offset {found[0]} (size {found[1]}) in the build's headers, "
+                    f"{declarer} declares offset {offset} (size {size})"
+                )
         if recorded.get("size") != declared["size"]:
             recorded_size = recorded.get("size")
             return f"sizeof({name}) is {recorded_size} in the build's headers, {declarer} declares {declared['size']}"

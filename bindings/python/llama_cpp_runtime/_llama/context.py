@@ -34,8 +34,18 @@ _DECODE_RESULTS = {
 class Context(Handle):
     """Create with `model.context(...)`; use as a context manager or call close()."""
 
-    def __init__(self, model: Model, llama: ctypes.CDLL, ggml: ctypes.CDLL, bridge: LogBridge, *, n_ctx: int,
-                 n_threads: int | None, n_batch: int | None, embeddings: bool) -> None:  # fmt: skip
+    def __init__(
+        self,
+        model: Model,
+        llama: ctypes.CDLL,
+        ggml: ctypes.CDLL,
+        bridge: LogBridge,
+        *,
+        n_ctx: int,
+        n_threads: int | None,
+        n_batch: int | None,
+        embeddings: bool,
+    ) -> None:
         for name, value in (("n_ctx", n_ctx), ("n_threads", n_threads), ("n_batch", n_batch)):
             if value is not None and (not isinstance(value, int) or value < (0 if name == "n_ctx" else 1)):
                 raise ContextError(f"{name}={value!r}: expected an integer of at least {0 if name == 'n_ctx' else 1}")
@@ -123,8 +133,10 @@ class Context(Handle):
             raise DecodeError("nothing to decode: the list of ids is empty")
         room = self.n_ctx - self.n_past
         if len(tokens) > room:
-            raise DecodeError(f"{len(tokens)} tokens do not fit: the context holds {self.n_ctx} and "
-                              f"{self.n_ctx - room} are used (reset() it or use a larger n_ctx)")  # fmt: skip
+            raise DecodeError(
+                f"{len(tokens)} tokens do not fit: the context holds {self.n_ctx} and "
+                f"{self.n_ctx - room} are used (reset() it or use a larger n_ctx)"
+            )
         for start in range(0, len(tokens), self.n_batch):
             chunk = tokens[start : start + self.n_batch]
             buffer = (ctypes.c_int32 * len(chunk))(*chunk)

@@ -25,12 +25,39 @@ _SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<
 TYPE_STRING, TYPE_ARRAY = 8, 9
 # ggml_type -> (elements per block, bytes per block), for the types a model file holds today
 _BLOCKS = {
-    0: (1, 4), 1: (1, 2), 2: (32, 18), 3: (32, 20), 6: (32, 22), 7: (32, 24), 8: (32, 34), 9: (32, 36),
-    10: (256, 84), 11: (256, 110), 12: (256, 144), 13: (256, 176), 14: (256, 210), 15: (256, 292),
-    16: (256, 66), 17: (256, 74), 18: (256, 98), 19: (256, 50), 20: (32, 18), 21: (256, 110), 22: (256, 82),
-    23: (256, 136), 24: (1, 1), 25: (1, 2), 26: (1, 4), 27: (1, 8), 28: (1, 8), 29: (256, 56), 30: (1, 2),
-    34: (256, 54), 35: (256, 66), 39: (32, 17),
-}  # fmt: skip
+    0: (1, 4),
+    1: (1, 2),
+    2: (32, 18),
+    3: (32, 20),
+    6: (32, 22),
+    7: (32, 24),
+    8: (32, 34),
+    9: (32, 36),
+    10: (256, 84),
+    11: (256, 110),
+    12: (256, 144),
+    13: (256, 176),
+    14: (256, 210),
+    15: (256, 292),
+    16: (256, 66),
+    17: (256, 74),
+    18: (256, 98),
+    19: (256, 50),
+    20: (32, 18),
+    21: (256, 110),
+    22: (256, 82),
+    23: (256, 136),
+    24: (1, 1),
+    25: (1, 2),
+    26: (1, 4),
+    27: (1, 8),
+    28: (1, 8),
+    29: (256, 56),
+    30: (1, 2),
+    34: (256, 54),
+    35: (256, 66),
+    39: (32, 17),
+}
 Value = int | float | bool | str | list["Value"]
 
 
@@ -74,8 +101,9 @@ class _Reader:
     def take(self, n: int, what: str) -> bytes:
         at = self.stream.tell()
         if n < 0 or at + n > self.size:
-            raise InvalidModel(f"{self.path}: truncated or corrupt: {what} at byte {at} needs {n} bytes, "
-                               f"the file has {self.size}")  # fmt: skip
+            raise InvalidModel(
+                f"{self.path}: truncated or corrupt: {what} at byte {at} needs {n} bytes, the file has {self.size}"
+            )
         return self.stream.read(n)
 
     def scalar(self, code: int, what: str) -> int | float | bool:
@@ -108,8 +136,10 @@ class _Reader:
                 raise InvalidModel(f"{self.path}: {what} is an array of arrays, which GGUF does not allow")
             minimum = 8 if item == TYPE_STRING else struct.calcsize(_SCALARS.get(item, "<B"))
             if count * minimum > self.size - self.stream.tell():
-                raise InvalidModel(f"{self.path}: truncated or corrupt: {what} claims {count} items, "
-                                   f"more than the rest of the file holds")  # fmt: skip
+                raise InvalidModel(
+                    f"{self.path}: truncated or corrupt: {what} claims {count} items, "
+                    f"more than the rest of the file holds"
+                )
             if item in _SCALARS:  # one read for the whole array: token types and scores are long
                 fmt = _SCALARS[item]
                 raw = self.take(count * struct.calcsize(fmt), what)
@@ -179,15 +209,19 @@ def _problems(header: GGUFHeader) -> Iterator[str]:
         size = tensor.nbytes()
         end = header.data_offset + tensor.offset + (size or 0)
         if end > header.file_size:
-            yield (f"truncated: tensor {tensor.name} ends at byte {end}, the file has {header.file_size} "
-                   f"(an interrupted download?)")  # fmt: skip
+            yield (
+                f"truncated: tensor {tensor.name} ends at byte {end}, the file has {header.file_size} "
+                f"(an interrupted download?)"
+            )
     tokens = header.metadata.get("tokenizer.ggml.tokens")
     if isinstance(tokens, list):
         seen: dict[object, int] = {}
         for index, token in enumerate(tokens):
             if token in seen:
                 # llama.cpp would abort the process (GGML_ASSERT in its vocabulary loader)
-                yield (f"tokenizer.ggml.tokens has {token!r} twice (ids {seen[token]} and {index}); "
-                       f"llama.cpp cannot load such a vocabulary")  # fmt: skip
+                yield (
+                    f"tokenizer.ggml.tokens has {token!r} twice (ids {seen[token]} and {index}); "
+                    f"llama.cpp cannot load such a vocabulary"
+                )
                 return
             seen[token] = index

@@ -57,9 +57,20 @@ class _ProgressBridge:
 class Model(Handle):
     """Load with `Runtime.load_model(path, ...)`; use as a context manager or call close()."""
 
-    def __init__(self, llama: ctypes.CDLL, ggml: ctypes.CDLL, bridge: LogBridge, header: GGUFHeader, *,
-                 devices: Sequence[Device] | None, n_gpu_layers: int | None, mmap: bool, mlock: bool,
-                 vocab_only: bool, progress: Progress | None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        llama: ctypes.CDLL,
+        ggml: ctypes.CDLL,
+        bridge: LogBridge,
+        header: GGUFHeader,
+        *,
+        devices: Sequence[Device] | None,
+        n_gpu_layers: int | None,
+        mmap: bool,
+        mlock: bool,
+        vocab_only: bool,
+        progress: Progress | None,
+    ) -> None:
         self._llama = llama
         self._ggml = ggml
         self._bridge = bridge
@@ -178,16 +189,25 @@ class Model(Handle):
 
     # ---- contexts ---------------------------------------------------------------------------------
 
-    def context(self, n_ctx: int = 512, n_threads: int | None = None, n_batch: int | None = None,
-                embeddings: bool = False) -> Context:  # fmt: skip
+    def context(
+        self, n_ctx: int = 512, n_threads: int | None = None, n_batch: int | None = None, embeddings: bool = False
+    ) -> Context:
         """A context (KV memory and compute buffers) on this model. n_ctx 0 means the model's training
         context; n_threads None means every CPU this process may run on; n_batch None means upstream's."""
         from .context import Context
 
         if self.vocab_only:
             raise InvalidModel(f"{self.path.name} was loaded with vocab_only=True: it has no weights to run")
-        return Context(self, self._llama, self._ggml, self._bridge, n_ctx=n_ctx, n_threads=n_threads, n_batch=n_batch,
-                       embeddings=embeddings)  # fmt: skip
+        return Context(
+            self,
+            self._llama,
+            self._ggml,
+            self._bridge,
+            n_ctx=n_ctx,
+            n_threads=n_threads,
+            n_batch=n_batch,
+            embeddings=embeddings,
+        )
 
 
 def _read_string(call: Callable[[ctypes.Array[ctypes.c_char], int], int]) -> str:

@@ -40,18 +40,21 @@ class Tokenizer:
         return tokens
 
     def detokenize(self, ids: Sequence[int], *, remove_special: bool = False, unparse_special: bool = False) -> str:
-        return self.detokenize_bytes(ids, remove_special=remove_special,
-                                     unparse_special=unparse_special).decode("utf-8", errors="replace")  # fmt: skip
+        return self.detokenize_bytes(ids, remove_special=remove_special, unparse_special=unparse_special).decode(
+            "utf-8", errors="replace"
+        )
 
-    def detokenize_bytes(self, ids: Sequence[int], *, remove_special: bool = False,
-                         unparse_special: bool = False) -> bytes:  # fmt: skip
+    def detokenize_bytes(
+        self, ids: Sequence[int], *, remove_special: bool = False, unparse_special: bool = False
+    ) -> bytes:
         tokens = self.check_ids(ids)
         array = (ctypes.c_int32 * len(tokens))(*tokens)
         capacity = max(16, len(tokens) * 8)
         while True:
             buffer = ctypes.create_string_buffer(capacity)
-            n = self._llama.llama_detokenize(self._vocab, array, len(tokens), buffer, capacity,
-                                             remove_special, unparse_special)  # fmt: skip
+            n = self._llama.llama_detokenize(
+                self._vocab, array, len(tokens), buffer, capacity, remove_special, unparse_special
+            )
             if n >= 0:
                 return buffer.raw[:n]
             capacity = -n

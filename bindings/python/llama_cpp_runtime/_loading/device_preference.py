@@ -11,8 +11,14 @@ from dataclasses import replace
 from .._report import Device
 
 # ggml's registration names, as the order names them (the HIP build of ggml-cuda registers "ROCm").
-_BACKEND_OF_REGISTRATION = {"cuda": "cuda", "rocm": "hip", "hip": "hip", "metal": "metal", "mtl": "metal",
-                            "vulkan": "vulkan"}  # fmt: skip
+_BACKEND_OF_REGISTRATION = {
+    "cuda": "cuda",
+    "rocm": "hip",
+    "hip": "hip",
+    "metal": "metal",
+    "mtl": "metal",
+    "vulkan": "vulkan",
+}
 
 
 def rank(backend: str, order: Sequence[str]) -> int:

@@ -189,8 +189,9 @@ def _scores(modules: list[ModuleFile], cache: Path | None) -> dict[str, tuple[in
     return measured
 
 
-def _load_cpu_variant(ggml: ctypes.CDLL, bridge: LogBridge, modules: list[ModuleFile], selection: _Selection,
-                      cache: Path | None) -> tuple[ModuleFile | None, list[ModuleReport]]:  # fmt: skip
+def _load_cpu_variant(
+    ggml: ctypes.CDLL, bridge: LogBridge, modules: list[ModuleFile], selection: _Selection, cache: Path | None
+) -> tuple[ModuleFile | None, list[ModuleReport]]:
     outcome: dict[str, tuple[Status, str]] = {}  # name -> (status, reason)
     scores: dict[str, int | None] = {}
     unusable: set[str] = set()
@@ -258,13 +259,19 @@ def _load_cpu_variant(ggml: ctypes.CDLL, bridge: LogBridge, modules: list[Module
     return chosen, reports
 
 
-def _load_plugins(ggml: ctypes.CDLL, bridge: LogBridge, modules: list[ModuleFile], selection: _Selection,
-                  core_upstream: dict[str, str]) -> list[ModuleReport]:  # fmt: skip
+def _load_plugins(
+    ggml: ctypes.CDLL,
+    bridge: LogBridge,
+    modules: list[ModuleFile],
+    selection: _Selection,
+    core_upstream: dict[str, str],
+) -> list[ModuleReport]:
     outcomes: dict[Path, ModuleReport] = {}
 
     def report(module: ModuleFile, status: Status, reason: str, unusable: bool = False) -> None:
-        outcomes[module.path] = ModuleReport(module.name, module.backend, status, reason, str(module.path),
-                                             module.source, unusable=unusable)  # fmt: skip
+        outcomes[module.path] = ModuleReport(
+            module.name, module.backend, status, reason, str(module.path), module.source, unusable=unusable
+        )
 
     candidates = []
     records = {m.path: read_stage_record(m.path.parent.parent) for m in modules}  # a plugin's, beside modules/

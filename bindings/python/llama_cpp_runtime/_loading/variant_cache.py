@@ -22,11 +22,27 @@ from .discovery import ModuleFile
 
 FORMAT = 1
 # The lines of /proc/cpuinfo that say which CPU this is and what it can run (not its clock or core id).
-_IDENTITY_KEYS = frozenset({
-    "vendor_id", "cpu family", "model", "model name", "stepping", "microcode", "flags",  # x86
-    "CPU implementer", "CPU architecture", "CPU variant", "CPU part", "CPU revision", "Features",  # Arm
-    "isa", "uarch", "cpu", "machine",  # RISC-V, POWER, s390x
-})  # fmt: skip
+_IDENTITY_KEYS = frozenset(
+    {
+        "vendor_id",
+        "cpu family",
+        "model",
+        "model name",
+        "stepping",
+        "microcode",
+        "flags",  # x86
+        "CPU implementer",
+        "CPU architecture",
+        "CPU variant",
+        "CPU part",
+        "CPU revision",
+        "Features",  # Arm
+        "isa",
+        "uarch",
+        "cpu",
+        "machine",  # RISC-V, POWER, s390x
+    }
+)
 
 
 def cpu_identity_from_cpuinfo(text: str) -> str:
