@@ -9,10 +9,21 @@ from pathlib import Path
 
 import nox
 
+# nox.project.dependency_groups (PEP 735) arrived in 2025.02.09; nox.options.reuse_venv in 2024.03.02.
+nox.needs_version = ">=2025.02.09"
 nox.options.sessions = ["lint", "tests"]
-nox.options.reuse_existing_virtualenvs = True
+nox.options.reuse_venv = "yes"
 # Sessions that need a virtualenv make it with the Python nox runs on (any >= 3.11): no version is pinned,
 # so `pip install nox && nox -s wheels` works on 3.12, 3.13 and newer as it does on 3.11.
+
+
+ROOT = Path(__file__).resolve().parent
+PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
+
+
+def _groups(*names: str) -> tuple[str, ...]:
+    """The requirements of pyproject.toml's [dependency-groups] (PEP 735), for session.install."""
+    return nox.project.dependency_groups(PYPROJECT, *names)
 
 
 def _buildsys(session: nox.Session, command: str) -> None:
@@ -23,7 +34,7 @@ def _buildsys(session: nox.Session, command: str) -> None:
 def _cublas_for_this_nvcc() -> list[str]:
     """cuBLAS from NVIDIA's PyPI wheel of the CUDA major that nvcc compiles for, found as the build finds
     it (buildsys's toolchain detection): the CUDA presets need it, and the toolkit alone may lack it."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))  # buildsys, from this checkout
+    sys.path.insert(0, str(ROOT))  # buildsys, from this checkout
     from buildsys.builder.toolchains import Host, cublas_wheel_for_nvcc
 
     requirement = cublas_wheel_for_nvcc(Host(env=os.environ, system=platform.system()))
@@ -90,21 +101,24 @@ def bench(session: nox.Session) -> None:
     """Measured comparisons, never run by the tests: `nox -s bench -- build|wheels|bump|cpu_speed [options]`."""
     if not session.posargs:
         session.error("name a benchmark: nox -s bench -- build|wheels|bump|cpu_speed [options]")
-    session.install("-e", ".[test]")  # cpu_speed writes its models with the tests' generator (gguf)
+    session.install("-e", ".", *_groups("test"))  # cpu_speed writes its models with the tests' generator (gguf)
     session.run("python", f"benchmarks/{session.posargs[0]}.py", *session.posargs[1:])
 
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Unit and integration tests (real git, real subprocesses). Extra arguments go to pytest."""
-    session.install("-e", ".[test]")
+    """Unit and integration tests (real git, real subprocesses). Extra arguments go to pytest.
+
+    Fast path, the unit tests only (no builds, seconds): `nox -s tests -- -m "not integration"`; every test
+    under tests/integration/ carries the `integration` marker (tests/conftest.py applies it)."""
+    session.install("-e", ".", *_groups("test"))
     session.run("pytest", "-n", "auto", "-p", "no:cacheprovider", *session.posargs)
 
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff (lint + format check) and mypy --strict on buildsys."""
-    session.install("-e", ".[lint]")
+    """ruff (lint + format check) and mypy --strict on buildsys and the binding."""
+    session.install("-e", ".", *_groups("lint"))
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")

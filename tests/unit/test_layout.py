@@ -61,8 +61,16 @@ def test_the_stages_are_folders_and_the_foundations_few() -> None:
 
 # The binding, bottom up: what every layer may use; ggml's API and compute; libllama's structs, models and
 # contexts; finding and loading the libraries; serving another binding; the Runtime; the CLI; the façade.
-BINDING_LAYERS = {"foundations": 0, "_ggml": 1, "_llama": 2, "_loading": 3, "_downstream": 4, "_runtime": 5,
-                  "_cli": 6, "face": 7}
+BINDING_LAYERS = {
+    "foundations": 0,
+    "_ggml": 1,
+    "_llama": 2,
+    "_loading": 3,
+    "_downstream": 4,
+    "_runtime": 5,
+    "_cli": 6,
+    "face": 7,
+}
 BINDING_FOUNDATIONS = {"_errors", "_settings", "_platform", "_report", "_child", "_handle"}
 
 

@@ -1,6 +1,6 @@
 """The GitHub workflows: linted, pinned, least-privileged, and fed by the one matrix (buildsys.ci.matrix).
 
-Nothing here reaches the network: actionlint, zizmor (--offline) and shellcheck come from the `test` extra.
+Nothing here reaches the network: actionlint, zizmor (--offline) and shellcheck come from the `test` dependency group.
 """
 
 from __future__ import annotations
@@ -80,10 +80,10 @@ def _step(job: dict[str, Any], action: str) -> dict[str, Any]:
 
 
 def _tool(name: str) -> str:
-    """A linter from the `test` extra: beside this Python first (a venv need not be on PATH), else on PATH."""
+    """A linter from the `test` dependency group: beside this Python first (a venv need not be on PATH), else on PATH."""
     found = shutil.which(name, path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
     if found is None:
-        pytest.fail(f"{name} is not installed: pip install -e '.[test]' (it is in the test extra)")
+        pytest.fail(f"{name} is not installed: nox -s tests installs it (the test dependency group; pip >= 25.1: pip install --group test)")
     return found
 
 
@@ -103,7 +103,7 @@ def _assert_clean(result: subprocess.CompletedProcess[str]) -> None:
 
 
 def test_actionlint_accepts_the_workflows_and_their_run_scripts() -> None:
-    # shellcheck from the test extra is on the PATH actionlint sees, so every `run:` script is checked too.
+    # shellcheck from the test group is on the PATH actionlint sees, so every `run:` script is checked too.
     _tool("shellcheck")
     _assert_clean(_run([_tool("actionlint"), "-no-color", *(str(WORKFLOWS / n) for n in WORKFLOW_NAMES)]))
 

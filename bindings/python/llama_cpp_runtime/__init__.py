@@ -54,9 +54,24 @@ if TYPE_CHECKING:
 # Where each public name lives, imported on first use: a program that only loads the libraries (or another
 # binding, through use_for()) does not pay for the model runtime's modules.
 _ERRORS = (
-    "AbiMismatch", "ClosedError", "ComputeError", "ContextError", "DecodeError", "DownstreamError", "InvalidModel",
-    "LibraryNotFound", "LlamaRuntimeError", "LoadCancelled", "LoadError", "MlockWarning", "ModelLoadError",
-    "ModelNotFound", "SettingError", "TokenizeError", "UnknownDevice", "Unsupported",
+    "AbiMismatch",
+    "ClosedError",
+    "ComputeError",
+    "ContextError",
+    "DecodeError",
+    "DownstreamError",
+    "InvalidModel",
+    "LibraryNotFound",
+    "LlamaRuntimeError",
+    "LoadCancelled",
+    "LoadError",
+    "MlockWarning",
+    "ModelLoadError",
+    "ModelNotFound",
+    "SettingError",
+    "TokenizeError",
+    "UnknownDevice",
+    "Unsupported",
 )
 _HOMES = {
     **dict.fromkeys(_ERRORS, "._errors"),

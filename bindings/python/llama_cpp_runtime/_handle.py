@@ -15,6 +15,8 @@ from ._errors import ClosedError
 
 
 class Handle:
+    """A C handle with one owner: close() it, or use it as a context manager; afterwards it raises ClosedError."""
+
     _handle: int | None = None  # a class default: a failed __init__ leaves nothing for the finaliser to free
     _closed = False
 
@@ -49,6 +51,7 @@ class Handle:
 
     @property
     def closed(self) -> bool:
+        """Whether close() was called (or the handle is gone): every call then raises ClosedError."""
         return self._closed or self._handle is None
 
     def __enter__(self) -> Self:

@@ -52,12 +52,14 @@ class Report:
     llama_abi: str = ""  # "matches", or why libllama's struct layout differs from the binding's ("": no libllama)
 
     def module(self, name: str) -> ModuleReport:
+        """The report of the module of that name (e.g. "ggml-cpu-haswell"); KeyError when none was found."""
         for module in self.modules:
             if module.name == name:
                 return module
         raise KeyError(name)
 
     def upstream_line(self) -> str:
+        """The upstream commit and patch series the libraries were built from, as `info` prints it."""
         commit = self.upstream.get("commit")
         series = self.upstream.get("patch_series_sha256")
         recorded = f"{commit} + patch series {series[:12]}" if commit and series else "not recorded (no stage.json)"

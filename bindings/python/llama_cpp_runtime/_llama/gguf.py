@@ -90,6 +90,7 @@ class GGUFHeader:
 
     @property
     def architecture(self) -> str | None:
+        """general.architecture (e.g. "llama"), or None when the file does not say."""
         value = self.metadata.get("general.architecture")
         return value if isinstance(value, str) else None
 

@@ -154,11 +154,13 @@ class Model(Handle):
 
     @property
     def description(self) -> str:
+        """llama.cpp's one-line description: architecture, size and weight type (e.g. "llama 26M F16")."""
         handle = self._live()
         return _read_string(lambda b, n: self._llama.llama_model_desc(handle, b, n))
 
     @property
     def n_vocab(self) -> int:
+        """How many tokens the vocabulary has."""
         return self.tokenizer.n_vocab
 
     # ---- the vocabulary ---------------------------------------------------------------------------
@@ -183,6 +185,7 @@ class Model(Handle):
             return self.tokenizer.piece(token, special=special)
 
     def is_end_of_generation(self, token: int) -> bool:
+        """Whether the token ends a generation (end of sequence, end of turn, ...), as the vocabulary says."""
         with self._lock:  # close() on another thread waits until this call is done
             self._live()
             return self.tokenizer.is_end_of_generation(token)
