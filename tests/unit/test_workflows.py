@@ -80,10 +80,10 @@ def _step(job: dict[str, Any], action: str) -> dict[str, Any]:
 
 
 def _tool(name: str) -> str:
-    """A linter from the `test` dependency group: beside this Python first (a venv need not be on PATH), else on PATH."""
+    """A linter from the `test` group: beside this Python first (a venv need not be on PATH), else on PATH."""
     found = shutil.which(name, path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
     if found is None:
-        pytest.fail(f"{name} is not installed: nox -s tests installs it (the test dependency group; pip >= 25.1: pip install --group test)")
+        pytest.fail(f"{name} is not installed: nox -s tests installs it (pip >= 25.1: pip install --group test)")
     return found
 
 
