@@ -1,26 +1,43 @@
 """The fields of the C structs the binding passes to libllama, read from llama.h, and how a bump changes them.
 
-The binding declares `llama_model_params`, `llama_context_params` and `llama_batch` in ctypes; the probe
-the superbuild runs (cmake/llama-abi-probe.c) lists the same fields. Upstream changes these structs
-without a version symbol, so `bump` compares their fields in the old and new header and says what moved.
+The probe the superbuild runs (cmake/llama-abi-probe.cmake) records every field of `llama_model_params`,
+`llama_context_params` and `llama_batch`; the binding lays out the fields it uses (its structs.json) from
+that record. Upstream changes these structs without a version symbol, so `bump` compares their fields in
+the old and new header, says what moved, and whether a field the binding uses is among them.
 """
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Iterable
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
-PROBE = Path(__file__).resolve().parent.parent / "cmake" / "llama-abi-probe.c"
+PROBE = Path(__file__).resolve().parent.parent / "cmake" / "llama-abi-probe.cmake"
+# What the binding reads or writes in each struct: declared once, beside the binding that uses it.
+BINDING_STRUCTS = Path(__file__).resolve().parents[2] / "bindings/python/llama_cpp_runtime/_llama/structs.json"
 HEADER = "include/llama.h"
 
 _COMMENTS = re.compile(r"//[^\n]*|/\*.*?\*/", re.DOTALL)
 _NAME = re.compile(r"([A-Za-z_]\w*)\s*(?:\[[^\]]*\]\s*)*$")
 
 
+@dataclass(frozen=True)
+class StructChange:
+    line: str  # what changed, in words
+    used: tuple[str, ...]  # the fields the binding uses that were removed or retyped (empty: not affected)
+
+
 def probed_structs(probe: Path = PROBE) -> list[str]:
-    """The structs the probe records, in its order (`STRUCT(name, type, fields)`)."""
-    return re.findall(r"^\s*STRUCT\((\w+),", probe.read_text(encoding="utf-8"), re.MULTILINE)
+    """The structs the probe records, in its order (`"<name>|<C type>"` in its list)."""
+    return re.findall(r'^\s*"(\w+)\|', probe.read_text(encoding="utf-8"), re.MULTILINE)
+
+
+def used_fields(declarations: Path = BINDING_STRUCTS) -> dict[str, frozenset[str]]:
+    """struct -> the fields the binding reads or writes."""
+    document = json.loads(declarations.read_text(encoding="utf-8"))
+    return {struct: frozenset(fields) for struct, fields in document["structs"].items()}
 
 
 def struct_fields(header: str, name: str) -> list[tuple[str, str]] | None:
@@ -38,19 +55,24 @@ def struct_fields(header: str, name: str) -> list[tuple[str, str]] | None:
     return fields
 
 
-def describe_changes(old_header: str, new_header: str, names: Iterable[str]) -> list[str]:
-    """One line per struct whose fields changed: added (after which field), removed, retyped, reordered."""
-    lines = []
-    for name in names:
+def describe_changes(old_header: str, new_header: str, used: Mapping[str, frozenset[str]]) -> list[StructChange]:
+    """One change per struct whose fields changed: added (after which field), removed, retyped, reordered,
+    with the used fields among the removed or retyped ones."""
+    changes = []
+    for name, fields in used.items():
         old, new = struct_fields(old_header, name), struct_fields(new_header, name)
         if old == new:
             continue
         if new is None:
-            lines.append(f"struct {name} is gone from {HEADER}")
+            changes.append(StructChange(f"struct {name} is gone from {HEADER}", tuple(sorted(fields)) or (name,)))
             continue
-        changes = _field_changes(old or [], new)
-        lines.append(f"struct {name} changed in {HEADER}: {'; '.join(changes)}")
-    return lines
+        old_types, new_types = {f: t for t, f in old or []}, {f: t for t, f in new}
+        broken = tuple(
+            f for f in sorted(fields) if f not in new_types or old_types.get(f, new_types[f]) != new_types[f]
+        )
+        line = f"struct {name} changed in {HEADER}: {'; '.join(_field_changes(old or [], new))}"
+        changes.append(StructChange(line, broken))
+    return changes
 
 
 def _field_changes(old: list[tuple[str, str]], new: list[tuple[str, str]]) -> list[str]:

@@ -14,7 +14,7 @@ from typing import NoReturn
 
 from .. import ui
 from ..builder import cmake_reach
-from ..builder.header_structs import HEADER, describe_changes, probed_structs
+from ..builder.header_structs import HEADER, describe_changes, used_fields
 from ..builder.presets import load_matrix
 from ..config import Config
 from ..errors import PatchConflict, UsageError
@@ -234,7 +234,7 @@ def _describe(repo: TrackingRepo, config: Config, progress: BumpProgress) -> Ups
     old, new = (
         read_texts(repo.git, commit, [HEADER]).get(HEADER, "") for commit in (progress.previous, progress.target)
     )
-    structs = tuple(describe_changes(old, new, probed_structs())) if old and new else ()
+    structs = tuple(describe_changes(old, new, used_fields())) if old and new else ()
     return dataclasses.replace(changes, unsynced=missing, struct_changes=structs)
 
 

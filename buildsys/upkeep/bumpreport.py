@@ -5,16 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from .. import ui
+from ..builder.header_structs import StructChange
 from ..config import Config
 from ..vendoring.patchqueue import Patch
 from ..vendoring.tracking import BumpProgress, PatchOutcome
 from .upstream_changes import OptionChanges, SubsetChanges, UpstreamChanges
 
 _LISTED = 20
-_STRUCT_ADVICE = (
-    "update the binding's declarations (`llama_cpp_runtime/_llama_abi.py`) and `buildsys/cmake/llama-abi-probe.c`;"
-    " until then the binding refuses this libllama"
-)
+_STRUCTS_FILE = "bindings/python/llama_cpp_runtime/_llama/structs.json"
 _VERB = {
     "clean": "applied cleanly",
     "3-way merge": "applied with a 3-way merge",
@@ -40,7 +38,7 @@ def render_summary(config: Config, progress: BumpProgress, changes: UpstreamChan
     attention = [
         *changes.preset_warnings,
         *(f"`{line}` (`build` refuses until it is)" for line in changes.unsynced),
-        *(f"{line}: {_STRUCT_ADVICE}" for line in changes.struct_changes),
+        *(_struct_verdict(change) for change in changes.struct_changes),
         *_served_release(config, progress),
     ]
     if attention:
@@ -51,6 +49,19 @@ def render_summary(config: Config, progress: BumpProgress, changes: UpstreamChan
         f"`{config.relative(config.sync.destination)}/` updated by `nox -s bump`.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _struct_verdict(change: StructChange) -> str:
+    """Whether the binding is affected: only a field it uses that vanished or changed type is a mismatch."""
+    if change.used:
+        return (
+            f"{change.line}: **the binding is affected**, it uses {', '.join(change.used)}: update `{_STRUCTS_FILE}` "
+            "and the code that sets them; until then the binding refuses this libllama by name"
+        )
+    return (
+        f"{change.line}: the binding is not affected (none of the fields it uses changed; it lays the struct out "
+        "from the build's record)"
+    )
 
 
 def _served_release(config: Config, progress: BumpProgress) -> list[str]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from ..builder.cmake_reach import is_cmake_file
+from ..builder.header_structs import StructChange
 from ..builder.presets import Preset
 from ..git import Git
 from ..pathfilter import PathFilter
@@ -85,7 +86,7 @@ class UpstreamChanges:
     subset: SubsetChanges
     preset_warnings: tuple[str, ...] = field(default=())
     unsynced: tuple[str, ...] = field(default=())  # CMake of the new tree reaching outside the subset
-    struct_changes: tuple[str, ...] = field(default=())  # libllama structs the binding declares, changed
+    struct_changes: tuple[StructChange, ...] = field(default=())  # libllama structs the binding passes, changed
     commits_left_behind: int = 0  # in old, not in new: a move back, or another branch
 
 

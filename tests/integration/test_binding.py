@@ -315,7 +315,11 @@ def test_libllama_structs_are_checked_against_the_builds_record(built: Project, 
     assert "libllama structs: matches" in info.stdout, info.stdout
 
     record = json.loads((stage / "llama-abi.json").read_text())
-    record["structs"]["llama_context_params"]["fields"]["n_threads"][0] += 4  # a header the binding does not know
+    context_params = record["structs"]["llama_context_params"]
+    for field in list(context_params["fields"])[7:]:  # upstream inserted 4 bytes before n_threads
+        context_params["fields"][field][0] += 4
+    context_params["fields"] = {"n_inserted": [28, 4], **context_params["fields"]}
+    context_params["size"] += 8
     (stage / "llama-abi.json").write_text(json.dumps(record))
     code = """
         import llama_cpp_runtime as lcr
@@ -326,11 +330,16 @@ def test_libllama_structs_are_checked_against_the_builds_record(built: Project, 
         except lcr.AbiMismatch as error:
             print("refused:", error)
         """
+    moved = python(code, env_for(built, stage), tmp_path)
+    assert moved.stdout.splitlines()[0] == "matches" and "refused" not in moved.stdout, moved.stdout
+
+    del context_params["fields"]["n_threads"]  # a field the binding sets, gone from the header
+    (stage / "llama-abi.json").write_text(json.dumps(record))
     result = python(code, env_for(built, stage), tmp_path)
     assert (
-        "llama_context_params.n_threads is at offset 32 (size 4) in the build's headers, the binding "
-        "declares offset 28 (size 4)" in result.stdout
-    )
+        "llama_context_params.n_threads (int32_t, 4 bytes; model.context(n_threads=...) for generation) is not in "
+        "the build's headers, whose llama_context_params has: n_ctx@0+4, " in result.stdout
+    ), result.stdout
     assert f"refused: libllama ({built.commits[-1]}) does not match this binding" in result.stdout
     info = runtime_cli("info", env=env_for(built, stage), cwd=tmp_path)
     assert info.returncode == 0 and "libllama structs: libllama (" in info.stdout  # ggml alone still works

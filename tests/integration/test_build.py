@@ -16,7 +16,9 @@ from helpers.cpu_features import cpu_flags, declared_x86_variants, elf_linux, su
 from helpers.ggml_probe import SHAPE, inputs
 from helpers.support import Project, fresh_project, readelf_dynamic
 from helpers.toolchains_present import vulkan, with_ccache
-from llama_cpp_runtime._llama.abi import first_mismatch
+from llama_cpp_runtime._llama.abi import lay_out
+
+from buildsys.builder.header_structs import struct_fields
 
 pytestmark = [pytest.mark.slow]
 
@@ -61,7 +63,10 @@ def test_cpu_preset_stages_core_libraries_apart_from_every_variant(built: Projec
     }
 
     abi = json.loads((stage / "llama-abi.json").read_text())  # the probe ran on the staged headers
-    assert abi["commit"] == built.commits[-1] and first_mismatch(abi) is None
+    assert abi["commit"] == built.commits[-1] and lay_out(abi, str(stage))
+    header = (stage / "include" / "llama.h").read_text()
+    for name, recorded in abi["structs"].items():  # every field the header declares, in its order
+        assert list(recorded["fields"]) == [field for _, field in struct_fields(header, name) or []], name
 
     record = json.loads((stage / "stage.json").read_text())
     assert record["preset"] == "cpu" and record["upstream"]["commit"] == built.commits[-1]

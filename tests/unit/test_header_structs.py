@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from llama_cpp_runtime._llama.abi import STRUCTS
-
-from buildsys.builder.header_structs import describe_changes, probed_structs, struct_fields
+from buildsys.builder.header_structs import StructChange, describe_changes, struct_fields
 
 OLD = """
     // a comment with struct llama_model_params { in it
@@ -34,21 +32,28 @@ def test_fields_are_read_in_order_with_their_types() -> None:
     assert struct_fields(OLD, "llama_context_params") is None
 
 
-def test_a_bump_names_added_removed_and_retyped_fields() -> None:
+USED = {
+    "llama_model_params": frozenset({"load_mode"}),
+    "llama_batch": frozenset({"n_tokens"}),
+    "llama_context_params": frozenset(),
+}
+
+
+def test_a_bump_names_added_removed_and_retyped_fields_and_whether_the_binding_uses_them() -> None:
     new = (
         OLD.replace("int32_t main_gpu;", "enum llama_lazy_mode lazy_mode;\n        int32_t main_gpu;")
         .replace("bool vocab_only;", "")
         .replace("int32_t n_tokens;", "int64_t n_tokens;")
     )
-    assert describe_changes(OLD, new, ["llama_model_params", "llama_batch", "llama_context_params"]) == [
-        "struct llama_model_params changed in include/llama.h: + enum llama_lazy_mode lazy_mode (after load_mode); "
-        "- vocab_only",
-        "struct llama_batch changed in include/llama.h: n_tokens: int32_t → int64_t",
+    assert describe_changes(OLD, new, USED) == [
+        StructChange(
+            "struct llama_model_params changed in include/llama.h: + enum llama_lazy_mode lazy_mode (after load_mode); "
+            "- vocab_only",
+            (),
+        ),
+        StructChange("struct llama_batch changed in include/llama.h: n_tokens: int32_t → int64_t", ("n_tokens",)),
     ]
-    assert describe_changes(OLD, OLD.replace("llama_batch", "llama_other"), ["llama_batch"]) == [
-        "struct llama_batch is gone from include/llama.h"
+    assert describe_changes(OLD, new.replace("enum llama_load_mode  load_mode;", ""), USED)[0].used == ("load_mode",)
+    assert describe_changes(OLD, OLD.replace("llama_batch", "llama_other"), {"llama_batch": frozenset()}) == [
+        StructChange("struct llama_batch is gone from include/llama.h", ("llama_batch",))
     ]
-
-
-def test_buildsys_follows_the_structs_the_binding_declares() -> None:
-    assert probed_structs() == list(STRUCTS)

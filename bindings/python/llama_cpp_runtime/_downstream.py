@@ -20,7 +20,7 @@ from types import ModuleType
 from typing import Any
 
 from ._errors import DownstreamError
-from ._llama.abi import STRUCTS, first_mismatch
+from ._llama.abi import USED, first_mismatch
 from ._platform import IS_MACOS, IS_WINDOWS
 
 LIB_PATH_VARIABLE = "LLAMA_CPP_LIB_PATH"
@@ -73,7 +73,7 @@ def environment(libraries: Mapping[str, Path], chosen_module: Path | None, cache
 
 def layout_problem(module: ModuleType, record: Mapping[str, Any], declarer: str) -> str | None:
     """The first struct or field whose ctypes declaration in `module` differs from the build's record."""
-    declared = {name: getattr(module, name, None) for name in STRUCTS}
+    declared = {name: getattr(module, name, None) for name in USED}
     missing = next((name for name, struct in declared.items() if struct is None), None)
     if missing is not None:
         return f"{missing} is not declared by {declarer}"

@@ -56,9 +56,9 @@ class Runtime:
             raise KeyError(f"{name!r} is not loaded; core libraries: {', '.join(self._loaded.libraries)}") from None
 
     def require_llama_abi(self) -> None:
-        """Raise AbiMismatch, naming the first differing field, unless libllama's structs are laid out as the
-        binding declares them (checked against the build's llama-abi.json when the libraries were loaded).
-        Every libllama call that passes a struct checks this first."""
+        """Raise AbiMismatch unless libllama's structs could be laid out from the build's llama-abi.json when the
+        libraries were loaded (the message names the first field the binding uses that is missing or of another
+        size). Every libllama call that passes a struct checks this first."""
         if "llama" not in self._loaded.libraries:
             raise LoadError(f"libllama is not in {self._loaded.layout.lib}")
         if self._loaded.llama_abi_problem is not None:
@@ -110,12 +110,14 @@ class Runtime:
         self.require_llama_abi()
         llama = self._loaded.llama
         assert llama is not None  # require_llama_abi raised otherwise
+        structs = self._loaded.llama_structs
+        assert structs is not None  # laid out, or require_llama_abi raised
         with self._llama_lock:
             if not self._llama_declared:
                 from ._llama import api as _llama_api
 
                 try:
-                    _llama_api.declare(llama)
+                    _llama_api.declare(llama, structs)
                 except AttributeError as missing:
                     raise LoadError(
                         f"{self._loaded.libraries['llama']} lacks a function the model runtime calls: {missing}"

@@ -19,7 +19,7 @@ from typing import Any
 from .._errors import AbiMismatch, LibraryNotFound, LoadError
 from .._ggml import api as _api
 from .._ggml.log import LogBridge
-from .._llama.abi import RECORD_NAME, verify
+from .._llama.abi import RECORD_NAME, lay_out
 from .._platform import IS_MACOS, IS_WINDOWS, allow_dll_directory, core_library_candidates, open_library
 from .._report import Device, ModuleReport, Report, Status
 from .._settings import BACKENDS, CPU_EXCLUDE, CPU_VARIANT, Settings
@@ -50,7 +50,8 @@ class Loaded:
     handles: list[ctypes.CDLL]
     bridge: LogBridge
     report: Report
-    llama_abi_problem: str | None  # checked once, at load; None when libllama matches (or is absent)
+    llama_abi_problem: str | None  # checked once, at load; None when libllama's structs were laid out (or it is absent)
+    llama_structs: dict[str, type[ctypes.Structure]] | None  # laid out from llama-abi.json, for the model runtime
     llama_abi_record: dict[str, Any] | None  # llama-abi.json, for checking another binding's structs too
     settings: Settings  # the environment's variables, read once
 
@@ -101,7 +102,7 @@ def load_everything(library_dir: Path | None, settings: Settings) -> Loaded:
         if backend not in present
     ]
     abi_record = read_json_object(layout.root / RECORD_NAME) if "llama" in libraries else None
-    abi_problem = _llama_abi_problem(abi_record, layout.root) if "llama" in libraries else None
+    abi_problem, llama_structs = _llama_structs(abi_record, layout.root) if "llama" in libraries else (None, None)
     report = Report(
         library_dir=str(layout.root),
         core_libraries=tuple((name, str(path)) for name, path in libraries.items()),
@@ -113,15 +114,19 @@ def load_everything(library_dir: Path | None, settings: Settings) -> Loaded:
         cpu_variant_score=next((r.score for r in cpu_reports if chosen and r.name == chosen.name), None),
         devices=tuple(enumerate_devices(ggml, order)),
     )
-    return Loaded(layout, ggml, llama, libraries, handles, bridge, report, abi_problem, abi_record, settings)
+    return Loaded(
+        layout, ggml, llama, libraries, handles, bridge, report, abi_problem, llama_structs, abi_record, settings
+    )
 
 
-def _llama_abi_problem(record: dict[str, Any] | None, root: Path) -> str | None:
+def _llama_structs(
+    record: dict[str, Any] | None, root: Path
+) -> tuple[str | None, dict[str, type[ctypes.Structure]] | None]:
+    """libllama's structs laid out from the record, or why they cannot be (reported; refused at first use)."""
     try:
-        verify(record, str(root))
+        return None, lay_out(record, str(root))
     except AbiMismatch as mismatch:
-        return str(mismatch)
-    return None
+        return str(mismatch), None
 
 
 def _install_hint(backend: str) -> str:
