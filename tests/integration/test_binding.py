@@ -349,6 +349,50 @@ def test_libllama_structs_are_checked_against_the_builds_record(built: Project, 
     assert "refused: no llama-abi.json in" in gone.stdout
 
 
+def test_a_header_that_adds_fields_runs_and_one_that_renames_a_used_field_is_refused_by_name(
+    tmp_path: Path,
+) -> None:
+    project = fresh_project(tmp_path)
+    project.add_patch_commits(
+        (
+            "llama: a field before main_gpu",
+            "include/llama.h",
+            "    int32_t main_gpu;",
+            "    int32_t lazy_mode;\n    int32_t main_gpu;",
+        ),
+    )
+    project.run("create-patches")
+    project.run("sync")
+    project.run("build", "--backend", "cpu")
+    stage = project.root / "build/stage/cpu"
+    code = """
+        import llama_cpp_runtime as lcr
+        rt = lcr.load()
+        print(rt.report().llama_abi)
+        try:
+            rt.require_llama_abi()
+        except lcr.AbiMismatch as error:
+            print("refused:", error)
+        """
+    added = python(code, env_for(project, stage), tmp_path)
+    assert added.stdout.splitlines() == ["matches"], added.stdout + added.stderr
+
+    project.add_patch_commits(
+        ("llama: rename load_mode", "include/llama.h", "enum llama_load_mode load_mode;", "enum llama_load_mode mode;")
+    )
+    project.run("create-patches")
+    project.run("sync")
+    project.run("build", "--backend", "cpu")
+    renamed = python(code, env_for(project, stage), tmp_path)
+    assert (
+        f"refused: libllama ({project.commits[-1]}) does not match this binding: "
+        "llama_model_params.load_mode (enum llama_load_mode, 4 bytes; load_model(mmap=..., mlock=...)) is not in "
+        "the build's headers, whose llama_model_params has: "
+        "devices@0+8, tensor_buft_overrides@8+8, n_gpu_layers@16+4, split_mode@20+4, mode@24+4, lazy_mode@28+4, "
+        "main_gpu@32+4," in renamed.stdout
+    ), renamed.stdout + renamed.stderr
+
+
 def test_cli_numbers_and_device_names_are_checked(built: Project, stage: Path, tmp_path: Path) -> None:
     env = env_for(built, stage)
     for args, message in (
