@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from helpers.real_llama_cpp import DEFAULT_VERSIONS, RealTreeError, locked, make_repository
-from helpers.real_projects import project_at
+from helpers.real_projects import project_at, tagged_commit
 from helpers.support import Project, fresh_project, hermetic_env, make_upstream
 
 INTEGRATION = Path(__file__).parent / "integration"
@@ -107,6 +107,26 @@ def pinned(real_llama_cpp: Path, shared: Path) -> Project:
         )
         if not done.exists():
             project.run("wheels", "--backend", "cpu", timeout=60 * 60)
+            done.touch()
+    return project
+
+
+@pytest.fixture(scope="session")
+def newer(real_llama_cpp: Path, shared: Path) -> Project:
+    """This repository's configuration and patches bumped to the newer tree (0.3.36, whose llama_model_params
+    has a field the pin's lacks), with its core wheel built: one CPU variant, enough to run the same binding."""
+    root = shared / "newer-runtime"
+    with locked(shared / "newer-runtime.lock"):
+        done = root / "built"
+        (root / "home").mkdir(parents=True, exist_ok=True)
+        project = project_at(
+            root / "project", real_llama_cpp, "0.3.35", hermetic_env(root / "home"), existing=done.exists()
+        )
+        if not done.exists():
+            project.run("apply-patches")
+            project.run("sync")
+            project.run("bump", tagged_commit(project.upstream, "0.3.36"))
+            project.run("wheels", "--backend", "cpu", "-D", "GGML_CPU_ALL_VARIANTS=OFF", timeout=60 * 60)
             done.touch()
     return project
 

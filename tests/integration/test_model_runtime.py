@@ -369,7 +369,7 @@ def test_nothing_reaches_stderr_unless_asked(python: Path, models: dict[str, Pat
     assert result.returncode == 0 and result.stderr == "", result.stderr  # no progress dots, no loader chatter
 
 
-def test_a_layout_that_differs_from_the_build_record_is_refused_before_any_call(
+def test_a_used_field_missing_from_the_build_record_is_refused_before_any_call(
     python: Path, models: dict[str, Path], tmp_path: Path
 ) -> None:
     package = Path(
@@ -378,7 +378,7 @@ def test_a_layout_that_differs_from_the_build_record_is_refused_before_any_call(
     copy = tmp_path / "site" / package.name
     shutil.copytree(package, copy, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
     record = json.loads((copy / "llama-abi.json").read_text())
-    record["structs"]["llama_context_params"]["fields"]["n_threads"][0] += 4
+    del record["structs"]["llama_context_params"]["fields"]["n_threads"]
     (copy / "llama-abi.json").write_text(json.dumps(record))
     code = """
         import json, sys
@@ -392,7 +392,10 @@ def test_a_layout_that_differs_from_the_build_record_is_refused_before_any_call(
     """
     env = {"LLAMA_CPP_RUNTIME_LIBRARY_DIR": str(copy)}
     refused = script(python, code, str(models["spm-f32"]), cwd=tmp_path, env=env)
-    assert "llama_context_params.n_threads is at offset" in refused, refused
+    assert (
+        "llama_context_params.n_threads (int32_t, 4 bytes; model.context(n_threads=...) for generation) is not in the build's headers"
+        in refused
+    ), refused
     info = runtime(python, "info", cwd=tmp_path, env=env)
     assert "llama_context_params.n_threads" in info.stdout, info.stdout
 
@@ -556,3 +559,25 @@ def test_check_asks_a_device_before_running_an_op_it_does_not_implement(
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "crashed" not in checked.stdout
     assert "norm not supported by this device" in checked.stdout, checked.stdout
+
+
+def test_the_same_binding_runs_and_benches_the_newer_tree(
+    newer: Project, models: dict[str, Path], tmp_path: Path
+) -> None:
+    """0.3.36 inserted a field in llama_model_params: the binding lays it out from that build's record, so the
+    binding that runs the pin (test_the_cli_runs_and_benches_a_model) loads, generates and benchmarks there
+    too, from an installed wheel."""
+    python = venv(tmp_path)
+    pip(python, "install", "--no-index", str(wheels_of(newer)["llama_cpp_runtime"]))
+    info = runtime(python, "info", cwd=tmp_path)
+    assert "libllama structs: matches" in info.stdout, info.stdout + info.stderr
+    record = next(python.parent.parent.glob("lib/python3*/site-packages/llama_cpp_runtime/llama-abi.json"))
+    assert "lazy_mode" in json.loads(record.read_text())["structs"]["llama_model_params"]["fields"]
+
+    model = str(models["spm-f16"])
+    run = runtime(python, "run", model, "--prompt", "Hello world", "-n", "8", cwd=tmp_path)
+    assert run.returncode == 0 and run.stdout.strip(), run.stdout + run.stderr
+    bench = runtime(python, "bench", "--model", model, "-p", "32", "-n", "8", "-r", "2", "--json", cwd=tmp_path)
+    assert bench.returncode == 0, bench.stdout + bench.stderr
+    assert [(r["device"], r["test"]) for r in json.loads(bench.stdout)] == [("CPU", "pp32"), ("CPU", "tg8")]
+    print(f"{run.stdout.strip()!r}\n{run.stderr}\n{bench.stdout}")
