@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -95,40 +96,42 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
-@pytest.fixture(scope="session")
-def pinned(real_llama_cpp: Path, shared: Path) -> Project:
-    """This repository's configuration and patches at the pin, with its core wheel built."""
-    root = shared / "pinned-runtime"
-    with locked(shared / "pinned-runtime.lock"):
+def _real_project_built_once(shared: Path, real_llama_cpp: Path, name: str, make: Callable[[Project], None]) -> Project:
+    """A project of this repository's configuration and patches on the real tree at the pin, made by `make`
+    once per test run (whichever worker asks first; the others wait on the lock and reuse it)."""
+    root = shared / name
+    with locked(shared / f"{name}.lock"):
         done = root / "built"
         (root / "home").mkdir(parents=True, exist_ok=True)
         project = project_at(
             root / "project", real_llama_cpp, "0.3.35", hermetic_env(root / "home"), existing=done.exists()
         )
         if not done.exists():
-            project.run("wheels", "--backend", "cpu", timeout=60 * 60)
+            make(project)
             done.touch()
     return project
+
+
+@pytest.fixture(scope="session")
+def pinned(real_llama_cpp: Path, shared: Path) -> Project:
+    """This repository's configuration and patches at the pin, with its core wheel built."""
+    return _real_project_built_once(
+        shared, real_llama_cpp, "pinned-runtime", lambda p: p.run("wheels", "--backend", "cpu", timeout=60 * 60)
+    )
 
 
 @pytest.fixture(scope="session")
 def newer(real_llama_cpp: Path, shared: Path) -> Project:
     """This repository's configuration and patches bumped to the newer tree (0.3.36, whose llama_model_params
     has a field the pin's lacks), with its core wheel built: one CPU variant, enough to run the same binding."""
-    root = shared / "newer-runtime"
-    with locked(shared / "newer-runtime.lock"):
-        done = root / "built"
-        (root / "home").mkdir(parents=True, exist_ok=True)
-        project = project_at(
-            root / "project", real_llama_cpp, "0.3.35", hermetic_env(root / "home"), existing=done.exists()
-        )
-        if not done.exists():
-            project.run("apply-patches")
-            project.run("sync")
-            project.run("bump", tagged_commit(project.upstream, "0.3.36"))
-            project.run("wheels", "--backend", "cpu", "-D", "GGML_CPU_ALL_VARIANTS=OFF", timeout=60 * 60)
-            done.touch()
-    return project
+
+    def bump_and_build(project: Project) -> None:
+        project.run("apply-patches")
+        project.run("sync")
+        project.run("bump", tagged_commit(project.upstream, "0.3.36"))
+        project.run("wheels", "--backend", "cpu", "-D", "GGML_CPU_ALL_VARIANTS=OFF", timeout=60 * 60)
+
+    return _real_project_built_once(shared, real_llama_cpp, "newer-runtime", bump_and_build)
 
 
 @pytest.fixture

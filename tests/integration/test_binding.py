@@ -310,6 +310,17 @@ def test_handles_load_once_across_threads_and_refuse_use_after_close(
     assert "second: already loaded from" in result.stdout
 
 
+ABI_CHECK = """
+    import llama_cpp_runtime as lcr
+    rt = lcr.load()
+    print(rt.report().llama_abi)
+    try:
+        rt.require_llama_abi()
+    except lcr.AbiMismatch as error:
+        print("refused:", error)
+    """
+
+
 def test_libllama_structs_are_checked_against_the_builds_record(built: Project, stage: Path, tmp_path: Path) -> None:
     info = runtime_cli("info", env=env_for(built, stage), cwd=tmp_path)
     assert "libllama structs: matches" in info.stdout, info.stdout
@@ -321,21 +332,12 @@ def test_libllama_structs_are_checked_against_the_builds_record(built: Project, 
     context_params["fields"] = {"n_inserted": [28, 4], **context_params["fields"]}
     context_params["size"] += 8
     (stage / "llama-abi.json").write_text(json.dumps(record))
-    code = """
-        import llama_cpp_runtime as lcr
-        rt = lcr.load()
-        print(rt.report().llama_abi)
-        try:
-            rt.require_llama_abi()
-        except lcr.AbiMismatch as error:
-            print("refused:", error)
-        """
-    moved = python(code, env_for(built, stage), tmp_path)
+    moved = python(ABI_CHECK, env_for(built, stage), tmp_path)
     assert moved.stdout.splitlines()[0] == "matches" and "refused" not in moved.stdout, moved.stdout
 
     del context_params["fields"]["n_threads"]  # a field the binding sets, gone from the header
     (stage / "llama-abi.json").write_text(json.dumps(record))
-    result = python(code, env_for(built, stage), tmp_path)
+    result = python(ABI_CHECK, env_for(built, stage), tmp_path)
     assert (
         "llama_context_params.n_threads (int32_t, 4 bytes; model.context(n_threads=...) for generation) is not in "
         "the build's headers, whose llama_context_params has: n_ctx@0+4, " in result.stdout
@@ -345,7 +347,7 @@ def test_libllama_structs_are_checked_against_the_builds_record(built: Project, 
     assert info.returncode == 0 and "libllama structs: libllama (" in info.stdout  # ggml alone still works
 
     (stage / "llama-abi.json").unlink()
-    gone = python(code, env_for(built, stage), tmp_path)
+    gone = python(ABI_CHECK, env_for(built, stage), tmp_path)
     assert "refused: no llama-abi.json in" in gone.stdout
 
 
@@ -365,16 +367,7 @@ def test_a_header_that_adds_fields_runs_and_one_that_renames_a_used_field_is_ref
     project.run("sync")
     project.run("build", "--backend", "cpu")
     stage = project.root / "build/stage/cpu"
-    code = """
-        import llama_cpp_runtime as lcr
-        rt = lcr.load()
-        print(rt.report().llama_abi)
-        try:
-            rt.require_llama_abi()
-        except lcr.AbiMismatch as error:
-            print("refused:", error)
-        """
-    added = python(code, env_for(project, stage), tmp_path)
+    added = python(ABI_CHECK, env_for(project, stage), tmp_path)
     assert added.stdout.splitlines() == ["matches"], added.stdout + added.stderr
 
     project.add_patch_commits(
@@ -383,7 +376,7 @@ def test_a_header_that_adds_fields_runs_and_one_that_renames_a_used_field_is_ref
     project.run("create-patches")
     project.run("sync")
     project.run("build", "--backend", "cpu")
-    renamed = python(code, env_for(project, stage), tmp_path)
+    renamed = python(ABI_CHECK, env_for(project, stage), tmp_path)
     assert (
         f"refused: libllama ({project.commits[-1]}) does not match this binding: "
         "llama_model_params.load_mode (enum llama_load_mode, 4 bytes; load_model(mmap=..., mlock=...)) is not in "
