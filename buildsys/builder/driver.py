@@ -108,7 +108,7 @@ def run_build(config: Config, request: BuildRequest, *, env: Mapping[str, str] |
     if config.llama_cpp_python:  # recorded with the commit: `info` and use_for() name the release served
         provenance["llama_cpp_python"] = config.llama_cpp_python
     defined = [replace(p, cache_variables={**p.cache_variables, **request.definitions}) for p, no in selected if not no]
-    refuse_unsynced_paths(config, manifest, defined)
+    refuse_unsynced_paths(config, manifest, defined, fresh=request.fresh)
     tools = cmake_tool.find_tools(environment)
     layout = _Layout(config.build_dir)
     results = []
@@ -156,10 +156,16 @@ def current_manifest(config: Config) -> Manifest:
     return manifest
 
 
-def refuse_unsynced_paths(config: Config, manifest: Manifest, presets: list[Preset]) -> None:
-    """Refuse (exit 5) when the synced CMake reaches a path the sync subset lacks, naming each one. The
-    tracking repository, when there is one, says which paths upstream has beyond the subset."""
+def refuse_unsynced_paths(config: Config, manifest: Manifest, presets: list[Preset], *, fresh: bool = False) -> None:
+    """Refuse (exit 5) when the synced CMake reaches a path the sync subset lacks, naming each one. The walk sees
+    what CMake will: the presets' cache variables with the `-D` definitions in them and, unless the build starts
+    from a fresh cache, what an earlier configure left in each preset's cache. The tracking repository, when
+    there is one, says which paths upstream has beyond the subset."""
     build_dir = config.build_dir
+    if not fresh:
+        layout = _Layout(build_dir)
+        kept = {p.name: reach_record.kept_cache_entries(layout.binary_dir(p.name)) for p in presets}
+        presets = [replace(p, cache_variables={**kept[p.name], **p.cache_variables}) for p in presets]
     if not presets or reach_record.already_checked(build_dir, config.sync.destination, presets):
         return
     from . import cmake_reach  # a third of the driver's import time; a remembered check does not need it
@@ -173,7 +179,7 @@ def refuse_unsynced_paths(config: Config, manifest: Manifest, presets: list[Pres
     missing = cmake_reach.missing_for_presets(files, presets)
     if missing:
         raise OutOfDate(
-            f"the synced CMake needs {len(missing)} path(s) that {config.relative(config.source)} does not sync",
+            f"the synced CMake {cmake_reach.needs(missing)} that {config.relative(config.source)} does not sync",
             details="\n".join(str(m) for m in missing),
             hint="add them to [sync] include, then run: nox -s sync",
         )

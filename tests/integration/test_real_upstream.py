@@ -80,6 +80,22 @@ def test_our_patches_apply_to_real_ggml_and_every_buildable_preset_configures(re
     assert "GGML_CPU_ALL_VARIANTS:BOOL=ON" in cache
 
 
+def test_a_backend_left_out_of_the_subset_is_needed_only_when_a_definition_turns_it_on(
+    real_project: Project,
+) -> None:
+    """ggml_add_backend(CANN) tests GGML_CANN, which no option() declares: unset, so false, as CMake says."""
+    project = real_project
+    project.configure(GGML_AT_PIN, GGML_LAYOUT + 'exclude = ["src/ggml-cann/**"]\n')
+    project.run("apply-patches")
+    project.run("sync")
+    assert not (project.root / "vendor/ggml/src/ggml-cann").exists()
+
+    assert project.run("build", "--dry-run", "--backend", "cpu").returncode == 0
+    refused = project.run("build", "--dry-run", "--backend", "cpu", "-D", "GGML_CANN=ON", expect=5)
+    line = "src/CMakeLists.txt:588 ggml_add_backend(CANN): src/ggml-cann/ is not synced; add it to [sync] include"
+    assert line in refused.stderr, refused.stderr
+
+
 # Three points of ggml's real history (June to July 2026): 150 commits apart, with an option rename
 # (GGML_SYCL_SUPPORT_LEVEL_ZERO) and a HIP change that we carry as a patch before it lands upstream.
 GGML_JUNE = "812c5772e6ec72641c085bfb0259c3be26603f63"
@@ -97,10 +113,13 @@ def test_bump_across_real_ggml_drops_the_patch_upstream_merged_and_names_the_ren
     tracking.git("fetch", "-q", "upstream", HIP_FAST_MATH)
     tracking.git("cherry-pick", HIP_FAST_MATH)  # carried as our patch until upstream has it
     text = tracking.read("src/ggml-hip/CMakeLists.txt")
-    tracking.write("src/ggml-hip/CMakeLists.txt", text.replace(
-        "    add_compile_definitions(GGML_HIP_NO_VMM)\n",
-        '    add_compile_definitions(GGML_HIP_NO_VMM)\n    message(STATUS "HIP: VMM disabled")\n',
-    ))  # fmt: skip
+    tracking.write(
+        "src/ggml-hip/CMakeLists.txt",
+        text.replace(
+            "    add_compile_definitions(GGML_HIP_NO_VMM)\n",
+            '    add_compile_definitions(GGML_HIP_NO_VMM)\n    message(STATUS "HIP: VMM disabled")\n',
+        ),
+    )
     tracking.commit("hip: say when VMM is disabled")
     project.run("create-patches")
     project.run("sync")

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
+from pathlib import Path
 
 import pytest
 
-from buildsys.builder.cmake_reach import UpstreamFiles, evaluate, parse, unsynced_paths
+from buildsys.builder import reach_record
+from buildsys.builder.cmake_reach import MissingPath, UpstreamFiles, evaluate, needs, parse, unsynced_paths
+from buildsys.builder.presets import load_matrix
+from buildsys.vendoring.manifest import MANIFEST_NAME
 
 
 def tree(files: Mapping[str, str], synced: set[str] | None = None) -> UpstreamFiles:
@@ -14,8 +19,8 @@ def tree(files: Mapping[str, str], synced: set[str] | None = None) -> UpstreamFi
     return UpstreamFiles(chosen, frozenset(files), lambda path: files[path])
 
 
-def missing(files: UpstreamFiles, **cache: str) -> list[str]:
-    return [str(m) for m in unsynced_paths(files, [cache], [""])]
+def missing(files: UpstreamFiles, *, outer: tuple[str, ...] = (), **cache: str) -> list[str]:
+    return [str(m) for m in unsynced_paths(files, [cache], [""], outer=outer)]
 
 
 def test_parse_splits_arguments_like_cmake_and_counts_lines() -> None:
@@ -31,27 +36,59 @@ def test_parse_splits_arguments_like_cmake_and_counts_lines() -> None:
     [
         ("A", {"A": "ON"}, True),
         ("A", {"A": "OFF"}, False),
-        ("A", {}, None),  # unknown: not ours to decide
+        ("A", {}, False),  # unset: false, as CMake says
+        ("NOT A", {}, True),
         ("NOT A", {"A": "OFF"}, True),
         ("A AND B", {"A": "OFF"}, False),  # false whatever B is
         ("A OR B", {"B": "ON"}, True),
         ("A AND NOT (B AND C)", {"A": "ON", "B": "OFF"}, True),
-        ("NOT TARGET ggml AND NOT SYS", {"SYS": "OFF"}, None),
-        ('CMAKE_SYSTEM_NAME STREQUAL "iOS"', {}, None),
+        ("NOT TARGET ggml AND NOT SYS", {"SYS": "OFF"}, None),  # targets are the walk's to know
+        ('CMAKE_SYSTEM_NAME STREQUAL "iOS"', {}, None),  # CMake's own variables are known only to CMake
+        ("WIN32 OR APPLE", {}, None),
         ("${A}", {"A": "TRUE"}, True),
+        ("${backend_id}", {"backend_id": "GGML_CANN"}, False),  # the name computed, then its variable read
+        ("${backend_id}", {"backend_id": "GGML_CANN", "GGML_CANN": "ON"}, True),
+        ("${${name}_FOUND}", {"name": "Vulkan", "Vulkan_FOUND": "1"}, True),  # nested references, inside out
+        ('"${A}"', {"A": "x86"}, False),  # a quoted string that is no true constant
+        ('"${A}"', {"A": "ON"}, True),
         ("0", {}, False),
+        ("NOT DEFINED A", {}, True),
+        ("DEFINED A", {"A": ""}, True),
+        ("DEFINED ENV{A}", {}, None),
+        ('A STREQUAL "x86"', {"A": "x86"}, True),
+        ('A STREQUAL "x86"', {"A": "ARM"}, False),
+        ('A STREQUAL "x86"', {}, False),  # unset: the name itself is compared
+        ('A MATCHES "^(x86|AMD64)$"', {"A": "AMD64"}, True),
+        ("A VERSION_LESS 3.10", {"A": "3.9.2"}, True),
+        ("A EQUAL 0", {"A": "00"}, True),
+        ("A LESS B", {"A": "2", "B": "10"}, True),
+        ("A STRLESS B", {"A": "2", "B": "10"}, False),
+        ("b IN_LIST L", {"L": "a;b"}, True),
+        ("c IN_LIST L", {}, False),
+        ("A", {"A": "lib-NOTFOUND"}, False),
+        ("$ENV{A}", {}, None),
     ],
 )
-def test_conditions_are_decided_only_by_known_variables(
+def test_conditions_are_decided_the_way_cmake_decides_them(
     condition: str, variables: dict[str, str], expected: bool | None
 ) -> None:
     command = parse(f"if ({condition})\n")[0]
     assert evaluate(command.args, command.quoted, variables) is expected
 
 
+@pytest.mark.parametrize("condition", ["A", "NOT A", 'A STREQUAL "x"', "DEFINED A", "${A}"])
+def test_a_variable_the_walk_cannot_know_leaves_the_condition_undecided(condition: str) -> None:
+    command = parse(f"if ({condition})\n")[0]
+    assert evaluate(command.args, command.quoted, {}, unknown={"A"}) is None
+
+
 def test_an_unconditional_subdirectory_outside_the_subset_is_named_with_its_line() -> None:
-    files = {"CMakeLists.txt": "project(x)\n\nadd_subdirectory(src)\nadd_subdirectory(vendor)\n",
-             "src/CMakeLists.txt": "add_library(a a.c)\n", "src/a.c": "", "vendor/CMakeLists.txt": ""}  # fmt: skip
+    files = {
+        "CMakeLists.txt": "project(x)\n\nadd_subdirectory(src)\nadd_subdirectory(vendor)\n",
+        "src/CMakeLists.txt": "add_library(a a.c)\n",
+        "src/a.c": "",
+        "vendor/CMakeLists.txt": "",
+    }
     found = missing(tree(files, {"CMakeLists.txt", "src/CMakeLists.txt", "src/a.c"}))
     assert found == ["CMakeLists.txt:4 add_subdirectory(vendor): vendor/ is not synced; add it to [sync] include"]
 
@@ -67,10 +104,13 @@ def test_branches_the_preset_turns_off_are_not_followed_and_else_branches_are() 
     subset = tree(files, {"CMakeLists.txt"})
     assert [m.split(":")[1].split(" ")[0] for m in missing(subset)] == ["3"]  # the option's default: ON
     folders = [m.split(": ")[1].split(" ")[0] for m in missing(subset, BUILD_TOOLS="OFF")]
-    assert folders == ["lib/", "other/"]  # unknown LIB_ONLY: either branch may run
+    assert folders == ["other/"]  # LIB_ONLY is set by nothing: false
     assert [m.split(": ")[1] for m in missing(subset, BUILD_TOOLS="OFF", LIB_ONLY="ON")] == [
         "lib/ is not synced; add it to [sync] include"
     ]
+    undecided = missing(subset, outer=("LIB_ONLY",), BUILD_TOOLS="OFF")  # set where the walk cannot see
+    assert [m.split(": ")[1].split(" ")[0] for m in undecided] == ["lib/", "other/"]
+    assert all("depends on `LIB_ONLY` (CMakeLists.txt:4)" in m for m in undecided), undecided
 
 
 def test_included_files_and_modules_sources_include_dirs_and_globs_are_checked() -> None:
@@ -91,9 +131,12 @@ def test_included_files_and_modules_sources_include_dirs_and_globs_are_checked()
             "target_include_directories(lib PRIVATE ../third_party $<BUILD_INTERFACE:x>)\n"
             'file(GLOB MODELS "models/*.c")\n'
         ),
-        "lib/a.c": "", "lib/extra/b.c": "", "lib/models/m1.c": "", "lib/models/m2.c": "",
+        "lib/a.c": "",
+        "lib/extra/b.c": "",
+        "lib/models/m1.c": "",
+        "lib/models/m2.c": "",
         "third_party/h.h": "",
-    }  # fmt: skip
+    }
     synced = {"CMakeLists.txt", "cmake/info.cmake", "lib/CMakeLists.txt", "lib/a.c", "lib/models/m1.c"}
     assert missing(tree(files, synced)) == [
         "CMakeLists.txt:3 include(git-vars): cmake/git-vars.cmake is not synced; add it to [sync] include",
@@ -107,6 +150,145 @@ def test_included_files_and_modules_sources_include_dirs_and_globs_are_checked()
     assert missing(tree(files)) == []
 
 
+# ggml's way of adding a backend (ggml/src/CMakeLists.txt): only some backends are options.
+GGML_LIKE = {
+    "CMakeLists.txt": (
+        'option(GGML_CPU "cpu" ON)\noption(GGML_SYCL "sycl" OFF)\n'
+        "function(ggml_add_backend backend)\n"
+        '  string(TOUPPER "GGML_${backend}" backend_id)\n'
+        "  if (${backend_id})\n"
+        '    string(TOLOWER "ggml-${backend}" backend_target)\n'
+        "    add_subdirectory(${backend_target})\n"
+        "  endif()\n"
+        "endfunction()\n"
+        "ggml_add_backend(CPU)\nggml_add_backend(CANN)\nggml_add_backend(SYCL)\n"
+    ),
+    "ggml-cpu/CMakeLists.txt": "",
+    "ggml-cann/CMakeLists.txt": "",
+    "ggml-sycl/CMakeLists.txt": "",
+}
+
+
+def test_a_backend_no_option_declares_is_unset_and_false_until_a_definition_sets_it() -> None:
+    subset = tree(GGML_LIKE, {"CMakeLists.txt", "ggml-cpu/CMakeLists.txt"})
+    assert missing(subset) == []  # GGML_CANN: no option(), no set(), not in the preset: unset
+    assert missing(subset, GGML_CANN="ON") == [
+        "CMakeLists.txt:11 ggml_add_backend(CANN): ggml-cann/ is not synced; add it to [sync] include"
+    ]
+    assert missing(subset, GGML_SYCL="ON") == [
+        "CMakeLists.txt:12 ggml_add_backend(SYCL): ggml-sycl/ is not synced; add it to [sync] include"
+    ]
+
+
+def test_a_deprecated_option_sets_the_new_one_in_the_callers_scope() -> None:
+    """llama.cpp's llama_option_depr(WARNING LLAMA_CANN GGML_CANN): -DLLAMA_CANN=ON turns GGML_CANN on."""
+    files = {
+        **GGML_LIKE,
+        "CMakeLists.txt": (
+            "function(llama_option_depr TYPE OLD)\n"
+            "  if (${OLD})\n"
+            '    set(NEW "${ARGV2}")\n'
+            "    if (NEW)\n      set(${NEW} ON PARENT_SCOPE)\n    endif()\n"
+            "  endif()\n"
+            "endfunction()\n"
+            "llama_option_depr(WARNING LLAMA_CANN GGML_CANN)\n" + GGML_LIKE["CMakeLists.txt"]
+        ),
+    }
+    subset = tree(files, {"CMakeLists.txt", "ggml-cpu/CMakeLists.txt"})
+    assert missing(subset) == []
+    assert [m.split(": ")[1] for m in missing(subset, LLAMA_CANN="ON")] == [
+        "ggml-cann/ is not synced; add it to [sync] include"
+    ]
+
+
+def test_a_condition_only_cmake_can_decide_is_named_instead_of_claiming_the_path_is_needed() -> None:
+    files = {
+        "CMakeLists.txt": (
+            'if (CMAKE_SYSTEM_NAME STREQUAL "Windows")\n  add_subdirectory(win)\nendif()\n'
+            "if (UNIX)\n  set(HAVE_POSIX ON)\nendif()\n"
+            "if (NOT HAVE_POSIX)\n  add_subdirectory(compat)\nendif()\n"  # may or may not be set: undecided
+        ),
+    }
+    found = missing(tree(files, {"CMakeLists.txt"}))
+    assert found == [
+        "CMakeLists.txt:2 add_subdirectory(win): win/ is not synced; whether CMake needs it depends on "
+        '`CMAKE_SYSTEM_NAME STREQUAL "Windows"` (CMakeLists.txt:1), which cannot be decided before CMake runs: '
+        "add it to [sync] include unless that rules it out for every build of this subset",
+        "CMakeLists.txt:8 add_subdirectory(compat): compat/ is not synced; whether CMake needs it depends on "
+        "`NOT HAVE_POSIX` (CMakeLists.txt:7), which cannot be decided before CMake runs: "
+        "add it to [sync] include unless that rules it out for every build of this subset",
+    ]
+
+
+def test_loops_run_once_per_item_and_names_made_from_the_item_are_followed() -> None:
+    files = {
+        "CMakeLists.txt": (
+            "foreach (feat NATIVE AVX)\n  set(USE_${feat} OFF)\nendforeach()\n"
+            "foreach (feat ${EXTRA})\n  set(USE_${feat} ON)\nendforeach()\n"
+            "foreach (name NATIVE AVX CUDA)\n"
+            "  if (USE_${name})\n    add_subdirectory(${name})\n  endif()\n"
+            "endforeach()\n"
+        ),
+    }
+    subset = tree(files, {"CMakeLists.txt"})
+    assert missing(subset) == []
+    assert [m.split(": ")[1].split(" ")[0] for m in missing(subset, EXTRA="AVX;CUDA")] == ["AVX/", "CUDA/"]
+
+
+def test_what_commands_the_walk_does_not_model_write_is_undecided() -> None:
+    files = {
+        "CMakeLists.txt": (
+            'check_c_source_compiles("int main(void) { return 0; }" HAVE_FEATURE)\n'
+            "if (HAVE_FEATURE)\n  add_subdirectory(feature)\nendif()\n"
+            "find_package(Foo)\n"
+            "if (Foo_FOUND)\n  add_subdirectory(foo)\nendif()\n"
+            "if (NEVER_SET)\n  add_subdirectory(never)\nendif()\n"
+        ),
+    }
+    found = missing(tree(files, {"CMakeLists.txt"}))
+    assert [m.split(": ")[1].split(" ")[0] for m in found] == ["feature/", "foo/"]
+    assert "depends on `Foo_FOUND` (CMakeLists.txt:6)" in found[1]
+
+
+def test_an_included_file_sets_variables_in_the_scope_that_includes_it() -> None:
+    files = {
+        "CMakeLists.txt": "include(cmake/options.cmake)\nif (WITH_EXTRA)\n  add_subdirectory(extra)\nendif()\n",
+        "cmake/options.cmake": "set(WITH_EXTRA ON)\n",
+    }
+    assert missing(tree(files, {"CMakeLists.txt", "cmake/options.cmake"})) == [
+        "CMakeLists.txt:3 add_subdirectory(extra): extra/ is not synced; add it to [sync] include"
+    ]
+
+
+def test_a_source_added_to_a_list_under_an_undecided_condition_is_reported_with_it() -> None:
+    files = {
+        "CMakeLists.txt": (
+            "set(SOURCES core.c)\nif (WIN32)\n  list(APPEND SOURCES win/io.c)\nendif()\nadd_library(core ${SOURCES})\n"
+        ),
+        "core.c": "",
+        "win/io.c": "",
+    }
+    found = missing(tree(files, {"CMakeLists.txt", "core.c"}))
+    assert len(found) == 1 and found[0].startswith("CMakeLists.txt:5 add_library(core ${SOURCES}): win/ is not synced;")
+    assert "depends on `WIN32` (CMakeLists.txt:2)" in found[0]
+
+
+def test_targets_made_so_far_decide_if_target() -> None:
+    files = {
+        "CMakeLists.txt": (
+            "add_library(core core.c)\n"
+            "if (NOT TARGET core)\n  add_subdirectory(never)\nendif()\n"
+            "if (NOT TARGET other)\n  add_subdirectory(other)\nendif()\n"
+            "find_package(Threads)\n"
+            "if (TARGET Threads::Threads)\n  add_subdirectory(threads)\nendif()\n"
+        ),
+        "core.c": "",
+    }
+    found = missing(tree(files, {"CMakeLists.txt", "core.c"}))
+    assert [m.split(": ")[1].split(" ")[0] for m in found] == ["other/", "threads/"]
+    assert found[0].endswith("add it to [sync] include") and "TARGET Threads::Threads" in found[1]
+
+
 def test_functions_run_where_they_are_called_and_report_the_call() -> None:
     files = {
         "CMakeLists.txt": (
@@ -117,9 +299,11 @@ def test_functions_run_where_they_are_called_and_report_the_call() -> None:
             "  endif()\nendfunction()\n"
             "add_backend(CPU)\nadd_backend(GPU)\n"
         ),
-        "backend-cpu/CMakeLists.txt": "add_library(cpu a.c b.c)\n", "backend-cpu/a.c": "", "backend-cpu/b.c": "",
+        "backend-cpu/CMakeLists.txt": "add_library(cpu a.c b.c)\n",
+        "backend-cpu/a.c": "",
+        "backend-cpu/b.c": "",
         "backend-gpu/CMakeLists.txt": "",
-    }  # fmt: skip
+    }
     subset = tree(files, {"CMakeLists.txt", "backend-cpu/CMakeLists.txt", "backend-cpu/a.c"})
     assert missing(subset, USE_CPU="ON") == [
         "CMakeLists.txt:9 add_backend(CPU): backend-cpu/b.c is not synced; add it to [sync] include"
@@ -134,6 +318,34 @@ def test_function_bodies_and_unknown_variables_are_not_guessed() -> None:
         "CMakeLists.txt": (
             "function(add_backend name)\n  add_subdirectory(${name})\n  add_subdirectory(never)\nendfunction()\n"
             "add_subdirectory(${SOMEWHERE})\ninclude(${CMAKE_SOURCE_DIR}/x.cmake)\n"
+            "add_subdirectory($ENV{SOMEWHERE}/x)\n"
         ),
     }
     assert missing(tree(files)) == []
+
+
+def test_the_remembered_check_is_keyed_on_definitions_and_on_what_the_cmake_cache_keeps(tmp_path: Path) -> None:
+    destination, build = tmp_path / "vendor", tmp_path / "build"
+    destination.mkdir()
+    (destination / MANIFEST_NAME).write_text("{}")
+    cpu = load_matrix().get("cpu")
+    reach_record.remember_checked(build, destination, [cpu])
+    assert reach_record.already_checked(build, destination, [cpu])
+    defined = dataclasses.replace(cpu, cache_variables={**cpu.cache_variables, "GGML_CANN": "ON"})
+    assert not reach_record.already_checked(build, destination, [defined])
+
+    (build / "cpu").mkdir()
+    (build / "cpu/CMakeCache.txt").write_text(
+        "# This is the CMakeCache file.\n//Use CANN\nGGML_CANN:UNINITIALIZED=ON\nGGML_CPU:BOOL=ON\n"
+        "CMAKE_C_COMPILER:FILEPATH=/usr/bin/cc\nggml_BINARY_DIR:STATIC=/x\nGGML_CPU-ADVANCED:INTERNAL=1\n"
+    )
+    assert reach_record.kept_cache_entries(build / "cpu") == {"GGML_CANN": "ON", "GGML_CPU": "ON"}
+    assert reach_record.kept_cache_entries(build / "vulkan") == {}
+
+
+def test_a_refusal_counts_paths_needed_apart_from_paths_that_may_be() -> None:
+    sure = MissingPath("CMakeLists.txt", 1, "add_subdirectory(a)", "a/")
+    perhaps = MissingPath("CMakeLists.txt", 3, "add_subdirectory(b)", "b/", ("`WIN32` (CMakeLists.txt:2)",))
+    assert needs([sure]) == "needs 1 path(s)"
+    assert needs([perhaps]) == "may need 1 path(s)"
+    assert needs([sure, perhaps]) == "needs 1 and may need 1 more path(s)"
