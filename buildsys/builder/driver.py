@@ -219,8 +219,15 @@ def _plan(preset: Preset, host: Host, request: BuildRequest) -> PresetResult:
     return result
 
 
-def _build_one(result: PresetResult, config: Config, tools: Tools, layout: _Layout, env: dict[str, str],
-               request: BuildRequest, provenance: Mapping[str, str]) -> None:  # fmt: skip
+def _build_one(
+    result: PresetResult,
+    config: Config,
+    tools: Tools,
+    layout: _Layout,
+    env: dict[str, str],
+    request: BuildRequest,
+    provenance: Mapping[str, str],
+) -> None:
     name = result.preset.name
     binary_dir, stage, log = layout.binary_dir(name), layout.stage(name), layout.log(name)
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -256,13 +263,21 @@ def _build_one(result: PresetResult, config: Config, tools: Tools, layout: _Layo
     result.cache = ccache.describe(before, ccache.statistics(tools.ccache, env))
     result.stage = stage
     result.files = scan_stage(stage)
-    write_stage_record(stage, preset=name, backend=result.preset.backend, provenance=provenance,
-                       options=result.options, requires=result.preset.requires, files=result.files)  # fmt: skip
+    write_stage_record(
+        stage,
+        preset=name,
+        backend=result.preset.backend,
+        provenance=provenance,
+        options=result.options,
+        requires=result.preset.requires,
+        files=result.files,
+    )
     result.status = "built"
 
 
-def _configure_args(result: PresetResult, config: Config, tools: Tools, binary_dir: Path,
-                    request: BuildRequest) -> list[str]:  # fmt: skip
+def _configure_args(
+    result: PresetResult, config: Config, tools: Tools, binary_dir: Path, request: BuildRequest
+) -> list[str]:
     located = {
         "LLAMA_CPP_RUNTIME_SOURCE_DIR": str(config.sync.destination),
         "CMAKE_MAKE_PROGRAM": str(tools.ninja),
@@ -290,9 +305,13 @@ def _install_args(tools: Tools, binary_dir: Path, stage: Path) -> list[str]:
 def _run_step(name: str, args: list[str], env: Mapping[str, str], timeout: float, log: Path) -> RunOutcome:
     with ui.step(name) as ticker:
         outcome = cmake_tool.run(
-            args, env=env, timeout=timeout, log=log, cwd=CMAKE_DIR,
+            args,
+            env=env,
+            timeout=timeout,
+            log=log,
+            cwd=CMAKE_DIR,
             on_progress=lambda done, total: ticker.progress(f"[{done}/{total}]"),
-        )  # fmt: skip
+        )
         if not outcome.ok:
             ticker.fail()
     return outcome

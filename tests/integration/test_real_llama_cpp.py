@@ -28,8 +28,9 @@ pytestmark = [
     # the fixture until their first real run.
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="real llama.cpp trees are tested on Linux"),
 ]
-linux_x86 = pytest.mark.skipif(os.uname().machine != "x86_64" if hasattr(os, "uname") else True,
-                               reason="x86-64 stage names")  # fmt: skip
+linux_x86 = pytest.mark.skipif(
+    os.uname().machine != "x86_64" if hasattr(os, "uname") else True, reason="x86-64 stage names"
+)
 # Every CPU variant of real llama.cpp, cold, on 2 cores: ~8 minutes; with the shared ccache, seconds.
 BUILD_TIMEOUT = 60 * 60
 # The subset of our default before llama.cpp added `add_subdirectory(vendor)` and libmtmd.
@@ -53,8 +54,18 @@ def test_the_default_configuration_builds_packages_and_loads_real_llama_cpp(
 
     vendor = project.vendor
     top = sorted(p.name for p in vendor.iterdir())
-    assert top == [".buildsys-manifest.json", "CMakeLists.txt", "LICENSE", "cmake", "ggml", "include", "licenses",
-                   "src", "tools", "vendor"]  # fmt: skip
+    assert top == [
+        ".buildsys-manifest.json",
+        "CMakeLists.txt",
+        "LICENSE",
+        "cmake",
+        "ggml",
+        "include",
+        "licenses",
+        "src",
+        "tools",
+        "vendor",
+    ]
     assert sorted(p.name for p in (vendor / "tools").iterdir()) == ["mtmd"]
     assert not (vendor / "tools/mtmd/tests").exists() and not list((vendor / "tools/mtmd").glob("test-*"))
     assert not (vendor / "vendor/cpp-httplib").exists() and (vendor / "vendor/stb").is_dir()
@@ -77,8 +88,17 @@ def test_the_default_configuration_builds_packages_and_loads_real_llama_cpp(
         assert not [n for n in dynamic["NEEDED"] if n.startswith(("libnccl", "libcurl", "libssl"))], dynamic
 
     cache = (project.root / "build/cpu/CMakeCache.txt").read_text()
-    for off in ("LLAMA_BUILD_TESTS", "LLAMA_BUILD_TOOLS", "LLAMA_BUILD_EXAMPLES", "LLAMA_BUILD_SERVER",
-                "LLAMA_BUILD_COMMON", "LLAMA_BUILD_APP", "LLAMA_BUILD_UI", "MTMD_VIDEO", "GGML_BLAS"):  # fmt: skip
+    for off in (
+        "LLAMA_BUILD_TESTS",
+        "LLAMA_BUILD_TOOLS",
+        "LLAMA_BUILD_EXAMPLES",
+        "LLAMA_BUILD_SERVER",
+        "LLAMA_BUILD_COMMON",
+        "LLAMA_BUILD_APP",
+        "LLAMA_BUILD_UI",
+        "MTMD_VIDEO",
+        "GGML_BLAS",
+    ):
         assert re.search(rf"^{off}:BOOL=OFF$", cache, re.MULTILINE), off
 
     core = wheels_of(project)["llama_cpp_runtime"]
