@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import functools
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ RMS_EPS = 1e-5
 DTYPES = {"f32": np.float32, "f16": np.float16}
 # Quantised with gguf-py's own reference code (the same block layouts as ggml's quantize functions).
 QUANTS = {"q8_0": gguf.GGMLQuantizationType.Q8_0, "q4_0": gguf.GGMLQuantizationType.Q4_0}
+MetadataValue = int | float | str | list[int] | None
 FILE_TYPES = {
     "f32": gguf.LlamaFileType.ALL_F32,
     "f16": gguf.LlamaFileType.MOSTLY_F16,
@@ -125,6 +127,7 @@ def _write(
     dtype: str,
     architecture: str = "llama",
     wrong_shape: str | None = None,
+    metadata: Mapping[str, MetadataValue] | None = None,
 ) -> Path:
     if dtype not in FILE_TYPES:
         raise ValueError(f"unknown dtype {dtype!r}: expected one of {sorted(FILE_TYPES)}")
@@ -177,6 +180,7 @@ def _write(
         writer.add_unk_token_id(vocab.unk)
     writer.add_add_bos_token(True)
     writer.add_add_eos_token(False)
+    _override(writer, metadata or {})
 
     # gguf-py takes numpy shapes, which are ggml's ne[] reversed: ne {n_embd, n_vocab} is (n_vocab, n_embd).
     add("token_embd.weight", weight(n_vocab, n_embd))
@@ -214,10 +218,12 @@ def write_llama_model(
     dtype: str = "f32",
     architecture: str = "llama",
     wrong_shape: str | None = None,
+    metadata: Mapping[str, MetadataValue] | None = None,
 ) -> Path:
     """Write a random-weight `llama` model with an "spm" or "bpe" vocabulary; 2-D weights in `dtype`
     (f32, f16, q8_0, q4_0). `architecture` renames it (llama.cpp knows the architecture by name only);
-    `wrong_shape` names a tensor written one column wider than the architecture expects."""
+    `wrong_shape` names a tensor written one column wider than the architecture expects; `metadata` sets
+    keys (replacing the writer's own; None removes one): ints are uint32 (int32 when negative), floats float32."""
     return _write(
         Path(path),
         _vocab(vocab),
@@ -231,6 +237,7 @@ def write_llama_model(
         dtype=dtype,
         architecture=architecture,
         wrong_shape=wrong_shape,
+        metadata=metadata,
     )
 
 
@@ -240,6 +247,23 @@ def write_bench_model(path: Path, dtype: str = "f16") -> Path:
     return write_llama_model(
         path, n_layer=8, n_embd=512, n_head=8, n_head_kv=8, n_ff=1408, n_ctx=1024, dtype=dtype, seed=7
     )
+
+
+def _override(writer: gguf.GGUFWriter, metadata: Mapping[str, MetadataValue]) -> None:
+    """Keys set after the writer's own (removed first: gguf-py warns when a key is set twice)."""
+    for key, value in metadata.items():
+        for shard in writer.kv_data:
+            shard.pop(key, None)
+        if value is None:
+            continue
+        if isinstance(value, str):
+            writer.add_string(key, value)
+        elif isinstance(value, float):
+            writer.add_float32(key, value)
+        elif isinstance(value, list):
+            writer.add_array(key, value)
+        else:
+            writer.add_int32(key, value) if value < 0 else writer.add_uint32(key, value)
 
 
 def write_not_gguf(path: Path) -> Path:

@@ -218,6 +218,12 @@ def test_a_plugin_is_found_through_its_entry_point_and_gone_when_uninstalled(
     env = env_for(built, stage)
     env["PYTHONPATH"] += os.pathsep + str(site)
 
+    unrecorded = modules_by_name(json.loads(runtime_cli("info", "--json", env=env, cwd=tmp_path).stdout))["ggml-fake"]
+    assert unrecorded["status"] == "skipped" and "unverified: no stage.json beside" in str(unrecorded["reason"])
+
+    # As its wheel installs it: the stage.json of its build beside modules/, from the core's upstream.
+    upstream = json.loads((stage / "stage.json").read_text())["upstream"]
+    (package / "stage.json").write_text(json.dumps({"upstream": upstream, "backend": "fake"}))
     listed = runtime_cli("info", "--json", env=env, cwd=tmp_path)
     fake = modules_by_name(json.loads(listed.stdout))["ggml-fake"]
     assert fake["status"] == "loaded" and fake["source"] == "llama-cpp-runtime-fake"

@@ -10,6 +10,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -579,3 +580,188 @@ def test_the_same_binding_runs_and_benches_the_newer_tree(
     assert bench.returncode == 0, bench.stdout + bench.stderr
     assert [(r["device"], r["test"]) for r in json.loads(bench.stdout)] == [("CPU", "pp32"), ("CPU", "tg8")]
     print(f"{run.stdout.strip()!r}\n{run.stderr}\n{bench.stdout}")
+
+
+# ---- the second fault census (issue #30): what used to end the process, hang it, or answer falsely ----
+
+ASSERTED = {  # metadata llama.cpp asserts on (GGML_ASSERT in load_hparams, or in the norm kernel at the first token)
+    "layers 0": ({"llama.block_count": 0}, "llama.block_count is 0"),
+    "layers 513": ({"llama.block_count": 513}, "llama.block_count is 513"),
+    "experts without used": ({"llama.expert_count": 4}, "llama.expert_used_count is missing or 0"),
+    "used without experts": ({"llama.expert_used_count": 2}, "llama.expert_used_count is 2, more than"),
+    "negative epsilon": ({"llama.attention.layer_norm_rms_epsilon": -1.0}, "layer_norm_rms_epsilon is -1"),
+    "rope scaling": ({"llama.rope.scaling.type": "bogus"}, "llama.rope.scaling.type is 'bogus'"),
+}
+
+
+def test_metadata_llama_cpp_asserts_on_is_refused_by_key_and_value(python: Path, tmp_path: Path) -> None:
+    for name, (metadata, words) in ASSERTED.items():
+        path = tiny_models.write_llama_model(tmp_path / f"{name}.gguf", metadata=metadata)
+        ran = runtime(python, "run", str(path), "--prompt", "Hello", "-n", "2", cwd=tmp_path)
+        assert ran.returncode == 2, (name, ran.returncode, ran.stderr[-2000:])  # not 134 (SIGABRT)
+        assert ran.stderr.count("\n") == 1 and words in ran.stderr, (name, ran.stderr)
+    code = """
+        import json, sys
+        import llama_cpp_runtime as lcr
+        try:
+            lcr.inspect_model(sys.argv[1])
+        except lcr.InvalidModel as error:
+            print(json.dumps(str(error)))
+    """
+    inspected = script(python, code, str(tmp_path / "layers 0.gguf"), cwd=tmp_path)
+    assert "llama.block_count is 0: llama.cpp allows 1 to 512 layers" in inspected
+
+
+def test_a_model_file_changed_under_a_loaded_model_is_refused_not_faulted(
+    python: Path, models: dict[str, Path], tmp_path: Path
+) -> None:
+    """Truncated under a mapped model: SIGBUS at the next decode or context; overwritten in place: other
+    weights, silently. Each is an InvalidModel naming the change; mmap=False holds the weights and goes on."""
+    code = """
+        import json, os, shutil, sys, time
+        import llama_cpp_runtime as lcr
+        rt = lcr.load()
+        out = {}
+        for change in ("truncate", "overwrite", "replace", "overwrite unmapped"):
+            path = os.path.join(sys.argv[2], change + ".gguf")
+            shutil.copy(sys.argv[1], path)
+            model = rt.load_model(path, mmap=change != "overwrite unmapped")
+            ctx = model.context(n_ctx=64)
+            prompt = model.tokenize("Hello")
+            before = ctx.generate(prompt, 4)
+            time.sleep(0.05)  # past the file system's timestamp granularity
+            size = os.path.getsize(path)
+            if change == "truncate":
+                os.truncate(path, size // 2)
+            elif change == "replace":
+                shutil.copy(sys.argv[1], path + ".new")
+                os.replace(path + ".new", path)
+            else:
+                with open(path, "r+b") as file:
+                    file.seek(size - 65536)
+                    file.write(os.urandom(65536))
+            results = []
+            for call in (lambda: ctx.generate(prompt, 4) == before, lambda: model.context(n_ctx=64).close()):
+                try:
+                    results.append([{True: "same", False: "other", None: "created"}[call()], ""])
+                except lcr.LlamaRuntimeError as error:
+                    results.append([type(error).__name__, str(error)])
+            out[change] = results
+        print(json.dumps(out))
+    """
+    (tmp_path / "copies").mkdir()
+    result = script(python, code, str(models["spm-f32"]), str(tmp_path / "copies"), cwd=tmp_path)
+    for change, words in (
+        ("truncate", "bytes now, "),
+        ("overwrite", "modified in place"),
+        ("replace", "another file is at its path now"),
+    ):
+        for kind, message in result[change]:
+            assert kind == "InvalidModel", (change, result[change])
+            assert "changed on disk since it was loaded (" in message and words in message and "mmap=False" in message
+    assert result["overwrite unmapped"] == [["same", ""], ["created", ""]], result
+
+
+def test_numbers_past_their_c_type_are_refused_and_threads_past_the_cpus_warned(
+    python: Path, models: dict[str, Path], tmp_path: Path
+) -> None:
+    code = """
+        import json, os, sys, warnings
+        import llama_cpp_runtime as lcr
+        rt = lcr.load()
+        out = {}
+        with rt.load_model(sys.argv[1]) as model:
+            for name, kwargs in (("n_ctx", {"n_ctx": 2**32 + 5}), ("n_threads", {"n_threads": 2**31}),
+                                 ("n_batch", {"n_batch": 2**32})):
+                try:
+                    model.context(**kwargs)
+                    out[name] = "created"
+                except lcr.ContextError as error:
+                    out[name] = str(error)
+            cpus = len(os.sched_getaffinity(0))
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                with model.context(n_ctx=64, n_threads=cpus + 1) as ctx:
+                    out["threads"] = [ctx.n_threads, cpus + 1]
+            out["warned"] = [[w.category.__name__, str(w.message)] for w in caught]
+        try:
+            rt.load_model(sys.argv[1], n_gpu_layers=2**31)
+        except ValueError as error:
+            out["n_gpu_layers"] = str(error)
+        print(json.dumps(out))
+    """
+    result = script(python, code, str(models["spm-f32"]), cwd=tmp_path)
+    assert result["n_ctx"] == "n_ctx=4294967301: expected an integer from 0 to 4294967295"  # not 256
+    assert result["n_threads"] == "n_threads=2147483648: expected an integer from 1 to 2147483647"
+    assert result["n_batch"] == "n_batch=4294967296: expected an integer from 1 to 4294967295"
+    assert result["n_gpu_layers"] == "n_gpu_layers=2147483648: expected an integer from -2147483648 to 2147483647"
+    assert result["threads"][0] == result["threads"][1]
+    [(category, message)] = result["warned"]
+    assert category == "ThreadsWarning" and "CPU(s) this process may use" in message
+    refused = runtime(python, "run", str(models["spm-f32"]), "--prompt", "x", "--threads", "2147483648", cwd=tmp_path)
+    assert refused.returncode == 2 and "2147483648 is more than 2147483647" in refused.stderr  # it segfaulted
+
+
+def test_a_context_used_in_a_child_of_fork_raises_and_a_new_one_there_works(
+    python: Path, models: dict[str, Path], tmp_path: Path
+) -> None:
+    code = """
+        import json, os, signal, sys, time
+        import llama_cpp_runtime as lcr
+        model = lcr.load().load_model(sys.argv[1])
+        ctx = model.context(n_ctx=64)
+        prompt = model.tokenize("Hello")
+        expected = ctx.generate(prompt, 6)
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                try:
+                    ctx.generate(prompt, 6)
+                    said = {"old": "no error"}
+                except lcr.ForkError as error:
+                    said = {"old": str(error)}
+                with model.context(n_ctx=64) as fresh:
+                    said["new"] = fresh.generate(prompt, 6)
+                os.write(write, json.dumps(said).encode())
+            finally:
+                os._exit(0)
+        os.close(write)
+        deadline, status = time.monotonic() + 120, None
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            status = "hung"
+        said = json.loads(os.read(read, 65536) or b"{}")
+        print(json.dumps({"status": status, "said": said, "expected": expected, "after": ctx.generate(prompt, 6)}))
+    """
+    result = script(python, code, str(models["spm-f32"]), cwd=tmp_path)
+    assert result["status"] == 0, result  # the child ended, and ended well
+    assert "a child made by fork() in which its threads do not exist" in result["said"]["old"]
+    assert result["said"]["new"] == result["expected"] == result["after"]
+
+
+def test_ctrl_c_during_run_is_one_line_and_exit_130(python: Path, tmp_path: Path) -> None:
+    model = tiny_models.write_bench_model(tmp_path / "bench.gguf", dtype="q8_0")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("LLAMA_CPP_", "PYTHON", "GGML_", "MTMD_"))}
+    command = [str(python), "-m", "llama_cpp_runtime", "run", str(model), "--prompt", "Hello", "-n", "1000"]
+    process = subprocess.Popen(
+        command, cwd=tmp_path, env=clean, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.read(1)  # generation has begun
+        os.killpg(process.pid, signal.SIGINT)  # as a terminal sends it: to the whole process group
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
+    said = stderr.decode(errors="replace")
+    assert first and process.returncode == 130, (process.returncode, said)
+    assert said.strip().splitlines() == ["interrupted"], said

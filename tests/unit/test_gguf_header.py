@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from helpers import tiny_models
 from llama_cpp_runtime import InvalidModel, ModelNotFound, read_header
+from llama_cpp_runtime._llama.hparams import hparam_problems
 
 
 @pytest.fixture(scope="module")
@@ -98,3 +99,63 @@ def test_not_a_file_and_not_gguf(tmp_path: Path) -> None:
     future.write_bytes(b"GGUF" + struct.pack("<IQQ", 99, 0, 0))
     with pytest.raises(InvalidModel, match="GGUF version 99 is not supported"):
         read_header(future)
+
+
+HPARAMS_REFUSED = [
+    ({"llama.block_count": 0}, "llama.block_count is 0: llama.cpp allows 1 to 512 layers"),
+    ({"llama.block_count": 513}, "llama.block_count is 513"),
+    ({"llama.block_count": 2, "llama.nextn_predict_layers": 3}, "llama.nextn_predict_layers is 3, more than"),
+    ({"llama.expert_count": 4}, "llama.expert_count is 4 but llama.expert_used_count is missing or 0"),
+    ({"llama.expert_used_count": 2}, "llama.expert_used_count is 2, more than llama.expert_count (0)"),
+    ({"llama.expert_count": 4, "llama.expert_used_count": [2, 5]}, "llama.expert_used_count is 5"),  # per layer
+    ({"llama.expert_count": 1025, "llama.expert_used_count": 1}, "llama.expert_count is 1025"),
+    ({"llama.expert_count": 4, "llama.expert_used_count": 1, "llama.expert_group_count": 4}, "not fewer than"),
+    (
+        {"llama.expert_count": 6, "llama.expert_used_count": 1, "llama.expert_group_count": 4},
+        "the experts to divide into the groups",
+    ),
+    ({"llama.expert_group_count": 2}, "llama.expert_group_count is 2 but llama.expert_count is missing or 0"),
+    ({"llama.attention.layer_norm_rms_epsilon": -1e-5}, "layer_norm_rms_epsilon is -1e-05"),
+    ({"llama.attention.layer_norm_epsilon": float("nan")}, "layer_norm_epsilon is NaN"),
+    ({"llama.attention.group_norm_epsilon": -1}, "group_norm_epsilon is -1"),
+    ({"llama.rope.scaling.type": "Linear"}, "llama.rope.scaling.type is 'Linear', not one of"),
+]
+HPARAMS_ACCEPTED = [
+    {"llama.block_count": 512},
+    {"llama.expert_count": 8, "llama.expert_used_count": 2},
+    {
+        "llama.expert_count": 8,
+        "llama.expert_used_count": 2,
+        "llama.expert_group_count": 4,
+        "llama.expert_group_used_count": 2,
+    },
+    {"llama.attention.layer_norm_rms_epsilon": 0.0},
+    {"llama.rope.scaling.type": "yarn"},
+    {"llama.block_count": "twelve"},  # another type: llama.cpp refuses it with an error of its own
+    {"general.architecture": "hunyuan-dense", "hunyuan-dense.expert_count": 1},  # its loader makes that none
+]
+
+
+@pytest.mark.parametrize(("metadata", "words"), HPARAMS_REFUSED, ids=[w for _, w in HPARAMS_REFUSED])
+def test_hyperparameters_llama_cpp_asserts_on_are_named_with_their_value(
+    metadata: dict[str, object], words: str
+) -> None:
+    problems = list(hparam_problems({"general.architecture": "llama", "llama.block_count": 2, **metadata}))
+    assert len(problems) == 1 and words in problems[0], problems
+    assert "llama.cpp would abort the process on it" in problems[0]
+
+
+@pytest.mark.parametrize("metadata", HPARAMS_ACCEPTED)
+def test_hyperparameters_llama_cpp_takes_are_accepted(metadata: dict[str, object]) -> None:
+    assert list(hparam_problems({"general.architecture": "llama", "llama.block_count": 2, **metadata})) == []
+
+
+def test_a_file_with_such_a_hyperparameter_is_refused_before_llama_cpp_sees_it(tmp_path: Path) -> None:
+    path = tiny_models.write_llama_model(tmp_path / "layers.gguf", metadata={"llama.block_count": 0})
+    with pytest.raises(InvalidModel, match=r"layers.gguf: llama.block_count is 0: llama.cpp allows 1 to 512"):
+        read_header(path)
+    eps = tiny_models.write_llama_model(
+        tmp_path / "eps.gguf", metadata={"llama.attention.layer_norm_rms_epsilon": -1.0}
+    )
+    with pytest.raises(InvalidModel, match=r"layer_norm_rms_epsilon is -1: .* at the first token"):
+        read_header(eps)

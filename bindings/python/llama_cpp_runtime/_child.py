@@ -3,6 +3,7 @@ or a model file does there (an abort, a fault, a hang) becomes one line of text 
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -18,8 +19,19 @@ class ChildResult:
     seconds: float
 
 
-def last_line(text: str) -> str:
-    lines = [line for line in text.splitlines() if line.strip()]
+# The line that says why a child ended, ahead of whatever followed it: ggml's "file.c:12: GGML_ASSERT(x) failed"
+# (or another GGML_ABORT) is followed by a backtrace (gdb's lines, when gdb is installed), and C++'s
+# "terminate called ..." by its what() line.
+_WHY = (re.compile(r"GGML_ASSERT\(.*\) failed|^\S+\.(?:c|cc|cpp|cu|m|mm):\d+: \S"), re.compile(r"^what\(\): "))
+
+
+def last_words(text: str) -> str:
+    """Why a child ended, from its stderr: an assertion or abort line, a C++ exception's what(), else the last line."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for pattern in _WHY:
+        found = next((line for line in lines if pattern.search(line)), None)
+        if found is not None:
+            return found
     return lines[-1] if lines else ""
 
 
@@ -37,7 +49,7 @@ def run_child(args: Sequence[str], env: Mapping[str, str] | None, timeout: float
     except subprocess.TimeoutExpired:
         return ChildResult("", f"timed out after {timeout:.0f}s", time.monotonic() - start)
     seconds = time.monotonic() - start
-    said = last_line(result.stderr)
+    said = last_words(result.stderr)
     if result.returncode < 0:
         name = signal.Signals(-result.returncode).name
         return ChildResult(result.stdout, f"crashed ({name}){'; ' + said if said else ''}", seconds)

@@ -1,4 +1,4 @@
-"""Every error (and the one warning) of the binding: each carries the loader's own words where there are any."""
+"""Every error (and warning) of the binding: each carries the loader's own words where there are any."""
 
 from __future__ import annotations
 
@@ -21,6 +21,12 @@ class LoadError(LlamaRuntimeError):
 
 class ClosedError(LlamaRuntimeError):
     """A handle was used after close()."""
+
+
+class ForkError(LlamaRuntimeError):
+    """A context (or a compute backend) was used in a child process made by fork() after it was created:
+    its worker threads exist only in the parent, and the call would wait for them forever. Make a new one
+    in the child (`model.context()` works there: a model may be shared with a child)."""
 
 
 class UnknownDevice(LlamaRuntimeError, ValueError):
@@ -53,7 +59,8 @@ class ModelNotFound(ModelLoadError, FileNotFoundError):
 
 
 class InvalidModel(ModelLoadError):
-    """The file is not a GGUF model llama.cpp can load safely; refused before llama.cpp saw it."""
+    """The file is not a GGUF model llama.cpp can load safely (refused before llama.cpp saw it), or it
+    changed on disk under a loaded model (refused before a new context or a decode would read it)."""
 
 
 class LoadCancelled(ModelLoadError):
@@ -74,3 +81,8 @@ class DecodeError(LlamaRuntimeError):
 
 class MlockWarning(UserWarning):
     """mlock was asked for and failed (usually RLIMIT_MEMLOCK); the model is loaded, but may be swapped."""
+
+
+class ThreadsWarning(UserWarning):
+    """n_threads is more than the CPUs this process may use (or than ggml's limit of 512, which is then
+    used): ggml's threads spin while they wait for each other, so the extra threads slow every step."""

@@ -50,6 +50,7 @@ class Report:
     upstream: Mapping[str, str] = field(default_factory=dict)  # stage.json: commit, patch_series_sha256
     ggml_commit: str | None = None  # what the loaded ggml-base says it was built from
     llama_abi: str = ""  # "matches", or why libllama's struct layout differs from the binding's ("": no libllama)
+    no_cpu_backend: str = ""  # why no CPU variant was loaded, naming the variable that removed it ("": one was)
 
     def module(self, name: str) -> ModuleReport:
         """The report of the module of that name (e.g. "ggml-cpu-haswell"); KeyError when none was found."""
@@ -79,6 +80,7 @@ class Report:
         if served:
             out.append(f'serves: llama-cpp-python {served} (llama_cpp_runtime.use_for("llama_cpp"))')
         chosen = f"{self.cpu_variant} (score {self.cpu_variant_score})" if self.cpu_variant else "none"
+        chosen += f": {self.no_cpu_backend}" if self.no_cpu_backend else ""
         out.append(f"CPU variant: {chosen}")
         out.append("")
         rows = [("module", "status", "score", "source", "reason")]

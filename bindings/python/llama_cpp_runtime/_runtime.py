@@ -10,8 +10,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
 
-from ._errors import AbiMismatch, DownstreamError, LoadError, UnknownDevice
+from ._errors import AbiMismatch, DownstreamError, LoadError, ModelLoadError, UnknownDevice
 from ._loading.loader import Loaded, enumerate_devices, load_everything
+from ._platform import INT32_MAX, check_int
 from ._report import Device, Report
 from ._settings import read_settings
 
@@ -41,7 +42,9 @@ class Runtime:
         known = self.devices()
         found = next((d for d in known if d.name == name), None)
         if found is None:
-            raise UnknownDevice(f"no device {name!r}; devices: {', '.join(d.name for d in known) or 'none'}")
+            missing_cpu = self._loaded.report.no_cpu_backend if name == "CPU" else ""
+            why = f" (no CPU backend: {missing_cpu})" if missing_cpu else ""
+            raise UnknownDevice(f"no device {name!r}; devices: {', '.join(d.name for d in known) or 'none'}{why}")
         return found
 
     def report(self) -> Report:
@@ -77,13 +80,19 @@ class Runtime:
     ) -> Model:
         """Load a GGUF model. devices None uses every device; a list (names from devices(), e.g. ["CPU"]
         or ["Vulkan0"]) restricts the offload to those. n_gpu_layers None is upstream's default (every
-        layer on the GPU devices). mmap maps the file instead of reading it; mlock keeps it in RAM (a
-        failure is an MlockWarning). progress(fraction) returning False cancels the load (LoadCancelled).
+        layer on the GPU devices; a value outside a C int is a ValueError). mmap maps the file instead of
+        reading it; mlock keeps it in RAM (a failure is an MlockWarning). progress(fraction) returning False
+        cancels the load (LoadCancelled).
         The file's header is checked first: files llama.cpp would abort on raise InvalidModel instead."""
         from ._llama.gguf import read_header
         from ._llama.model import Model
 
+        if n_gpu_layers is not None:  # an int32_t field: ctypes would wrap a larger value silently
+            check_int("n_gpu_layers", n_gpu_layers, -INT32_MAX - 1, INT32_MAX, ValueError)
         header = read_header(path)  # the input first: a bad file is named whatever the libraries are
+        missing_cpu = self._loaded.report.no_cpu_backend
+        if missing_cpu:  # llama.cpp needs one; its own words would only say no backend was loaded
+            raise ModelLoadError(f"{header.path}: cannot be loaded without a CPU backend, and none is: {missing_cpu}")
         chosen = self.default_devices() if devices is None else [self.device(d) for d in devices]
         llama = self._llama()
         return Model(

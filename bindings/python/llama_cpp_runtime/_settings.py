@@ -8,7 +8,7 @@
 | LLAMA_CPP_RUNTIME_CPU_VARIANT | load this CPU variant (e.g. haswell) instead of the best-scoring one |
 | LLAMA_CPP_RUNTIME_CPU_EXCLUDE | never load these CPU variants (comma-separated) |
 | LLAMA_CPP_RUNTIME_BACKEND_ORDER | which backend is preferred when two drive one GPU (default cuda,hip,metal,vulkan) |
-| LLAMA_CPP_RUNTIME_CACHE_DIR | where variant scores and library links are kept; "off" keeps none |
+| LLAMA_CPP_RUNTIME_CACHE_DIR | where variant scores and library links are kept (an absolute path); "off" keeps none |
 """
 
 from __future__ import annotations
@@ -76,11 +76,15 @@ def _backend_order(env: Mapping[str, str]) -> tuple[str, ...]:
 def _cache_dir(env: Mapping[str, str]) -> Path | None:
     configured = env.get(CACHE_DIR)
     if configured is not None:
-        return None if configured.strip().lower() in {"", "off"} else Path(configured)
+        if configured.strip().lower() in {"", "off"}:
+            return None
+        if not Path(configured).is_absolute():  # relative: every process would write into its own working folder
+            raise SettingError(f'{CACHE_DIR}={configured}: not an absolute path (or "off" to keep nothing)')
+        return Path(configured)
     if sys.platform == "win32":
         base = env.get("LOCALAPPDATA")
-        return Path(base) / "llama-cpp-runtime" / "Cache" if base else None
+        return Path(base) / "llama-cpp-runtime" / "Cache" if base and Path(base).is_absolute() else None
     if sys.platform == "darwin":
         return Path.home() / "Library" / "Caches" / "llama-cpp-runtime"
-    base = env.get("XDG_CACHE_HOME")
-    return (Path(base) if base else Path.home() / ".cache") / "llama-cpp-runtime"
+    base = env.get("XDG_CACHE_HOME")  # a relative one is invalid, the XDG specification says, and ignored
+    return (Path(base) if base and Path(base).is_absolute() else Path.home() / ".cache") / "llama-cpp-runtime"

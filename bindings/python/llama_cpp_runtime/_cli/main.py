@@ -15,6 +15,7 @@ import os
 import shlex
 import sys
 import time
+import warnings
 from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -24,9 +25,9 @@ from .._child import run_child
 from .._errors import LlamaRuntimeError, Unsupported
 from .._ggml import reference as _reference
 from .._runtime import load
-from .._settings import BACKENDS, CPU_VARIANT
+from .._settings import BACKENDS, CACHE_DIR, CPU_VARIANT
 from . import model as _cli_model
-from .arguments import positive
+from .arguments import MAX_TIMEOUT, positive
 
 CHECK_SHAPE = {"m": 33, "n": 17, "k": 129}  # odd sizes: every vector path runs its scalar tail too
 TOLERANCE = 1e-2  # of each element's scale: room for fp16 paths, far below a wrong value (~1.0)
@@ -63,7 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("bench", "matrix-multiply throughput per device and CPU variant"),
     ):
         sub = commands.add_parser(name, help=text)
-        sub.add_argument("--timeout", type=positive(float), default=120.0, help="seconds per device (default 120)")
+        sub.add_argument(
+            "--timeout", type=positive(float, MAX_TIMEOUT), default=120.0, help="seconds per device (default 120)"
+        )
         sub.add_argument("--device", action="append", default=[], help="only these devices (repeatable)")
         if name == "bench":
             sub.add_argument("--size", type=positive(int), default=256, help="m = n = k of the multiply (default 256)")
@@ -80,6 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     # ggml's messages are in the report already; on stderr only when asked for.
     logging.basicConfig(format="ggml: %(message)s", level=logging.DEBUG if arguments.verbose else logging.CRITICAL)
+    warnings.showwarning = _one_line_warning
     try:
         return _COMMANDS[arguments.command](arguments)
     except LlamaRuntimeError as error:
@@ -87,6 +91,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except BrokenPipeError:
         return 141
+    except KeyboardInterrupt:  # Ctrl-C: the children got it too and are gone; as buildsys says it
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _one_line_warning(message: Warning | str, category: type[Warning], *_: object, **__: object) -> None:
+    """A warning as one line, without the source line Python would quote."""
+    print(f"warning: {message}", file=sys.stderr)
 
 
 # ---- in this process -------------------------------------------------------------------------------
@@ -132,7 +144,7 @@ def _bench(arguments: argparse.Namespace) -> int:
 def _probe_devices(arguments: argparse.Namespace) -> dict[str, Any] | int:
     """What a child process sees (devices, CPU variants, unusable modules), or the exit code of a failure;
     every --device must be among the devices."""
-    listing = _child(["_probe"], os.environ.copy(), arguments.timeout)
+    listing = _child(["_probe"], _measuring(), arguments.timeout)
     if not listing.ok:
         print(f"error: listing the devices failed: {listing.detail}", file=sys.stderr)
         return 1
@@ -140,9 +152,23 @@ def _probe_devices(arguments: argparse.Namespace) -> dict[str, Any] | int:
     devices = probe["devices"]
     unknown = [name for name in arguments.device if name not in devices]
     if unknown:
-        print(f"error: no device {', '.join(unknown)}; devices here: {', '.join(devices) or 'none'}", file=sys.stderr)
+        why = _no_cpu(probe) if "CPU" in unknown else ""
+        here = ", ".join(devices) or "none"
+        print(f"error: no device {', '.join(unknown)}; devices here: {here}{why}", file=sys.stderr)
         return 2
     return probe
+
+
+def _measuring(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """A child's environment: this one, with every CPU variant asked for its score instead of remembered
+    (check and bench are how an install is verified: they trust no cache, which may be wrong)."""
+    return {**os.environ, **(extra or {}), CACHE_DIR: "off"}
+
+
+def _no_cpu(probe: dict[str, Any]) -> str:
+    """Why the child saw no CPU device, for an error that would otherwise only say there is none."""
+    missing = probe.get("no_cpu_backend")
+    return f" (no CPU backend: {missing})" if missing else ""
 
 
 def _run_targets(arguments: argparse.Namespace, child: str, title: str, extra: Sequence[str] = ()) -> int:
@@ -153,7 +179,7 @@ def _run_targets(arguments: argparse.Namespace, child: str, title: str, extra: S
     outcomes = []
     for target in targets:
         print(f"  … {title} {target.label}", file=sys.stderr, flush=True)
-        outcomes.append(_child([child, target.device, *extra], {**os.environ, **target.env}, arguments.timeout, target))
+        outcomes.append(_child([child, target.device, *extra], _measuring(target.env), arguments.timeout, target))
     width = max([len(o.target.label) for o in outcomes] + [6])
     print(f"{'target'.ljust(width)}  result  time     detail")
     for outcome in outcomes:
@@ -162,11 +188,14 @@ def _run_targets(arguments: argparse.Namespace, child: str, title: str, extra: S
     broken = probe.get("unusable", [])
     for name, reason in broken:  # shipped but unusable on any machine: a broken package, not this machine
         print(f"{name.ljust(width)}  FAILED     -     ships in the package but cannot be used: {reason}")
-    failed = [o for o in outcomes if not o.ok]
+    failed = [o.target.label for o in outcomes if not o.ok] + [name for name, _ in broken]
     if not outcomes:
-        print("error: no device to run on", file=sys.stderr)
+        print(f"error: no device to run on{_no_cpu(probe)}", file=sys.stderr)
         return 1
-    return 1 if failed or broken else 0
+    if failed:
+        print(f"error: {title} failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _targets(probe: dict[str, object], only: Sequence[str]) -> list[Target]:
@@ -212,7 +241,16 @@ def _probe(arguments: argparse.Namespace) -> int:
         if m.backend == "cpu" and m.status in {"loaded", "not chosen"}
     ]
     unusable = [[m.name, m.reason] for m in report.modules if m.unusable]
-    print(json.dumps({"devices": [d.name for d in report.devices], "cpu_variants": variants, "unusable": unusable}))
+    print(
+        json.dumps(
+            {
+                "devices": [d.name for d in report.devices],
+                "cpu_variants": variants,
+                "unusable": unusable,
+                "no_cpu_backend": report.no_cpu_backend,
+            }
+        )
+    )
     return 0
 
 

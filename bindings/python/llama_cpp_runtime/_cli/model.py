@@ -19,7 +19,7 @@ from .._child import run_child
 from .._errors import LlamaRuntimeError
 from .._llama.bench import bench
 from .._runtime import load
-from .arguments import positive
+from .arguments import INT32_MAX, UINT32_MAX, integer, positive
 
 
 def add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -27,8 +27,12 @@ def add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     run.add_argument("model")
     run.add_argument("--prompt", required=True)
     run.add_argument("-n", "--n-predict", type=positive(int), default=64, help="tokens to generate (default 64)")
-    run.add_argument("--threads", type=positive(int), help="CPU threads (default: every CPU of this process)")
-    run.add_argument("--ctx-size", type=positive(int), help="context length (default: prompt + n, at least 512)")
+    run.add_argument(
+        "--threads", type=positive(int, INT32_MAX), help="CPU threads (default: every CPU of this process)"
+    )
+    run.add_argument(
+        "--ctx-size", type=positive(int, UINT32_MAX), help="context length (default: prompt + n, at least 512)"
+    )
     _add_placement(run)
 
 
@@ -39,19 +43,32 @@ def _add_placement(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="offload only to these devices (repeatable; CPU means no offload)",
     )
-    parser.add_argument("--n-gpu-layers", type=int, default=None, help="layers to offload (default: upstream's, all)")
+    parser.add_argument(
+        "--n-gpu-layers",
+        type=integer(-INT32_MAX - 1, INT32_MAX),
+        default=None,
+        help="layers to offload (default: upstream's, all)",
+    )
 
 
 def add_bench_options(bench_parser: argparse.ArgumentParser) -> None:
     bench_parser.add_argument("--model", help="measure a GGUF model's pp/tg tokens/s instead of a multiply")
-    bench_parser.add_argument("-p", "--n-prompt", type=int, default=512, help="prompt tokens (default 512; 0 skips)")
-    bench_parser.add_argument("-n", "--n-gen", type=int, default=128, help="generated tokens (default 128; 0 skips)")
+    # A context holds both: each at most a C int, so that their sum fits its uint32_t size.
+    counts = integer(0, INT32_MAX)
+    bench_parser.add_argument("-p", "--n-prompt", type=counts, default=512, help="prompt tokens (default 512; 0 skips)")
+    bench_parser.add_argument("-n", "--n-gen", type=counts, default=128, help="generated tokens (default 128; 0 skips)")
     bench_parser.add_argument("-r", "--repetitions", type=positive(int), default=5, help="default 5")
-    bench_parser.add_argument("--threads", type=positive(int), help="CPU threads (default: every CPU of this process)")
+    bench_parser.add_argument(
+        "--threads", type=positive(int, INT32_MAX), help="CPU threads (default: every CPU of this process)"
+    )
     bench_parser.add_argument("--json", action="store_true", help="rows as JSON")
 
 
 def run(arguments: argparse.Namespace) -> int:
+    problem = _not_utf8(arguments.prompt)
+    if problem:
+        print(f"error: --prompt is not valid UTF-8: {problem}", file=sys.stderr)
+        return 2
     runtime = load()
     with runtime.load_model(arguments.model, devices=arguments.device, n_gpu_layers=arguments.n_gpu_layers) as model:
         ids = model.tokenize(arguments.prompt)
@@ -76,6 +93,21 @@ def run(arguments: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _not_utf8(text: str) -> str:
+    """Where an argument holds bytes that are not UTF-8 ("" when it is valid): Python hands such bytes of
+    argv over as lone surrogates, which have no UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raw = os.fsencode(text)
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            return f"byte 0x{raw[error.start]:02x} at offset {error.start}"
+        return "it holds a lone surrogate"
+    return ""
 
 
 def _rate(tokens: int, seconds: float) -> str:

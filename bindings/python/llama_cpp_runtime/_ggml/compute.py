@@ -11,7 +11,7 @@ from typing import Any, TypeAlias
 
 from .._errors import ComputeError, Unsupported
 from .._handle import Handle
-from .._platform import default_threads
+from .._platform import thread_count
 from .._report import Device
 from . import api as _api
 
@@ -34,6 +34,7 @@ class Backend(Handle):
     ClosedError instead of touching freed memory."""
 
     def __init__(self, ggml: ctypes.CDLL, device: Device, *, n_threads: int | None = None) -> None:
+        threads = thread_count(n_threads, ValueError)
         super().__init__(threading.Lock())
         self._ggml = ggml
         self.device = device
@@ -45,7 +46,7 @@ class Backend(Handle):
         registration = ggml.ggml_backend_dev_backend_reg(device._handle)
         set_threads = _api.backend_function(ggml, registration, "ggml_backend_set_n_threads", _SET_N_THREADS)
         if set_threads is not None:
-            set_threads(handle, n_threads or default_threads())
+            set_threads(handle, threads)
 
     def _free(self, handle: int) -> None:
         self._ggml.ggml_backend_free(handle)
@@ -77,7 +78,7 @@ class Backend(Handle):
         return self._run("rms_norm" if rms else "norm", build)
 
     def _run(self, what: str, build: Callable[[int], tuple[list[tuple[int, array[float]]], int, int]]) -> array[float]:
-        with self._lock:
+        with self._held():
             handle = self._live()
             ggml = self._ggml
             size = ggml.ggml_tensor_overhead() * 8 + ggml.ggml_graph_overhead()

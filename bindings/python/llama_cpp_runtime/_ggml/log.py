@@ -43,7 +43,7 @@ class LogBridge:
                     captured.append(message)
                     if self._level >= logging.ERROR:
                         captured.errors.append(message.strip())
-        except Exception:  # an exception must never unwind into C
+        except Exception:  # an exception must never unwind into C (Ctrl-C is held: see interrupts.py)
             pass
 
     @contextmanager

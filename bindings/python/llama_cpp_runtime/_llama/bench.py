@@ -41,7 +41,7 @@ def _timed(ctx: Context, runs: list[list[int]]) -> float:
 
 def bench(ctx: Context, device: str, *, n_prompt: int, n_gen: int, repetitions: int) -> list[BenchRow]:
     rows = []
-    with ctx._lock:
+    with ctx._held():
         if n_prompt:
             prompt = _random_tokens(ctx, n_prompt, 1)
             _timed(ctx, [prompt[: ctx.n_batch]])  # warm-up: graphs, buffers, caches

@@ -15,9 +15,10 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from .._errors import ContextError, DecodeError
+from .._ggml.interrupts import interrupts_held
 from .._ggml.threadpool import CpuThreadpool, new_cpu_threadpool
 from .._handle import Handle
-from .._platform import default_threads
+from .._platform import UINT32_MAX, check_int, thread_count
 from . import api as C
 
 if TYPE_CHECKING:
@@ -46,16 +47,17 @@ class Context(Handle):
         n_batch: int | None,
         embeddings: bool,
     ) -> None:
-        for name, value in (("n_ctx", n_ctx), ("n_threads", n_threads), ("n_batch", n_batch)):
-            if value is not None and (not isinstance(value, int) or value < (0 if name == "n_ctx" else 1)):
-                raise ContextError(f"{name}={value!r}: expected an integer of at least {0 if name == 'n_ctx' else 1}")
+        # The C fields are uint32_t (n_ctx, n_batch) and int32_t (n_threads): ctypes would wrap a larger value.
+        check_int("n_ctx", n_ctx, 0, UINT32_MAX, ContextError)
+        if n_batch is not None:
+            check_int("n_batch", n_batch, 1, UINT32_MAX, ContextError)
+        threads = thread_count(n_threads, ContextError)
         super().__init__(threading.RLock())
         self._llama = llama
         self.model = model  # a context keeps its model alive
         self.embeddings = embeddings
         params = llama.llama_context_default_params()
         params.n_ctx = n_ctx
-        threads = n_threads or default_threads()
         params.n_threads = params.n_threads_batch = threads
         if n_batch is not None:
             params.n_batch = n_batch
@@ -69,8 +71,10 @@ class Context(Handle):
             params.n_ubatch = min(params.n_ubatch, params.n_batch)
         model_handle = model._acquire()
         try:
-            with bridge.capture() as lines:
+            with interrupts_held() as interrupt, bridge.capture() as lines:
                 handle = llama.llama_init_from_model(model_handle, params)
+                if handle and interrupt.pending:  # made before Ctrl-C could be raised: not kept
+                    llama.llama_free(handle)
             if not handle:
                 reason = "; ".join(line.strip() for line in lines if "error" in line.lower() or "fail" in line.lower())
                 raise ContextError(
@@ -108,13 +112,13 @@ class Context(Handle):
     @property
     def n_past(self) -> int:
         """How many positions of sequence 0 the memory holds."""
-        with self._lock:
+        with self._held():
             self._live()
             return int(self._llama.llama_memory_seq_pos_max(self._memory, 0)) + 1
 
     def reset(self) -> None:
         """Clear the KV memory: the next decode starts a new text."""
-        with self._lock:
+        with self._held():
             self._live()
             self._llama.llama_memory_clear(self._memory, True)
 
@@ -122,12 +126,13 @@ class Context(Handle):
 
     def decode(self, ids: Sequence[int]) -> array[float]:
         """Run the ids after what the memory holds; the logits of the last position (n_vocab floats)."""
-        with self._lock:
+        with self._held():
             self._evaluate(ids)
             return self._last_logits()
 
     def _evaluate(self, ids: Sequence[int]) -> None:
         handle = self._live()
+        self.model.check_file()  # a weight read from a file changed under the model faults or lies
         tokens = self.model.tokenizer.check_ids(ids)
         if not tokens:
             raise DecodeError("nothing to decode: the list of ids is empty")
@@ -140,7 +145,8 @@ class Context(Handle):
         for start in range(0, len(tokens), self.n_batch):
             chunk = tokens[start : start + self.n_batch]
             buffer = (ctypes.c_int32 * len(chunk))(*chunk)
-            status = self._llama.llama_decode(handle, self._llama.llama_batch_get_one(buffer, len(chunk)))
+            with interrupts_held():  # Ctrl-C is raised after the chunk, not lost in a callback during it
+                status = self._llama.llama_decode(handle, self._llama.llama_batch_get_one(buffer, len(chunk)))
             if status != 0:
                 raise DecodeError(f"llama_decode returned {status}: {_DECODE_RESULTS.get(status, 'backend error')}")
 
@@ -163,7 +169,7 @@ class Context(Handle):
         """generate(), one id at a time as each is decoded (for printing text as it comes)."""
         if max_tokens < 0:
             raise ValueError(f"max_tokens={max_tokens}: expected 0 or more")
-        with self._lock:
+        with self._held():
             if reset:
                 self.reset()
             self._evaluate(ids)
@@ -180,7 +186,7 @@ class Context(Handle):
     def embed(self, text: str | Sequence[int], *, normalize: bool = False) -> list[float]:
         """The pooled embedding of a text (or of ids): n_embd floats, pooled the model's way, else the mean
         over the tokens. Needs a context made with embeddings=True. normalize scales it to unit length."""
-        with self._lock:
+        with self._held():
             handle = self._live()
             if not self.embeddings:
                 raise ContextError("embed() needs a context created with embeddings=True")

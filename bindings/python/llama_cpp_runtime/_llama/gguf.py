@@ -1,7 +1,8 @@
 """A GGUF file's header, metadata and tensor table, read in Python before libllama sees the file.
 
 llama.cpp rejects most malformed files with an error, but aborts the whole process on some (a
-vocabulary with two tokens of the same text fails a GGML_ASSERT). Reading the header here, with every
+vocabulary with two tokens of the same text fails a GGML_ASSERT, and so do the hyperparameters that
+hparams.py lists). Reading the header here, with every
 length checked against the file's size, turns those into a typed error and answers "is this a GGUF at
 all" without loading a library. Tensor data is never read.
 """
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .._errors import InvalidModel, ModelNotFound
+from .hparams import hparam_problems
 
 MAGIC = b"GGUF"
 SUPPORTED_VERSIONS = (2, 3)
@@ -226,3 +228,4 @@ def _problems(header: GGUFHeader) -> Iterator[str]:
                 )
                 return
             seen[token] = index
+    yield from hparam_problems(header.metadata)

@@ -8,6 +8,7 @@ typed error with the child's last words instead.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,8 @@ def inspect_model(path: str | os.PathLike[str], *, timeout: float = 120.0) -> Mo
     """Load the model in a child process (the same libraries and environment as load() would use), run
     one token through it, and report it; raise ModelNotFound, InvalidModel or ModelLoadError otherwise
     (a crash of the child is an InvalidModel naming the signal)."""
+    if not 0 < timeout < math.inf:  # NaN too
+        raise ValueError(f"timeout={timeout!r}: expected a number of seconds above zero")
     location = Path(path).resolve()
     child = run_child(["_inspect", str(location)], None, timeout)
     if child.failure.startswith(("crashed", "timed out")):

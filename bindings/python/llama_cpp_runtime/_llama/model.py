@@ -12,9 +12,11 @@ import os
 import threading
 import warnings
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .._errors import InvalidModel, LoadCancelled, MlockWarning, ModelLoadError
+from .._ggml.interrupts import HeldInterrupt, interrupts_held
 from .._handle import Handle
 from . import api as C
 from .abi import PROGRESS_CALLBACK
@@ -37,15 +39,21 @@ def load_mode(mmap: bool, mlock: bool) -> int:
 
 
 class _ProgressBridge:
-    """Calls the user's progress callback from C; an exception cancels the load and is re-raised after."""
+    """Calls the user's progress callback (if any) from C; an exception cancels the load and is re-raised
+    after. Ctrl-C, held while llama.cpp loads, stops the load too (it is raised once the load returns)."""
 
-    def __init__(self, progress: Progress) -> None:
+    def __init__(self, progress: Progress | None, interrupt: HeldInterrupt) -> None:
         self.progress = progress
+        self.interrupt = interrupt
         self.error: BaseException | None = None
         self.cancelled = False
         self.callback = PROGRESS_CALLBACK(self._call)
 
     def _call(self, fraction: float, user_data: object) -> bool:
+        if self.interrupt.pending:
+            return False
+        if self.progress is None:
+            return True
         try:
             keep_going = self.progress(float(fraction)) is not False
         except BaseException as error:
@@ -56,6 +64,8 @@ class _ProgressBridge:
 
 class Model(Handle):
     """Load with `Runtime.load_model(path, ...)`; use as a context manager or call close()."""
+
+    _usable_after_fork = True  # its weights are memory a child of fork() shares: a new context there works
 
     def __init__(
         self,
@@ -78,6 +88,9 @@ class Model(Handle):
         self._contexts = 0
         self.header = header
         self.path = header.path
+        # With mmap the weights are read from the file as they are used, until the model is freed.
+        self._mapped = mmap and not vocab_only
+        self._file = _stat(self.path)
         params = llama.llama_model_default_params()
         params.load_mode = load_mode(mmap, mlock)
         params.vocab_only = vocab_only
@@ -88,14 +101,16 @@ class Model(Handle):
             handles = [d._handle for d in devices if d.type != "CPU"]
             device_array = (ctypes.c_void_p * (len(handles) + 1))(*handles, None)
             params.devices = ctypes.cast(device_array, ctypes.c_void_p)
-        bridge_progress = _ProgressBridge(progress) if progress is not None else None
-        if bridge_progress is not None:
+        with interrupts_held() as interrupt:
+            bridge_progress = _ProgressBridge(progress, interrupt)
             params.progress_callback = bridge_progress.callback
-        with bridge.capture() as lines:
-            handle = llama.llama_model_load_from_file(os.fsencode(self.path), params)
+            with bridge.capture() as lines:
+                handle = llama.llama_model_load_from_file(os.fsencode(self.path), params)
+            if handle and interrupt.pending:  # loaded before the interrupt could stop it: not kept
+                llama.llama_model_free(handle)
         del device_array  # llama.cpp copies the list while loading
         if not handle:
-            if bridge_progress is not None and bridge_progress.cancelled:
+            if bridge_progress.cancelled:
                 raise LoadCancelled(f"{self.path}: the load was cancelled by the progress callback") from (
                     bridge_progress.error
                 )
@@ -141,6 +156,20 @@ class Model(Handle):
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{self.n_params:,} parameters"
         return f"<Model {self.path.name}: {self.metadata.get('general.architecture', '?')}, {state}>"
+
+    def check_file(self) -> None:
+        """InvalidModel when the file the weights are mapped from changed on disk since the load: a file cut
+        short faults (SIGBUS) at the next read of a weight, one rewritten in place silently computes with
+        other weights. Checked before each new context and each decode; a model loaded with mmap=False
+        holds its weights in memory and is not affected."""
+        if not self._mapped:
+            return
+        change = _change(_stat(self.path), self._file)
+        if change:
+            raise InvalidModel(
+                f"{self.path}: changed on disk since it was loaded ({change}): load it again "
+                "(mmap=False reads the weights into memory, and then the file may change)"
+            )
 
     # ---- what the model is ------------------------------------------------------------------------
 
@@ -201,6 +230,7 @@ class Model(Handle):
 
         if self.vocab_only:
             raise InvalidModel(f"{self.path.name} was loaded with vocab_only=True: it has no weights to run")
+        self.check_file()
         return Context(
             self,
             self._llama,
@@ -211,6 +241,30 @@ class Model(Handle):
             n_batch=n_batch,
             embeddings=embeddings,
         )
+
+
+FileState = tuple[int, int, int, int] | None  # st_dev, st_ino, st_size, st_mtime_ns; None: no file
+
+
+def _stat(path: Path) -> FileState:
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns
+
+
+def _change(now: FileState, loaded: FileState) -> str:
+    """How the file differs from the one loaded ("" when it does not)."""
+    if now == loaded:
+        return ""
+    if now is None or loaded is None:
+        return "it is gone"
+    if now[:2] != loaded[:2]:
+        return "another file is at its path now"
+    if now[2] != loaded[2]:
+        return f"{now[2]} bytes now, {loaded[2]} when it was loaded"
+    return "modified in place"
 
 
 def _read_string(call: Callable[[ctypes.Array[ctypes.c_char], int], int]) -> str:

@@ -19,7 +19,7 @@ class Tokenizer:
         self.n_vocab = int(llama.llama_vocab_n_tokens(vocab))
 
     def tokenize(self, text: str | bytes, *, add_special: bool = True, parse_special: bool = False) -> list[int]:
-        data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+        data = _utf8(text) if isinstance(text, str) else bytes(text)
         if len(data) > 2**31 - 1:
             raise TokenizeError(f"text of {len(data)} bytes is longer than llama.cpp accepts (2 GiB)")
         capacity = len(data) + 8
@@ -72,3 +72,15 @@ class Tokenizer:
 
     def is_end_of_generation(self, token: int) -> bool:
         return bool(self._llama.llama_vocab_is_eog(self._vocab, token))
+
+
+def _utf8(text: str) -> bytes:
+    """The text's UTF-8; a lone surrogate (what Python makes of bytes that are not UTF-8 in argv or a file
+    name) has none, and is a TokenizeError naming where it is."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise TokenizeError(
+            f"the text is not valid Unicode: {text[error.start]!r} at position {error.start} is a lone surrogate "
+            "(bytes that are not UTF-8, read with surrogateescape?)"
+        ) from None

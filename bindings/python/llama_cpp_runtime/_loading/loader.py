@@ -7,8 +7,6 @@ Every module found ends up in the report as loaded, skipped (with the loader's o
 
 from __future__ import annotations
 
-import _ctypes
-import contextlib
 import ctypes
 import logging
 import re
@@ -20,19 +18,25 @@ from .._errors import AbiMismatch, LibraryNotFound, LoadError
 from .._ggml import api as _api
 from .._ggml.log import LogBridge
 from .._llama.abi import RECORD_NAME, lay_out
-from .._platform import IS_MACOS, IS_WINDOWS, allow_dll_directory, core_library_candidates, open_library
+from .._platform import IS_MACOS, allow_dll_directory, core_library_candidates, global_provider, open_library
 from .._report import Device, ModuleReport, Report, Status
-from .._settings import BACKENDS, CPU_EXCLUDE, CPU_VARIANT, Settings
-from . import variant_cache as _variant_cache
+from .._settings import PLUGIN_DIRS, Settings
+from .cpu_variants import Selection, close, load_cpu_variant, no_cpu_backend, refuse_damaged
 from .device_preference import mark_preferred, rank
 from .discovery import CORE_SOURCE, Layout, ModuleFile, find_layout, modules_in, plugin_modules
-from .elf import structural_problem
+from .installed import compare_with_record, unrecorded
 from .runtime_libs import nvidia_library_dirs, preload_runtime_libraries
-from .stage_record import identity_conflict, read_json_object, read_stage_record
+from .stage_record import STAGE_RECORD, identity_conflict, read_json_object, read_stage_record
 
 # In dependency order; llama and mtmd only when upstream builds them (a ggml-only upstream has neither).
 CORE_LIBRARIES = ("ggml-base", "ggml", "llama", "mtmd")
 OPTIONAL_CORE = frozenset({"llama", "mtmd"})
+# A function each core library defines (in real ggml and in the test fixture), to ask who provides it already.
+FOREIGN_PROBES = (
+    ("ggml-base", "ggml_backend_free"),
+    ("ggml", "ggml_backend_load"),
+    ("llama", "llama_print_system_info"),
+)
 KNOWN_BACKENDS = ("cpu", "metal") if IS_MACOS else ("cpu", "cuda", "vulkan", "hip")
 _LOADED_LINE = re.compile(r"^\w+: loaded \w+ backend from ")  # the loader's own success line
 
@@ -61,6 +65,7 @@ def load_everything(library_dir: Path | None, settings: Settings) -> Loaded:
     order = settings.backend_order
     allow_dll_directory(layout.lib)
     allow_dll_directory(layout.modules)
+    _refuse_foreign_copies(layout)
     handles: list[ctypes.CDLL] = []
     libraries: dict[str, Path] = {}
     for name in CORE_LIBRARIES:
@@ -82,25 +87,28 @@ def load_everything(library_dir: Path | None, settings: Settings) -> Loaded:
     log_set.argtypes, log_set.restype = [_api.LOG_CALLBACK, ctypes.c_void_p], None
     log_set(bridge.callback, None)
 
-    selection = _Selection(settings)
+    selection = Selection(settings)
     reports: list[ModuleReport] = []
     core_modules = modules_in(layout.modules, CORE_SOURCE)
     plugins, broken = plugin_modules(settings)
     reports += [ModuleReport(b.source, "?", "skipped", b.reason, source=b.source) for b in broken]
     cpu_modules = [m for m in core_modules + plugins if m.backend == "cpu"]
-    chosen, cpu_reports = _load_cpu_variant(ggml, bridge, cpu_modules, selection, settings.cache_dir)
-    reports += cpu_reports
+    cpu = load_cpu_variant(ggml, bridge, cpu_modules, selection, settings.cache_dir)
+    reports += cpu.reports
     # In the preferred order: ggml enumerates devices as registered, and llama.cpp's first GPU is its main one.
     gpu_modules = [m for m in core_modules + plugins if m.backend != "cpu"]
     gpu_modules.sort(key=lambda m: rank(m.backend, order))
-    upstream = read_stage_record(layout.root).upstream
+    record = read_stage_record(layout.root)
+    upstream = record.upstream
     reports += _load_plugins(ggml, bridge, gpu_modules, selection, upstream)
+    reports = compare_with_record(reports, core_modules, record, layout)
     present = {r.backend for r in reports}
     reports += [
         ModuleReport(f"ggml-{backend}", backend, "absent", _install_hint(backend))
         for backend in KNOWN_BACKENDS
         if backend not in present
     ]
+    chosen = cpu.chosen
     abi_record = read_json_object(layout.root / RECORD_NAME) if "llama" in libraries else None
     abi_problem, llama_structs = _llama_structs(abi_record, layout.root) if "llama" in libraries else (None, None)
     report = Report(
@@ -111,12 +119,30 @@ def load_everything(library_dir: Path | None, settings: Settings) -> Loaded:
         ggml_commit=_api.ggml_commit(ggml),
         modules=tuple(reports),
         cpu_variant=chosen.name.removeprefix("ggml-cpu-") if chosen else None,
-        cpu_variant_score=next((r.score for r in cpu_reports if chosen and r.name == chosen.name), None),
+        cpu_variant_score=next((r.score for r in cpu.reports if chosen and r.path == str(chosen.path)), None),
         devices=tuple(enumerate_devices(ggml, order)),
+        no_cpu_backend=no_cpu_backend(cpu.reports, settings),
     )
     return Loaded(
         layout, ggml, llama, libraries, handles, bridge, report, abi_problem, llama_structs, abi_record, settings
     )
+
+
+def _refuse_foreign_copies(layout: Layout) -> None:
+    """LoadError when another copy of a core library (another binding's) already provides its symbols to
+    the whole process: this package's libraries would be bound to it, and ggml aborts or mixes two
+    registries of backends."""
+    for name, symbol in FOREIGN_PROBES:
+        provider = global_provider(symbol)
+        if provider is None:
+            continue
+        ours = {path.resolve() for path in core_library_candidates(layout.lib, name)}
+        if provider.resolve() not in ours:
+            raise LoadError(
+                f"another {name} is already loaded in this process, with global symbols, from {provider}: this "
+                f"package's libraries would be bound to it. Call llama_cpp_runtime.load() before what loads it "
+                f'(for llama-cpp-python: llama_cpp_runtime.use_for("llama_cpp") before importing llama_cpp)'
+            )
 
 
 def _llama_structs(
@@ -137,138 +163,11 @@ def _install_hint(backend: str) -> str:
     return f"not installed: pip install 'llama-cpp-runtime[{'rocm' if backend == 'hip' else backend}]'"
 
 
-class _Selection:
-    """The environment's say in what is loaded: backends allowed, a CPU variant forced or excluded."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.backends = settings.backends
-        self.forced = settings.cpu_variant
-        self.excluded = settings.cpu_exclude
-
-    def refusal(self, module: ModuleFile) -> str:
-        if self.backends is not None and module.backend not in self.backends:
-            return f"not in {BACKENDS}={','.join(sorted(self.backends))}"
-        return ""
-
-
-def _refuse_damaged(module: ModuleFile) -> str:
-    problem = structural_problem(module.path) if not (IS_WINDOWS or IS_MACOS) else None
-    return f"cannot be loaded: {module.path}: {problem}" if problem else ""
-
-
-def _score(module: ModuleFile) -> tuple[int | None, str]:
-    """ggml_backend_score() of a module, or why it could not be asked (the loader's message)."""
-    damaged = _refuse_damaged(module)
-    if damaged:
-        return None, damaged
-    try:
-        library = open_library(module.path, global_symbols=False)
-    except OSError as error:
-        return None, f"cannot be loaded: {error}"
-    function = getattr(library, "ggml_backend_score", None)
-    score = int(function()) if function is not None else 1  # a module without a score runs anywhere
-    _close(library)
-    return score, ""
-
-
-def _close(library: ctypes.CDLL) -> None:
-    """Unmap a module that was only scored or probed, as ggml's loader does."""
-    close = getattr(_ctypes, "FreeLibrary" if IS_WINDOWS else "dlclose", None)
-    if close is not None:
-        with contextlib.suppress(OSError):
-            close(library._handle)
-
-
-def _scores(modules: list[ModuleFile], cache: Path | None) -> dict[str, tuple[int | None, str]]:
-    """Each module's score (or why it has none): remembered from an earlier process when the CPU and the
-    module files are the same and the best module still says so, else asked of every module."""
-    entry = _variant_cache.entry_for(cache, modules)
-    remembered = _variant_cache.recall(entry, modules)
-    if remembered is not None:
-        best = max(modules, key=lambda m: (remembered[m.name], m.name))
-        if _score(best) == (remembered[best.name], ""):
-            return {name: (score, "") for name, score in remembered.items()}
-    measured = {m.name: _score(m) for m in modules}
-    if all(score is not None for score, _ in measured.values()):
-        _variant_cache.remember(entry, {name: score or 0 for name, (score, _) in measured.items()})
-    return measured
-
-
-def _load_cpu_variant(
-    ggml: ctypes.CDLL, bridge: LogBridge, modules: list[ModuleFile], selection: _Selection, cache: Path | None
-) -> tuple[ModuleFile | None, list[ModuleReport]]:
-    outcome: dict[str, tuple[Status, str]] = {}  # name -> (status, reason)
-    scores: dict[str, int | None] = {}
-    unusable: set[str] = set()
-    candidates: list[ModuleFile] = []
-    measured = _scores([m for m in modules if not selection.refusal(m)], cache)
-    for module in modules:
-        refusal = selection.refusal(module)
-        if refusal:
-            outcome[module.name] = ("skipped", refusal)
-            continue
-        scores[module.name], error = measured[module.name]
-        variant = module.name.removeprefix("ggml-cpu-")
-        if error:
-            outcome[module.name] = ("skipped", error)
-            unusable.add(module.name)
-        elif scores[module.name] == 0:
-            outcome[module.name] = ("skipped", "this CPU lacks instructions the variant was compiled for (score 0)")
-        elif variant in selection.excluded:
-            outcome[module.name] = ("skipped", f"excluded by {CPU_EXCLUDE}")
-        else:
-            candidates.append(module)
-    candidates.sort(key=lambda m: (-(scores[m.name] or 0), m.name))
-    if selection.forced:
-        forced = [m for m in candidates if m.name == f"ggml-cpu-{selection.forced}"]
-        name = f"ggml-cpu-{selection.forced}"
-        if forced:
-            candidates = forced + [m for m in candidates if m is not forced[0]]
-        else:
-            why = outcome.get(name, ("", "no such variant in the package"))[1]
-            logger.warning("%s=%s refused: %s", CPU_VARIANT, selection.forced, why)
-            outcome[name] = ("skipped", f"forced by {CPU_VARIANT} but refused: {why}")
-    chosen = None
-    for module in candidates:
-        if chosen is None:
-            with bridge.capture() as lines:
-                registration = ggml.ggml_backend_load(str(module.path).encode())
-            if registration:
-                chosen = module
-                was_forced = selection.forced == module.name.removeprefix("ggml-cpu-")
-                why = f"forced by {CPU_VARIANT}" if was_forced else "best score"
-                outcome[module.name] = ("loaded", why)
-                continue
-            outcome[module.name] = ("skipped", "; ".join(lines) or "ggml_backend_load returned NULL")
-            unusable.add(module.name)
-            continue
-        best = scores[chosen.name]
-        outcome[module.name] = ("not chosen", f"score {scores[module.name]} < {best} of {chosen.name}")
-    reports = [
-        ModuleReport(
-            m.name,
-            "cpu",
-            *outcome[m.name],
-            path=str(m.path),
-            source=m.source,
-            score=scores.get(m.name),
-            unusable=m.name in unusable,
-        )
-        for m in modules
-    ]
-    reports += [
-        ModuleReport(name, "cpu", status, reason)
-        for name, (status, reason) in outcome.items()
-        if name not in {m.name for m in modules}
-    ]
-    return chosen, reports
-
-
 def _load_plugins(
     ggml: ctypes.CDLL,
     bridge: LogBridge,
     modules: list[ModuleFile],
-    selection: _Selection,
+    selection: Selection,
     core_upstream: dict[str, str],
 ) -> list[ModuleReport]:
     outcomes: dict[Path, ModuleReport] = {}
@@ -281,8 +180,10 @@ def _load_plugins(
     candidates = []
     records = {m.path: read_stage_record(m.path.parent.parent) for m in modules}  # a plugin's, beside modules/
     for module in modules:
-        damaged = _refuse_damaged(module)
-        refusal = selection.refusal(module) or damaged or identity_conflict(records[module.path], core_upstream)
+        damaged = refuse_damaged(module)
+        record = records[module.path]
+        refusal = selection.refusal(module) or damaged or unrecorded(module, record, core_upstream)
+        refusal = refusal or identity_conflict(record, core_upstream)
         if refusal:
             report(module, "skipped", refusal, unusable=bool(damaged))
         else:
@@ -312,7 +213,7 @@ def _load_plugins(
             continue
         with bridge.capture() as lines:
             registration = ggml.ggml_backend_load(str(module.path).encode())
-        _close(probe)
+        close(probe)
         if not registration:
             report(module, "skipped", "; ".join(lines) or "ggml_backend_load returned NULL")
             continue
@@ -323,6 +224,8 @@ def _load_plugins(
         if devices == 0:
             said = [line for line in lines if not _LOADED_LINE.match(line)]
             detail += ": " + ("; ".join(said) or "the backend found no device")
+        if not records[module.path].found and module.source == PLUGIN_DIRS:
+            detail += f"; unverified: no {STAGE_RECORD} beside {module.path.parent} says what it was built from"
         report(module, "loaded", detail)
     return [outcomes[m.path] for m in modules]
 

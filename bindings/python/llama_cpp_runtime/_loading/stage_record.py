@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._platform import is_module_name, module_stem
+
 STAGE_RECORD = "stage.json"
 IDENTITY_KEYS = ("commit", "patch_series_sha256")
 
@@ -19,6 +21,13 @@ class StageRecord:
     upstream: dict[str, str] = field(default_factory=dict)  # commit, patch_series_sha256, llama_cpp_python
     architectures: tuple[str, ...] = ()  # CMAKE_CUDA_ARCHITECTURES, e.g. ("75-real", "100-virtual")
     cuda_major: int | None = None  # the CUDA toolkit it was built with (its runtime needs a driver this new)
+    found: bool = False  # whether there was a stage.json at all
+    files: tuple[str, ...] | None = None  # every file the build staged ("modules/libggml-cpu-x64.so"); None: no list
+
+    def module_files(self) -> dict[str, str]:
+        """The backend modules the build staged: module name -> file name (ggml-cpu-x64 -> libggml-cpu-x64.so)."""
+        listed = [Path(f) for f in self.files or () if f.startswith("modules/")]
+        return {module_stem(path): path.name for path in listed if is_module_name(path.name)}
 
 
 def read_json_object(path: Path) -> dict[str, Any] | None:
@@ -32,7 +41,8 @@ def read_json_object(path: Path) -> dict[str, Any] | None:
 
 def read_stage_record(root: Path) -> StageRecord:
     """root/stage.json: a stage, the package, or a plugin package (root = its modules/ folder's parent)."""
-    document = read_json_object(root / STAGE_RECORD) or {}
+    found = read_json_object(root / STAGE_RECORD)
+    document = found or {}
     upstream = document.get("upstream")
     options = document.get("cmake_options")
     requires = document.get("requires")
@@ -43,7 +53,15 @@ def read_stage_record(root: Path) -> StageRecord:
         upstream={str(k): str(v) for k, v in upstream.items()} if isinstance(upstream, dict) else {},
         architectures=tuple(a for a in str(architectures).split(";") if a),
         cuda_major=majors[0] if majors else None,
+        found=found is not None,
+        files=_file_paths(document.get("files")),
     )
+
+
+def _file_paths(files: object) -> tuple[str, ...] | None:
+    if not isinstance(files, list):
+        return None
+    return tuple(str(f["path"]) for f in files if isinstance(f, dict) and "path" in f)
 
 
 def identity_conflict(record: StageRecord, core: dict[str, str]) -> str:

@@ -4,7 +4,9 @@ Scoring opens each variant module (14 on x86-64) and asks it whether this CPU ru
 that is most of `load()`'s cost. The answer depends only on the CPU and on the module files, so it is
 stored under a key made of both: the CPU's identity (its model and feature flags as the kernel reports
 them) and each module's path, size, modification time and inode. Any change to either makes a new key.
-A hit is still verified: the chosen module's own score is asked again when it is opened to be loaded.
+A hit is still verified: the chosen module's own score is asked again when it is opened to be loaded,
+and the record repeats its inputs and carries a checksum, so that a record made for other inputs, or
+damaged or edited into other valid JSON, is not believed (it would put a false reason in the report).
 The cache is an optimisation only: an unreadable, damaged or unwritable cache is the same as none.
 """
 
@@ -16,11 +18,12 @@ import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from .discovery import ModuleFile
 
-FORMAT = 1
+FORMAT = 2  # 2: the record repeats its inputs and carries a checksum
 # The lines of /proc/cpuinfo that say which CPU this is and what it can run (not its clock or core id).
 _IDENTITY_KEYS = frozenset(
     {
@@ -69,53 +72,75 @@ def cpu_identity() -> str:
     )
 
 
-def _key(modules: Sequence[ModuleFile]) -> str | None:
-    digest = hashlib.sha256(f"{FORMAT}\n{cpu_identity()}\n".encode())
+@dataclass(frozen=True)
+class Entry:
+    """A cache file and what its scores depend on, which the file repeats: a record made for other inputs
+    (copied from another machine or user, or left by a format before this one) is not believed."""
+
+    path: Path
+    inputs: str  # the CPU's identity, then each module's path, size, modification time and inode
+
+
+def _inputs(modules: Sequence[ModuleFile]) -> str | None:
+    lines = [f"{FORMAT}", cpu_identity()]
     for module in modules:
         try:
             status = module.path.stat()
         except OSError:
             return None
-        digest.update(f"{module.path}\0{status.st_size}\0{status.st_mtime_ns}\0{status.st_ino}\n".encode())
-    return digest.hexdigest()[:32]
+        lines.append(f"{module.path}\0{status.st_size}\0{status.st_mtime_ns}\0{status.st_ino}")
+    return "\n".join(lines)
 
 
-def entry_for(directory: Path | None, modules: Sequence[ModuleFile]) -> Path | None:
-    """The cache file of exactly these modules on this CPU (None: no cache). Computed once per load: it
+def entry_for(directory: Path | None, modules: Sequence[ModuleFile]) -> Entry | None:
+    """The cache entry of exactly these modules on this CPU (None: no cache). Computed once per load: it
     reads /proc/cpuinfo and stats every module."""
-    key = _key(modules) if directory is not None and modules else None
-    return directory / f"cpu-variants-{key}.json" if directory is not None and key else None
+    inputs = _inputs(modules) if directory is not None and modules else None
+    if directory is None or inputs is None:
+        return None
+    key = hashlib.sha256(inputs.encode()).hexdigest()[:32]
+    return Entry(directory / f"cpu-variants-{key}.json", inputs)
 
 
-def recall(entry: Path | None, modules: Sequence[ModuleFile]) -> dict[str, int] | None:
-    """The scores stored in `entry` for exactly these modules, or None."""
+def _digest(inputs: str, scores: Mapping[str, object]) -> str:
+    """A checksum of the record: a file edited or damaged into other valid JSON is not believed either."""
+    return hashlib.sha256(json.dumps([inputs, scores], sort_keys=True).encode()).hexdigest()
+
+
+def recall(entry: Entry | None, modules: Sequence[ModuleFile]) -> dict[str, int] | None:
+    """The scores stored for exactly these modules and inputs, or None."""
     if entry is None:
         return None
     try:
-        scores = json.loads(entry.read_text(encoding="utf-8")).get("scores")
+        record = json.loads(entry.path.read_text(encoding="utf-8"))
+        scores, inputs, digest = record.get("scores"), record.get("inputs"), record.get("digest")
     except (OSError, ValueError, AttributeError):
         return None
-    names = {m.name for m in modules}
-    if not isinstance(scores, dict) or set(scores) != names:
+    if inputs != entry.inputs or not isinstance(scores, dict) or digest != _digest(inputs, scores):
+        return None
+    if set(scores) != {m.name for m in modules}:
         return None
     if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in scores.values()):
         return None
     return scores
 
 
-def remember(entry: Path | None, scores: Mapping[str, int]) -> None:
+def remember(entry: Entry | None, scores: Mapping[str, int]) -> None:
     if entry is None:
         return
-    record = json.dumps({"format": FORMAT, "scores": dict(scores)}, sort_keys=True)
+    record = json.dumps(
+        {"format": FORMAT, "inputs": entry.inputs, "scores": dict(scores), "digest": _digest(entry.inputs, scores)},
+        sort_keys=True,
+    )
     import tempfile  # only when writing: most processes only read
 
     with contextlib.suppress(OSError):
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=entry.parent, prefix=".cpu-variants-", suffix=".tmp")
+        entry.path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=entry.path.parent, prefix=".cpu-variants-", suffix=".tmp")
         try:
             with os.fdopen(handle, "w", encoding="utf-8") as file:
                 file.write(record)
-            os.replace(temporary, entry)
+            os.replace(temporary, entry.path)
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(temporary)
