@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import os
+import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import __version__, ui
 from .config import CONFIG_NAME, PUBLIC_VERSION, UPSTREAM_URL_VARIABLE, Config, load_config
-from .errors import BuildsysError, ConfigError, UsageError, from_os_error
+from .errors import BuildsysError, ConfigError, Terminated, UsageError, from_os_error
 from .project_lock import WRITING_COMMANDS, project_lock
 
 if TYPE_CHECKING:
@@ -121,6 +123,7 @@ def _run_wheels_command(arguments: argparse.Namespace, config: Config) -> None:
         prepare_stages,
         render_wheels,
         source_date_epoch,
+        warn_other_wheels,
     )
 
     if arguments.dry_run or arguments.configure_only:
@@ -135,13 +138,16 @@ def _run_wheels_command(arguments: argparse.Namespace, config: Config) -> None:
             raise UsageError("--families-only builds nothing: it takes no --backend or -D")
         families = package_families(config, arguments.wheel_version, source_date_epoch())
         print("\n".join(render_wheels(families, config.root)), flush=True)
+        warn_other_wheels(config, families, arguments.wheel_version)
         return
     request = WheelsRequest(
         build=_build_request(arguments), version=arguments.wheel_version, repair=not arguments.no_repair
     )
     report = prepare_stages(config, request)
     _show_build(report, config, record=True)
-    print("\n".join(render_wheels(package(config, report, request), config.root)), flush=True)
+    wheels = package(config, report, request)
+    print("\n".join(render_wheels(wheels, config.root)), flush=True)
+    warn_other_wheels(config, wheels, request.version)
 
 
 def _run_build_command(arguments: argparse.Namespace, config: Config) -> None:
@@ -319,6 +325,13 @@ def _config_path(given: Path | None) -> Path:
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
     ui.configure(quiet=arguments.quiet)
+    if isinstance(sys.stdout, io.TextIOWrapper):  # a path that is not UTF-8 is shown escaped, not a traceback
+        sys.stdout.reconfigure(errors="backslashreplace")
+    with _termination_as_interrupt():
+        return _run_and_report(arguments)
+
+
+def _run_and_report(arguments: argparse.Namespace) -> int:
     try:
         config = load_config(_config_path(arguments.config), env=os.environ, upstream_override=arguments.upstream)
         writes = arguments.command in WRITING_COMMANDS
@@ -334,7 +347,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         failure = from_os_error(error)
         report(failure)
         return failure.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interruption:
         print("interrupted", file=sys.stderr)
-        return 130
+        return 128 + (signal.SIGTERM if isinstance(interruption, Terminated) else signal.SIGINT)
     return 0
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _termination_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a CI job cancelled, `kill`) unwinds like Ctrl-C: the `git am` under way is aborted and
+    said so, instead of a death that leaves it for the next command to call a conflict."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread: leave signals to whoever runs us
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

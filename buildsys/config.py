@@ -5,7 +5,11 @@ Precedence lives in one place, `resolve_upstream_url`: defaults < file < environ
 
 from __future__ import annotations
 
+import codecs
 import difflib
+import errno
+import json
+import os
 import re
 import tomllib
 from collections.abc import Mapping
@@ -18,6 +22,16 @@ from .git import FULL_SHA
 from .pathfilter import PathFilter, validate_pattern
 
 CONFIG_NAME = "vendoring.toml"
+BUILD_FOLDER = "build"  # the output folder, at the project root: CMake trees, stages, reports, the lock
+WHEEL_FOLDER = "dist"
+# What the build writes inside BUILD_FOLDER besides one CMake tree per preset (build/<preset>, named by
+# buildsys/cmake/CMakePresets.json, whose binaryDir and installDir say so).
+BUILD_OUTPUTS = {
+    "stage": "where `build` stages every preset",
+    "logs": "where `build` keeps its logs",
+    "ccache": "the compiler cache",
+}
+PRESETS_FILE = Path(__file__).resolve().parent / "cmake" / "CMakePresets.json"
 UPSTREAM_URL_VARIABLE = "BUILDSYS_UPSTREAM_URL"
 
 DEFAULT_URL = "https://github.com/ggml-org/llama.cpp.git"
@@ -101,7 +115,7 @@ class Config:
     @property
     def build_dir(self) -> Path:
         """The output folder: the tracking clone's default home, build trees, stages, reports, caches."""
-        return self.root / "build"
+        return self.root / BUILD_FOLDER
 
     def relative(self, path: Path) -> str:
         try:
@@ -122,11 +136,21 @@ def load_config(
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
+        dangling = f" (a symbolic link to {os.readlink(path)}, which does not exist)" if path.is_symlink() else ""
         raise ConfigError(
-            [f"{path}: no such file (run from the project root, or pass --config PATH)"], source=label
+            [f"{path}: no such file{dangling} (run from the project root, or pass --config PATH)"], source=label
         ) from None
     except OSError as error:
-        raise ConfigError([f"{path}: cannot be read: {error.strerror}"], source=label) from None
+        cause = " (a symbolic link that points back at itself)" if error.errno == errno.ELOOP else ""
+        raise ConfigError([f"{path}: cannot be read: {error.strerror}{cause}"], source=label) from None
+    if raw.startswith(codecs.BOM_UTF8):  # tomllib's word for it is "Invalid statement (at line 1, column 1)"
+        raise ConfigError(
+            [
+                "starts with a UTF-8 byte-order mark, which TOML does not allow (an editor added it): "
+                "save it as UTF-8 without BOM"
+            ],
+            source=label,
+        )
     try:
         document = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
@@ -168,9 +192,9 @@ def _build(
     tracking = _project_path(tables, "tracking", "path", DEFAULT_TRACKING, root, problems)
     patches = _project_path(tables, "patches", "path", DEFAULT_PATCHES, root, problems)
     destination = _project_path(tables, "sync", "destination", DEFAULT_DESTINATION, root, problems)
-    _check_disjoint(
-        {"[tracking] path": tracking, "[patches] path": patches, "[sync] destination": destination}, problems
-    )
+    folders = {"[tracking] path": tracking, "[patches] path": patches, "[sync] destination": destination}
+    _check_disjoint(folders, problems)
+    _check_clear_of_outputs(folders, root, problems)
     include = _patterns(tables, "include", DEFAULT_INCLUDE, problems, allow_empty=False)
     exclude = _patterns(tables, "exclude", DEFAULT_EXCLUDE, problems, allow_empty=True)
 
@@ -260,32 +284,52 @@ def resolve_upstream_url(
 def _absolute_if_local(url: str, base: Path) -> str:
     if _URL_SCHEME.match(url) or _SCP_LIKE.match(url):
         return url
-    return str((base / url).resolve())
+    return os.path.realpath(base / url)  # not Path.resolve(): it raises RuntimeError on a symbolic-link loop
 
 
 def _project_path(
     tables: dict[str, dict[str, Any]], table: str, key: str, default: str, root: Path, problems: list[str]
 ) -> Path | None:
     value = tables.get(table, {}).get(key, default)
-    where = f"[{table}] {key}"
+    resolved, problem = _inside_root(value, root)
+    if problem:
+        problems.append(f"[{table}] {key}: {problem}")
+    return resolved
+
+
+def _inside_root(value: str, root: Path) -> tuple[Path | None, str]:
+    """The folder `value` names in the project, or why it cannot be used."""
     if not value.strip():
-        problems.append(f"{where}: must not be empty")
-        return None
+        return None, "must not be empty"
     posix = PurePosixPath(value.replace("\\", "/"))
     if posix.is_absolute() or re.match(r"^[A-Za-z]:", value):
-        problems.append(f"{where}: {value!r} must be relative to the project root")
-        return None
-    resolved = (root / posix).resolve()
+        return None, f"{value!r} must be relative to the project root"
+    if _loops(root / posix):
+        return None, (
+            f"{value!r} is, or passes through, a symbolic link that points back at itself; "
+            "make it point at a real folder, or remove it"
+        )
+    resolved = Path(os.path.realpath(root / posix))  # Path.resolve() raises RuntimeError on a loop (3.11)
+    problem = _placement_problem(value, resolved, root)
+    return (None, problem) if problem else (resolved, "")
+
+
+def _placement_problem(value: str, resolved: Path, root: Path) -> str:
     if resolved == root:
-        problems.append(f"{where}: {value!r} is the project root itself; name a folder inside it")
-        return None
+        return f"{value!r} is the project root itself; name a folder inside it"
     if not resolved.is_relative_to(root):
-        problems.append(f"{where}: {value!r} escapes the project root")
-        return None
+        return f"{value!r} escapes the project root"
     if ".git" in resolved.relative_to(root).parts:
-        problems.append(f"{where}: {value!r} is inside the project's .git directory")
-        return None
-    return resolved
+        return f"{value!r} is inside the project's .git directory"
+    return ""
+
+
+def _loops(path: Path) -> bool:
+    try:
+        os.stat(path)
+    except OSError as error:
+        return error.errno == errno.ELOOP
+    return False
 
 
 def _check_disjoint(paths: dict[str, Path | None], problems: list[str]) -> None:
@@ -297,6 +341,51 @@ def _check_disjoint(paths: dict[str, Path | None], problems: list[str]) -> None:
             elif path.is_relative_to(other) or other.is_relative_to(path):
                 inner, outer = (name, other_name) if path.is_relative_to(other) else (other_name, name)
                 problems.append(f"{inner}: overlaps {outer} (one folder is inside the other)")
+
+
+def _output_folders(root: Path) -> dict[Path, str]:
+    """The folders the build and `wheels` write, each with what it is, as a user would want it named."""
+    build = root / BUILD_FOLDER
+    outputs = {root / WHEEL_FOLDER: "where `wheels` writes the wheels"}
+    outputs.update({build / name: what for name, what in BUILD_OUTPUTS.items()})
+    outputs.update({build / name: f"the CMake build tree of preset `{name}`" for name in _preset_names()})
+    return outputs
+
+
+def _preset_names() -> list[str]:
+    try:
+        document = json.loads(PRESETS_FILE.read_text(encoding="utf-8"))
+        return [str(preset["name"]) for preset in document.get("configurePresets", [])]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return []  # the build refuses a broken matrix itself, naming the file
+
+
+def _check_clear_of_outputs(paths: dict[str, Path | None], root: Path, problems: list[str]) -> None:
+    """A configured folder that holds, or sits in, what the build writes would count the build's files as
+    hand edits or unsaved work (and `sync --force` would delete them). Only build/ itself may hold them:
+    the tracking clone's default home is build/upstream."""
+    build = root / BUILD_FOLDER
+    outputs = _output_folders(root)
+    for name, path in paths.items():
+        if path is None:
+            continue
+        shown = path.relative_to(root).as_posix()
+        if path == build:
+            problems.append(
+                f"{name}: {shown!r} is the build's output folder (CMake trees, stages, reports); "
+                f"name a folder of its own, e.g. {BUILD_FOLDER}/upstream for the tracking clone"
+            )
+            continue
+        for output, what in outputs.items():
+            if path == output:
+                problems.append(f"{name}: {shown!r} is {what}; name a folder the build does not write")
+                break
+            if path.is_relative_to(output) or output.is_relative_to(path):
+                problems.append(
+                    f"{name}: {shown!r} overlaps {output.relative_to(root).as_posix()}/, {what}; "
+                    "name a folder the build does not write"
+                )
+                break
 
 
 def _patterns(

@@ -91,20 +91,57 @@ class FileSystemError(BuildsysError):
     exit_code = 1
 
 
+class NoSpace(FileSystemError):
+    """A write was refused for lack of room (a full disk, a quota, a file-size limit)."""
+
+
+class Interrupted(BuildsysError):
+    """Ctrl-C or SIGTERM arrived; what buildsys had started was undone or recorded, and the message says which."""
+
+    exit_code = 130
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C would be, so that the same clean-up runs for both."""
+
+
+def interrupted(message: str, cause: KeyboardInterrupt, *, hint: str = "") -> Interrupted:
+    """What an interruption undid or left recorded, with the exit status of the signal (130 or 143)."""
+    error = Interrupted(message, hint=hint)
+    error.exit_code = 143 if isinstance(cause, Terminated) else 130
+    return error
+
+
 _ADVICE = {
     errno.EACCES: "check its permissions (chmod u+w; lsattr/chattr -i if it is immutable)",
     errno.EPERM: "check its permissions (chmod u+w; lsattr/chattr -i if it is immutable)",
     errno.EROFS: "the file system is read-only: work in a writable checkout",
     errno.ENOSPC: "the disk is full: free some space",
     errno.EDQUOT: "the disk quota is used up: free some space",
+    errno.EFBIG: "a file grew past the size limit (`ulimit -f`): raise it or free some space",
+    errno.ELOOP: "a symbolic link in that path points back at itself: make it point at a real file or folder",
+    errno.ENOENT: "it does not exist: check the path (a dangling symbolic link?)",
     errno.EEXIST: "a file is where a directory belongs: move it away",
     errno.ENOTDIR: "a file is where a directory belongs: move it away",
     errno.EISDIR: "a directory is where a file belongs: move it away",
 }
 
 
+# errnos that mean "no room to write": a full disk, a quota, or a file-size limit.
+NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
 def from_os_error(error: OSError) -> FileSystemError:
-    path = error.filename if error.filename is not None else "a file"
+    path = error.filename if error.filename is not None else "a file (the system did not say which)"
     what = error.strerror or str(error)
     advice = _ADVICE.get(error.errno or 0, "check the path")
     return FileSystemError(f"{path}: {what}", hint=f"{advice}, then run the command again")
+
+
+def no_space(folder: object, what: str, *, need: str = "", hint: str = "") -> NoSpace:
+    """The one message for a write refused for lack of room: the folder, what could not be written, the need."""
+    needs = f" ({need})" if need else ""
+    return NoSpace(
+        f"no space left in {folder}: {what}{needs}",
+        hint=hint or "free some space there (or raise `ulimit -f`), then run the command again",
+    )

@@ -10,17 +10,31 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
+import signal
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import GitError
+from .errors import FileSystemError, GitError, no_space
 
 FULL_SHA = re.compile(r"[0-9a-fA-F]{40}")
 
 LOCAL_TIMEOUT = 600.0
 NETWORK_TIMEOUT = 3600.0
+# GIT_CONFIG_GLOBAL (git 2.32) is what keeps a maintainer's ~/.gitconfig out of exports and `git am`;
+# an older git ignores it silently, and the patch files would differ from machine to machine.
+MINIMUM_VERSION = "2.32"
+# How much of a failed command's output an error carries: a checkout on a full disk says 3,000 lines.
+SHOWN_LINES = 20
+# What git prints when the file system refuses a write for lack of room.
+_NO_SPACE_WORDS = ("No space left on device", "Disk quota exceeded", "File too large")
+# What it prints for a write that failed without saying why (checkout: "unable to write file X"), and how
+# little room must be left for that to count as a full disk.
+_WRITE_FAILED_WORDS = ("unable to write", "unable to create", "short write", "write error")
+_ROOM_LEFT = 1 << 20
 
 # Variables that configure *how* git reaches a remote, not *which* repository it works on.
 _KEPT_GIT_VARIABLES = frozenset(
@@ -63,17 +77,80 @@ class GitResult:
     def err(self) -> str:
         return self.stderr.decode("utf-8", errors="replace")
 
+    @property
+    def exact(self) -> str:
+        """The output, stripped, byte for byte as the file system would take it (a path that is not UTF-8
+        stays itself instead of becoming U+FFFD)."""
+        return os.fsdecode(self.stdout.strip())
+
+    @property
+    def path(self) -> Path:
+        return Path(self.exact)
+
+    def no_space(self, where: Path) -> str | None:
+        """git's words when it ran out of room to write (or was killed for a file too large), else None.
+        Some of its messages name no cause ("unable to write file X"): then a full file system is one."""
+        if self.returncode == 0:
+            return None
+        if self.returncode == -getattr(signal, "SIGXFSZ", 0):
+            return "File too large"
+        said = next((words for words in _NO_SPACE_WORDS if words in self.err), None)
+        if said is None and any(words in self.err for words in _WRITE_FAILED_WORDS) and _nearly_full(where):
+            said = f"{_first_line_with(self.err, _WRITE_FAILED_WORDS)}; the file system has no room left"
+        return said
+
+
+def _first_line_with(text: str, words: tuple[str, ...]) -> str:
+    return next(line.strip() for line in text.splitlines() if any(word in line for word in words))
+
+
+def _nearly_full(where: Path) -> bool:
+    for folder in (where, *where.parents):
+        try:
+            return shutil.disk_usage(folder).free < _ROOM_LEFT
+        except OSError:
+            continue
+    return False
+
+
+@contextmanager
+def shielded() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait while the clean-up after an interruption runs (a second Ctrl-C would
+    otherwise cut the `git am --abort` that puts the repository back)."""
+    try:
+        previous = {number: signal.signal(number, signal.SIG_IGN) for number in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread: signals are not ours to hold
+        yield
+        return
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
 
 def format_command(args: Sequence[str]) -> str:
     return shlex.join(args)
 
 
-class Git:
-    """git bound to one working directory."""
+def bounded_text(text: str, limit: int = SHOWN_LINES) -> str:
+    """The first `limit` lines of a tool's output, and how many more there were."""
+    lines = text.rstrip().splitlines()
+    if len(lines) <= limit:
+        return "\n".join(lines)
+    return "\n".join([*lines[:limit], f"… and {len(lines) - limit} more line(s)"])
 
-    def __init__(self, cwd: Path, *, extra_env: Mapping[str, str] | None = None) -> None:
+
+class Git:
+    """git bound to one working directory; `config` is given as `-c` options to every command, ahead of
+    every configuration file (e.g. line-ending conversion off in a repository whose bytes must be upstream's)."""
+
+    def __init__(
+        self, cwd: Path, *, extra_env: Mapping[str, str] | None = None, config: Mapping[str, str] | None = None
+    ) -> None:
         self.cwd = cwd
         self._extra_env = dict(extra_env or {})
+        self.config = dict(config or {})
 
     def run(
         self,
@@ -83,7 +160,9 @@ class Git:
         input: bytes | None = None,
         env: Mapping[str, str] | None = None,
     ) -> GitResult:
-        argv = ("git", *args)
+        options = [option for key, value in self.config.items() for option in ("-c", f"{key}={value}")]
+        argv = ("git", *options, *args)
+        shown = format_command(("git", *args))  # the options are ours, the same on every call: not news
         environment = clean_environment()
         environment.update(self._extra_env)
         if env:
@@ -100,16 +179,24 @@ class Git:
             )
         except subprocess.TimeoutExpired:
             raise GitError(
-                f"`{format_command(argv)}` did not finish within {timeout:.0f} s",
+                f"`{shown}` did not finish within {timeout:.0f} s",
                 hint=f"in {self.cwd}",
             ) from None
-        except FileNotFoundError:
-            raise GitError("git is not installed or not on PATH", hint="install git >= 2.30") from None
+        except FileNotFoundError as error:
+            if error.filename is not None and Path(error.filename) == self.cwd:  # the folder, not git, is missing
+                raise FileSystemError(f"{self.cwd}: no such folder", hint="check the path, then run again") from None
+            raise GitError("git is not installed or not on PATH", hint=f"install git >= {MINIMUM_VERSION}") from None
         result = GitResult(argv, completed.returncode, completed.stdout, completed.stderr)
+        said = result.no_space(self.cwd)
+        if said:  # whatever the caller would make of the failure ("does not apply", "not found"), it is not that
+            command = next((arg for arg in args if not arg.startswith("-")), "")
+            refused = no_space(self.cwd, f"`git {command}` could not write ({said})")
+            refused.details = bounded_text(result.err, 3)  # git's own line names the file, wherever it was
+            raise refused
         if check and result.returncode != 0:
             raise GitError(
-                f"`{format_command(argv)}` failed (exit {result.returncode})",
-                details=(result.err or result.out).rstrip(),
+                f"`{shown}` failed (exit {result.returncode})",
+                details=bounded_text(result.err or result.out),
             )
         return result
 
@@ -120,7 +207,7 @@ class Git:
         return self.run(*args, check=False).returncode == 0
 
     def git_dir(self) -> Path:
-        return (self.cwd / self.text("rev-parse", "--git-dir")).resolve()
+        return (self.cwd / self.run("rev-parse", "--git-dir").path).resolve()
 
     def resolve_commit(self, revision: str) -> str | None:
         result = self.run("rev-parse", "--verify", "--quiet", "--end-of-options", f"{revision}^{{commit}}", check=False)
@@ -131,4 +218,4 @@ class Git:
 
     def is_repository_root(self) -> bool:
         result = self.run("rev-parse", "--show-toplevel", check=False)
-        return result.returncode == 0 and Path(result.out.strip()).resolve() == self.cwd.resolve()
+        return result.returncode == 0 and result.path.resolve() == self.cwd.resolve()

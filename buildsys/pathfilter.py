@@ -6,6 +6,7 @@ Patterns are anchored at the repository root and use `/`: `*` and `?` stay withi
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -91,8 +92,31 @@ class PathFilter:
     def _exclude(self) -> tuple[re.Pattern[str], ...]:
         return tuple(pattern_regex(p) for p in self.exclude)
 
+    def included(self, path: str) -> bool:
+        """Matched by an include pattern, excluded or not."""
+        return any(r.match(path) for r in self._include)
+
     def selects(self, path: str) -> bool:
         return any(r.match(path) for r in self._include) and not any(r.match(path) for r in self._exclude)
 
     def select(self, paths: Iterable[str]) -> list[str]:
         return sorted(p for p in paths if self.selects(p))
+
+    def unmatched_includes(self, paths: Iterable[str]) -> list[tuple[str, str | None]]:
+        """Include patterns that match none of `paths` (before excludes), each with the closest name that
+        exists at its depth: a typo such as "ggm/" otherwise selects nothing, and sync deletes the folder."""
+        listed = list(paths)
+        unmatched = [
+            pattern
+            for pattern, regex in zip(self.include, self._include, strict=True)
+            if not any(regex.match(path) for path in listed)
+        ]
+        return [(pattern, _closest_name(pattern, listed)) for pattern in unmatched]
+
+
+def _closest_name(pattern: str, paths: list[str]) -> str | None:
+    depth = len(pattern.rstrip("/").split("/"))
+    folder = "/" if pattern.endswith("/") else ""
+    names = {"/".join(path.split("/")[:depth]) + (folder if path.count("/") >= depth else "") for path in paths}
+    match = difflib.get_close_matches(pattern, sorted(names), n=1, cutoff=0.6)
+    return match[0] if match else None

@@ -21,7 +21,7 @@ from typing import Literal
 from .. import cmake_tool, ui
 from ..cmake_tool import RunOutcome, Tools
 from ..config import Config
-from ..errors import BuildFailed, BuildsysError, OutOfDate, UsageError
+from ..errors import BuildFailed, BuildsysError, ConfigError, OutOfDate, UsageError
 from ..vendoring.manifest import Manifest, read_incomplete_marker, read_manifest, staleness
 from ..vendoring.patchqueue import read_series, series_hash
 from ..vendoring.tracking import TrackingRepo
@@ -175,6 +175,13 @@ def refuse_unsynced_paths(config: Config, manifest: Manifest, presets: list[Pres
     with contextlib.suppress(BuildsysError):  # building needs neither git nor a tracking repository
         if tracking.exists():
             upstream = frozenset(e.path for e in tree_entries(tracking.git, "HEAD") if e.kind == "blob")
+    typos = [
+        f"[sync] include {pattern!r} matches no upstream path (did you mean {closest!r}?): fix it, then: nox -s sync"
+        for pattern, closest in (config.sync.filter.unmatched_includes(upstream) if upstream is not None else [])
+        if closest  # a near miss is a typo; a folder some trees lack (licenses/) is only warned about by sync
+    ]
+    if typos:  # building from a subset that silently lost a folder is refused
+        raise ConfigError(typos, source=config.source.name)
     files = cmake_reach.synced_files(config.sync.destination, manifest.files, upstream)
     missing = cmake_reach.missing_for_presets(files, presets)
     if missing:
@@ -241,8 +248,13 @@ def _build_one(
     ]
     if not request.configure_only:
         shutil.rmtree(stage, ignore_errors=True)  # a failed build must not leave an older stage looking current
+    moved_from = None if request.fresh else _cache_made_elsewhere(binary_dir)
     for step_name, args, timeout in steps[:1] if request.configure_only else steps:
-        outcome = _run_step(f"{step_name} {name}", args, env, timeout, log)
+        if step_name == "configure" and moved_from is not None:  # CMake refuses a cache made in another folder
+            step = f"configure {name} from an empty cache (its cache was made in {moved_from}: the project moved)"
+            outcome = _run_step(step, [*args, "--fresh"], env, timeout, log)
+        else:
+            outcome = _run_step(f"{step_name} {name}", args, env, timeout, log)
         if step_name == "configure" and CACHE_RESET in "\n".join(outcome.stderr) and "--fresh" not in args:
             # CMake deleted its cache and configured again without the preset's variables or our -D values
             result.seconds += outcome.seconds
@@ -273,6 +285,19 @@ def _build_one(
         files=result.files,
     )
     result.status = "built"
+
+
+def _cache_made_elsewhere(binary_dir: Path) -> str | None:
+    """The folder an existing CMake cache was made in, when it is not this one (a copied or moved project)."""
+    try:
+        text = (binary_dir / "CMakeCache.txt").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("CMAKE_CACHEFILE_DIR:INTERNAL="):
+            made_in = line.split("=", 1)[1]
+            return None if Path(made_in).resolve() == binary_dir.resolve() else made_in
+    return None
 
 
 def _configure_args(

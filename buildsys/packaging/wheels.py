@@ -18,7 +18,7 @@ from .. import cmake_tool, ui
 from ..builder.driver import BuildReport, BuildRequest, PresetResult, run_build
 from ..builder.presets import load_matrix
 from ..builder.summary import size_text
-from ..config import Config
+from ..config import WHEEL_FOLDER, Config
 from ..errors import BuildFailed, OutOfDate, UsageError
 from ..vendoring.apply_patches import run_apply_patches
 from ..vendoring.sync import run_sync
@@ -103,7 +103,7 @@ def source_date_epoch() -> int:
 def package_families(config: Config, version: str, epoch: int) -> list[BuiltWheel]:
     """The family wheels (llama-cpp-runtime-cuda13: every architecture family) that dist/ completes."""
     families = load_matrix().family_members()
-    outcome = write_family_wheels(config.root / "dist", families, version=version, epoch=epoch)
+    outcome = write_family_wheels(config.root / WHEEL_FOLDER, families, version=version, epoch=epoch)
     for reason in outcome.incomplete:
         ui.info(reason)
     return [BuiltWheel(path, family, (), 0, path.stat().st_size) for family, path in outcome.written]
@@ -222,7 +222,7 @@ def _write(
             requires=[f"{CORE_DISTRIBUTION}=={version}", *runtime],
             entry_points={ENTRY_POINT_GROUP: {preset.backend: f"{package}:module_dir"}},
         )
-    path = write_wheel(config.root / "dist", spec, files, epoch=epoch)
+    path = write_wheel(config.root / WHEEL_FOLDER, spec, files, epoch=epoch)
     return BuiltWheel(path, distribution, tuple(r.preset.name for r in results), len(files), path.stat().st_size)
 
 
@@ -235,6 +235,28 @@ from pathlib import Path
 def module_dir() -> str:
     return str(Path(__file__).resolve().parent / "modules")
 '''
+
+
+def warn_other_wheels(config: Config, written: list[BuiltWheel], version: str) -> None:
+    """Name the wheels in dist/ that this run did not write. They are listed, never removed: dist/ may hold
+    wheels on purpose (members from other jobs that the family wheels complete, another platform's), but
+    one of another version beside the new one makes `pip install dist/*.whl` fail on two versions."""
+    dist = config.root / WHEEL_FOLDER
+    ours = {wheel.path.resolve() for wheel in written}
+    others = sorted(p for p in dist.glob("*.whl") if p.resolve() not in ours) if dist.is_dir() else []
+    if not others:
+        return
+    lines = [f"{p.name}{_version_note(p.name, version)}" for p in others]
+    ui.warn(
+        f"{config.relative(dist)}/ also holds {len(others)} wheel(s) this run did not write "
+        "(`pip install dist/*.whl` would install them too; remove those you do not need):\n  "
+        + "\n  ".join(ui.bounded(lines))
+    )
+
+
+def _version_note(name: str, version: str) -> str:
+    parts = name.split("-")
+    return f" (version {parts[1]}, not {version})" if len(parts) >= 5 and parts[1] != version else ""
 
 
 def render_wheels(wheels: list[BuiltWheel], root: Path) -> list[str]:

@@ -3,11 +3,15 @@
 Patches already contained upstream are dropped with the proof; the rest go through `git am --3way` one
 at a time. A conflict stops where apply-patches would; vendoring.toml and patches/ change only when the
 whole queue is across (`bump --continue` after the conflict is resolved, `bump --abort` to go back).
+The bump records its phase as it goes (and keeps patches/ and vendoring.toml as they were), so that one
+interrupted anywhere, killed or stopped with Ctrl-C, is continued from that phase or aborted back.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
@@ -17,7 +21,7 @@ from ..builder import cmake_reach
 from ..builder.header_structs import HEADER, describe_changes, used_fields
 from ..builder.presets import load_matrix
 from ..config import Config
-from ..errors import PatchConflict, UsageError
+from ..errors import PatchConflict, UsageError, interrupted
 from ..fileops import write_atomically
 from ..vendoring.apply_patches import run_apply_patches
 from ..vendoring.containment import already_upstream, upstream_patch_ids
@@ -25,17 +29,20 @@ from ..vendoring.create_patches import run_create_patches
 from ..vendoring.manifest import scan
 from ..vendoring.patchqueue import Patch, read_series, series_hash, touched_paths
 from ..vendoring.sync import refuse_hand_edits, run_sync
-from ..vendoring.tracking import BumpProgress, Commit, PatchOutcome, TrackingRepo, TrackingState, apply_with_am
+from ..vendoring.tracking import BumpProgress, Commit, PatchOutcome, TrackingRepo, TrackingState
 from ..vendoring.workstate import (
     BUMP_CONTINUE,
     conflict_details,
     conflict_guidance,
     ensure_no_unsaved_work,
+    recover_interrupted_am,
     refuse_damaged,
     refuse_during_bump,
     refuse_if_mid_am,
     refuse_malformed_patches,
+    warn_outside_subset,
 )
+from . import bump_record
 from .bumpreport import render_summary
 from .pin_file import write_pin
 from .upstream_changes import UpstreamChanges, describe_range, read_texts
@@ -58,6 +65,7 @@ def run_bump(config: Config, target: str) -> BumpResult | None:
     where = config.relative(config.tracking)
     pinned = config.upstream.commit
     refuse_malformed_patches(series, config)
+    warn_outside_subset(series, config)
     with ui.step(f"check {where} and {config.relative(config.sync.destination)} for unsaved work"):
         _refuse_hand_edits_in_destination(config)
         refuse_damaged(repo, config)
@@ -75,51 +83,114 @@ def run_bump(config: Config, target: str) -> BumpResult | None:
             ui.info(f"  {target} is {pinned[:12]}, the commit already pinned: nothing to do")
         return None
     progress = BumpProgress(
-        previous=pinned, target=commit, ref=ref, series_sha256=series_hash(series), checked_out=False
+        previous=pinned,
+        target=commit,
+        ref=ref,
+        series_sha256=series_hash(series),
+        phase="checkout",
+        previous_ref=config.upstream.ref,
     )
     changes = _describe(repo, config, progress)
     with ui.step(f"check out {commit[:12]} on branch `patched`"):
+        bump_record.keep(repo, config, series)
         before = repo.load_state()
         before.bump = progress  # recorded first: a bump killed during the checkout can be continued or aborted
         repo.save_state(before)
-        repo.checkout_base(commit)
-        progress.checked_out = True
+        with _recorded(progress):
+            repo.checkout_base(commit)
+        progress.phase = "carry"
         repo.save_state(TrackingState(base=commit, bump=progress))
-    return _carry_patches(config, repo, series, progress, changes)
+    with _recorded(progress):
+        return _carry_patches(config, repo, series, progress, changes)
 
 
 def continue_bump(config: Config) -> BumpResult:
-    """After a conflict was resolved (`git am --continue`) or skipped (`git am --skip`)."""
+    """After a conflict was resolved (`git am --continue`) or skipped (`git am --skip`), or an interruption."""
     repo = TrackingRepo(config.tracking)
     series = read_series(config.patches)
     progress = _bump_in_progress(repo, config)
-    if not progress.checked_out:
+    if progress.phase == "checkout":
         with ui.step(f"check out {progress.target[:12]} again: the bump was interrupted while doing it"):
             repo.force_checkout(progress.target)
-            progress.checked_out = True
+            progress.phase = "carry"
             repo.save_state(TrackingState(base=progress.target, bump=progress))
+    if progress.rewrote_files:
+        bump_record.refuse_foreign(
+            config, bump_record.read(repo, config), bump_record.planned_patches(repo, progress), progress
+        )
+        ui.info(f"  the bump was interrupted {progress.where()}: finishing it")
+        with _recorded(progress):
+            return _finish(config, repo, progress, _describe(repo, config, progress))
+    _recover_interrupted_carry(repo, config, progress)
     refuse_if_mid_am(repo, config)
     if series_hash(series) != progress.series_sha256:
         raise UsageError(
             f"{config.relative(config.patches)}/ changed since the bump started",
             hint="restore it (git checkout -- patches/), or `nox -s bump -- --abort` and start again",
         )
-    if progress.position < len(series):
+    if progress.position < len(series) and repo.load_state().apply_stopped:
         _record_hand_resolution(repo, progress, series[progress.position])
     changes = _describe(repo, config, progress)
-    return _carry_patches(config, repo, series, progress, changes)
+    with _recorded(progress):
+        return _carry_patches(config, repo, series, progress, changes)
 
 
 def abort_bump(config: Config) -> None:
-    """Back to the pinned commit + patches/, as apply-patches does (it refuses if work would be lost)."""
+    """Back to the pinned commit + patches/ (and vendoring.toml and the destination, when the bump had
+    started rewriting them), as apply-patches does: it refuses if work would be lost."""
     repo = TrackingRepo(config.tracking)
     progress = _bump_in_progress(repo, config)
-    if not progress.checked_out:
+    if progress.phase == "checkout":
         with ui.step(f"undo the interrupted checkout of {progress.target[:12]}"):
             repo.force_checkout(progress.previous)
+    recover_interrupted_am(repo, config)
     refuse_if_mid_am(repo, config)
-    ui.info(f"  abandoning the bump to {progress.target[:12]}; vendoring.toml and patches/ were not changed")
-    run_apply_patches(config)
+    if not progress.rewrote_files:
+        ui.info(f"  abandoning the bump to {progress.target[:12]}; vendoring.toml and patches/ were not changed")
+        run_apply_patches(config)
+        bump_record.drop(repo)
+        return
+    originals = bump_record.read(repo, config)
+    bump_record.refuse_foreign(config, originals, bump_record.planned_patches(repo, progress), progress)
+    restored = bump_record.restore(config, originals)
+    ui.info(
+        f"  abandoning the bump to {progress.target[:12]}, interrupted {progress.where()}: put back as they were "
+        f"before it: {', '.join(restored) or 'nothing (the bump had not written them yet)'}"
+    )
+    before = dataclasses.replace(
+        config, upstream=dataclasses.replace(config.upstream, commit=progress.previous, ref=progress.previous_ref)
+    )
+    run_apply_patches(before)
+    if progress.phase == "sync":  # the destination may hold the target's files: back to the pin's
+        run_sync(before)
+    bump_record.drop(repo)
+
+
+@contextmanager
+def _recorded(progress: BumpProgress) -> Iterator[None]:
+    """An interruption of a recorded bump says where it stopped and the two ways on."""
+    try:
+        yield
+    except KeyboardInterrupt as stop:
+        raise interrupted(
+            f"the bump {progress.previous[:12]} -> {progress.target[:12]} was interrupted {progress.where()}; "
+            "it is recorded",
+            stop,
+            hint=f"{BUMP_CONTINUE} goes on from there; `nox -s bump -- --abort` goes back to "
+            f"{progress.previous[:12]} and patches/ as they were",
+        ) from None
+
+
+def _recover_interrupted_carry(repo: TrackingRepo, config: Config, progress: BumpProgress) -> None:
+    """A `git am` of the bump's own that a kill cut short: abort its session, or drop the commit it made
+    that the record does not hold, so that the patch is carried again (and its outcome told truly)."""
+    if repo.load_state().am_by is None:
+        return
+    recover_interrupted_am(repo, config)
+    carried = [o.commit for o in progress.outcomes if o.commit is not None]
+    last = carried[-1] if carried else progress.target
+    if repo.head() != last and repo.git.is_ancestor(last, "HEAD") and len(repo.commits_since(last)) == 1:
+        repo.git.run("reset", "--quiet", "--keep", last)
 
 
 def _carry_patches(
@@ -157,7 +228,7 @@ def _carry_one(
     if contained:
         return PatchOutcome(patch.name, "already upstream", contained)
     before = repo.head()
-    applied = apply_with_am(repo.git, [config.patches / patch.name])
+    applied = repo.am([config.patches / patch.name], by="bump")
     if applied.stopped:
         return None
     head = repo.head()
@@ -202,7 +273,7 @@ def _record_hand_resolution(repo: TrackingRepo, progress: BumpProgress, patch: P
         outcome = PatchOutcome(patch.name, "dropped by hand", "git am --skip")
     progress.outcomes.append(outcome)
     progress.position += 1
-    _save(repo, progress)
+    _save(repo, progress, stopped=False)
 
 
 def _finish(config: Config, repo: TrackingRepo, progress: BumpProgress, changes: UpstreamChanges) -> BumpResult:
@@ -210,14 +281,17 @@ def _finish(config: Config, repo: TrackingRepo, progress: BumpProgress, changes:
     moved = dataclasses.replace(
         config, upstream=dataclasses.replace(config.upstream, commit=progress.target, ref=progress.ref)
     )
+    _enter(repo, progress, "export")
     run_create_patches(moved, finishing_bump=True)
     with ui.step(f"pin {progress.target[:12]} in {config.source.name}"):
         write_pin(config.source, progress.target, progress.ref)
+    _enter(repo, progress, "sync")
     run_sync(moved, finishing_bump=True)
     state = repo.load_state()
     state.bump = None
     state.apply_stopped = False
     repo.save_state(state)
+    bump_record.drop(repo)
     summary = render_summary(moved, progress, changes, read_series(config.patches))
     summary_path = config.build_dir / SUMMARY_NAME
     write_atomically(summary_path, summary.encode("utf-8"))
@@ -238,10 +312,17 @@ def _describe(repo: TrackingRepo, config: Config, progress: BumpProgress) -> Ups
     return dataclasses.replace(changes, unsynced=missing, struct_changes=structs)
 
 
-def _save(repo: TrackingRepo, progress: BumpProgress) -> None:
+def _enter(repo: TrackingRepo, progress: BumpProgress, phase: str) -> None:
+    progress.phase = phase
+    _save(repo, progress)
+
+
+def _save(repo: TrackingRepo, progress: BumpProgress, *, stopped: bool | None = None) -> None:
     state = repo.load_state()
     state.bump = progress
     state.exported |= {o.commit for o in progress.outcomes if o.commit is not None}
+    if stopped is not None:
+        state.apply_stopped = stopped
     repo.save_state(state)
 
 

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from .. import ui
 from ..config import Config
-from ..errors import PatchConflict
+from ..errors import PatchConflict, interrupted
 from .patchqueue import read_series
-from .tracking import TrackingRepo, TrackingState, apply_with_am
+from .tracking import TrackingRepo, TrackingState
 from .workstate import (
+    APPLY,
     EXPORT_AND_SYNC,
     conflict_details,
     conflict_guidance,
     ensure_no_unsaved_work,
+    recover_interrupted_am,
     refuse_damaged,
     refuse_malformed_patches,
+    warn_outside_subset,
 )
 
 
@@ -23,16 +26,27 @@ def run_apply_patches(config: Config) -> None:
     pinned = config.upstream.commit
     where = config.relative(config.tracking)
     refuse_malformed_patches(series, config)
+    warn_outside_subset(series, config)
     with ui.step(f"check {where} for unsaved work"):
         refuse_damaged(repo, config)
         repo.ensure_initialised()
+        if repo.load_state().bump is None:  # a bump's own am is for `bump --continue` and `--abort` to end
+            recover_interrupted_am(repo, config)
         ensure_no_unsaved_work(repo, config, series)
     with ui.step(f"fetch {pinned[:12]} from {config.upstream.url}"):
         repo.fetch_commit(config.upstream.url, pinned)
     with ui.step(f"check out {pinned[:12]} on branch `patched`"):
         repo.checkout_base(pinned)
     with ui.step(f"apply {len(series)} patch(es)"):
-        outcome = apply_with_am(repo.git, [config.patches / p.name for p in series])
+        try:
+            outcome = repo.am([config.patches / p.name for p in series], by="apply-patches")
+        except KeyboardInterrupt as stop:
+            raise interrupted(
+                f"interrupted while applying patches/: the `git am` apply-patches started was aborted, and {where} "
+                f"is back at {pinned[:12]} with none of them",
+                stop,
+                hint=f"run {APPLY} again",
+            ) from None
         created = repo.commits_since(pinned)
         repo.save_state(TrackingState(base=pinned, exported={c.sha for c in created}, apply_stopped=outcome.stopped))
         for patch, how in zip(series, outcome.applied, strict=False):

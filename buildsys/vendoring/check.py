@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
-
 from .. import ui
 from ..config import Config
 from ..errors import DriftDetected, OutOfDate, WorkWouldBeLost
 from ..git import Git
 from .manifest import read_incomplete_marker, read_manifest, scan, staleness
 from .patchqueue import Patch, read_series
+from .scratch import subset_checkout
 from .sync import build_manifest
 from .tracking import TrackingRepo, apply_with_am
 from .upstream_tree import SourceFile, selected_files
@@ -28,7 +24,7 @@ def run_check(config: Config) -> None:
         with ui.step("compare tracking repository with patches/"):
             drift.extend(_tracking_drift(repo, config, series))
     scratch_step = ui.step(f"apply {len(series)} patch(es) on {config.upstream.commit[:12]} from scratch")
-    with scratch_step, _scratch_checkout(config, repo) as scratch:
+    with scratch_step, subset_checkout(config, repo, series) as scratch:
         failed = _apply(scratch, config, series)
         if failed:
             raise DriftDetected(
@@ -59,21 +55,6 @@ def _tracking_drift(repo: TrackingRepo, config: Config, series: list[Patch]) -> 
         lines.extend(f"tracking:   {line}" for line in error.details.splitlines())
         return lines
     return []
-
-
-@contextmanager
-def _scratch_checkout(config: Config, repo: TrackingRepo) -> Iterator[Git]:
-    pinned = config.upstream.commit
-    if repo.exists() and repo.git.resolve_commit(pinned) == pinned:
-        with repo.scratch_worktree(pinned) as git:
-            yield git
-        return
-    with tempfile.TemporaryDirectory(prefix="buildsys-check-") as temporary:
-        scratch = TrackingRepo(Path(temporary) / "upstream")
-        scratch.ensure_initialised()
-        scratch.fetch_commit(config.upstream.url, pinned)
-        scratch.checkout_base(pinned)
-        yield scratch.git
 
 
 def _apply(git: Git, config: Config, series: list[Patch]) -> str | None:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from .. import ui
 from ..config import Config
-from ..errors import OutOfDate, WorkWouldBeLost
+from ..errors import OutOfDate, UsageError, WorkWouldBeLost
 from ..fileops import write_atomically
-from .patchqueue import read_series
-from .tracking import TrackingRepo
-from .workstate import require_tracking_repo
+from .patchqueue import malformed, read_series
+from .tracking import ExportedCommit, TrackingRepo
+from .workstate import require_tracking_repo, warn_outside_subset
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,11 @@ def run_create_patches(config: Config, *, finishing_bump: bool = False) -> Expor
             f"{len(survey.dirty)} uncommitted file(s) in the tracking repository are not exported: commit them first"
         )
     exported = survey.exported
+    refuse_unappliable(exported, config)
     existing = {p.name: p.content for p in series}
     written = [item.patch.name for item in exported if existing.get(item.patch.name) != item.patch.content]
+    refuse_replacing_links([config.patches / name for name in written], config)
+    warn_outside_subset([item.patch for item in exported], config)
     for item in exported:
         if item.patch.name in written:
             write_atomically(config.patches / item.patch.name, item.patch.content)
@@ -74,3 +78,35 @@ def run_create_patches(config: Config, *, finishing_bump: bool = False) -> Expor
         f"{len(exported) - len(written)} unchanged"
     )
     return ExportResult(written, removed, len(exported) - len(written))
+
+
+def refuse_unappliable(exported: list[ExportedCommit], config: Config) -> None:
+    """A commit whose export apply-patches would refuse (an empty commit exports as an empty file) breaks
+    the round trip: refuse it here, where it can still be mended, instead of writing it."""
+    found = [(item.commit, reason) for item in exported if (reason := malformed(item.patch))]
+    if not found:
+        return
+    where = config.relative(config.tracking)
+    raise UsageError(
+        f"{len(found)} commit(s) in {where} change no file (empty commits), so no patch can carry them; "
+        "nothing was written",
+        details="\n".join(
+            ui.bounded([f"{c.short} {c.subject!r}: its patch would be rejected: {reason}" for c, reason in found])
+        ),
+        hint=f"drop it (`git -C {where} rebase -i {found[0][0].short}~1`, delete its line) or amend a change "
+        "into it, then run create-patches again",
+    )
+
+
+def refuse_replacing_links(paths: list[Path], config: Config) -> None:
+    """Writing a patch replaces the file; over a symbolic link that would silently cut the link (and writing
+    through it would change a file outside the configured folders)."""
+    links = [path for path in paths if path.is_symlink()]
+    if links:
+        shown = [f"{config.relative(path)} -> {path.readlink()}" for path in links]
+        raise WorkWouldBeLost(
+            f"{len(links)} patch file(s) to rewrite are symbolic links; create-patches would replace them with files",
+            details="\n".join(ui.bounded(shown)),
+            hint="replace each link with a copy of its file (or update the file it points to yourself), "
+            "then run create-patches again; nothing was written",
+        )

@@ -15,6 +15,7 @@ MANIFEST_NAME = ".buildsys-manifest.json"
 INCOMPLETE_MARKER = ".buildsys-sync-incomplete.json"
 RESERVED_NAMES = frozenset({MANIFEST_NAME, INCOMPLETE_MARKER})
 FORMAT_VERSION = 1
+SHOWN_PATTERNS = 6  # a status line names this many changed patterns, then counts the rest
 
 
 @dataclass(frozen=True, order=True)
@@ -97,7 +98,7 @@ def scan(destination: Path) -> dict[str, FileEntry]:
             if relative in RESERVED_NAMES or name.endswith(TEMP_SUFFIX):
                 continue
             if path.is_symlink():
-                found[relative] = entry_for_bytes(os.readlink(path).encode(), "120000")
+                found[relative] = entry_for_bytes(os.fsencode(os.readlink(path)), "120000")
             else:
                 mode = "100755" if os.access(path, os.X_OK) else "100644"
                 found[relative] = entry_for_bytes(path.read_bytes(), mode)
@@ -118,5 +119,10 @@ def staleness(
         dropped = [p for p in synced if p not in wanted]
         if added or dropped:
             parts = [f"+{p}" for p in added] + [f"-{p}" for p in dropped]
-            changes.append(f"[sync] {name} ({' '.join(parts)})")
+            shown = (
+                parts
+                if len(parts) <= SHOWN_PATTERNS
+                else [*parts[:SHOWN_PATTERNS], f"and {len(parts) - SHOWN_PATTERNS} more"]
+            )
+            changes.append(f"[sync] {name} ({' '.join(shown)})")
     return changes

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..errors import FileSystemError
 
 PATCH_SUFFIX = ".patch"
 ZERO_FROM_LINE = b"From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\n"
@@ -23,11 +27,27 @@ class Patch:
 
 
 def read_series(directory: Path) -> list[Patch]:
-    """Every `*.patch` in `directory`, in the sorted order in which they are applied."""
+    """Every `*.patch` in `directory`, in the sorted order in which they are applied. A symbolic link that
+    leads to no file is refused by name: skipped, it would silently drop its patch from the series."""
     if not directory.is_dir():
         return []
-    files = sorted(p for p in directory.iterdir() if p.suffix == PATCH_SUFFIX and p.is_file())
-    return [Patch(p.name, p.read_bytes()) for p in files]
+    entries = sorted(p for p in directory.iterdir() if p.suffix == PATCH_SUFFIX)
+    broken = [p for p in entries if p.is_symlink() and not p.is_file()]
+    if broken:
+        raise FileSystemError(
+            f"{broken[0]} is a symbolic link to {os.readlink(broken[0])}, which {_why_no_file(broken[0])}",
+            details="\n".join(str(p) for p in broken[1:]),
+            hint="point it at the patch file, or remove it to drop that patch",
+        )
+    return [Patch(p.name, p.read_bytes()) for p in entries if p.is_file()]
+
+
+def _why_no_file(link: Path) -> str:
+    try:
+        os.stat(link)
+    except OSError as error:
+        return "points back at itself" if error.errno == errno.ELOOP else "does not exist"
+    return "is not a file"
 
 
 def series_hash(series: list[Patch] | Mapping[str, bytes]) -> str:
@@ -62,6 +82,12 @@ def touched_paths(content: bytes) -> list[str]:
     """Files a patch changes, from its `diff --git` headers (new names for renames)."""
     paths = re.findall(rb"^diff --git a/(?:\S+) b/(\S+)$", content, re.MULTILINE)
     return sorted({p.decode("utf-8", errors="replace") for p in paths})
+
+
+def paths_on_both_sides(content: bytes) -> set[str]:
+    """Every path a patch reads or writes: both names of a rename, the old and new of every file."""
+    pairs = re.findall(rb"^diff --git a/(\S+) b/(\S+)$", content, re.MULTILINE)
+    return {path.decode("utf-8", errors="surrogateescape") for pair in pairs for path in pair}
 
 
 def malformed(patch: Patch) -> str | None:

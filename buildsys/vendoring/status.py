@@ -7,7 +7,7 @@ from ..config import Config
 from .manifest import read_incomplete_marker, read_manifest, scan, staleness
 from .patchqueue import Patch, read_series, series_hash
 from .sync import unsaved_edits
-from .tracking import TrackingRepo
+from .tracking import BumpProgress, TrackingRepo
 from .workstate import describe_commits
 
 
@@ -36,16 +36,18 @@ def _tracking_lines(config: Config, series: list[Patch]) -> list[str]:
         return [f"tracking  {where}: not set up (run apply-patches)"]
     head = repo.head() or ""
     branch = repo.branch() or "detached HEAD"
-    bump = repo.load_state().bump
-    bump_line = (
-        [
-            f"          bump {bump.previous[:12]} -> {bump.target[:12]} under way at patch {bump.position + 1}:"
-            " `nox -s bump -- --continue` or `-- --abort`"
-        ]
-        if bump
-        else []
-    )
+    state = repo.load_state()
+    bump = state.bump
+    bump_line = [f"          bump {bump.previous[:12]} -> {bump.target[:12]} {_bump_words(bump)}"] if bump else []
     progress = repo.am_progress()
+    if progress and state.am_by:
+        then = "`nox -s bump -- --continue` or `-- --abort`" if bump else "`nox -s apply-patches`"
+        return [
+            f"tracking  {where}: {branch} at {head[:12]}",
+            *bump_line,
+            f"          the `git am` that {state.am_by} started was interrupted at patch {progress.current} of "
+            f"{progress.total} (not a conflict): {then} goes on from there",
+        ]
     if progress:
         then = "`nox -s bump -- --continue`" if bump else "`nox -s create-patches sync`"
         return [
@@ -67,6 +69,11 @@ def _tracking_lines(config: Config, series: list[Patch]) -> list[str]:
     if survey.dirty:
         lines.append(f"          {len(survey.dirty)} uncommitted file(s): {', '.join(ui.bounded(survey.dirty, 5))}")
     return lines
+
+
+def _bump_words(bump: BumpProgress) -> str:
+    where = bump.where() if bump.phase == "carry" else f"(interrupted {bump.where()})"
+    return f"under way {where}: `nox -s bump -- --continue` or `-- --abort`"
 
 
 def _destination_line(config: Config, current_series: str) -> str:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from .. import ui
 from ..config import Config
-from ..errors import WorkWouldBeLost
+from ..errors import NO_SPACE, WorkWouldBeLost, no_space
 from ..fileops import TEMP_SUFFIX, write_atomically
 from .manifest import (
     INCOMPLETE_MARKER,
@@ -116,17 +118,35 @@ def materialise(
     if not to_write and not to_delete and current_manifest == manifest_bytes and not marker.exists():
         return SyncResult(0, 0, len(target))
 
-    destination.mkdir(parents=True, exist_ok=True)
-    # Written first, removed last: a sync killed in between leaves this behind for the next command.
-    write_atomically(marker, json.dumps({p: target[p].sha256 for p in to_write}, sort_keys=True).encode(), "100644")
-    for path in to_delete:
-        _delete(destination, path)
-    for path in to_write:
-        write_atomically(destination / path, files[path].content, files[path].mode)
-    if current_manifest != manifest_bytes:
-        write_atomically(manifest_path, manifest_bytes, "100644")
+    with _named_lack_of_room(label, sum(len(files[path].content) for path in to_write)):
+        destination.mkdir(parents=True, exist_ok=True)
+        # Written first, removed last: a sync killed in between leaves this behind for the next command.
+        marked = json.dumps({p: target[p].sha256 for p in to_write}, sort_keys=True).encode()
+        write_atomically(marker, marked, "100644")
+        for path in to_delete:
+            _delete(destination, path)
+        for path in to_write:
+            write_atomically(destination / path, files[path].content, files[path].mode)
+        if current_manifest != manifest_bytes:
+            write_atomically(manifest_path, manifest_bytes, "100644")
     marker.unlink()
     return SyncResult(len(to_write), len(to_delete), len(target) - len(to_write))
+
+
+@contextmanager
+def _named_lack_of_room(label: str, size: int) -> Iterator[None]:
+    """A full disk is one line naming the destination and what this sync needs, not "a file: No space"."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno not in NO_SPACE:
+            raise
+        raise no_space(
+            label,
+            f"{error.filename or 'a file'}: {error.strerror}",
+            need=f"this sync writes {size / 1e6:.1f} MB in all",
+            hint="free some space there, then run sync again (it completes the interrupted one)",
+        ) from None
 
 
 def _delete(destination: Path, relative: str) -> None:

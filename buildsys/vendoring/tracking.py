@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from .. import ui
-from ..errors import GitError, UpstreamError, UsageError, WorkWouldBeLost
-from ..git import FULL_SHA, NETWORK_TIMEOUT, TOOL_IDENTITY, Git, GitResult
+from ..errors import BuildsysError, GitError, NoSpace, UpstreamError, UsageError, WorkWouldBeLost
+from ..fileops import write_atomically
+from ..git import FULL_SHA, NETWORK_TIMEOUT, TOOL_IDENTITY, Git, GitResult, shielded
 from .patchqueue import Patch, normalise_patch, patch_file_name
 
 REMOTE = "upstream"
@@ -28,6 +28,10 @@ _STATE_FILE = "buildsys-state.json"
 # Exports and patch application must not depend on the maintainer's ~/.gitconfig (diff.algorithm,
 # format.signature, am.threeWay, ...): the patch files would then differ from machine to machine.
 ISOLATED_CONFIG = {"GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+# Every git command in the tracking repository (and its scratch checkouts) sees upstream's bytes: a global
+# core.autocrlf=true checked the pin out with CRLF, and `git am` (isolated from that setting) then found
+# every patched file changed and called the pristine pin a conflict.
+TREE_CONFIG = {"core.autocrlf": "false", "core.eol": "lf", "core.safecrlf": "false"}
 
 FORMAT_PATCH_OPTIONS = (
     "--no-numbered",
@@ -81,7 +85,10 @@ class TrackingState:
     base: str | None = None
     exported: set[str] = field(default_factory=set)
     apply_stopped: bool = False  # the last apply-patches stopped at a conflict
-    bump: BumpProgress | None = None  # a bump that has not finished (stopped at a conflict)
+    bump: BumpProgress | None = None  # a bump that has not finished (stopped at a conflict, or interrupted)
+    # The command whose `git am` is running, set until it returns: found set by a later command, it means
+    # that am was interrupted (buildsys killed), not that it stopped at a conflict for the maintainer.
+    am_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +103,12 @@ class PatchOutcome:
         return self.commit is not None
 
 
+# A bump's phases, in order. "checkout": from before the checkout of the target until it completed (a bump
+# killed then left a half-written tree of ours: the tree was clean when it started). "carry": the patches
+# cross one at a time. "export": patches/ and vendoring.toml are being rewritten. "sync": the destination is.
+BUMP_PHASES = ("checkout", "carry", "export", "sync")
+
+
 @dataclass
 class BumpProgress:
     """A bump under way: where from and to, which patches/ it started from, and each patch's fate so far."""
@@ -106,9 +119,22 @@ class BumpProgress:
     series_sha256: str
     position: int = 0  # the next patch to take (the conflicted one while stopped)
     outcomes: list[PatchOutcome] = field(default_factory=list)
-    # False from before the checkout of the target until it completed: a bump killed in between left a
-    # half-written tree of ours (the tree was clean when the bump started), not the maintainer's work.
-    checked_out: bool = True
+    phase: str = "carry"
+    previous_ref: str | None = None  # [upstream] ref before the bump, for --abort
+
+    @property
+    def rewrote_files(self) -> bool:
+        """patches/, vendoring.toml (and in "sync" the destination) may hold the bump's bytes by now."""
+        return BUMP_PHASES.index(self.phase) >= BUMP_PHASES.index("export")
+
+    def where(self) -> str:
+        """Where the bump stands, as words after "interrupted" or "under way"."""
+        return {
+            "checkout": f"while checking out {self.target[:12]}",
+            "carry": f"at patch {self.position + 1}",
+            "export": "while rewriting patches/ and vendoring.toml",
+            "sync": "while syncing the destination",
+        }[self.phase]
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -118,11 +144,13 @@ class BumpProgress:
             "series_sha256": self.series_sha256,
             "position": self.position,
             "outcomes": [vars(outcome) for outcome in self.outcomes],
-            "checked_out": self.checked_out,
+            "phase": self.phase,
+            "previous_ref": self.previous_ref,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BumpProgress:
+        legacy = "carry" if data.get("checked_out", True) else "checkout"  # records of before the phases
         return cls(
             previous=str(data["previous"]),
             target=str(data["target"]),
@@ -130,7 +158,8 @@ class BumpProgress:
             series_sha256=str(data["series_sha256"]),
             position=int(data["position"]),
             outcomes=[PatchOutcome(**item) for item in data.get("outcomes", [])],
-            checked_out=bool(data.get("checked_out", True)),
+            phase=str(data.get("phase", legacy)),
+            previous_ref=data.get("previous_ref"),
         )
 
 
@@ -147,11 +176,15 @@ def parse_state(data: object) -> TrackingState:
     bump = data.get("bump")
     if bump is not None and not isinstance(bump, dict):
         raise ValueError(f"'bump' is {bump!r}, not an object")
+    am_by = data.get("am_by")
+    if am_by is not None and not isinstance(am_by, str):
+        raise ValueError(f"'am_by' is {am_by!r}, not a command name")
     return TrackingState(
         base=base,
         exported=set(exported),
         apply_stopped=bool(data.get("apply_stopped", False)),
         bump=_parse_bump(bump) if bump is not None else None,
+        am_by=am_by,
     )
 
 
@@ -164,6 +197,8 @@ def _parse_bump(data: dict[str, Any]) -> BumpProgress:
     outcomes = data.get("outcomes", [])
     if not (isinstance(outcomes, list) and all(isinstance(o, dict) for o in outcomes)):
         raise ValueError("'bump.outcomes' is not a list of objects")
+    if data.get("phase", "carry") not in BUMP_PHASES:
+        raise ValueError(f"'bump.phase' is {data.get('phase')!r}, not one of {', '.join(BUMP_PHASES)}")
     return BumpProgress.from_json(data)
 
 
@@ -188,7 +223,7 @@ class AmProgress:
 class TrackingRepo:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.git = Git(path)
+        self.git = Git(path, config=TREE_CONFIG)
 
     # -- existence -----------------------------------------------------------------------------
 
@@ -257,7 +292,10 @@ class TrackingRepo:
         }
         if state.bump is not None:
             payload["bump"] = state.bump.to_json()
-        self._state_path().write_text(json.dumps(payload, indent=1) + "\n")
+        if state.am_by is not None:
+            payload["am_by"] = state.am_by
+        # in one rename: a kill half-way through the record of a bump must not leave it unreadable
+        write_atomically(self._state_path(), (json.dumps(payload, indent=1) + "\n").encode())
 
     # -- fetching ------------------------------------------------------------------------------
 
@@ -265,11 +303,11 @@ class TrackingRepo:
         current = self.git.run("remote", "get-url", REMOTE, check=False)
         if current.returncode != 0:
             self.git.run("remote", "add", REMOTE, url)
-        elif current.out.strip() != url:
-            ui.info(f"  upstream URL changed: {current.out.strip()} -> {url}")
+        elif current.exact != url:  # byte for byte: a local path need not be UTF-8
+            ui.info(f"  upstream URL changed: {current.exact} -> {url}")
             self.git.run("remote", "set-url", REMOTE, url)
 
-    def fetch_commit(self, url: str, commit: str) -> None:
+    def fetch_commit(self, url: str, commit: str, *, named_by: str = "[upstream] commit in vendoring.toml") -> None:
         """Make `commit` present, fetching it from `url` unless it already is; verify what arrived."""
         self.set_remote(url)
         if self.git.resolve_commit(commit) == commit:
@@ -279,16 +317,17 @@ class TrackingRepo:
         if fetched.returncode != 0:
             self._fetch_every_branch()  # some servers refuse to serve a commit by id
         if self.git.resolve_commit(commit) != commit:
+            self._refuse_other_object(commit, url, named_by)
             raise UpstreamError(
                 f"commit {commit} is not in {url}",
                 details=fetched.err.strip(),
-                hint="check [upstream] commit in vendoring.toml (a full 40-hex SHA of that repository)",
+                hint=f"check {named_by} (a full 40-hex SHA of a commit of that repository)",
             )
 
     def resolve_target(self, url: str, target: str) -> tuple[str, str | None]:
         """A commit, branch or tag of upstream as (full commit, the name if one was given), fetched."""
         if FULL_SHA.fullmatch(target):
-            self.fetch_commit(url, target.lower())
+            self.fetch_commit(url, target.lower(), named_by="the bump's target")
             return target.lower(), None
         self.set_remote(url)
         fetched = self._fetch(f"+{target}:{TARGET_REF}")
@@ -303,11 +342,24 @@ class TrackingRepo:
             commit = self.git.resolve_commit(target)
             if commit:
                 return commit, None
+            self._refuse_other_object(target, url, "the bump's target")
         raise UpstreamError(
             f"{target!r} is neither a branch, a tag nor a commit of {url}",
             details=fetched.err.strip(),
             hint="give a full commit SHA, a tag (e.g. b6000) or a branch name",
         )
+
+    def _refuse_other_object(self, name: str, url: str, named_by: str) -> None:
+        """A tree or blob id is easily copied for a commit's (`git ls-tree`, a web page's "tree" link): name
+        it for what it is instead of calling it absent."""
+        kind = self.git.run("cat-file", "-t", "--end-of-options", name, check=False).out.strip()
+        if kind in {"tree", "blob"}:
+            raise UpstreamError(
+                f"{name} is a {kind} of {url}, not a commit",
+                hint=f"{named_by} must name a commit: `git log --format=%H` lists them "
+                f"(a {kind} id names {'a snapshot of folders' if kind == 'tree' else 'the content of a file'}, "
+                "not a point in the history)",
+            )
 
     def _fetch(self, *refspecs: str, tags: bool = False) -> GitResult:
         # Partial clone: llama.cpp's full history is large and only the trees we check out are needed;
@@ -347,6 +399,42 @@ class TrackingRepo:
             return AmProgress(int((apply_dir / "next").read_text()), int((apply_dir / "last").read_text()))
         except (OSError, ValueError):
             return AmProgress(0, 0)
+
+    def interrupted_am(self) -> AmProgress | None:
+        """A `git am` that buildsys started and that did not return to it (buildsys was killed): its
+        session, if git left one, belongs to buildsys, not to a maintainer resolving a conflict."""
+        progress = self.am_progress()
+        return progress if progress is not None and self.load_state().am_by is not None else None
+
+    def am(self, patch_files: list[Path], *, by: str) -> AmOutcome:
+        """`git am` recorded while it runs. Interrupted (Ctrl-C, SIGTERM), its session is aborted before
+        the interruption goes on: the next command would otherwise find it and call it a conflict."""
+        state = self.load_state()
+        state.am_by = by
+        self.save_state(state)
+        try:
+            outcome = apply_with_am(self.git, patch_files)
+        except KeyboardInterrupt:
+            with shielded():
+                self.abort_am()
+            raise
+        except NoSpace:  # no conflict for anyone to resolve: take back what it half did, if there is room to
+            with contextlib.suppress(BuildsysError, OSError):
+                self.abort_am()
+            raise
+        state = self.load_state()
+        state.am_by = None
+        self.save_state(state)
+        return outcome
+
+    def abort_am(self) -> None:
+        """Abort the session of a `git am` of buildsys' own that was cut short, and forget that it ran."""
+        (self.git_dir / "index.lock").unlink(missing_ok=True)  # the killed am's; we hold the project lock
+        if self.am_progress() is not None:  # an identity: the abort writes the reflog, and may have none here
+            self.git.run("am", "--abort", check=False, env={**ISOLATED_CONFIG, **TOOL_IDENTITY})
+        state = self.load_state()
+        state.am_by = None
+        self.save_state(state)
 
     def conflicted_files(self) -> list[str]:
         out = self.git.run("diff", "--name-only", "--diff-filter=U", "-z").out
@@ -433,18 +521,6 @@ class TrackingRepo:
                 if applied.returncode != 0:
                     return count
         return len(patch_files)
-
-    @contextmanager
-    def scratch_worktree(self, commit: str) -> Iterator[Git]:
-        """A throwaway checkout of `commit` sharing this repository's objects."""
-        with tempfile.TemporaryDirectory(prefix="buildsys-scratch-") as parent:
-            where = Path(parent) / "tree"
-            self.git.run("worktree", "add", "--quiet", "--detach", str(where), commit)
-            try:
-                yield Git(where)
-            finally:
-                self.git.run("worktree", "remove", "--force", str(where), check=False)
-                self.git.run("worktree", "prune", check=False)
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,9 @@ def tree_entries(git: Git, revision: str, paths: list[str] | None = None) -> lis
 
 def selected_files(git: Git, revision: str, path_filter: PathFilter) -> dict[str, SourceFile]:
     blobs: list[TreeEntry] = []
-    for entry in tree_entries(git, revision):
+    entries = tree_entries(git, revision)
+    warn_unmatched_includes(path_filter, [entry.path for entry in entries])
+    for entry in entries:
         if not path_filter.selects(entry.path):
             continue
         if entry.mode == _GITLINK or entry.kind != "blob":
@@ -55,6 +57,20 @@ def selected_files(git: Git, revision: str, path_filter: PathFilter) -> dict[str
         blobs.append(entry)
     contents = read_blobs(git, [entry.sha for entry in blobs])
     return {entry.path: SourceFile(entry.mode, contents[entry.sha]) for entry in blobs}
+
+
+def unmatched_includes(path_filter: PathFilter, paths: list[str]) -> list[str]:
+    """Each include pattern that selects nothing, in words: a typo far more often than an intent, and the
+    files it meant to sync are then missing from (or deleted in) the destination without a word."""
+    return [
+        f"[sync] include {pattern!r} matches no upstream path" + (f" (did you mean {closest!r}?)" if closest else "")
+        for pattern, closest in path_filter.unmatched_includes(paths)
+    ]
+
+
+def warn_unmatched_includes(path_filter: PathFilter, paths: list[str]) -> None:
+    for line in unmatched_includes(path_filter, paths):
+        ui.warn(f"{line}: nothing is synced from it")
 
 
 def read_blobs(git: Git, shas: list[str]) -> dict[str, bytes]:

@@ -40,9 +40,14 @@ def refuse_during_bump(repo: TrackingRepo, config: Config) -> None:
     bump itself exports and syncs."""
     bump = repo.load_state().bump
     if bump is not None:
+        folders = f"patches/ and {config.relative(config.sync.destination)}/"
+        state = (
+            f"was interrupted {bump.where()}; only it may finish {folders}"
+            if bump.rewrote_files
+            else f"is in progress; {folders} change when it finishes"
+        )
         raise UsageError(
-            f"a bump from {bump.previous[:12]} to {bump.target[:12]} is in progress; patches/ and "
-            f"{config.relative(config.sync.destination)}/ change when it finishes",
+            f"a bump from {bump.previous[:12]} to {bump.target[:12]} {state}",
             hint=f"{BUMP_CONTINUE} finishes it (it exports and syncs), `nox -s bump -- --abort` abandons it",
         )
 
@@ -52,7 +57,16 @@ def refuse_if_mid_am(repo: TrackingRepo, config: Config) -> None:
     if progress is None:
         return
     where = config.relative(config.tracking)
-    bumping = repo.load_state().bump is not None
+    state = repo.load_state()
+    bumping = state.bump is not None
+    if state.am_by is not None:
+        raise WorkWouldBeLost(
+            f"{where} holds a `git am` that {state.am_by} started and that was interrupted at patch "
+            f"{progress.current} of {progress.total}: buildsys was stopped before it returned, "
+            "so this is not a conflict to resolve",
+            hint=f"{BUMP_CONTINUE if bumping else APPLY} goes on from there (it aborts that session first)"
+            + (", `nox -s bump -- --abort` goes back" if bumping else ""),
+        )
     then = BUMP_CONTINUE if bumping else EXPORT_AND_SYNC
     raise WorkWouldBeLost(
         f"{where} is in the middle of `git am` (patch {progress.current} of {progress.total})",
@@ -63,7 +77,22 @@ def refuse_if_mid_am(repo: TrackingRepo, config: Config) -> None:
     )
 
 
+def recover_interrupted_am(repo: TrackingRepo, config: Config) -> None:
+    """Abort the session of a `git am` of buildsys' own that a kill cut short, saying so: it holds nothing
+    of the maintainer's (they were never asked to resolve anything in it)."""
+    progress = repo.interrupted_am()
+    if progress is None:
+        return
+    by = repo.load_state().am_by
+    repo.abort_am()
+    ui.info(
+        f"  the `git am` that {by} started in {config.relative(config.tracking)} was interrupted at patch "
+        f"{progress.current} of {progress.total}; its session is aborted"
+    )
+
+
 EXPORT_AND_SYNC = "`nox -s create-patches sync`"
+APPLY = "`nox -s apply-patches`"
 BUMP_CONTINUE = "`nox -s bump -- --continue`"
 
 
@@ -80,6 +109,21 @@ def refuse_malformed_patches(series: list[Patch], config: Config, error: type[Bu
             details="\n".join(f"  {label}/{n}: {r}" for n, r in problems[1:]),
             hint="fix it (re-export with `nox -s create-patches`) or delete it; nothing was applied",
         )
+
+
+def warn_outside_subset(series: list[Patch], config: Config) -> None:
+    """A patch that changes only files `sync` never copies is carried, exported and hashed, and changes
+    nothing that is built: say so, since that is rarely what its author meant (a path typo, a file the
+    subset lost)."""
+    selects = config.sync.filter.selects
+    for patch in series:
+        paths = touched_paths(patch.content)
+        if paths and not any(selects(path) for path in paths):
+            shown = ", ".join(ui.bounded(paths, 3))
+            ui.warn(
+                f"{config.relative(config.patches)}/{patch.name} changes only files outside the [sync] subset "
+                f"({shown}): it changes nothing in {config.relative(config.sync.destination)}/"
+            )
 
 
 def conflict_details(repo: TrackingRepo, where: str, failing: Patch, git_said: str) -> str:

@@ -175,10 +175,32 @@ def test_build_refuses_a_vendor_tree_that_is_behind_the_configuration(built: Pro
     refused = stale.run("build", "--backend", "cpu", expect=5)
     assert "vendor/llama.cpp is stale: the upstream commit (" in refused.stderr and "pinned) changed" in refused.stderr
     assert "nox -s apply-patches sync" in refused.stderr
-    assert not (stale.root / "build").exists()
+    assert sorted(p.name for p in (stale.root / "build").glob("*")) in ([], [".buildsys-lock"])  # nothing built
 
     (stale.root / "vendor").rename(tmp_path / "moved-away")
     assert "has not been synced" in stale.run("build", expect=5).stderr
+
+
+def test_a_copied_project_configures_from_an_empty_cache(built: Project, tmp_path: Path) -> None:
+    """CMake refuses a cache made in another folder; the copy says why and configures afresh instead."""
+    copy = Project(tmp_path / "copy", built.upstream, built.commits, built.env)
+    shutil.copytree(built.root, copy.root, symlinks=True)
+    result = copy.run("build", "--backend", "cpu", "--configure-only")
+    assert f"its cache was made in {built.root / 'build/cpu'}: the project moved" in result.stderr, result.stderr
+    assert re.search(r"^cpu\s+configured\b", result.stdout, re.MULTILINE), result.stdout
+    assert copy.run("build", "--backend", "cpu", "--configure-only").stderr.count("the project moved") == 0
+
+
+def test_build_refuses_an_include_pattern_that_matches_nothing(tmp_path: Path) -> None:
+    project = fresh_project(tmp_path)
+    typo = '["CMakeLists.txt", "LICENSE", "cmake/", "include/", "src/", "ggm/", "vendor/", "tools/mtmd/"]'
+    project.configure(project.commits[-1], f"[sync]\ninclude = {typo}\n")
+    synced = project.run("sync")
+    assert "[sync] include 'ggm/' matches no upstream path (did you mean 'ggml/'?)" in synced.stderr, synced.stderr
+
+    refused = project.run("build", "--backend", "cpu", expect=2)
+    assert "include 'ggm/' matches no upstream path (did you mean 'ggml/'?): fix it" in refused.stderr
+    assert refused.stderr.count("error:") == 1 and "Traceback" not in refused.stderr, refused.stderr
 
 
 def test_build_names_cmake_that_needs_a_folder_the_subset_lacks_before_configuring(tmp_path: Path) -> None:

@@ -55,6 +55,31 @@ CASES = [
         '[sync]\ndestination = "build/upstream/vendor"\n',
         ["[sync] destination: overlaps [tracking] path"],
     ),
+    # folders the build writes (issue #30): the build's own files would count as unsaved work or hand edits
+    ("tracking is build/", '[tracking]\npath = "build"\n', ["[tracking] path: 'build' is the build's output folder"]),
+    ("tracking is build/, spelt ./build/", '[tracking]\npath = "./build/"\n', ["is the build's output folder"]),
+    (
+        "destination is the stage",
+        '[sync]\ndestination = "build/stage"\n',
+        ["[sync] destination: 'build/stage' is where `build` stages every preset"],
+    ),
+    (
+        "destination is dist/",
+        '[sync]\ndestination = "dist"\n',
+        ["[sync] destination: 'dist' is where `wheels` writes the wheels"],
+    ),
+    ("destination inside dist/", '[sync]\ndestination = "dist/vendor"\n', ["'dist/vendor' overlaps dist/"]),
+    (
+        "patches in a preset's build tree",
+        '[patches]\npath = "build/cpu/patches"\n',
+        ["[patches] path: 'build/cpu/patches' overlaps build/cpu/, the CMake build tree of preset `cpu`"],
+    ),
+    ("tracking in the stage", '[tracking]\npath = "build/stage/upstream"\n', ["overlaps build/stage/"]),
+    (
+        "byte-order mark",
+        f'\ufeff[upstream]\ncommit = "{SHA}"\n',
+        ["byte-order mark, which TOML does not allow (an editor added it): save it as UTF-8 without BOM"],
+    ),
     ("include not a list", '[sync]\ninclude = "ggml/"\n', ["[sync] include: expected array, got string"]),
     ("include empty", "[sync]\ninclude = []\n", ["[sync] include: must list at least one pattern"]),
     ("include item type", '[sync]\ninclude = ["ggml/", 3]\n', ["[sync] include[1]: expected string, got integer"]),

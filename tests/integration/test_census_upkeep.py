@@ -1,0 +1,769 @@
+"""The fault census, continued (issue #30): the vendoring and upkeep commands on inputs and faults the second
+census found accepted silently, answered with a false or unclear word, or with a traceback. Each row says how
+to make the fault, the exit code, a fragment of what buildsys must say, and what must stay byte-identical;
+`after` checks what the row is about when that is more than a message (a restored file, a removed scratch).
+
+The rows share test_census's Row and Scene; their template project is the same patched, synced one, made
+here without the fixture's build stage (no row runs the binding).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from helpers.support import Project, hermetic_env, make_upstream
+from test_census import Row, Scene, _kept
+
+NOT_UTF8 = os.fsdecode(b"caf\xe9-\xff")  # a folder name no UTF-8 decoder accepts
+
+
+@dataclass(frozen=True)
+class UpkeepRow(Row):
+    launcher: Callable[[Scene], list[str]] = lambda scene: []  # e.g. a private mount namespace
+    after: Callable[[Scene, str], object] = lambda scene, output: None  # checks beyond the message
+    timeout: float = 60
+
+
+@pytest.fixture(scope="module")
+def upkeep_template(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """A project pinned at the fixture's third commit with two patches applied, exported and synced."""
+    base = tmp_path_factory.mktemp("census-upkeep")
+    (base / "home").mkdir()
+    env = hermetic_env(base / "home")
+    upstream, commits = make_upstream(base / "upstream", env)
+    upstream.git("checkout", "-q", "-b", "ahead", commits[2])  # a bump target our patches cross cleanly
+    upstream.write("src/llama-core.c", upstream.read("src/llama-core.c") + "\n/* upstream moved on */\n")
+    upstream.commit("llama: a comment upstream")
+    upstream.git("checkout", "-q", "master")
+    (base / "project").mkdir()
+    project = Project(base / "project", upstream, commits, env)
+    project.configure(commits[2])
+    project.run("apply-patches")
+    project.add_patch_commits(
+        ("ggml: mark our accumulator", "ggml/src/ggml.c", "float sum = 0.0f;", "float sum = 0.0f; /* ours */"),
+        (
+            "llama: declare llama_patched",
+            "include/llama.h",
+            "int llama_version(void);",
+            "int llama_version(void);\nint llama_patched(void);",
+        ),
+    )
+    project.run("create-patches")
+    project.run("sync")
+    return project
+
+
+@pytest.fixture
+def scene(upkeep_template: Project, tmp_path: Path) -> Iterator[Scene]:
+    root = tmp_path / "project"
+    shutil.copytree(upkeep_template.root, root, symlinks=True)
+    copy = Project(root, upkeep_template.upstream, upkeep_template.commits, dict(upkeep_template.env))
+    made = Scene(copy, tmp_path / "no-stage", tmp_path / "scratch", env={"template": str(upkeep_template.root)})
+    made.scratch.mkdir()
+    yield made
+    for cleanup in made.cleanups:
+        cleanup()
+
+
+# -- preparations --------------------------------------------------------------------------------------
+
+LINUX_PROC = Path("/proc/self/stat").exists()  # the hooks below find buildsys through /proc
+REAL_GIT = shutil.which("git") or "git"
+
+
+def _move_project(name: str) -> Callable[[Scene], object]:
+    """The project, as it is, under a folder of another name (a copy, a clone to another place)."""
+
+    def prepare(scene: Scene) -> None:
+        moved = scene.project.root.parent / name
+        try:
+            moved.mkdir()
+        except (OSError, UnicodeEncodeError):  # APFS and NTFS take UTF-8 names only
+            pytest.skip(f"this file system refuses the folder name {name!r}")
+        moved.rmdir()
+        shutil.move(scene.project.root, moved)
+        scene.project.root = moved
+
+    return prepare
+
+
+def _resolve(scene: Scene, value: str) -> str:
+    if value == "@tree":
+        return scene.project.upstream.out("rev-parse", "ahead^{tree}")
+    if value == "@blob":
+        return scene.project.upstream.out("rev-parse", "ahead:CMakeLists.txt")[:10]
+    return value.replace("@scratch", str(scene.scratch)).replace("@root", str(scene.project.root))
+
+
+def _template(scene: Scene) -> Path:
+    return Path(scene.env["template"])
+
+
+def _append_config(text: str) -> Callable[[Scene], object]:
+    return lambda scene: scene.write("vendoring.toml", (scene.project.root / "vendoring.toml").read_text() + text)
+
+
+def _ahead(scene: Scene) -> str:
+    return scene.project.upstream.out("rev-parse", "ahead")
+
+
+# Installed as a hook of the tracking repository, each removes itself, finds buildsys (the parent of the
+# `git am` that runs the hook) and does to it what a user, a CI runner or the kernel would.
+KILL_DURING_AM = """#!/bin/sh
+rm -f -- "$0"
+buildsys=$(cut -d' ' -f4 /proc/$PPID/stat)
+kill -9 "$buildsys" "$PPID"
+"""
+SIGNAL_DURING_AM = """#!/bin/sh
+rm -f -- "$0"
+buildsys=$(cut -d' ' -f4 /proc/$PPID/stat)
+kill -{signal} "$buildsys"
+sleep 5
+"""
+# On PATH ahead of git: SIGKILLs buildsys at its first `git ls-tree` once `$KILL_FILE` holds `$KILL_WHEN`.
+KILL_AT_LS_TREE = """#!/bin/sh
+case " $* " in *" ls-tree "*)
+    if grep -q "$KILL_WHEN" "$KILL_FILE" 2>/dev/null; then kill -9 "$PPID"; exit 1; fi;;
+esac
+exec {git} "$@"
+"""
+
+
+def _hook(scene: Scene, name: str, script: str) -> None:
+    if not LINUX_PROC:
+        pytest.skip("the hook finds buildsys through /proc")
+    scene.tracking.write(f".git/hooks/{name}", script, executable=True)
+
+
+def _killed(scene: Scene, *args: str, env: dict[str, str] | None = None) -> None:
+    """Run buildsys as the row's preparation, expecting it to be killed half-way."""
+    run = subprocess.run(
+        [sys.executable, "-m", "buildsys", *args],
+        cwd=scene.project.root,
+        env={**scene.project.env, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == -9, (run.returncode, run.stdout, run.stderr)
+
+
+def _am_killed(*args: str) -> Callable[[Scene], object]:
+    def prepare(scene: Scene) -> None:
+        _hook(scene, "post-applypatch", KILL_DURING_AM)
+        _killed(scene, *args)
+
+    return prepare
+
+
+def _am_signalled(signal: str) -> Callable[[Scene], object]:
+    return lambda scene: _hook(scene, "post-applypatch", SIGNAL_DURING_AM.format(signal=signal))
+
+
+def _bump_killed_after_the_pin(scene: Scene) -> None:
+    """`bump ahead` killed once it has rewritten patches/ and vendoring.toml, before it cleared its record."""
+    shim = scene.scratch / "bin"
+    shim.mkdir()
+    (shim / "git").write_text(KILL_AT_LS_TREE.format(git=REAL_GIT))
+    (shim / "git").chmod(0o755)
+    trigger = {
+        "PATH": f"{shim}{os.pathsep}{scene.project.env['PATH']}",
+        "KILL_WHEN": _ahead(scene),
+        "KILL_FILE": str(scene.project.root / "vendoring.toml"),
+    }
+    _killed(scene, "bump", "ahead", env=trigger)
+
+
+def _then(*steps: Callable[[Scene], object]) -> Callable[[Scene], object]:
+    return lambda scene: [step(scene) for step in steps]
+
+
+def _global_autocrlf(scene: Scene) -> None:
+    home = scene.scratch / "home"
+    home.mkdir()
+    (home / ".gitconfig").write_text("[core]\n\tautocrlf = true\n")
+    scene.project.env["HOME"] = str(home)
+
+
+def _link(relative: str, target: str) -> Callable[[Scene], object]:
+    return lambda scene: (scene.project.root / relative).symlink_to(target)
+
+
+def _loop(relative: str) -> Callable[[Scene], object]:
+    """`relative` replaced by a symbolic link to itself."""
+
+    def prepare(scene: Scene) -> None:
+        path = scene.project.root / relative
+        shutil.rmtree(path)
+        path.symlink_to(path.name)
+
+    return prepare
+
+
+def _commit_in_tracking(path: str, text: str, *, allow_empty: bool = False) -> Callable[[Scene], object]:
+    def prepare(scene: Scene) -> None:
+        if allow_empty:
+            scene.tracking.git("commit", "-q", "--allow-empty", "-m", "an empty commit")
+            return
+        scene.tracking.write(path, scene.tracking.read(path) + text)
+        scene.tracking.commit(f"a change to {path}")
+
+    return prepare
+
+
+def _patch_behind_a_link(scene: Scene) -> None:
+    """patches/0001-... is a link to a file outside patches/, and its commit changed since it was exported."""
+    shared = scene.scratch / "shared"
+    shared.mkdir()
+    name = "0001-ggml-mark-our-accumulator.patch"
+    shutil.move(scene.project.patches / name, shared / name)
+    (scene.project.patches / name).symlink_to(shared / name)
+    tracking = scene.tracking
+    first, second = tracking.out("rev-parse", "HEAD~1"), tracking.head()
+    tracking.git("reset", "-q", "--hard", "HEAD~2")
+    tracking.git("cherry-pick", first)
+    tracking.write("ggml/src/ggml.c", tracking.read("ggml/src/ggml.c") + "/* and more */\n")
+    tracking.git("commit", "-q", "-a", "--amend", "--no-edit")
+    tracking.git("cherry-pick", second)
+
+
+def _pin(spec: str) -> Callable[[Scene], object]:
+    def prepare(scene: Scene) -> None:
+        path = scene.project.root / "vendoring.toml"
+        pinned = scene.project.commits[2]
+        path.write_text(path.read_text().replace(pinned, scene.project.upstream.out("rev-parse", spec)))
+
+    return prepare
+
+
+# -- what the rows check beyond the message --------------------------------------------------------------
+
+
+def _as_before_the_bump(scene: Scene, output: str) -> None:
+    template = _template(scene)
+    assert (scene.project.root / "vendoring.toml").read_bytes() == (template / "vendoring.toml").read_bytes()
+    assert scene.project.patch_bytes() == {p.name: p.read_bytes() for p in sorted((template / "patches").iterdir())}
+    assert "bump" not in scene.project.run("status").stdout
+    scene.project.run("check")
+
+
+def _bumped(scene: Scene, output: str) -> None:
+    assert _ahead(scene) in (scene.project.root / "vendoring.toml").read_text()
+    assert "applied cleanly" in output or "finishing it" in output, output
+    scene.project.run("check")
+
+
+def _no_am_left(then: tuple[str, ...]) -> Callable[[Scene, str], object]:
+    def after(scene: Scene, output: str) -> None:
+        assert not (scene.tracking.path / ".git" / "rebase-apply").exists()
+        scene.project.run(*then)
+
+    return after
+
+
+def _no_scratch_left(scene: Scene, output: str) -> None:
+    left = [p.name for p in (scene.scratch / "tmp").iterdir() if not p.name.endswith(".lock")]
+    assert left == [], left
+    assert len(scene.tracking.out("worktree", "list").splitlines()) == 1
+
+
+def _scratch_held_the_subset(scene: Scene, output: str) -> None:
+    folders = [p for p in (scene.scratch / "tmp").iterdir() if p.is_dir()]
+    assert len(folders) == 1, folders
+    inside = [p.relative_to(folders[0]).parts for p in folders[0].rglob("*") if ".git" not in p.parts]
+    checked_out = {parts[1] for parts in inside if len(parts) > 1}
+    assert {"ggml", "src", "include"} <= checked_out and not checked_out & {"common", "examples", "docs"}, checked_out
+
+
+def _still_a_link(scene: Scene, output: str) -> None:
+    assert (scene.project.patches / "0001-ggml-mark-our-accumulator.patch").is_symlink()
+
+
+def _short(scene: Scene, output: str) -> None:
+    assert len(output.splitlines()) < 10, output
+
+
+def _in_tmpfs(relative: str, size: str, *, keep: bool = False) -> Callable[[Scene], list[str]]:
+    """Run the command in a private mount namespace where `relative` is a tmpfs of `size` (emptied, or with
+    its files copied in): a full disk without root, where user namespaces are allowed."""
+
+    def launcher(scene: Scene) -> list[str]:
+        if not shutil.which("unshare") or subprocess.run(["unshare", "-rm", "true"], check=False).returncode:
+            pytest.skip("no user and mount namespaces here (unshare -rm) to make a small file system")
+        folder = scene.project.root / relative
+        folder.mkdir(parents=True, exist_ok=True)
+        copy = 'tmp=$(mktemp -d) && cp -a "$1"/. "$tmp"/ && ' if keep else ""
+        back = ' && cp -a "$tmp"/. "$1"/' if keep else ""
+        script = f'set -e; {copy}mount -t tmpfs -o size={size} tmpfs "$1"{back}; shift; exec "$@"'
+        return ["unshare", "-rm", "sh", "-c", script, "sh", str(folder)]
+
+    return launcher
+
+
+# -- the rows, one group of issue #30 at a time ----------------------------------------------------------
+
+NON_UTF8_ROWS = [
+    UpkeepRow(
+        f"utf8: a folder name that is not UTF-8, {' '.join(args)}",
+        args,
+        0,
+        says,
+        _move_project(NOT_UTF8),
+        keep=keep,
+    )
+    for args, says, keep in [
+        (("apply-patches",), "on branch `patched`", ("patches", "vendoring.toml", "vendor")),
+        (("create-patches",), "2 unchanged", ("patches", "vendoring.toml", "tracking", "vendor")),
+        (("sync",), "47 unchanged", ("patches", "vendoring.toml", "tracking", "vendor")),
+        (("sync", "--force"), "47 unchanged", ("patches", "vendoring.toml", "tracking", "vendor")),
+        (("bump", "ahead"), "applied cleanly", ()),
+    ]
+]
+
+BUMP_ROWS = [
+    UpkeepRow(
+        "bump: killed after it rewrote patches/ and vendoring.toml, --abort",
+        ("bump", "--abort"),
+        0,
+        "put back as they were before it",
+        _bump_killed_after_the_pin,
+        keep=(),
+        after=_as_before_the_bump,
+    ),
+    UpkeepRow(
+        "bump: killed after it rewrote patches/ and vendoring.toml, --continue",
+        ("bump", "--continue"),
+        0,
+        "interrupted while syncing the destination: finishing it",
+        _bump_killed_after_the_pin,
+        keep=(),
+        after=_bumped,
+    ),
+    UpkeepRow(
+        "bump: killed after it rewrote patches/ and vendoring.toml, status",
+        ("status",),
+        0,
+        "(interrupted while syncing the destination)",
+        _bump_killed_after_the_pin,
+    ),
+    UpkeepRow(
+        "bump: killed after it rewrote patches/ and vendoring.toml, create-patches",
+        ("create-patches",),
+        2,
+        "was interrupted while syncing the destination; only it may finish patches/ and vendor/llama.cpp/",
+        _bump_killed_after_the_pin,
+    ),
+    UpkeepRow(
+        "bump: killed after the pin, vendoring.toml edited since, --abort",
+        ("bump", "--abort"),
+        3,
+        "changed since the bump was interrupted",
+        _then(_bump_killed_after_the_pin, _append_config("# mine\n")),
+    ),
+    UpkeepRow(
+        "bump: killed during its git am, --continue",
+        ("bump", "--continue"),
+        0,
+        "applied cleanly",
+        _am_killed("bump", "ahead"),
+        keep=(),
+        after=_bumped,
+    ),
+    UpkeepRow(
+        "bump: killed during its git am, --abort",
+        ("bump", "--abort"),
+        0,
+        "its session is aborted",
+        _am_killed("bump", "ahead"),
+        keep=(),
+        after=_as_before_the_bump,
+    ),
+    UpkeepRow(
+        "bump: killed during its git am, status",
+        ("status",),
+        0,
+        "(not a conflict)",
+        _am_killed("bump", "ahead"),
+    ),
+    UpkeepRow(
+        "bump: killed during its git am, sync",
+        ("sync",),
+        3,
+        "not a conflict to resolve",
+        _am_killed("bump", "ahead"),
+    ),
+    UpkeepRow(
+        "bump: Ctrl-C during its git am",
+        ("bump", "ahead"),
+        130,
+        "was interrupted at patch 1; it is recorded",
+        _am_signalled("INT"),
+        keep=("patches", "vendoring.toml", "vendor"),
+        after=_no_am_left(("bump", "--continue")),
+    ),
+    UpkeepRow(
+        "bump: SIGTERM during its git am",
+        ("bump", "ahead"),
+        143,
+        "`nox -s bump -- --continue` goes on from there",
+        _am_signalled("TERM"),
+        keep=("patches", "vendoring.toml", "vendor"),
+        after=_no_am_left(("bump", "--abort")),
+    ),
+]
+
+AM_ROWS = [
+    UpkeepRow(
+        "am: apply-patches killed during git am, apply-patches",
+        ("apply-patches",),
+        0,
+        "its session is aborted",
+        _am_killed("apply-patches"),
+        keep=("patches", "vendoring.toml", "vendor"),
+    ),
+    UpkeepRow(
+        "am: apply-patches killed during git am, sync",
+        ("sync",),
+        3,
+        "not a conflict to resolve",
+        _am_killed("apply-patches"),
+        keep=("patches", "vendoring.toml", "vendor"),
+    ),
+    UpkeepRow(
+        "am: apply-patches killed during git am, create-patches",
+        ("create-patches",),
+        3,
+        "`nox -s apply-patches` goes on from there",
+        _am_killed("apply-patches"),
+        keep=("patches", "vendoring.toml", "vendor"),
+    ),
+    UpkeepRow(
+        "am: apply-patches killed during git am, status",
+        ("status",),
+        0,
+        "(not a conflict)",
+        _am_killed("apply-patches"),
+    ),
+    UpkeepRow(
+        "am: Ctrl-C during apply-patches",
+        ("apply-patches",),
+        130,
+        "the `git am` apply-patches started was aborted",
+        _am_signalled("INT"),
+        keep=("patches", "vendoring.toml", "vendor"),
+        after=_no_am_left(("apply-patches",)),
+    ),
+    UpkeepRow(
+        "am: SIGTERM during apply-patches",
+        ("apply-patches",),
+        143,
+        "the `git am` apply-patches started was aborted",
+        _am_signalled("TERM"),
+        keep=("patches", "vendoring.toml", "vendor"),
+        after=_no_am_left(("apply-patches",)),
+    ),
+    UpkeepRow(
+        "am: a full disk during git am",
+        ("apply-patches",),
+        1,
+        "`git am` could not write (No space left on device)",
+        lambda s: s.tracking.write(
+            ".git/hooks/post-checkout",
+            '#!/bin/sh\nrm -f -- "$0"\ndd if=/dev/zero of=.git/filler bs=1024 2>/dev/null\nexit 0\n',
+            executable=True,
+        ),
+        keep=("patches", "vendoring.toml", "vendor"),
+        launcher=_in_tmpfs("build/upstream/.git", "4m", keep=True),
+    ),
+    UpkeepRow(
+        "autocrlf: a global core.autocrlf=true, a fresh apply-patches",
+        ("apply-patches",),
+        0,
+        "on branch `patched`",
+        _then(_global_autocrlf, lambda s: shutil.rmtree(s.tracking.path)),
+        keep=("patches", "vendoring.toml", "vendor"),
+    ),
+    UpkeepRow(
+        "autocrlf: a global core.autocrlf=true, check",
+        ("check",),
+        0,
+        "no drift",
+        _global_autocrlf,
+    ),
+    UpkeepRow(
+        "autocrlf: a global core.autocrlf=true, bump",
+        ("bump", "ahead"),
+        0,
+        "applied cleanly",
+        _global_autocrlf,
+        keep=(),
+    ),
+]
+
+SCRATCH_ROWS = [
+    UpkeepRow(
+        "nospace: check with a small TMPDIR",
+        ("check",),
+        1,
+        "check's scratch checkout",
+        env={"TMPDIR": "@scratch/tiny"},
+        launcher=_in_tmpfs("../scratch/tiny", "64k"),
+        after=_short,
+    ),
+    UpkeepRow(
+        "nospace: sync on a full disk",
+        ("sync", "--force"),
+        1,
+        "no space left in vendor/llama.cpp: ",
+        keep=("patches", "vendoring.toml", "tracking"),
+        launcher=_in_tmpfs("vendor", "16k"),
+    ),
+    UpkeepRow(
+        "scratch: what a killed check left, the next check clears",
+        ("check",),
+        0,
+        "no drift",
+        _then(
+            lambda s: (s.scratch / "tmp").mkdir(),
+            lambda s: _hook(s, "post-applypatch", KILL_DURING_AM),
+            lambda s: _killed(s, "check", env={"TMPDIR": str(s.scratch / "tmp")}),
+        ),
+        env={"TMPDIR": "@scratch/tmp"},
+        after=_no_scratch_left,
+    ),
+    UpkeepRow(
+        "scratch: a check's scratch holds the subset, not the whole upstream",
+        ("status",),
+        0,
+        "up to date",
+        _then(
+            lambda s: (s.scratch / "tmp").mkdir(),
+            lambda s: _hook(s, "post-applypatch", KILL_DURING_AM),
+            lambda s: _killed(s, "check", env={"TMPDIR": str(s.scratch / "tmp")}),
+        ),
+        after=_scratch_held_the_subset,
+    ),
+]
+
+LOCK_ROWS = [
+    UpkeepRow(
+        "lock: a caller with another TMPDIR",
+        ("sync",),
+        8,
+        "`apply-patches` (pid",
+        lambda s: s.hold_lock("apply-patches"),
+        env={"TMPDIR": "@scratch"},
+    ),
+    UpkeepRow(
+        "lock: another TMPDIR, bump",
+        ("bump", "main"),
+        8,
+        "`sync` (pid",
+        lambda s: s.hold_lock("sync"),
+        env={"TMPDIR": "@scratch"},
+    ),
+    UpkeepRow(
+        "lock: BUILDSYS_LOCK_TIMEOUT nan, while another command works",
+        ("sync",),
+        2,
+        "'nan' is not a number of seconds",
+        lambda s: s.hold_lock("sync"),
+        env={"BUILDSYS_LOCK_TIMEOUT": "nan"},
+        timeout=30,
+    ),
+    UpkeepRow(
+        "lock: BUILDSYS_LOCK_TIMEOUT NaN, alone",
+        ("create-patches",),
+        2,
+        "`inf` waits",
+        env={"BUILDSYS_LOCK_TIMEOUT": "NaN"},
+    ),
+]
+
+PATTERN_ROWS = [
+    UpkeepRow(
+        "pattern: an include that matches nothing, sync",
+        ("sync",),
+        0,
+        "[sync] include 'ggm/' matches no upstream path (did you mean 'ggml/'?)",
+        _append_config('[sync]\ninclude = ["CMakeLists.txt", "ggm/", "src/", "include/"]\n'),
+        keep=("patches", "vendoring.toml", "tracking"),
+    ),
+    UpkeepRow(
+        "pattern: an include that matches nothing, check",
+        ("check",),
+        6,
+        "[sync] include 'includ' matches no upstream path (did you mean 'include'?)",
+        _append_config('[sync]\ninclude = ["CMakeLists.txt", "ggml/", "src/", "includ"]\n'),
+    ),
+    UpkeepRow(
+        "pattern: status caps a long list of changed patterns",
+        ("status",),
+        0,
+        "+ggml/src/f5.c and 33 more",
+        _append_config("[sync]\ninclude = [" + ", ".join(f'"ggml/src/f{i}.c"' for i in range(30)) + "]\n"),
+    ),
+]
+
+QUEUE_ROWS = [
+    UpkeepRow(
+        "queue: an empty commit, create-patches",
+        ("create-patches",),
+        2,
+        "change no file (empty commits), so no patch can carry them; nothing was written",
+        _commit_in_tracking("", "", allow_empty=True),
+    ),
+    UpkeepRow(
+        "queue: a commit outside the subset, create-patches",
+        ("create-patches",),
+        0,
+        "changes only files outside the [sync] subset (docs/build.md)",
+        _commit_in_tracking("docs/build.md", "ours\n"),
+        keep=("vendoring.toml", "tracking", "vendor"),
+    ),
+    UpkeepRow(
+        "queue: a patch outside the subset, apply-patches",
+        ("apply-patches",),
+        0,
+        "0003-a-change-to-docs-build.md.patch changes only files outside the [sync] subset",
+        _then(_commit_in_tracking("docs/build.md", "ours\n"), lambda s: s.project.run("create-patches")),
+        keep=("patches", "vendoring.toml", "vendor"),
+    ),
+    UpkeepRow(
+        "queue: a patch file that is a symbolic link, create-patches",
+        ("create-patches",),
+        3,
+        "are symbolic links; create-patches would replace them with files",
+        _patch_behind_a_link,
+        after=_still_a_link,
+    ),
+    UpkeepRow(
+        "queue: a link to no file in patches/, apply-patches",
+        ("apply-patches",),
+        1,
+        "is a symbolic link to /nonexistent.patch, which does not exist",
+        _link("patches/0003-gone.patch", "/nonexistent.patch"),
+    ),
+    UpkeepRow(
+        "queue: a link loop in patches/, status",
+        ("status",),
+        1,
+        "0003-loop.patch, which points back at itself",
+        _link("patches/0003-loop.patch", "0003-loop.patch"),
+    ),
+]
+
+CAUSE_ROWS = [
+    UpkeepRow(
+        "cause: [patches] path a symbolic-link loop, apply-patches",
+        ("apply-patches",),
+        2,
+        "[patches] path: 'patches' is, or passes through, a symbolic link that points back at itself",
+        _loop("patches"),
+        keep=("vendoring.toml", "tracking", "vendor"),
+    ),
+    UpkeepRow(
+        "cause: the destination a symbolic-link loop, sync",
+        ("sync",),
+        2,
+        "[sync] destination: 'vendor/llama.cpp' is, or passes through, a symbolic link",
+        _loop("vendor/llama.cpp"),
+        keep=("patches", "vendoring.toml", "tracking"),
+    ),
+    UpkeepRow(
+        "cause: the tracking clone a symbolic-link loop, status",
+        ("status",),
+        2,
+        "[tracking] path: 'build/upstream' is, or passes through, a symbolic link",
+        _loop("build/upstream"),
+        keep=("patches", "vendoring.toml", "vendor"),
+    ),
+    UpkeepRow(
+        "cause: --config a link to no file",
+        ("--config", "@scratch/elsewhere.toml", "status"),
+        2,
+        "(a symbolic link to nowhere.toml, which does not exist)",
+        lambda s: (s.scratch / "elsewhere.toml").symlink_to("nowhere.toml"),
+    ),
+    UpkeepRow(
+        "cause: bump to a tree id",
+        ("bump", "@tree"),
+        1,
+        "is a tree of",
+    ),
+    UpkeepRow(
+        "cause: bump to an abbreviated blob id",
+        ("bump", "@blob"),
+        1,
+        "is a blob of",
+    ),
+    UpkeepRow(
+        "cause: the pin a tree id",
+        ("apply-patches",),
+        1,
+        "is a tree of",
+        _pin("ahead^{tree}"),
+        keep=("patches", "vendor"),
+    ),
+    UpkeepRow(
+        "git: not on PATH, the version it needs",
+        ("status",),
+        1,
+        "install git >= 2.32",
+        env={"PATH": "@scratch/no-git"},
+    ),
+]
+
+WHEEL_ROWS = [
+    UpkeepRow(
+        "wheels: a wheel of another version left in dist/",
+        ("wheels", "--families-only", "--wheel-version", "0.2.0"),
+        0,
+        "llama_cpp_runtime-0.1.0-py3-none-linux_x86_64.whl (version 0.1.0, not 0.2.0)",
+        lambda s: s.write("dist/llama_cpp_runtime-0.1.0-py3-none-linux_x86_64.whl", b"a wheel of before"),
+    ),
+]
+
+ROWS = (
+    NON_UTF8_ROWS + BUMP_ROWS + AM_ROWS + SCRATCH_ROWS + LOCK_ROWS + PATTERN_ROWS + QUEUE_ROWS + CAUSE_ROWS + WHEEL_ROWS
+)
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[row.name for row in ROWS])
+def test_census_upkeep(scene: Scene, row: UpkeepRow) -> None:
+    row.prepare(scene)
+    before = _kept(scene, row.keep)
+    env = {**scene.project.env, **{key: _resolve(scene, value) for key, value in row.env.items()}}
+    command = [*row.launcher(scene), sys.executable, "-m", "buildsys", *(_resolve(scene, a) for a in row.args)]
+    result = subprocess.run(
+        command,
+        cwd=scene.project.root,
+        env=env,
+        capture_output=True,
+        encoding="utf-8",
+        errors="replace",
+        timeout=row.timeout,
+        check=False,
+    )
+
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output, output
+    assert result.returncode == row.exit, f"exit {result.returncode}, expected {row.exit}\n{output}"
+    if row.exit:
+        assert any(line.startswith("error:") for line in result.stderr.splitlines()), output
+        assert not [line for line in result.stderr.splitlines() if line.startswith("error:")][1:], output
+    assert row.says in output, (row.says, output)
+    assert _kept(scene, row.keep) == before, "something the row must not touch changed"
+    row.after(scene, output)
+
+
+def test_the_upkeep_census_has_its_rows() -> None:
+    assert len({row.name for row in ROWS}) == len(ROWS)
