@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from helpers.real_llama_cpp import DEFAULT_VERSIONS, RealTreeError, locked, make_repository
 from helpers.real_projects import project_at, tagged_commit
-from helpers.support import Project, fresh_project, hermetic_env, make_upstream
+from helpers.support import Project, apply_our_two_patches, fresh_project, hermetic_env, make_upstream
 
 INTEGRATION = Path(__file__).parent / "integration"
 
@@ -41,18 +41,7 @@ def project(tmp_path: Path, env: dict[str, str]) -> Project:
 @pytest.fixture
 def patched_project(project: Project) -> Project:
     """Pinned at the third upstream commit, two patches of ours applied, exported and synced."""
-    project.run("apply-patches")
-    project.add_patch_commits(
-        ("ggml: mark our accumulator", "ggml/src/ggml.c", "float sum = 0.0f;", "float sum = 0.0f; /* ours */"),
-        (
-            "llama: declare llama_patched",
-            "include/llama.h",
-            "int llama_version(void);",
-            "int llama_version(void);\nint llama_patched(void);",
-        ),
-    )
-    project.run("create-patches")
-    project.run("sync")
+    apply_our_two_patches(project)
     return project
 
 

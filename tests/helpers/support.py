@@ -239,3 +239,19 @@ PATCH_DAMAGE: dict[str, tuple[Callable[[bytes], bytes], str]] = {
     # well formed, but its first hunk header claims lines the hunk does not have: git's own "corrupt patch"
     "corrupt-hunk": (lambda patch: patch.replace(b"@@ -", b"@@ -1,400 +1,400 @@\n-x\n@@ -", 1), "corrupt patch"),
 }
+
+
+def apply_our_two_patches(project: Project) -> None:
+    """The pin applied, two patches of ours committed on it, exported and synced (FIRST_PATCH, SECOND_PATCH)."""
+    project.run("apply-patches")
+    project.add_patch_commits(
+        ("ggml: mark our accumulator", "ggml/src/ggml.c", "float sum = 0.0f;", "float sum = 0.0f; /* ours */"),
+        (
+            "llama: declare llama_patched",
+            "include/llama.h",
+            "int llama_version(void);",
+            "int llama_version(void);\nint llama_patched(void);",
+        ),
+    )
+    project.run("create-patches")
+    project.run("sync")

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import SECOND_PATCH
 from helpers import tiny_models
-from helpers.support import PATCH_DAMAGE, GitRepo, Project, hold_project_lock, snapshot
+from helpers.support import PATCH_DAMAGE, GitRepo, Project, apply_our_two_patches, hold_project_lock, snapshot
 from test_config_errors import CASES, pinned
 
 BINDING = "python -m llama_cpp_runtime"
@@ -501,18 +501,7 @@ def template(tmp_path_factory: pytest.TempPathFactory, built: Project) -> Projec
     (base / "project").mkdir()
     project = Project(base / "project", upstream, commits, env)
     project.configure(commits[2])
-    project.run("apply-patches")
-    project.add_patch_commits(
-        ("ggml: mark our accumulator", "ggml/src/ggml.c", "float sum = 0.0f;", "float sum = 0.0f; /* ours */"),
-        (
-            "llama: declare llama_patched",
-            "include/llama.h",
-            "int llama_version(void);",
-            "int llama_version(void);\nint llama_patched(void);",
-        ),
-    )
-    project.run("create-patches")
-    project.run("sync")
+    apply_our_two_patches(project)
     return project
 
 

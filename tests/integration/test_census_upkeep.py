@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers.support import Project, hermetic_env, make_upstream
+from helpers.support import Project, apply_our_two_patches, hermetic_env, make_upstream
 from test_census import Row, Scene, _kept
 
 NOT_UTF8 = os.fsdecode(b"caf\xe9-\xff")  # a folder name no UTF-8 decoder accepts
@@ -45,18 +45,7 @@ def upkeep_template(tmp_path_factory: pytest.TempPathFactory) -> Project:
     (base / "project").mkdir()
     project = Project(base / "project", upstream, commits, env)
     project.configure(commits[2])
-    project.run("apply-patches")
-    project.add_patch_commits(
-        ("ggml: mark our accumulator", "ggml/src/ggml.c", "float sum = 0.0f;", "float sum = 0.0f; /* ours */"),
-        (
-            "llama: declare llama_patched",
-            "include/llama.h",
-            "int llama_version(void);",
-            "int llama_version(void);\nint llama_patched(void);",
-        ),
-    )
-    project.run("create-patches")
-    project.run("sync")
+    apply_our_two_patches(project)
     return project
 
 
