@@ -283,6 +283,7 @@ def _build_one(
         options=result.options,
         requires=result.preset.requires,
         files=result.files,
+        driver_floor=result.preset.driver_floor,
     )
     result.status = "built"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import platform
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,8 @@ from .toolchains import REQUIREMENTS
 CMAKE_DIR = Path(__file__).resolve().parent.parent / "cmake"
 PRESETS_FILE = CMAKE_DIR / "CMakePresets.json"
 VENDOR_KEY = "llama-cpp-runtime"
+# The drivers a plugin's floor may name: NVIDIA's per system (Linux and Windows versions differ), ROCm's release.
+DRIVER_FLOOR_KEYS = frozenset({"nvidia-linux", "nvidia-windows", "rocm"})
 # build/<preset> sits beside these, so no preset may take their names.
 RESERVED_NAMES = frozenset({"upstream", "stage", "logs", "ccache"})
 
@@ -33,6 +35,7 @@ class Preset:
     family: str = ""  # the distribution that requires this wheel and its siblings ("" when the wheel stands alone)
     requires: tuple[str, ...]
     dependencies: tuple[str, ...]  # what its wheel requires at run time, besides the core wheel
+    driver_floor: Mapping[str, str] = field(default_factory=dict)  # the oldest driver it runs on: nvidia-linux, ...
     cache_variables: Mapping[str, str]
     build_targets: tuple[str, ...]
     condition: Mapping[str, Any] | None
@@ -102,6 +105,11 @@ def load_matrix(path: Path = PRESETS_FILE) -> Matrix:
             problems.append(f"configurePresets.{name}.vendor.{VENDOR_KEY}.requires: unknown {', '.join(unknown)}")
         if name not in build:
             problems.append(f"buildPresets: no build preset for configure preset {name!r}")
+        floor = vendor.get("driver_floor", {})
+        if not isinstance(floor, dict) or set(floor) - DRIVER_FLOOR_KEYS:
+            known = ", ".join(sorted(DRIVER_FLOOR_KEYS))
+            problems.append(f"configurePresets.{name}.vendor.{VENDOR_KEY}.driver_floor: an object of {known}")
+            floor = {}
         presets.append(
             Preset(
                 name=name,
@@ -110,6 +118,7 @@ def load_matrix(path: Path = PRESETS_FILE) -> Matrix:
                 family=vendor.get("family", ""),
                 requires=tuple(vendor.get("requires", [])),
                 dependencies=tuple(vendor.get("dependencies", [])),
+                driver_floor={str(k): str(v) for k, v in floor.items()},
                 cache_variables=_cache_variables(name, configure),
                 build_targets=tuple(build.get(name, {}).get("targets", [])),
                 condition=_inherited_condition(name, configure),

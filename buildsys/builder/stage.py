@@ -61,6 +61,7 @@ def write_stage_record(
     options: Mapping[str, str],
     requires: Sequence[str],
     files: list[StagedFile],
+    driver_floor: Mapping[str, str] | None = None,
 ) -> None:
     document = {
         "format": 1,
@@ -69,6 +70,8 @@ def write_stage_record(
         "upstream": dict(provenance),
         "cmake_options": dict(sorted(options.items())),
         "requires": list(requires),  # the toolchains it was built with: nvcc-13 tells the binding its CUDA major
+        # the oldest driver it runs on (the preset's): the binding compares it with the installed one before dlopen
+        "driver_floor": dict(sorted((driver_floor or {}).items())),
         "files": [
             {"path": f.path, "kind": f.kind, "size": f.size, "sha256": f.sha256}
             | ({"symlink_to": f.symlink_to} if f.symlink_to else {})

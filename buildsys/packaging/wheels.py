@@ -180,7 +180,27 @@ def _description(results: list[PresetResult], provenance: Mapping[str, str]) -> 
     for result in results:
         options = " ".join(f"{k}={v}" for k, v in sorted(result.options.items()) if k.startswith("GGML_"))
         lines.append(f"- preset `{result.preset.name}`: {options}")
+    floors = dict.fromkeys(text for result in results if (text := driver_floor_text(result.preset.driver_floor)))
+    for text in floors:
+        lines += ["", f"Needs {text}: the binding skips its module, naming both versions, under an older one."]
     return "\n".join(lines) + "\n"
+
+
+# How each driver a floor names is called, in the order a description lists them.
+_FLOOR_NAMES = (
+    ("nvidia-linux", "NVIDIA driver", "Linux"),
+    ("nvidia-windows", "NVIDIA driver", "Windows"),
+    ("rocm", "ROCm", ""),
+)
+
+
+def driver_floor_text(floor: Mapping[str, str]) -> str:
+    """A preset's driver floor as a person reads it: "NVIDIA driver ≥ 525.60.13 (Linux), ≥ 528.33 (Windows)"."""
+    said: dict[str, list[str]] = {}
+    for key, driver, system in _FLOOR_NAMES:
+        if key in floor:
+            said.setdefault(driver, []).append(f"≥ {floor[key]}" + (f" ({system})" if system else ""))
+    return "; ".join(f"{driver} {', '.join(versions)}" for driver, versions in said.items())
 
 
 def _write(

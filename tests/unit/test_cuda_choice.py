@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from llama_cpp_runtime._loading.cuda_choice import fit
+from llama_cpp_runtime._gpu.nvidia import fit
 
 SM90_FAMILY = ("90-real", "100-real", "120a-real", "100-virtual")
 

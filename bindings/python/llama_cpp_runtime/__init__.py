@@ -6,6 +6,8 @@ and every installed GPU backend plugin, loaded with a report of what happened an
     rt.devices()                 # [Device(name, description, type, memory_free, memory_total, backend)]
     rt.report()                  # every module: loaded / skipped (reason) / not chosen / absent
     rt.library_path("llama")     # absolute paths, for bindings that load the libraries themselves
+    lcr.load(require="gpu")      # or "cuda", "vulkan", ...: GpuUnavailable instead of running on the CPU
+    lcr.doctor()                 # every GPU here: what serves it, and the pip install that would
 
     with rt.load_model("model.gguf") as model:          # a GGUF model, on every device (or devices=[...])
         ids = model.tokenize("Hello world")
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
         DecodeError,
         DownstreamError,
         ForkError,
+        GpuUnavailable,
         InvalidModel,
         LibraryNotFound,
         LlamaRuntimeError,
@@ -43,8 +46,11 @@ if TYPE_CHECKING:
         TokenizeError,
         UnknownDevice,
         Unsupported,
+        UnusedGpuWarning,
     )
     from ._ggml.compute import Backend
+    from ._gpu.doctor import doctor
+    from ._gpu.findings import DoctorProbe, DoctorReport, GpuFinding
     from ._llama.context import Context
     from ._llama.gguf import GGUFHeader, read_header
     from ._llama.inspect import ModelInfo, inspect_model
@@ -63,6 +69,7 @@ _ERRORS = (
     "DecodeError",
     "DownstreamError",
     "ForkError",
+    "GpuUnavailable",
     "InvalidModel",
     "LibraryNotFound",
     "LlamaRuntimeError",
@@ -76,6 +83,7 @@ _ERRORS = (
     "TokenizeError",
     "UnknownDevice",
     "Unsupported",
+    "UnusedGpuWarning",
 )
 _HOMES = {
     **dict.fromkeys(_ERRORS, "._errors"),
@@ -83,6 +91,8 @@ _HOMES = {
     **dict.fromkeys(("Device", "ModuleReport", "Report"), "._report"),
     "ENTRY_POINT_GROUP": "._loading.discovery",
     "Backend": "._ggml.compute",
+    **dict.fromkeys(("DoctorProbe", "DoctorReport", "GpuFinding"), "._gpu.findings"),
+    "doctor": "._gpu.doctor",
     "Context": "._llama.context",
     **dict.fromkeys(("GGUFHeader", "read_header"), "._llama.gguf"),
     **dict.fromkeys(("ModelInfo", "inspect_model"), "._llama.inspect"),
@@ -99,9 +109,13 @@ __all__ = [
     "ContextError",
     "DecodeError",
     "Device",
+    "DoctorProbe",
+    "DoctorReport",
     "DownstreamError",
     "ForkError",
     "GGUFHeader",
+    "GpuFinding",
+    "GpuUnavailable",
     "InvalidModel",
     "LibraryNotFound",
     "LlamaRuntimeError",
@@ -121,6 +135,8 @@ __all__ = [
     "TokenizeError",
     "UnknownDevice",
     "Unsupported",
+    "UnusedGpuWarning",
+    "doctor",
     "inspect_model",
     "load",
     "read_header",

@@ -3,6 +3,7 @@ or a model file does there (an abort, a fault, a hang) becomes one line of text 
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -10,6 +11,8 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+from ._settings import QUIET_GPU
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,10 @@ def last_words(text: str) -> str:
 
 
 def run_child(args: Sequence[str], env: Mapping[str, str] | None, timeout: float) -> ChildResult:
+    """The child's output, or why it failed. `env` None is this process's environment. A child never warns
+    about unused GPUs: its stderr is read for why it failed, and the warning is the parent's to give."""
     start = time.monotonic()
+    env = {**(os.environ if env is None else env), QUIET_GPU: "1"}
     try:
         result = subprocess.run(  # noqa: S603 - this very interpreter, a fixed module, our arguments
             [sys.executable, "-m", "llama_cpp_runtime", *args],

@@ -29,6 +29,12 @@ class ForkError(LlamaRuntimeError):
     in the child (`model.context()` works there: a model may be shared with a child)."""
 
 
+class GpuUnavailable(LlamaRuntimeError):
+    """A GPU was required (`load(require=...)`, LLAMA_CPP_RUNTIME_REQUIRE, `load_model(devices="gpu")`) and
+    none serves: the message names each module that could have, why it did not, and the fix. Nothing runs
+    on the CPU in its place."""
+
+
 class UnknownDevice(LlamaRuntimeError, ValueError):
     """A device name that no loaded backend offers."""
 
@@ -86,3 +92,9 @@ class MlockWarning(UserWarning):
 class ThreadsWarning(UserWarning):
     """n_threads is more than the CPUs this process may use (or than ggml's limit of 512, which is then
     used): ggml's threads spin while they wait for each other, so the extra threads slow every step."""
+
+
+class UnusedGpuWarning(RuntimeWarning):
+    """A GPU is present and no loaded plugin serves it (none installed, or the one installed was skipped):
+    the message says why and which wheel would. Issued once per process by load(); LLAMA_CPP_RUNTIME_QUIET_GPU=1
+    silences it, and `python -m llama_cpp_runtime doctor` says the same at length."""

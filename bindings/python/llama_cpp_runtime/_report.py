@@ -7,6 +7,25 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 Status = Literal["loaded", "skipped", "not chosen", "absent"]
+GPU_TYPES = frozenset({"GPU", "IGPU"})  # ggml's device types of a GPU (not CPU, ACCEL or META)
+# Vulkan implementations that run on the CPU: ggml-vulkan offers them as an (I)GPU when GGML_VK_VISIBLE_DEVICES
+# lists them, but nothing is offloaded to a GPU there.
+_SOFTWARE_RENDERERS = ("llvmpipe", "lavapipe", "swiftshader")
+
+# ggml's registration names, as the backends are named elsewhere (the HIP build of ggml-cuda registers "ROCm").
+_BACKEND_OF_REGISTRATION = {
+    "cuda": "cuda",
+    "rocm": "hip",
+    "hip": "hip",
+    "metal": "metal",
+    "mtl": "metal",
+    "vulkan": "vulkan",
+}
+
+
+def backend_of(registration: str) -> str:
+    """The backend (cuda, hip, metal, vulkan) of a module's backend or a registration's name; "" when unknown."""
+    return _BACKEND_OF_REGISTRATION.get(registration.lower(), "")
 
 
 @dataclass(frozen=True)
@@ -32,6 +51,12 @@ class Device:
     device_id: str = ""  # the PCI bus id ggml reports ("0000:01:00.0"); "" when the backend gives none
     same_as: str = ""  # the preferred device of the same GPU, when another backend drives it and comes first
     _handle: int = field(default=0, repr=False, compare=False)
+
+    @property
+    def gpu(self) -> bool:
+        """Whether it is a GPU: ggml's type GPU or IGPU, and not a Vulkan implementation on the CPU (lavapipe)."""
+        described = self.description.lower()
+        return self.type in GPU_TYPES and not any(name in described for name in _SOFTWARE_RENDERERS)
 
     @property
     def preferred(self) -> bool:

@@ -6,15 +6,25 @@ import ctypes
 import os
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
 
-from ._errors import AbiMismatch, DownstreamError, LoadError, ModelLoadError, UnknownDevice
+from ._errors import (
+    AbiMismatch,
+    DownstreamError,
+    GpuUnavailable,
+    LoadError,
+    ModelLoadError,
+    SettingError,
+    UnknownDevice,
+    UnusedGpuWarning,
+)
 from ._loading.loader import Loaded, enumerate_devices, load_everything
-from ._platform import INT32_MAX, check_int
+from ._platform import INT32_MAX, IS_MACOS, IS_WINDOWS, check_int
 from ._report import Device, Report
-from ._settings import read_settings
+from ._settings import REQUIRE, read_settings, required
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -71,7 +81,7 @@ class Runtime:
         self,
         path: str | os.PathLike[str],
         *,
-        devices: Sequence[str | Device] | None = None,
+        devices: Sequence[str | Device] | str | None = None,
         n_gpu_layers: int | None = None,
         mmap: bool = True,
         mlock: bool = False,
@@ -79,7 +89,8 @@ class Runtime:
         progress: Progress | None = None,
     ) -> Model:
         """Load a GGUF model. devices None uses every device; a list (names from devices(), e.g. ["CPU"]
-        or ["Vulkan0"]) restricts the offload to those. n_gpu_layers None is upstream's default (every
+        or ["Vulkan0"]) restricts the offload to those; "gpu" is every GPU device and raises GpuUnavailable,
+        naming why, when there is none (instead of running on the CPU). n_gpu_layers None is upstream's default (every
         layer on the GPU devices; a value outside a C int is a ValueError). mmap maps the file instead of
         reading it; mlock keeps it in RAM (a failure is an MlockWarning). progress(fraction) returning False
         cancels the load (LoadCancelled).
@@ -93,7 +104,7 @@ class Runtime:
         missing_cpu = self._loaded.report.no_cpu_backend
         if missing_cpu:  # llama.cpp needs one; its own words would only say no backend was loaded
             raise ModelLoadError(f"{header.path}: cannot be loaded without a CPU backend, and none is: {missing_cpu}")
-        chosen = self.default_devices() if devices is None else [self.device(d) for d in devices]
+        chosen = self._offload_devices(devices)
         llama = self._llama()
         return Model(
             llama,
@@ -107,6 +118,43 @@ class Runtime:
             vocab_only=vocab_only,
             progress=progress,
         )
+
+    def _offload_devices(self, devices: Sequence[str | Device] | str | None) -> list[Device] | None:
+        """What load_model's `devices` means: None llama.cpp's choice, "gpu" every preferred GPU device (at least
+        one), a list those devices. Any other single string would be taken letter by letter: refused."""
+        if devices is None:
+            return self.default_devices()
+        if isinstance(devices, str):
+            if devices.lower() != "gpu":
+                raise UnknownDevice(f'devices={devices!r}: give "gpu" or a list of device names, e.g. [{devices!r}]')
+            gpus = [d for d in self.devices() if d.gpu and d.preferred]
+            if not gpus:
+                raise GpuUnavailable(f'load_model(devices="gpu"): {self._missing("gpu")}')
+            return gpus
+        return [self.device(d) for d in devices]
+
+    def _missing(self, wanted: str) -> str:
+        """Why `wanted` (cuda, hip, vulkan, metal, gpu) serves no device here, and the fix ("" when it does)."""
+        from ._gpu.serving import missing_requirement
+
+        return missing_requirement(wanted, self._loaded.report, self._loaded.settings.sysfs_root)
+
+    def _require(self, asked: Iterable[str], source: str) -> None:
+        """GpuUnavailable naming every requirement that no device meets, with why and the fix."""
+        problems = [f"{wanted}: {why}" for wanted in asked if (why := self._missing(wanted))]
+        if problems:
+            raise GpuUnavailable(f"{source} refuses to run on the CPU instead: {'; '.join(problems)}")
+
+    def _warn_unused_gpus(self) -> None:
+        """One UnusedGpuWarning naming each GPU here that no loaded device serves, unless silenced. Only the
+        PCI listing is read when there is no GPU (the common case): the rest is imported when one is there."""
+        settings = self._loaded.settings
+        if settings.quiet_gpu:
+            return
+        report = self._loaded.report
+        text = _other_warning(report) if IS_MACOS or IS_WINDOWS else _pci_warning(report, settings.sysfs_root)
+        if text:
+            warnings.warn(text, UnusedGpuWarning, stacklevel=3)  # the caller of load()
 
     def default_devices(self) -> list[Device] | None:
         """What load_model(devices=None) offloads to: None (llama.cpp's choice: every device) unless a GPU
@@ -157,8 +205,28 @@ class Runtime:
         return dict(self._loaded.report.upstream)
 
 
+def _pci_warning(report: Report, sysfs_root: Path) -> str:
+    """Linux: the unused GPUs sysfs lists; the advice's modules are imported only when there is a GPU."""
+    from ._gpu.sysfs import usable_gpu_present
+
+    if not usable_gpu_present(str(sysfs_root)):
+        return ""
+    from ._gpu.serving import unserved, warning_text
+
+    found = unserved(report, sysfs_root)
+    return warning_text(found) if found else ""
+
+
+def _other_warning(report: Report) -> str:
+    """macOS and Windows, which have no sysfs: what their drivers' files say, cheaply."""
+    from ._gpu.serving import unused_mac_gpu, unused_windows_gpu
+
+    return unused_mac_gpu(report) if IS_MACOS else unused_windows_gpu(report)
+
+
 _lock = threading.Lock()
 _loaded: list[Runtime] = []  # at most one: ggml's registry is process-wide
+_warned: list[bool] = []  # the UnusedGpuWarning is given once per process
 _served: dict[str, ModuleType] = {}
 
 
@@ -192,15 +260,32 @@ def use_for(package: str) -> ModuleType:
     return module
 
 
-def load(library_dir: str | os.PathLike[str] | None = None) -> Runtime:
+def load(library_dir: str | os.PathLike[str] | None = None, *, require: str | Iterable[str] | None = None) -> Runtime:
     """Load everything once; later calls return the same Runtime. `library_dir` (or the
     LLAMA_CPP_RUNTIME_LIBRARY_DIR variable) points at a directory with lib/ and modules/ instead of
-    the package's own, e.g. a build stage."""
+    the package's own, e.g. a build stage.
+
+    `require` ("cuda", "hip", "vulkan", "metal" or "gpu" for any; several as a list or comma-separated), and
+    LLAMA_CPP_RUNTIME_REQUIRE, make it fail closed: GpuUnavailable, naming each module that could have served
+    and why it did not, instead of a Runtime that computes on the CPU. Without either, a GPU here that no
+    plugin serves is an UnusedGpuWarning (once per process; LLAMA_CPP_RUNTIME_QUIET_GPU=1 silences it)."""
     wanted = Path(library_dir).resolve() if library_dir is not None else None
+    text = require if isinstance(require, str) or require is None else ",".join(require)
+    try:
+        asked = required(text, "require") if text else ()  # a misspelt name fails before anything loads
+    except SettingError as error:
+        raise ValueError(str(error)) from None
     with _lock:
         if not _loaded:
             _loaded.append(Runtime(load_everything(wanted, read_settings(os.environ))))
         runtime = _loaded[0]
         if wanted is not None and wanted != runtime._loaded.layout.root:
             raise LoadError(f"already loaded from {runtime._loaded.layout.root}; one runtime per process")
-        return runtime
+    runtime._require(runtime._loaded.settings.require, f"{REQUIRE}={','.join(runtime._loaded.settings.require)}")
+    runtime._require(asked, f"load(require={text!r})")
+    with _lock:
+        warn = not _warned
+        _warned[:] = [True]
+    if warn:
+        runtime._warn_unused_gpus()
+    return runtime

@@ -9,6 +9,9 @@
 | LLAMA_CPP_RUNTIME_CPU_EXCLUDE | never load these CPU variants (comma-separated) |
 | LLAMA_CPP_RUNTIME_BACKEND_ORDER | which backend is preferred when two drive one GPU (default cuda,hip,metal,vulkan) |
 | LLAMA_CPP_RUNTIME_CACHE_DIR | where variant scores and library links are kept (an absolute path); "off" keeps none |
+| LLAMA_CPP_RUNTIME_REQUIRE | load() raises GpuUnavailable unless these serve a device (cuda, hip, vulkan, metal, gpu) |
+| LLAMA_CPP_RUNTIME_QUIET_GPU | 1: no UnusedGpuWarning when a GPU here is served by no plugin (doctor still says it) |
+| LLAMA_CPP_RUNTIME_SYSFS_ROOT | for tests: a directory standing for /sys when the GPUs are probed (a fake machine) |
 """
 
 from __future__ import annotations
@@ -28,9 +31,25 @@ CPU_VARIANT = "LLAMA_CPP_RUNTIME_CPU_VARIANT"
 CPU_EXCLUDE = "LLAMA_CPP_RUNTIME_CPU_EXCLUDE"
 BACKEND_ORDER = "LLAMA_CPP_RUNTIME_BACKEND_ORDER"
 CACHE_DIR = "LLAMA_CPP_RUNTIME_CACHE_DIR"
-VARIABLES = (LIBRARY_DIR, PLUGIN_DIRS, BACKENDS, CPU_VARIANT, CPU_EXCLUDE, BACKEND_ORDER, CACHE_DIR)
+REQUIRE = "LLAMA_CPP_RUNTIME_REQUIRE"
+QUIET_GPU = "LLAMA_CPP_RUNTIME_QUIET_GPU"
+SYSFS_ROOT = "LLAMA_CPP_RUNTIME_SYSFS_ROOT"
+VARIABLES = (
+    LIBRARY_DIR,
+    PLUGIN_DIRS,
+    BACKENDS,
+    CPU_VARIANT,
+    CPU_EXCLUDE,
+    BACKEND_ORDER,
+    CACHE_DIR,
+    REQUIRE,
+    QUIET_GPU,
+    SYSFS_ROOT,
+)
 
 DEFAULT_ORDER = ("cuda", "hip", "metal", "vulkan")
+REQUIREMENTS = ("cuda", "hip", "vulkan", "metal", "gpu")  # "gpu": any GPU device, whichever backend drives it
+_TRUE, _FALSE = frozenset({"1", "true", "yes", "on"}), frozenset({"", "0", "false", "no", "off"})
 
 
 @dataclass(frozen=True)
@@ -42,6 +61,9 @@ class Settings:
     cpu_exclude: frozenset[str]
     backend_order: tuple[str, ...]
     cache_dir: Path | None  # None: nothing is remembered
+    require: tuple[str, ...] = ()  # backends that must serve a device, in REQUIREMENTS' spelling
+    quiet_gpu: bool = False  # no UnusedGpuWarning
+    sysfs_root: Path = Path("/sys")  # where the GPUs are looked for on Linux
 
 
 def read_settings(env: Mapping[str, str]) -> Settings:
@@ -54,7 +76,27 @@ def read_settings(env: Mapping[str, str]) -> Settings:
         cpu_exclude=frozenset(name.removeprefix("ggml-cpu-") for name in _names(env.get(CPU_EXCLUDE, ""), lower=False)),
         backend_order=_backend_order(env),
         cache_dir=_cache_dir(env),
+        require=required(env.get(REQUIRE, ""), REQUIRE),
+        quiet_gpu=_flag(env, QUIET_GPU),
+        sysfs_root=Path(env[SYSFS_ROOT]) if env.get(SYSFS_ROOT) else Path("/sys"),
     )
+
+
+def required(text: str, source: str) -> tuple[str, ...]:
+    """What must be served (cuda, hip, vulkan, metal, gpu; "rocm" is hip), from the variable or load(require=...);
+    `source` names where the text came from in the SettingError for an unknown name."""
+    names = [{"rocm": "hip"}.get(name, name) for name in _names(text)]
+    unknown = [name for name in names if name not in REQUIREMENTS]
+    if unknown:
+        raise SettingError(f"{source}={text}: unknown backend {unknown[0]!r} (known: {', '.join(REQUIREMENTS)})")
+    return tuple(dict.fromkeys(names))
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    value = env.get(name, "").strip().lower()
+    if value not in _TRUE | _FALSE:
+        raise SettingError(f"{name}={env[name]}: expected 1 or 0")
+    return value in _TRUE
 
 
 def _names(text: str, *, lower: bool = True) -> list[str]:

@@ -1,4 +1,4 @@
-"""`python -m llama_cpp_runtime info | check | bench | run`.
+"""`python -m llama_cpp_runtime info | doctor | check | bench | run`.
 
 `check` and `bench` never run a device in their own process: each device (and each CPU variant) runs
 in a child process with a timeout, so a driver that crashes or hangs is reported as that device
@@ -22,10 +22,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .._child import run_child
-from .._errors import LlamaRuntimeError, Unsupported
+from .._errors import LlamaRuntimeError, Unsupported, UnusedGpuWarning
 from .._ggml import reference as _reference
+from .._gpu.probes import KINDS
+from .._report import Report
 from .._runtime import load
-from .._settings import BACKENDS, CACHE_DIR, CPU_VARIANT
+from .._settings import BACKENDS, CACHE_DIR, CPU_VARIANT, read_settings
 from . import model as _cli_model
 from .arguments import MAX_TIMEOUT, positive
 
@@ -59,6 +61,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "env", help="the variables that make llama-cpp-python (in another process) use these libraries"
     )
     environment.add_argument("--json", action="store_true")
+    doctor = commands.add_parser("doctor", help="every GPU here: what serves it, and the pip install that would")
+    doctor.add_argument("--json", action="store_true")
+    doctor.add_argument(
+        "--timeout", type=positive(float, MAX_TIMEOUT), default=30.0, help="seconds per probe (default 30)"
+    )
+    commands.add_parser("_gpu_probe").add_argument("kind", choices=KINDS)
     for name, text in (
         ("check", "compute on every device and CPU variant, compare with Python"),
         ("bench", "matrix-multiply throughput per device and CPU variant"),
@@ -118,6 +126,26 @@ def _info(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _doctor(arguments: argparse.Namespace) -> int:
+    """Exit 0 when every GPU here is served and every probe answered, else 1."""
+    from .._gpu.doctor import doctor
+
+    report = doctor(arguments.timeout)
+    if arguments.json:
+        print(json.dumps({**asdict(report), "healthy": report.healthy}, indent=1))
+    else:
+        print("\n".join(report.lines()))
+    return 0 if report.healthy else 1
+
+
+def _gpu_probe(arguments: argparse.Namespace) -> int:
+    """One of the doctor's probes, in this (child) process: its answer as JSON on stdout."""
+    from .._gpu.probes import run_probe
+
+    print(json.dumps(run_probe(arguments.kind, read_settings(os.environ).sysfs_root)))
+    return 0
+
+
 def _environment(arguments: argparse.Namespace) -> int:
     variables = load().environment()
     if arguments.json:
@@ -143,12 +171,15 @@ def _bench(arguments: argparse.Namespace) -> int:
 
 def _probe_devices(arguments: argparse.Namespace) -> dict[str, Any] | int:
     """What a child process sees (devices, CPU variants, unusable modules), or the exit code of a failure;
-    every --device must be among the devices."""
+    every --device must be among the devices. A GPU the child's load() leaves unused is warned about here,
+    as load() would have in this process."""
     listing = _child(["_probe"], _measuring(), arguments.timeout)
     if not listing.ok:
         print(f"error: listing the devices failed: {listing.detail}", file=sys.stderr)
         return 1
     probe: dict[str, Any] = json.loads(listing.detail)
+    if probe.get("gpu_warning") and not read_settings(os.environ).quiet_gpu:
+        warnings.warn(probe["gpu_warning"], UnusedGpuWarning, stacklevel=1)
     devices = probe["devices"]
     unknown = [name for name in arguments.device if name not in devices]
     if unknown:
@@ -248,10 +279,19 @@ def _probe(arguments: argparse.Namespace) -> int:
                 "cpu_variants": variants,
                 "unusable": unusable,
                 "no_cpu_backend": report.no_cpu_backend,
+                "gpu_warning": _unused_gpus(report),
             }
         )
     )
     return 0
+
+
+def _unused_gpus(report: Report) -> str:
+    """The warning load() gives in the caller's process, for a parent whose children do the loading."""
+    from .._gpu.serving import unserved, warning_text
+
+    found = unserved(report, read_settings(os.environ).sysfs_root)
+    return warning_text(found) if found else ""
 
 
 def _child_answer(**fields: object) -> int:
@@ -308,6 +348,8 @@ def _device_bench(arguments: argparse.Namespace) -> int:
 
 _COMMANDS = {
     "info": _info,
+    "doctor": _doctor,
+    "_gpu_probe": _gpu_probe,
     "env": _environment,
     "check": _check,
     "bench": _bench,

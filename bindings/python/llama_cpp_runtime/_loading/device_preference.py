@@ -8,22 +8,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from .._report import Device
-
-# ggml's registration names, as the order names them (the HIP build of ggml-cuda registers "ROCm").
-_BACKEND_OF_REGISTRATION = {
-    "cuda": "cuda",
-    "rocm": "hip",
-    "hip": "hip",
-    "metal": "metal",
-    "mtl": "metal",
-    "vulkan": "vulkan",
-}
+from .._report import Device, backend_of
 
 
 def rank(backend: str, order: Sequence[str]) -> int:
     """A backend's place in the order (a module's backend or a registration's name); unknown ones last."""
-    known = _BACKEND_OF_REGISTRATION.get(backend.lower(), "")
+    known = backend_of(backend)
     return order.index(known) if known in order else len(order)
 
 

@@ -12,7 +12,7 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._errors import AbiMismatch, LibraryNotFound, LoadError
 from .._ggml import api as _api
@@ -26,7 +26,10 @@ from .device_preference import mark_preferred, rank
 from .discovery import CORE_SOURCE, Layout, ModuleFile, find_layout, modules_in, plugin_modules
 from .installed import compare_with_record, unrecorded
 from .runtime_libs import nvidia_library_dirs, preload_runtime_libraries
-from .stage_record import STAGE_RECORD, identity_conflict, read_json_object, read_stage_record
+from .stage_record import STAGE_RECORD, StageRecord, identity_conflict, read_json_object, read_stage_record
+
+if TYPE_CHECKING:
+    from .._gpu.floors import InstalledDrivers
 
 # In dependency order; llama and mtmd only when upstream builds them (a ggml-only upstream has neither).
 CORE_LIBRARIES = ("ggml-base", "ggml", "llama", "mtmd")
@@ -100,7 +103,7 @@ def load_everything(library_dir: Path | None, settings: Settings) -> Loaded:
     gpu_modules.sort(key=lambda m: rank(m.backend, order))
     record = read_stage_record(layout.root)
     upstream = record.upstream
-    reports += _load_plugins(ggml, bridge, gpu_modules, selection, upstream)
+    reports += _load_plugins(ggml, bridge, gpu_modules, selection, upstream, _Drivers(settings.sysfs_root))
     reports = compare_with_record(reports, core_modules, record, layout)
     present = {r.backend for r in reports}
     reports += [
@@ -169,6 +172,7 @@ def _load_plugins(
     modules: list[ModuleFile],
     selection: Selection,
     core_upstream: dict[str, str],
+    drivers: _Drivers,
 ) -> list[ModuleReport]:
     outcomes: dict[Path, ModuleReport] = {}
 
@@ -181,9 +185,7 @@ def _load_plugins(
     records = {m.path: read_stage_record(m.path.parent.parent) for m in modules}  # a plugin's, beside modules/
     for module in modules:
         damaged = refuse_damaged(module)
-        record = records[module.path]
-        refusal = selection.refusal(module) or damaged or unrecorded(module, record, core_upstream)
-        refusal = refusal or identity_conflict(record, core_upstream)
+        refusal = damaged or _refusal(module, records[module.path], selection, core_upstream, drivers)
         if refusal:
             report(module, "skipped", refusal, unusable=bool(damaged))
         else:
@@ -228,6 +230,35 @@ def _load_plugins(
             detail += f"; unverified: no {STAGE_RECORD} beside {module.path.parent} says what it was built from"
         report(module, "loaded", detail)
     return [outcomes[m.path] for m in modules]
+
+
+class _Drivers:
+    """The installed drivers, asked only when a plugin records a floor (most processes have no GPU plugin)."""
+
+    def __init__(self, sysfs_root: Path) -> None:
+        self._sysfs_root = sysfs_root
+        self._installed: InstalledDrivers | None = None
+
+    def refusal(self, module: ModuleFile, record: StageRecord) -> str:
+        if not record.driver_floor:
+            return ""
+        from .._gpu.floors import InstalledDrivers, floor_refusal
+
+        self._installed = self._installed or InstalledDrivers(self._sysfs_root)
+        return floor_refusal(module.backend, record.driver_floor, record.cuda_major, self._installed)
+
+
+def _refusal(
+    module: ModuleFile, record: StageRecord, selection: Selection, core: dict[str, str], drivers: _Drivers
+) -> str:
+    """Why a plugin module is not opened at all ("" when it may be): the environment left it out, nothing
+    says what it was built from, another upstream built it, or the driver here is older than it needs."""
+    return (
+        selection.refusal(module)
+        or unrecorded(module, record, core)
+        or identity_conflict(record, core)
+        or drivers.refusal(module, record)
+    )
 
 
 def enumerate_devices(ggml: ctypes.CDLL, order: tuple[str, ...]) -> list[Device]:

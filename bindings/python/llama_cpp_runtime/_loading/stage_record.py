@@ -1,6 +1,7 @@
 """What a build recorded beside lib/ and modules/: `stage.json` (the core's, and each plugin's, which its
 wheel carries beside modules/). The upstream identity says whether a plugin belongs with the core libraries
-loaded; a CUDA module's architectures and CUDA major say which GPUs and drivers it can serve."""
+loaded; a CUDA module's architectures and CUDA major say which GPUs and drivers it can serve, and its driver
+floor the oldest driver it runs on."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ class StageRecord:
     cuda_major: int | None = None  # the CUDA toolkit it was built with (its runtime needs a driver this new)
     found: bool = False  # whether there was a stage.json at all
     files: tuple[str, ...] | None = None  # every file the build staged ("modules/libggml-cpu-x64.so"); None: no list
+    driver_floor: dict[str, str] = field(default_factory=dict)  # the oldest driver it runs on: nvidia-linux, rocm
 
     def module_files(self) -> dict[str, str]:
         """The backend modules the build staged: module name -> file name (ggml-cpu-x64 -> libggml-cpu-x64.so)."""
@@ -46,6 +48,7 @@ def read_stage_record(root: Path) -> StageRecord:
     upstream = document.get("upstream")
     options = document.get("cmake_options")
     requires = document.get("requires")
+    floor = document.get("driver_floor")
     architectures = options.get("CMAKE_CUDA_ARCHITECTURES", "") if isinstance(options, dict) else ""
     toolchains = [str(r) for r in requires] if isinstance(requires, list) else []
     majors = [int(m[1]) for r in toolchains if (m := re.fullmatch(r"nvcc-(\d+)", r))]
@@ -55,6 +58,7 @@ def read_stage_record(root: Path) -> StageRecord:
         cuda_major=majors[0] if majors else None,
         found=found is not None,
         files=_file_paths(document.get("files")),
+        driver_floor={str(k): str(v) for k, v in floor.items()} if isinstance(floor, dict) else {},
     )
 
 
