@@ -8,7 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,11 +138,19 @@ class Project:
             f'[upstream]\nurl = {toml_string(self.upstream.path)}\ncommit = "{commit}"\n{extra}'
         )
 
-    def run(self, *args: str, expect: int | None = 0, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    def run(
+        self,
+        *args: str,
+        expect: int | None = 0,
+        timeout: float = 300,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """The CLI in the project (or `cwd`), with the project's environment (or all of `env` instead)."""
         result = subprocess.run(
             [*self.launcher, sys.executable, "-m", "buildsys", *args],
-            cwd=self.root,
-            env=self.env,
+            cwd=cwd or self.root,
+            env=self.env if env is None else dict(env),
             capture_output=True,
             text=True,
             check=False,

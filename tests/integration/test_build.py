@@ -240,16 +240,7 @@ def test_a_missing_toolchain_is_a_skip_with_its_reason_or_a_failure_when_asked_f
     narrowed.pop("CUDA_PATH", None)
     narrowed.pop("CUDAToolkit_ROOT", None)
 
-    plan = subprocess.run(
-        [sys.executable, "-m", "buildsys", "build", "--dry-run"],
-        cwd=built.root,
-        env=narrowed,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert plan.returncode == 0, plan.stderr
+    plan = built.run("build", "--dry-run", env=narrowed, timeout=120)
     rows = {line.split()[0]: line for line in plan.stdout.splitlines() if line and not line.startswith((" ", "-"))}
     assert "planned" in rows["cpu"]
     assert "skipped" in rows["vulkan"] and "glslc (the GLSL to SPIR-V compiler) not found on PATH" in rows["vulkan"]
@@ -257,16 +248,8 @@ def test_a_missing_toolchain_is_a_skip_with_its_reason_or_a_failure_when_asked_f
     for family_member in ("cuda13-sm75", "cuda13-sm90"):
         assert "skipped" in rows[family_member] and "nvcc not found" in rows[family_member]
 
-    family = subprocess.run(
-        [sys.executable, "-m", "buildsys", "build", "--dry-run", "--backend", "cuda13"],
-        cwd=built.root,
-        env=narrowed,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert family.returncode == 7  # asked for by its family's name: both members fail, each with its reason
+    # asked for by its family's name: both members fail, each with its reason
+    family = built.run("build", "--dry-run", "--backend", "cuda13", env=narrowed, timeout=120, expect=7)
     assert [line.split()[:2] for line in family.stdout.splitlines() if line.startswith("cuda")] == [
         ["cuda13-sm75", "failed"],
         ["cuda13-sm90", "failed"],
@@ -274,16 +257,7 @@ def test_a_missing_toolchain_is_a_skip_with_its_reason_or_a_failure_when_asked_f
 
     vulkan_stage = built.root / "build/stage/vulkan"
     before = sorted(p.stat().st_mtime_ns for p in vulkan_stage.rglob("*")) if vulkan_stage.exists() else None
-    asked = subprocess.run(
-        [sys.executable, "-m", "buildsys", "build", "--backend", "vulkan"],
-        cwd=built.root,
-        env=narrowed,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert asked.returncode == 7
+    asked = built.run("build", "--backend", "vulkan", env=narrowed, timeout=120, expect=7)
     assert re.search(r"^vulkan\s+failed\b.*glslc", asked.stdout, re.MULTILINE)
     assert "error: not built: vulkan" in asked.stderr
     after = sorted(p.stat().st_mtime_ns for p in vulkan_stage.rglob("*")) if vulkan_stage.exists() else None

@@ -133,16 +133,7 @@ def _hook(scene: Scene, name: str, script: str) -> None:
 
 def _killed(scene: Scene, *args: str, env: dict[str, str] | None = None) -> None:
     """Run buildsys as the row's preparation, expecting it to be killed half-way."""
-    run = subprocess.run(
-        [sys.executable, "-m", "buildsys", *args],
-        cwd=scene.project.root,
-        env={**scene.project.env, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert run.returncode == -9, (run.returncode, run.stdout, run.stderr)
+    scene.project.run(*args, env={**scene.project.env, **(env or {})}, timeout=120, expect=-9)
 
 
 def _am_killed(*args: str) -> Callable[[Scene], object]:

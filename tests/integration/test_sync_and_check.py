@@ -187,16 +187,8 @@ def test_buildsys_config_points_the_commands_at_another_project(patched_project:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = {**patched_project.env, "BUILDSYS_CONFIG": str(patched_project.root / "vendoring.toml")}
-    result = subprocess.run(
-        [sys.executable, "-m", "buildsys", "check"],
-        cwd=elsewhere,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0 and "no drift" in result.stderr, result.stderr
+    result = patched_project.run("check", env=env, cwd=elsewhere)
+    assert "no drift" in result.stderr, result.stderr
     assert list(elsewhere.iterdir()) == []  # nothing written where the command ran
 
 

@@ -179,24 +179,10 @@ def test_wheels_are_byte_identical_when_built_again_and_elsewhere(packaged: Proj
     shutil.rmtree(packaged.root / "build" / "cpu")
     shutil.rmtree(packaged.root / "dist")
     no_cache = {**packaged.env, "CCACHE_DISABLE": "1"}
-    subprocess.run(
-        [sys.executable, "-m", "buildsys", "-q", "wheels", "--backend", "cpu"],
-        cwd=packaged.root,
-        env=no_cache,
-        check=True,
-        capture_output=True,
-        timeout=600,
-    )
+    packaged.run("-q", "wheels", "--backend", "cpu", env=no_cache, timeout=600)
     again = wheels_of(packaged)["llama_cpp_runtime"].read_bytes()
     assert again == first["llama_cpp_runtime"]
 
     other = fresh_project(tmp_path / "elsewhere-with-a-longer-name")
-    subprocess.run(
-        [sys.executable, "-m", "buildsys", "-q", "wheels", "--backend", "cpu"],
-        cwd=other.root,
-        env={**other.env, "CCACHE_DISABLE": "1"},
-        check=True,
-        capture_output=True,
-        timeout=600,
-    )
+    other.run("-q", "wheels", "--backend", "cpu", env={**other.env, "CCACHE_DISABLE": "1"}, timeout=600)
     assert wheels_of(other)["llama_cpp_runtime"].read_bytes() == first["llama_cpp_runtime"]
