@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -18,7 +19,9 @@ from helpers.support import Project, fresh_project, readelf_dynamic
 from helpers.toolchains_present import vulkan, with_ccache
 from llama_cpp_runtime._llama.abi import lay_out
 
+from buildsys.builder import reach_record
 from buildsys.builder.header_structs import struct_fields
+from buildsys.builder.presets import load_matrix
 
 pytestmark = [pytest.mark.slow]
 
@@ -181,6 +184,24 @@ def test_build_refuses_a_vendor_tree_that_is_behind_the_configuration(built: Pro
     assert "has not been synced" in stale.run("build", expect=5).stderr
 
 
+def test_a_build_tree_configured_before_a_pin_change_compiles_the_new_pin(tmp_path: Path) -> None:
+    """CMake keeps a cache entry's first value: the commit compiled into ggml_commit() must follow the sync."""
+    project = fresh_project(tmp_path)
+    project.run("sync")
+    project.run("build", "--backend", "cpu", "--configure-only")
+    project.configure(project.commits[-2])
+    project.run("apply-patches")
+    project.run("sync")
+    project.run("build", "--backend", "cpu", "--configure-only")
+    cache = (project.root / "build/cpu/CMakeCache.txt").read_text()
+    assert f"LLAMA_CPP_RUNTIME_UPSTREAM_COMMIT:STRING={project.commits[-2]}" in cache
+
+    project.run("build", "--backend", "cpu", "--configure-only", "-D", "LLAMA_CPP_RUNTIME_UPSTREAM_COMMIT=mine")
+    project.run("build", "--backend", "cpu", "--configure-only")  # a value the user set stays
+    kept = (project.root / "build/cpu/CMakeCache.txt").read_text()
+    assert re.search(r"^LLAMA_CPP_RUNTIME_UPSTREAM_COMMIT:\w+=mine$", kept, re.MULTILINE)
+
+
 def test_a_copied_project_configures_from_an_empty_cache(built: Project, tmp_path: Path) -> None:
     """CMake refuses a cache made in another folder; the copy says why and configures afresh instead."""
     copy = Project(tmp_path / "copy", built.upstream, built.commits, built.env)
@@ -219,6 +240,11 @@ def test_build_names_cmake_that_needs_a_folder_the_subset_lacks_before_configuri
     project.configure(project.commits[-1])  # the default subset has vendor/
     project.run("sync")
     assert project.run("build", "--backend", "cpu", "--configure-only").returncode == 0
+    # The configure recorded the preset with the cache it wrote: the next build walks the CMake again for no preset
+    cpu = load_matrix().get("cpu")
+    kept = reach_record.kept_cache_entries(project.root / "build/cpu")
+    configured = dataclasses.replace(cpu, cache_variables={**kept, **cpu.cache_variables})
+    assert kept and reach_record.unchecked(project.root / "build", project.vendor, [configured]) == []
 
     # A passed check is remembered, but only for that synced tree: narrowed again, the build is refused again
     project.configure(project.commits[-1], f"[sync]\ninclude = {narrow}\n")
