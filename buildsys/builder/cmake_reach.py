@@ -15,13 +15,17 @@ them values, PARENT_SCOPE included, and an `include()`d file runs in its include
 nothing sets is unset: false in `if()`, empty in `${}`. Computed names (`if (${backend_id})`,
 `${${name}_FOUND}`, `set(GGML_${feat} OFF)`) are followed.
 
-What only CMake can know is unknown: its own variables (platform, compiler, CMAKE_*), what commands the walk
-does not model write (find_package(), check_*(), execute_process(), get_property(), ...), `$ENV{}`,
-`EXISTS`, `TARGET` of something a package may import, and any value written under a condition the walk
-could not decide. A branch whose condition is unknown counts as reachable, and a path needed there is
-reported with that condition, so the report says what could not be decided instead of claiming the path
-is needed. Functions and macros are followed where they are called; what their bodies need is reported at
-the outermost call (`ggml/src/CMakeLists.txt:591 ggml_add_backend(CUDA)`).
+What only CMake can know is unknown: its own variables (platform, compiler, CMAKE_*; CMAKE_MODULE_PATH is
+followed like any variable once the tree sets it), what commands the walk does not model write
+(find_package(), check_*(), execute_process(), get_property(), ...; list() and string() write only their
+result), `$ENV{}`, `EXISTS`, `TARGET` of something a package may import, and any value written under a
+condition the walk could not decide, unless it is the value the variable surely has already. A branch whose
+condition is unknown counts as reachable, and a path needed there is reported with that condition, so the
+report says what could not be decided instead of claiming the path is needed. Inside such a branch, and the
+functions it calls, `NAME STREQUAL "constant"` holds until something writes NAME: the same test is not
+undecided again (`GGML_SYSTEM_ARCH STREQUAL "x86"` around ggml's x86 variants and inside them). Functions
+and macros are followed where they are called; what their bodies need is reported at the outermost call
+(`ggml/src/CMakeLists.txt:591 ggml_add_backend(CUDA)`).
 """
 
 from __future__ import annotations
@@ -36,7 +40,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from ..cmake_tool import is_on
 from ..git import Git
 from ..pathfilter import PathFilter, pattern_regex
 from ..vendoring.upstream_tree import read_blobs, tree_entries
@@ -160,6 +163,25 @@ class UpstreamFiles:
     def _parsed(self) -> dict[str, list[Command]]:
         return {}
 
+    @cached_property
+    def _globbed(self) -> dict[tuple[str, bool], frozenset[str]]:
+        return {}
+
+    def glob(self, pattern: str, *, recurse: bool) -> frozenset[str]:
+        """Upstream's files a file(GLOB) pattern, relative to the upstream root, matches (`*` within a folder)."""
+        key = (pattern, recurse)
+        if key not in self._globbed:
+            if recurse:
+                head, _, tail = pattern.rpartition("/")
+                pattern = f"{head}/**/{tail}" if head else f"**/{tail}"
+            try:
+                regex = pattern_regex(pattern)
+            except ValueError:  # an unbalanced [ ]: CMake's problem to report
+                self._globbed[key] = frozenset()
+            else:
+                self._globbed[key] = frozenset(path for path in self.upstream if regex.match(path))
+        return self._globbed[key]
+
     def commands(self, path: str) -> list[Command]:
         if path not in self._parsed:
             self._parsed[path] = parse(self.read(path))
@@ -279,8 +301,11 @@ def unsynced_paths(
     found: set[MissingPath] = set()
     for cache in presets:
         for root in roots:
-            scope = _Scope({}, doubtful=set(outer) - set(cache), cache=_Scope(dict(cache)))
-            _Walk(files, found).directory(root, scope, module_path=[])
+            versions: dict[str, int] = {}
+            wildcards: list[re.Pattern[str]] = []
+            entries = _Scope(dict(cache), versions=versions, wildcards=wildcards)
+            scope = _Scope({}, doubtful=set(outer) - set(cache), cache=entries, versions=versions, wildcards=wildcards)
+            _Walk(files, found).directory(root, scope)
     return _one_per_path(files, found)
 
 
@@ -320,6 +345,11 @@ class _Scope:
     # (list(APPEND GGML_CPU_SOURCES arch/arm/quants.c) under `GGML_SYSTEM_ARCH STREQUAL "ARM"`).
     origins: dict[str, Mapping[str, Conditions]] = field(default_factory=dict)
     cache: _Scope | None = None  # the cache entries, global, behind every scope's variables (None: this is it)
+    # Writes so far per name, and the shapes of names written that the walk could not expand, in order; shared by
+    # every scope of a walk: an assumption about a variable holds while neither has written it.
+    versions: dict[str, int] = field(default_factory=dict)
+    wildcards: list[re.Pattern[str]] = field(default_factory=list)
+    templates: set[str] = field(default_factory=set)  # templates of `patterns`, each once
 
     @property
     def entries(self) -> _Scope:
@@ -327,8 +357,18 @@ class _Scope:
 
     def child(self, depth: int) -> _Scope:
         """A function's or a subdirectory's scope: it starts as a copy of this one, its PARENT_SCOPE."""
-        copied = _Scope(dict(self.values), set(self.doubtful), list(self.patterns), origins=dict(self.origins))
-        return dataclasses.replace(copied, parent=self, depth=depth, cache=self.cache)
+        return _Scope(
+            dict(self.values),
+            set(self.doubtful),
+            list(self.patterns),
+            parent=self,
+            depth=depth,
+            origins=dict(self.origins),
+            cache=self.cache,
+            versions=self.versions,
+            wildcards=self.wildcards,
+            templates=set(self.templates),
+        )
 
     def lookup(self, name: str) -> tuple[str | None, bool]:
         """(value, sure): a value that is not sure is a guess; (None, True) is unset, (None, False) unknown."""
@@ -352,6 +392,14 @@ class _Scope:
         origins: Mapping[str, Conditions] | None = None,
     ) -> None:
         """`value` None unsets; `certain`: the write surely happens (else the old value may remain)."""
+        self.versions[name] = self.versions.get(name, 0) + 1
+        if not certain and sure and value is not None and self.lookup(name) == (value, True):
+            # The value it surely has already, whether the write happens or not (`set(GGML_${feat} OFF)` under an
+            # undecided condition when GGML_NATIVE is OFF): it stays known.
+            self.values[name] = value
+            if origins:
+                self.origins[name] = {**self.origins.get(name, {}), **origins}
+            return
         if value is not None:
             self.values[name] = value
         elif certain:
@@ -367,15 +415,18 @@ class _Scope:
 
     def write_any(self, template: str) -> None:
         """A write through a name the walk cannot expand: every name the template can make is doubtful."""
-        parts = re.split(r"\$\{[^}]*\}", template)
-        pattern = re.compile(".*".join(re.escape(part) for part in parts))
-        self.patterns.append(pattern)
+        pattern = _template_pattern(template)
+        self.wildcards.append(pattern)
+        if template not in self.templates:
+            self.templates.add(template)
+            self.patterns.append(pattern)
         self.doubtful.update(name for name in self.values if pattern.fullmatch(name))
 
     def saved(self, name: str) -> tuple[str | None, bool]:
         return self.values.get(name), name in self.doubtful
 
     def restore(self, name: str, saved: tuple[str | None, bool]) -> None:
+        self.versions[name] = self.versions.get(name, 0) + 1
         value, doubtful = saved
         if value is None:
             self.values.pop(name, None)
@@ -385,6 +436,13 @@ class _Scope:
             self.doubtful.add(name)
         else:
             self.doubtful.discard(name)
+
+
+@functools.cache
+def _template_pattern(template: str) -> re.Pattern[str]:
+    """The names a template (`HAVE_${feature}`) can make."""
+    parts = re.split(r"\$\{[^}]*\}", template)
+    return re.compile(".*".join(re.escape(part) for part in parts))
 
 
 @dataclass(frozen=True)
@@ -410,6 +468,7 @@ class _Block:
     doubt: str | None = None  # the first earlier clause the walk could not decide
     may_run: bool = False  # the current clause may run
     pushed: bool = False  # the current clause put a condition on the walk's undecided stack
+    assumed: int = 0  # assumptions the current clause put on the walk's stack
 
 
 @dataclass
@@ -419,21 +478,24 @@ class _Walk:
     visited: set[str] = field(default_factory=set)  # directories entered
     including: list[str] = field(default_factory=list)  # included files running (one including itself stops)
     functions: dict[str, _Function] = field(default_factory=dict)  # global, like CMake's
-    call_site: tuple[str, Command] | None = None
-    depth: int = 0
+    calls: list[tuple[str, Command]] = field(default_factory=list)  # the function calls running, outermost first
     undecided: list[str] = field(default_factory=list)  # the conditions around the current command it cannot decide
+    # What the undecided clauses being walked assume, `NAME STREQUAL "constant"`: (name, value, the name's write
+    # count then, the count of shapes of names written then). Inside such a clause the name has that value until
+    # something writes it.
+    assumptions: list[tuple[str, str, int, int]] = field(default_factory=list)
     targets: dict[str, bool] = field(default_factory=dict)  # targets made so far: surely (True) or perhaps
     foreign_targets: bool = False  # something the walk cannot see may have made targets of any name
     imported_targets: bool = False  # a package may have made namespaced targets (Threads::Threads)
 
     def report(self, file: str, command: Command, path: str, origins: Conditions = ()) -> None:
         """`origins`: the conditions under which a list item naming the path was added to its list."""
-        if self.call_site is not None:  # inside a function: the call is what a reader of the report can find
-            file, command = self.call_site
+        if self.calls:  # inside a function: the outermost call is what a reader of the report can find
+            file, command = self.calls[0]
         conditions = tuple(dict.fromkeys([*self.undecided, *origins]))
         self.found.add(MissingPath(file, command.line, command.call(), path, conditions))
 
-    def directory(self, directory: str, scope: _Scope, module_path: list[str]) -> None:
+    def directory(self, directory: str, scope: _Scope) -> None:
         listfile = _join(directory, "CMakeLists.txt")
         if listfile in self.visited or not self.files.has_file(listfile):
             return
@@ -442,15 +504,15 @@ class _Walk:
         inner = scope.child(len(self.undecided))
         inner.values.update(CMAKE_CURRENT_SOURCE_DIR=here, CMAKE_CURRENT_LIST_DIR=here)
         inner.doubtful -= {"CMAKE_CURRENT_SOURCE_DIR", "CMAKE_CURRENT_LIST_DIR"}
-        self.commands(listfile, directory, inner, list(module_path))
+        self.commands(listfile, directory, inner)
 
-    def commands(self, listfile: str, directory: str, scope: _Scope, module_path: list[str]) -> None:
-        self.run(self.files.commands(listfile), _Place(listfile, directory), scope, module_path)
+    def commands(self, listfile: str, directory: str, scope: _Scope) -> None:
+        self.run(self.files.commands(listfile), _Place(listfile, directory), scope)
 
-    def run(self, commands: list[Command], place: _Place, scope: _Scope, module_path: list[str]) -> None:
+    def run(self, commands: list[Command], place: _Place, scope: _Scope) -> None:
         """Commands in order, as CMake runs them: those in a branch that cannot run are skipped."""
         blocks: list[_Block] = []
-        mark = len(self.undecided)
+        mark, assumed = len(self.undecided), len(self.assumptions)
         index = 0
         live = True  # every enclosing clause may run
         while index < len(commands):
@@ -458,30 +520,34 @@ class _Walk:
             index += 1
             if command.name in _BRANCHES:
                 self._branch(blocks, command, place, scope)
-                live = all(block.may_run for block in blocks)
+                live = not blocks or blocks[-1].may_run  # a clause may run only inside one that may
             elif not live:
                 continue
             elif command.name in _BLOCKS:
                 body, index = _body(commands, index, command.name)
-                self._block(command, body, place, scope, module_path)
+                self._block(command, body, place, scope)
             elif command.name == "return" and len(self.undecided) == mark:
                 break  # surely returns: nothing after it runs
             elif command.name in self.functions:
-                self.call(self.functions[command.name], command, place, scope, module_path)
+                self.call(self.functions[command.name], command, place, scope)
             else:
-                self.command(place, command, scope, module_path)
+                self.command(place, command, scope)
         del self.undecided[mark:]  # an if() left open, or a return() inside one
+        del self.assumptions[assumed:]
 
     def _branch(self, blocks: list[_Block], command: Command, place: _Place, scope: _Scope) -> None:
         """Track if/elseif/else/endif; a condition inside a branch that cannot run is not evaluated."""
         if command.name == "if":
-            blocks.append(_Block(running=all(block.may_run for block in blocks)))
+            blocks.append(_Block(running=not blocks or blocks[-1].may_run))
         elif not blocks:
             return
         block = blocks[-1]
         if block.pushed:
             self.undecided.pop()
             block.pushed = False
+        if block.assumed:
+            del self.assumptions[-block.assumed :]
+            block.assumed = 0
         if command.name == "endif":
             blocks.pop()
         elif block.running:
@@ -501,32 +567,49 @@ class _Walk:
         if block.may_run and because:
             self.undecided.append(because)
             block.pushed = True
+        if value is None and command.name != "else":
+            found = _assumed(command.args, command.quoted)
+            marks = (len(scope.wildcards),)
+            self.assumptions.extend((name, text, scope.versions.get(name, 0), *marks) for name, text in found)
+            block.assumed = len(found)
 
     def condition(self, args: tuple[str, ...], quoted: tuple[bool, ...], scope: _Scope) -> Tri:
-        return _evaluate(args, quoted, scope, self._target)
+        return _evaluate(args, quoted, scope, self._target, self._assumption(scope))
+
+    def _assumption(self, scope: _Scope) -> Callable[[str], str | None]:
+        """What the clauses being walked assume a variable holds, while nothing has written it since."""
+        if not self.assumptions:
+            return _no_assumption
+
+        def assumed(name: str) -> str | None:
+            for known, value, version, shapes in reversed(self.assumptions):
+                if known != name:
+                    continue
+                if scope.versions.get(name, 0) != version or any(p.fullmatch(name) for p in scope.wildcards[shapes:]):
+                    return None  # written since
+                return value
+            return None
+
+        return assumed
 
     def _target(self, name: str) -> Tri:
         if name in self.targets:
             return True if self.targets[name] else None
         return None if self.foreign_targets or (self.imported_targets and "::" in name) else False
 
-    def _block(
-        self, command: Command, body: list[Command], place: _Place, scope: _Scope, module_path: list[str]
-    ) -> None:
+    def _block(self, command: Command, body: list[Command], place: _Place, scope: _Scope) -> None:
         if command.name in {"function", "macro"}:
             if command.args:
                 function = _Function(tuple(command.args[1:]), body, place.listfile, macro=command.name == "macro")
                 self.functions[command.args[0].lower()] = function
         elif command.name == "foreach":
-            self._foreach(command, body, place, scope, module_path)
-        elif self.condition(command.args, command.quoted, scope) is not False:  # while(): once, as if undecided
+            self._foreach(command, body, place, scope)
+        else:  # while(): not modelled; its body once, as if undecided
             self.undecided.append(_described(place, command, scope))
-            self.run(body, place, scope, module_path)
+            self.run(body, place, scope)
             self.undecided.pop()
 
-    def _foreach(
-        self, command: Command, body: list[Command], place: _Place, scope: _Scope, module_path: list[str]
-    ) -> None:
+    def _foreach(self, command: Command, body: list[Command], place: _Place, scope: _Scope) -> None:
         """Each iteration with its item when the items are known; else the body once, as if undecided."""
         if not command.args:
             return
@@ -538,41 +621,36 @@ class _Walk:
         iterations: list[str | None] = [None] if items is None else list(items[:_MAX_ITERATIONS])
         for item in iterations:
             scope.write(variable, item, sure=sure, certain=True)
-            self.run(body, place, scope, module_path)
+            self.run(body, place, scope)
         if not sure:
             self.undecided.pop()
         scope.restore(variable, saved)  # CMP0124: the loop variable is the loop's own
 
-    def call(self, function: _Function, command: Command, place: _Place, scope: _Scope, module_path: list[str]) -> None:
+    def call(self, function: _Function, command: Command, place: _Place, scope: _Scope) -> None:
         """Run a function's body with its arguments bound; what it needs is reported at the outermost call."""
-        if self.depth >= _MAX_CALL_DEPTH:
+        if len(self.calls) >= _MAX_CALL_DEPTH:
             return
         local = scope if function.macro else scope.child(len(self.undecided))
         bindings = _bindings(function.parameters, _call_values(command, scope))
         saved = {name: local.saved(name) for name in bindings} if function.macro else {}
         for name, (value, sure) in bindings.items():
             local.write(name, value, sure=sure, certain=True)
-        outermost = self.call_site is None
-        if outermost:
-            self.call_site = (place.listfile, command)
-        self.depth += 1
-        self.run(function.body, _Place(function.listfile, place.directory), local, module_path)
-        self.depth -= 1
-        if outermost:
-            self.call_site = None
+        self.calls.append((place.listfile, command))
+        self.run(function.body, _Place(function.listfile, place.directory), local)
+        self.calls.pop()
         for name, state in saved.items():  # a macro's arguments are not variables of its caller
             local.restore(name, state)
 
-    def command(self, place: _Place, command: Command, scope: _Scope, module_path: list[str]) -> None:
+    def command(self, place: _Place, command: Command, scope: _Scope) -> None:
         listfile, directory, args = place.listfile, place.directory, command.args
         if command.name in {"set", "unset", "option", "string", "list", "project"}:
-            self._assign(directory, command, scope, module_path)
+            self._assign(directory, command, scope)
         elif command.name == "add_subdirectory" and args:
-            self._subdirectory(listfile, directory, command, scope, module_path)
+            self._subdirectory(listfile, directory, command, scope)
         elif command.name == "include" and args:
-            self._include(listfile, directory, command, scope, module_path)
+            self._include(listfile, directory, command, scope)
         elif command.name == "configure_file" and args:
-            self._required_file(listfile, directory, command, args[0], scope)
+            self._needed(listfile, directory, command, args[0], scope)
         elif command.name == "file" and len(args) >= 2:
             self._file(listfile, directory, command, scope)
             self._untracked_writes(command, scope)
@@ -583,7 +661,7 @@ class _Walk:
             if command.name not in _WRITES_NOTHING:
                 self._untracked_writes(command, scope)
 
-    def _assign(self, directory: str, command: Command, scope: _Scope, module_path: list[str]) -> None:
+    def _assign(self, directory: str, command: Command, scope: _Scope) -> None:
         args = command.args
         if command.name == "project" and args:
             _project(directory, args[0], scope)
@@ -597,8 +675,10 @@ class _Walk:
             value, sure = _expand(args[1], scope)
             changed = None if value is None else value.upper() if args[0] == "TOUPPER" else value.lower()
             scope.write(args[2], changed, sure=sure, certain=self._certain(scope))
-        elif command.name == "list" and len(args) >= 2 and args[0] in {"APPEND", "PREPEND"}:
-            self._append(command, scope, module_path)
+        elif command.name == "list" and len(args) >= 2 and args[0] == "APPEND":
+            self._append(command, scope)
+        elif (output := _output_position(command)) is not None:
+            _perhaps_written_raw(scope, args[output])  # only the result is written: the inputs are only read
         else:
             self._untracked_writes(command, scope)
 
@@ -622,7 +702,8 @@ class _Walk:
             target.write_any(args[0])
             return
         certain = self._certain(target)
-        if target is scope.entries and "FORCE" not in args[end:] and target.lookup(name) != (None, True):
+        forced = "FORCE" in args[end:] or args[end + 1 : end + 2] == ("INTERNAL",)  # INTERNAL implies FORCE
+        if target is scope.entries and command.name == "set" and not forced and target.lookup(name) != (None, True):
             return  # an entry stays: the preset's, a -D, an earlier configure's, an earlier declaration's
         if command.name == "unset" or end <= 1:
             target.write(name, None, sure=True, certain=certain)
@@ -631,12 +712,10 @@ class _Walk:
         origins = self._origins(value, args[1:end], quoted[1:end], scope, certain=certain)
         target.write(name, value, sure=sure, certain=certain, origins=origins)
 
-    def _append(self, command: Command, scope: _Scope, module_path: list[str]) -> None:
+    def _append(self, command: Command, scope: _Scope) -> None:
         mode, name = command.args[0], command.args[1]
         items, sure_items = _joined(command.args[2:], command.quoted[2:], scope)
         old, sure_old = scope.lookup(name)
-        if name == "CMAKE_MODULE_PATH" and items is not None:
-            module_path.extend(item for item in items.split(";") if item)
         if items is None:
             scope.write(name, old, sure=False, certain=False)
             return
@@ -652,8 +731,10 @@ class _Walk:
     ) -> dict[str, Conditions]:
         """Why each item of `value`, written from `args`, may be in the list: the undecided conditions around an
         uncertain write, and those under which it was added to the list it comes from."""
+        if (certain or not self.undecided) and not scope.origins:
+            return {}
         here = () if certain else tuple(self.undecided)
-        found = dict.fromkeys((item for item in value.split(";") if item), here) if here and value else {}
+        found = dict.fromkeys(_split(value), here) if here else {}
         for raw, is_quoted in zip(args, quoted, strict=True):
             for item, conditions in _origins_of(raw, is_quoted, scope).items():
                 found[item] = tuple(dict.fromkeys([*here, *conditions]))
@@ -665,14 +746,8 @@ class _Walk:
         self.imported_targets |= command.name in _IMPORTING
         self.foreign_targets |= command.name in _ADDING_PROJECTS
         for raw, quoted in zip(command.args, command.quoted, strict=True):
-            if quoted or not _NAME_TEMPLATE.fullmatch(raw):
-                continue
-            name, _ = _expand(raw, scope)
-            if name is None:
-                if not _REFERENCE.fullmatch(raw):
-                    _perhaps_written(scope, raw)  # HAVE_${feature}: some name of that shape
-            elif _NAME.fullmatch(name):
-                _perhaps_written(scope, name)
+            if not quoted:
+                _perhaps_written_raw(scope, raw)
         if command.name in _PREFIXING:
             self._prefixed_writes(command, scope)
 
@@ -705,16 +780,14 @@ class _Walk:
         if command.name in _SOURCE_COMMANDS and len(args) >= 2 and not {"ALIAS", "IMPORTED"} & set(args):
             for raw, source, origins in _items_with_origins(args[1:], command.quoted[1:], scope):
                 if source not in _SOURCE_KEYWORDS and "$<" not in raw:
-                    self._optional_path(listfile, directory, command, source, scope, folder=False, origins=origins)
+                    self._needed(listfile, directory, command, source, scope, folder=False, origins=origins)
         elif command.name in {"target_include_directories", "include_directories"}:
             start = 1 if command.name == "target_include_directories" else 0
             for raw, folder, origins in _items_with_origins(args[start:], command.quoted[start:], scope):
                 if folder not in _INCLUDE_DIR_KEYWORDS and "$<" not in raw:
-                    self._optional_path(listfile, directory, command, folder, scope, folder=True, origins=origins)
+                    self._needed(listfile, directory, command, folder, scope, folder=True, origins=origins)
 
-    def _subdirectory(
-        self, listfile: str, directory: str, command: Command, scope: _Scope, module_path: list[str]
-    ) -> None:
+    def _subdirectory(self, listfile: str, directory: str, command: Command, scope: _Scope) -> None:
         target = _resolve(directory, command.args[0], scope)
         if target is None or not self.files.has_file(_join(target, "CMakeLists.txt")):
             self.foreign_targets = True  # CMake would add targets the walk does not see
@@ -724,44 +797,41 @@ class _Walk:
             missing = f"{target}/" if not self.files.has_dir(target) else _join(target, "CMakeLists.txt")
             self.report(listfile, command, missing)
             return
-        self.directory(target, scope, module_path)
+        self.directory(target, scope)
 
-    def _include(self, listfile: str, directory: str, command: Command, scope: _Scope, module_path: list[str]) -> None:
+    def _include(self, listfile: str, directory: str, command: Command, scope: _Scope) -> None:
         name, _ = _expand(command.args[0], scope)
         if name is None:
             return
         if "/" in name or name.endswith(".cmake"):
             candidates = [_resolve(directory, name, scope)]
         else:  # a module: upstream's module path first, then CMake's own modules (not ours to check)
-            candidates = [_resolve(directory, posixpath.join(m, f"{name}.cmake"), scope) for m in module_path]
+            module_path, _ = scope.lookup("CMAKE_MODULE_PATH")  # its last value seen, when not sure
+            folders = _split(module_path)
+            candidates = [_resolve(directory, posixpath.join(m, f"{name}.cmake"), scope) for m in folders]
         for path in filter(None, candidates):
             if self.files.has_file(path):
-                self._included(path, directory, scope, module_path)
+                self._included(path, directory, scope)
                 return
             if self.files.upstream_has(path) or ("/" in name and "OPTIONAL" not in command.args):
                 self.report(listfile, command, path)
                 return
 
-    def _included(self, path: str, directory: str, scope: _Scope, module_path: list[str]) -> None:
+    def _included(self, path: str, directory: str, scope: _Scope) -> None:
         """An included file runs in the includer's scope, each time it is included."""
         if path in self.including:
             return
         self.including.append(path)
         saved = scope.saved("CMAKE_CURRENT_LIST_DIR")
         scope.write("CMAKE_CURRENT_LIST_DIR", _ROOTED + posixpath.dirname(path), sure=True, certain=True)
-        self.commands(path, directory, scope, module_path)
+        self.commands(path, directory, scope)
         scope.restore("CMAKE_CURRENT_LIST_DIR", saved)
         self.including.pop()
-
-    def _required_file(self, listfile: str, directory: str, command: Command, raw: str, scope: _Scope) -> None:
-        path = _resolve(directory, raw, scope)
-        if path is not None and not self.files.has_file(path) and self.files.upstream_has(path):
-            self.report(listfile, command, path)
 
     def _file(self, listfile: str, directory: str, command: Command, scope: _Scope) -> None:
         mode, args = command.args[0], command.args[1:]
         if mode in {"READ", "STRINGS"}:
-            self._required_file(listfile, directory, command, args[0], scope)
+            self._needed(listfile, directory, command, args[0], scope)
         elif mode in {"GLOB", "GLOB_RECURSE"}:
             for pattern in args[1:]:
                 if pattern in _GLOB_KEYWORDS:
@@ -771,21 +841,11 @@ class _Walk:
                 if missing:
                     self.report(listfile, command, missing[0])
 
-    def _glob(self, directory: str, pattern: str, scope: _Scope, *, recurse: bool) -> set[str]:
-        """Upstream's files a file(GLOB) pattern matches (`*` within a folder, like CMake's)."""
+    def _glob(self, directory: str, pattern: str, scope: _Scope, *, recurse: bool) -> frozenset[str]:
         resolved = _resolve(directory, pattern, scope)
-        if resolved is None:
-            return set()
-        if recurse:
-            head, _, tail = resolved.rpartition("/")
-            resolved = f"{head}/**/{tail}" if head else f"**/{tail}"
-        try:
-            regex = pattern_regex(resolved)
-        except ValueError:  # an unbalanced [ ]: CMake's problem to report
-            return set()
-        return {path for path in self.files.upstream if regex.match(path)}
+        return frozenset() if resolved is None else self.files.glob(resolved, recurse=recurse)
 
-    def _optional_path(
+    def _needed(
         self,
         listfile: str,
         directory: str,
@@ -793,9 +853,10 @@ class _Walk:
         item: str,
         scope: _Scope,
         *,
-        folder: bool,
-        origins: Conditions,
+        folder: bool = False,
+        origins: Conditions = (),
     ) -> None:
+        """A file (or folder) the command needs, reported when upstream has it and the subset does not."""
         path = _resolve(directory, item, scope)
         if path is None:
             return
@@ -804,6 +865,49 @@ class _Walk:
                 self.report(listfile, command, f"{path}/", origins)
         elif not self.files.has_file(path) and path in self.files.upstream:
             self.report(listfile, command, path, origins)
+
+
+# Where list() and string() write their result, by subcommand (None: the last argument); they write nothing else.
+_LIST_OUTPUTS: dict[str, int | None] = {"LENGTH": 2, "FIND": 3, "JOIN": 3, "GET": None, "SUBLIST": 4}
+_STRING_OUTPUTS: dict[str, int | None] = (
+    dict.fromkeys(["APPEND", "PREPEND", "CONCAT", "TIMESTAMP", "UUID"], 1)  # JSON: ERROR_VARIABLE too
+    | dict.fromkeys(["MD5", "SHA1", "SHA224", "SHA256", "SHA384", "SHA512", "SHA3_224", "SHA3_256"], 1)
+    | dict.fromkeys(["SHA3_384", "SHA3_512"], 1)
+    | dict.fromkeys(["JOIN", "LENGTH", "STRIP", "TOLOWER", "TOUPPER", "HEX", "MAKE_C_IDENTIFIER"], 2)
+    | dict.fromkeys(["GENEX_STRIP", "CONFIGURE"], 2)
+    | dict.fromkeys(["FIND", "REPLACE", "REPEAT"], 3)
+    | dict.fromkeys(["SUBSTRING", "COMPARE"], 4)
+    | dict.fromkeys(["ASCII", "RANDOM"], None)
+)
+_REGEX_OUTPUTS = {"MATCH": 3, "MATCHALL": 3, "REPLACE": 4}
+
+
+def _output_position(command: Command) -> int | None:
+    """The argument a list() or string() call writes its result to, when that is all it writes."""
+    args = command.args
+    if command.name == "list" and args and args[0] in _LIST_OUTPUTS:
+        position = _LIST_OUTPUTS[args[0]]
+    elif command.name == "string" and args[:1] == ("REGEX",) and args[1:2] and args[1] in _REGEX_OUTPUTS:
+        position = _REGEX_OUTPUTS[args[1]]
+    elif command.name == "string" and args and args[0] in _STRING_OUTPUTS:
+        position = _STRING_OUTPUTS[args[0]]
+    else:
+        return None
+    position = len(args) - 1 if position is None else position
+    return position if 0 < position < len(args) else None
+
+
+def _perhaps_written_raw(scope: _Scope, raw: str) -> None:
+    """An unquoted argument that may name a variable written. A bare unknown reference (`${GIT_EXECUTABLE}`) is
+    taken for an input, not a name written."""
+    if not _NAME_TEMPLATE.fullmatch(raw):
+        return
+    name, _ = _expand(raw, scope)
+    if name is None:
+        if not _REFERENCE.fullmatch(raw):
+            _perhaps_written(scope, raw)  # HAVE_${feature}: some name of that shape
+    elif _NAME.fullmatch(name):
+        _perhaps_written(scope, name)
 
 
 def _perhaps_written(scope: _Scope, template: str) -> None:
@@ -864,15 +968,15 @@ def _loop_items(command: Command, scope: _Scope) -> tuple[list[str] | None, bool
     sure = True
     mode = ""
     for raw, quoted in args[1:]:
-        if not quoted and raw in {"LISTS", "ITEMS", "ZIP_LISTS"}:
+        if not quoted and raw in {"LISTS", "ITEMS"}:
             mode = raw
             continue
         if mode == "ITEMS":
             more, more_sure = _joined_items([(raw, quoted)], scope)
         elif mode == "LISTS":
             value, more_sure = scope.lookup(raw)
-            more = None if value is None and not more_sure else [item for item in (value or "").split(";") if item]
-        else:  # ZIP_LISTS names loop variables the walk does not model
+            more = None if value is None and not more_sure else _split(value)
+        else:  # anything else (ZIP_LISTS) is not modelled
             return None, False
         if more is None:
             return None, False
@@ -892,6 +996,13 @@ def _range_items(raws: list[str], scope: _Scope) -> tuple[list[str] | None, bool
     return [str(n) for n in range(start, stop + 1, step)], True
 
 
+def _split(value: str | None, quoted: bool = False) -> list[str]:
+    """A value as CMake passes it: a quoted argument is one item; else its list items, empty ones dropped."""
+    if value is None:
+        return []
+    return [value] if quoted else [item for item in value.split(";") if item]
+
+
 def _joined_items(args: list[tuple[str, bool]], scope: _Scope) -> tuple[list[str] | None, bool]:
     """Arguments as CMake passes them: an unquoted one splits into its list items, an empty one vanishes."""
     items: list[str] = []
@@ -900,7 +1011,7 @@ def _joined_items(args: list[tuple[str, bool]], scope: _Scope) -> tuple[list[str
         value, value_sure = _expand(raw, scope)
         if value is None:
             return None, False
-        items.extend([value] if quoted else [item for item in value.split(";") if item])
+        items.extend(_split(value, quoted))
         sure = sure and value_sure
     return items, sure
 
@@ -950,7 +1061,7 @@ def _items_with_origins(
         if expanded is None:
             continue
         origins = _origins_of(raw, is_quoted, scope)
-        items = [expanded] if is_quoted else [item for item in expanded.split(";") if item]
+        items = _split(expanded, is_quoted)
         found.extend((raw, item, origins.get(item, ())) for item in items)
     return found
 
@@ -970,11 +1081,22 @@ def evaluate(
     return _evaluate(args, quoted, _Scope(dict(variables), set(unknown)), lambda _: None)
 
 
-def _evaluate(args: tuple[str, ...], quoted: tuple[bool, ...], scope: _Scope, target: Callable[[str], Tri]) -> Tri:
-    """True/False when the walk's variables decide the condition, None when they do not."""
+def _no_assumption(name: str) -> str | None:
+    return None
+
+
+def _evaluate(
+    args: tuple[str, ...],
+    quoted: tuple[bool, ...],
+    scope: _Scope,
+    target: Callable[[str], Tri],
+    assumed: Callable[[str], str | None] = _no_assumption,
+) -> Tri:
+    """True/False when the walk's variables decide the condition, None when they do not. `assumed`: the value a
+    variable the walk does not know has inside the clauses being walked."""
     if len(args) == 1 and args[0] not in _UNARY:  # `if (GGML_CUDA)`, half of all: no parser needed
-        return _truth(args[0], quoted[0], scope)
-    parser = _Condition(list(zip(args, quoted, strict=True)), scope, target)
+        return _truth(args[0], quoted[0], scope, assumed)
+    parser = _Condition(list(zip(args, quoted, strict=True)), scope, target, assumed)
     try:
         value = parser.or_expression()
     except IndexError:
@@ -987,6 +1109,7 @@ class _Condition:
     tokens: list[tuple[str, bool]]
     scope: _Scope
     target: Callable[[str], Tri]  # `TARGET name`
+    assumed: Callable[[str], str | None] = _no_assumption
     position: int = 0
 
     def peek(self) -> str | None:
@@ -1047,7 +1170,7 @@ class _Condition:
             return text
         value, sure = self.scope.lookup(text)
         if not sure:
-            return None
+            return self.assumed(text)
         return text if value is None else value
 
     def unary(self, keyword: str, operand: tuple[str, bool]) -> Tri:
@@ -1066,15 +1189,32 @@ class _Condition:
         if operator == "IN_LIST":
             name = self.text(right[0])
             items, sure = self.scope.lookup(name) if name is not None else (None, False)
-            return None if a is None or not sure else a in [item for item in (items or "").split(";") if item]
+            return None if a is None or not sure else a in _split(items)
         b = self.operand(*right)
         return None if a is None or b is None else _compare(a, operator, b)
 
     def truth(self, token: str, quoted: bool) -> Tri:
-        return _truth(token, quoted, self.scope)
+        return _truth(token, quoted, self.scope, self.assumed)
 
 
-def _truth(token: str, quoted: bool, scope: _Scope) -> Tri:
+@functools.cache
+def _assumed(args: tuple[str, ...], quoted: tuple[bool, ...]) -> tuple[tuple[str, str], ...]:
+    """What a clause running assumes: (name, value) for each `NAME STREQUAL "constant"` it is a conjunction of."""
+    if any(not q and a in {"OR", "NOT", "(", ")"} for a, q in zip(args, quoted, strict=True)):
+        return ()
+    found: list[tuple[str, str]] = []
+    start = 0
+    for end in [*(i for i, (a, q) in enumerate(zip(args, quoted, strict=True)) if a == "AND" and not q), len(args)]:
+        part = args[start:end]
+        if len(part) == 3 and part[1] == "STREQUAL" and not quoted[start] and quoted[start + 2]:
+            name, value = part[0], part[2]
+            if _NAME.fullmatch(name) and "$" not in value and value != name:
+                found.append((name, value))  # true: the name is set (else it compares as itself) and holds this
+        start = end + 1
+    return tuple(found)
+
+
+def _truth(token: str, quoted: bool, scope: _Scope, assumed: Callable[[str], str | None] = _no_assumption) -> Tri:
     """A lone argument of if(): a constant, or the name of a variable whose value is not a false constant."""
     text, sure = _expand(token, scope)
     if text is None or not sure:
@@ -1084,7 +1224,9 @@ def _truth(token: str, quoted: bool, scope: _Scope) -> Tri:
         return constant is True  # a quoted string that is no constant is false
     value, sure = scope.lookup(text)
     if not sure:
-        return None
+        value = assumed(text)
+        if value is None:
+            return None
     return value is not None and value.upper() not in _FALSE and not value.endswith("-NOTFOUND")
 
 
@@ -1121,8 +1263,11 @@ def _sign(a: Any, b: Any) -> int:
 
 def _constant(text: str) -> Tri:
     """CMake's true/false constants and numbers; None for anything else."""
-    if text.upper() in _TRUE or text.upper() in _FALSE or text.endswith("-NOTFOUND"):
-        return is_on(text)
+    upper = text.upper()
+    if upper in _TRUE:
+        return True
+    if upper in _FALSE or text.endswith("-NOTFOUND"):
+        return False
     if _NUMBER.fullmatch(text):
         return float(text) != 0
     return None
@@ -1197,18 +1342,29 @@ def needs(missing: Sequence[MissingPath]) -> str:
 
 @functools.cache
 def superbuild_names(path: Path = SUPERBUILD) -> frozenset[str]:
-    """Variables our superbuild may set before it adds the tree: their values are not the walk's to know."""
+    """Variables our superbuild may set before it adds the tree (its first add_subdirectory()): their values are
+    not the walk's to know. What commands write is found as the walk finds it."""
     try:
         commands = parse(path.read_text(encoding="utf-8"))
     except OSError:
         return frozenset()
+    written = _Scope({})
     names: set[str] = set()
     for command in commands:
-        if command.name in {"set", "option", "unset"} and command.args and _NAME.fullmatch(command.args[0]):
-            names.add(command.args[0])
+        args = command.args
+        if command.name == "add_subdirectory":
+            break
+        if command.name in {"set", "option", "unset"} and args and _NAME.fullmatch(args[0]):
+            names.add(args[0])
+        elif command.name == "list" and args[:1] == ("APPEND",) and len(args) > 1:
+            names.add(args[1])
+        elif (output := _output_position(command)) is not None:
+            _perhaps_written_raw(written, args[output])
         elif command.name not in _WRITES_NOTHING | _BRANCHES | {"while", "function", "macro"}:
-            names.update(a for a, q in zip(command.args, command.quoted, strict=True) if not q and _NAME.fullmatch(a))
-    return frozenset(names)
+            for raw, quoted in zip(args, command.quoted, strict=True):
+                if not quoted:
+                    _perhaps_written_raw(written, raw)
+    return frozenset(names | written.doubtful)
 
 
 def tracked_files(git: Git, revision: str, subset: PathFilter) -> UpstreamFiles:

@@ -40,6 +40,11 @@ BUILD_TIMEOUT = 6 * 3600.0  # one CUDA architecture of real ggml takes ~35 min o
 INSTALL_TIMEOUT = 10 * 60.0
 
 
+class SubsetMissing(OutOfDate):
+    """The synced CMake needs paths the sync subset lacks (exit 5, like a stale input): syncing again cannot help,
+    [sync] include has to change."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class BuildRequest:
     presets: tuple[str, ...] = ()  # empty: every preset that applies here, skipping what cannot be built
@@ -160,13 +165,14 @@ def refuse_unsynced_paths(config: Config, manifest: Manifest, presets: list[Pres
     """Refuse (exit 5) when the synced CMake reaches a path the sync subset lacks, naming each one. The walk sees
     what CMake will: the presets' cache variables with the `-D` definitions in them and, unless the build starts
     from a fresh cache, what an earlier configure left in each preset's cache. The tracking repository, when
-    there is one, says which paths upstream has beyond the subset."""
+    there is one, says which paths upstream has beyond the subset. Only presets whose check is not remembered
+    for these inputs are walked."""
     build_dir = config.build_dir
     if not fresh:
         layout = _Layout(build_dir)
-        kept = {p.name: reach_record.kept_cache_entries(layout.binary_dir(p.name)) for p in presets}
-        presets = [replace(p, cache_variables={**kept[p.name], **p.cache_variables}) for p in presets]
-    if not presets or reach_record.already_checked(build_dir, config.sync.destination, presets):
+        presets = [_as_configured(p, layout.binary_dir(p.name)) for p in presets]
+    presets = reach_record.unchecked(build_dir, config.sync.destination, presets)
+    if not presets:
         return
     from . import cmake_reach  # a third of the driver's import time; a remembered check does not need it
 
@@ -185,12 +191,19 @@ def refuse_unsynced_paths(config: Config, manifest: Manifest, presets: list[Pres
     files = cmake_reach.synced_files(config.sync.destination, manifest.files, upstream)
     missing = cmake_reach.missing_for_presets(files, presets)
     if missing:
-        raise OutOfDate(
+        raise SubsetMissing(
             f"the synced CMake {cmake_reach.needs(missing)} that {config.relative(config.source)} does not sync",
             details="\n".join(str(m) for m in missing),
             hint="add them to [sync] include, then run: nox -s sync",
         )
     reach_record.remember_checked(build_dir, config.sync.destination, presets)
+
+
+def _as_configured(preset: Preset, binary_dir: Path) -> Preset:
+    """The preset with what its binary folder's CMake cache keeps (nothing from a cache made elsewhere: that
+    configure starts from an empty cache)."""
+    kept = reach_record.kept_cache_entries(binary_dir)
+    return replace(preset, cache_variables={**kept, **preset.cache_variables}) if kept else preset
 
 
 def _preset_names(matrix: Matrix, requested: tuple[str, ...]) -> tuple[str, ...]:
@@ -261,6 +274,10 @@ def _build_one(
             step = f"configure {name} from an empty cache (CMake reset it: a compiler changed)"
             outcome = _run_step(step, [*args, "--fresh"], env, timeout, log)
         result.seconds += outcome.seconds
+        if step_name == "configure" and outcome.ok:  # CMake found what it needed with the cache it wrote
+            defined = replace(result.preset, cache_variables={**result.preset.cache_variables, **request.definitions})
+            configured = _as_configured(defined, binary_dir)
+            reach_record.remember_checked(config.build_dir, config.sync.destination, [configured])
         if not outcome.ok:
             result.status = "failed"
             summary = summarise_failure(outcome.stdout, outcome.stderr)
@@ -290,15 +307,8 @@ def _build_one(
 
 def _cache_made_elsewhere(binary_dir: Path) -> str | None:
     """The folder an existing CMake cache was made in, when it is not this one (a copied or moved project)."""
-    try:
-        text = (binary_dir / "CMakeCache.txt").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return None
-    for line in text.splitlines():
-        if line.startswith("CMAKE_CACHEFILE_DIR:INTERNAL="):
-            made_in = line.split("=", 1)[1]
-            return None if Path(made_in).resolve() == binary_dir.resolve() else made_in
-    return None
+    cache = reach_record.read_cmake_cache(binary_dir)
+    return None if cache is None else cache.made_elsewhere(binary_dir)
 
 
 def _configure_args(

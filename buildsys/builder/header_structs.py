@@ -1,9 +1,10 @@
 """The fields of the C structs the binding passes to libllama, read from llama.h, and how a bump changes them.
 
-The probe the superbuild runs (cmake/llama-abi-probe.cmake) records every field of `llama_model_params`,
-`llama_context_params` and `llama_batch`; the binding lays out the fields it uses (its structs.json) from
-that record. Upstream changes these structs without a version symbol, so `bump` compares their fields in
-the old and new header, says what moved, and whether a field the binding uses is among them.
+The probe the superbuild runs (cmake/llama-abi-probe.cmake) records every field of the structs the binding's
+structs.json names (`llama_model_params`, `llama_context_params`, `llama_batch`); the binding lays out the
+fields it uses from that record. Upstream changes these structs without a version symbol, so `bump` compares
+their fields in the old and new header, says what moved, and whether a field the binding uses is among them
+(removed, or of a type other than the one the binding declares).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from pathlib import Path
 
 PROBE = Path(__file__).resolve().parent.parent / "cmake" / "llama-abi-probe.cmake"
 # What the binding reads or writes in each struct: declared once, beside the binding that uses it.
-BINDING_STRUCTS = Path(__file__).resolve().parents[2] / "bindings/python/llama_cpp_runtime/_llama/structs.json"
+BINDING_STRUCTS_PATH = "bindings/python/llama_cpp_runtime/_llama/structs.json"  # in this repository
+BINDING_STRUCTS = Path(__file__).resolve().parents[2] / BINDING_STRUCTS_PATH
 HEADER = "include/llama.h"
 
 _COMMENTS = re.compile(r"//[^\n]*|/\*.*?\*/", re.DOTALL)
@@ -29,15 +31,13 @@ class StructChange:
     used: tuple[str, ...]  # the fields the binding uses that were removed or retyped (empty: not affected)
 
 
-def probed_structs(probe: Path = PROBE) -> list[str]:
-    """The structs the probe records, in its order (`"<name>|<C type>"` in its list)."""
-    return re.findall(r'^\s*"(\w+)\|', probe.read_text(encoding="utf-8"), re.MULTILINE)
-
-
-def used_fields(declarations: Path = BINDING_STRUCTS) -> dict[str, frozenset[str]]:
-    """struct -> the fields the binding reads or writes."""
+def used_fields(declarations: Path = BINDING_STRUCTS) -> dict[str, dict[str, str]]:
+    """struct -> the fields the binding reads or writes -> the C type it declares them with."""
     document = json.loads(declarations.read_text(encoding="utf-8"))
-    return {struct: frozenset(fields) for struct, fields in document["structs"].items()}
+    return {
+        struct: {name: " ".join(str(c_type).split()) for name, (c_type, *_) in fields.items()}
+        for struct, fields in document["structs"].items()
+    }
 
 
 def struct_fields(header: str, name: str) -> list[tuple[str, str]] | None:
@@ -55,23 +55,31 @@ def struct_fields(header: str, name: str) -> list[tuple[str, str]] | None:
     return fields
 
 
-def describe_changes(old_header: str, new_header: str, used: Mapping[str, frozenset[str]]) -> list[StructChange]:
+def describe_changes(old_header: str, new_header: str, used: Mapping[str, Mapping[str, str]]) -> list[StructChange]:
     """One change per struct whose fields changed: added (after which field), removed, retyped, reordered,
-    with the used fields among the removed or retyped ones."""
+    with the used fields among the removed or retyped ones; `used`: struct -> field -> the C type the binding
+    declares. A used field the new header types otherwise than the binding declares is named even when the
+    header did not change it."""
     changes = []
     for name, fields in used.items():
         old, new = struct_fields(old_header, name), struct_fields(new_header, name)
-        if old == new:
-            continue
         if new is None:
-            changes.append(StructChange(f"struct {name} is gone from {HEADER}", tuple(sorted(fields)) or (name,)))
+            if old is not None:
+                changes.append(StructChange(f"struct {name} is gone from {HEADER}", tuple(sorted(fields)) or (name,)))
             continue
         old_types, new_types = {f: t for t, f in old or []}, {f: t for t, f in new}
+        retyped = {  # not said already as a change between the headers
+            f: t for f, t in fields.items() if f in new_types and t != new_types[f] == old_types.get(f, new_types[f])
+        }
         broken = tuple(
-            f for f in sorted(fields) if f not in new_types or old_types.get(f, new_types[f]) != new_types[f]
+            f
+            for f in sorted(fields)
+            if f not in new_types or f in retyped or old_types.get(f, new_types[f]) != new_types[f]
         )
-        line = f"struct {name} changed in {HEADER}: {'; '.join(_field_changes(old or [], new))}"
-        changes.append(StructChange(line, broken))
+        said = _field_changes(old or [], new) if old != new else []
+        said += [f"the binding declares {f} as {t}, {HEADER} as {new_types[f]}" for f, t in sorted(retyped.items())]
+        if said:
+            changes.append(StructChange(f"struct {name} changed in {HEADER}: {'; '.join(said)}", broken))
     return changes
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +22,15 @@ from .toolchains import REQUIREMENTS
 CMAKE_DIR = Path(__file__).resolve().parent.parent / "cmake"
 PRESETS_FILE = CMAKE_DIR / "CMakePresets.json"
 VENDOR_KEY = "llama-cpp-runtime"
-# The drivers a plugin's floor may name: NVIDIA's per system (Linux and Windows versions differ), ROCm's release.
-DRIVER_FLOOR_KEYS = frozenset({"nvidia-linux", "nvidia-windows", "rocm"})
+# The drivers a plugin's floor may name: NVIDIA's per system (Linux and Windows versions differ), ROCm's release;
+# (key, how the driver is called, the system it applies to), in the order a wheel's description lists them.
+DRIVER_FLOORS = (
+    ("nvidia-linux", "NVIDIA driver", "Linux"),
+    ("nvidia-windows", "NVIDIA driver", "Windows"),
+    ("rocm", "ROCm", ""),
+)
+DRIVER_FLOOR_KEYS = frozenset(key for key, _, _ in DRIVER_FLOORS)
+_FLOOR_VERSION = re.compile(r"\d+(\.\d+)*")  # what the binding compares: a string of another shape disables it
 # build/<preset> sits beside these, so no preset may take their names.
 RESERVED_NAMES = frozenset({"upstream", "stage", "logs", "ccache"})
 
@@ -96,8 +104,8 @@ def load_matrix(path: Path = PRESETS_FILE) -> Matrix:
             continue
         if name in RESERVED_NAMES:
             problems.append(f"configurePresets.{name}: the name is reserved for build/{name}/")
-        vendor = entry.get("vendor", {}).get(VENDOR_KEY)
-        if not isinstance(vendor, dict):
+        vendor = _vendor(name, configure)
+        if not vendor:
             problems.append(f"configurePresets.{name}: no vendor.{VENDOR_KEY} block (backend, requires, wheel)")
             continue
         unknown = sorted(set(vendor.get("requires", [])) - REQUIREMENTS)
@@ -109,6 +117,13 @@ def load_matrix(path: Path = PRESETS_FILE) -> Matrix:
         if not isinstance(floor, dict) or set(floor) - DRIVER_FLOOR_KEYS:
             known = ", ".join(sorted(DRIVER_FLOOR_KEYS))
             problems.append(f"configurePresets.{name}.vendor.{VENDOR_KEY}.driver_floor: an object of {known}")
+            floor = {}
+        malformed = sorted(k for k, v in floor.items() if not (isinstance(v, str) and _FLOOR_VERSION.fullmatch(v)))
+        if malformed:
+            problems.append(
+                f"configurePresets.{name}.vendor.{VENDOR_KEY}.driver_floor: {', '.join(malformed)} is no version "
+                "(digits and dots, e.g. 525.60.13)"
+            )
             floor = {}
         presets.append(
             Preset(
@@ -138,6 +153,17 @@ def _lineage(name: str, configure: Mapping[str, Mapping[str, Any]]) -> list[Mapp
         entry,
         *(e for parent in ([parents] if isinstance(parents, str) else parents) for e in _lineage(parent, configure)),
     ]
+
+
+def _vendor(name: str, configure: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Our vendor block after inheritance, key by key (the nearest declaration wins): a family's hidden preset
+    declares what its members share (CMake itself ignores vendor blocks)."""
+    merged: dict[str, Any] = {}
+    for entry in reversed(_lineage(name, configure)):
+        block = entry.get("vendor", {}).get(VENDOR_KEY)
+        if isinstance(block, dict):
+            merged.update(block)
+    return merged
 
 
 def _cache_variables(name: str, configure: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import cmake_tool, ui
-from ..builder.driver import BuildReport, BuildRequest, PresetResult, run_build
-from ..builder.presets import load_matrix
+from ..builder.driver import BuildReport, BuildRequest, PresetResult, SubsetMissing, run_build
+from ..builder.presets import DRIVER_FLOORS, load_matrix
 from ..builder.summary import size_text
 from ..config import WHEEL_FOLDER, Config
 from ..errors import BuildFailed, OutOfDate, UsageError
@@ -71,6 +71,8 @@ def prepare_stages(config: Config, request: WheelsRequest) -> BuildReport:
     """Whatever earlier stage is missing or stale (apply-patches, sync), then the build."""
     try:
         return run_build(config, request.build)  # refuses a stale vendor/ before building anything
+    except SubsetMissing:
+        raise  # the subset lacks what the CMake needs: syncing the same subset again would refuse the same
     except OutOfDate as stale:
         ui.info(f"{stale.message}: running apply-patches and sync first")
     run_apply_patches(config)
@@ -186,18 +188,10 @@ def _description(results: list[PresetResult], provenance: Mapping[str, str]) -> 
     return "\n".join(lines) + "\n"
 
 
-# How each driver a floor names is called, in the order a description lists them.
-_FLOOR_NAMES = (
-    ("nvidia-linux", "NVIDIA driver", "Linux"),
-    ("nvidia-windows", "NVIDIA driver", "Windows"),
-    ("rocm", "ROCm", ""),
-)
-
-
 def driver_floor_text(floor: Mapping[str, str]) -> str:
     """A preset's driver floor as a person reads it: "NVIDIA driver ≥ 525.60.13 (Linux), ≥ 528.33 (Windows)"."""
     said: dict[str, list[str]] = {}
-    for key, driver, system in _FLOOR_NAMES:
+    for key, driver, system in DRIVER_FLOORS:
         if key in floor:
             said.setdefault(driver, []).append(f"≥ {floor[key]}" + (f" ({system})" if system else ""))
     return "; ".join(f"{driver} {', '.join(versions)}" for driver, versions in said.items())

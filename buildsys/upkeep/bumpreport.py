@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from .. import ui
-from ..builder.header_structs import StructChange
+from ..builder.header_structs import BINDING_STRUCTS_PATH, StructChange
 from ..config import Config
 from ..vendoring.patchqueue import Patch
 from ..vendoring.tracking import BumpProgress, PatchOutcome
 from .upstream_changes import OptionChanges, SubsetChanges, UpstreamChanges
 
 _LISTED = 20
-_STRUCTS_FILE = "bindings/python/llama_cpp_runtime/_llama/structs.json"
 _VERB = {
     "clean": "applied cleanly",
     "3-way merge": "applied with a 3-way merge",
@@ -55,8 +54,9 @@ def _struct_verdict(change: StructChange) -> str:
     """Whether the binding is affected: only a field it uses that vanished or changed type is a mismatch."""
     if change.used:
         return (
-            f"{change.line}: **the binding is affected**, it uses {', '.join(change.used)}: update `{_STRUCTS_FILE}` "
-            "and the code that sets them; until then the binding refuses this libllama by name"
+            f"{change.line}: **the binding is affected**, it uses {', '.join(change.used)}: "
+            f"update `{BINDING_STRUCTS_PATH}` and the code that sets them; until then the binding refuses this "
+            "libllama by name"
         )
     return (
         f"{change.line}: the binding is not affected (none of the fields it uses changed; it lays the struct out "

@@ -112,14 +112,23 @@ def test_subset_drift_that_breaks_the_cpu_build_is_still_refused(
 
 
 def test_a_path_needed_only_on_some_platforms_names_the_condition_it_depends_on(real_llama_cpp: Path) -> None:
-    """GGML_SYSTEM_ARCH comes from CMAKE_SYSTEM_PROCESSOR: only CMake knows it. The refusal says so."""
+    """GGML_SYSTEM_ARCH comes from CMAKE_SYSTEM_PROCESSOR: only CMake knows it. The refusal says so, at the ARM
+    variant's call: inside the x86 variants the walk knows the architecture is x86, as CMake would."""
     (found,) = check(real_llama_cpp, subset("ggml/src/ggml-cpu/arch/arm/"), presets("cpu"))
     assert found.startswith(
-        "ggml/src/CMakeLists.txt:378 ggml_add_cpu_backend_variant(x64): ggml/src/ggml-cpu/arch/arm/ is not synced; "
-        'whether CMake needs it depends on `GGML_SYSTEM_ARCH STREQUAL "x86"` (ggml/src/CMakeLists.txt:377) and '
-        '`GGML_SYSTEM_ARCH STREQUAL "ARM"` (ggml/src/ggml-cpu/CMakeLists.txt:98), which cannot be decided before '
+        "ggml/src/CMakeLists.txt:408 ggml_add_cpu_backend_variant(armv8.0_1): ggml/src/ggml-cpu/arch/arm/ is not "
+        'synced; whether CMake needs it depends on `GGML_SYSTEM_ARCH STREQUAL "ARM"` (ggml/src/CMakeLists.txt:403) '
+        'and `CMAKE_SYSTEM_NAME MATCHES "Linux"` (ggml/src/CMakeLists.txt:404), which cannot be decided before '
         "CMake runs"
     ), found
+
+
+def test_the_x86_variants_keep_the_presets_native_off_so_findsimd_is_not_needed(real_llama_cpp: Path) -> None:
+    """The x86 variants set GGML_NATIVE OFF, which the preset already has: FindSIMD.cmake (MSVC, native only)
+    is not reported."""
+    found = check(real_llama_cpp, subset("ggml/src/ggml-cpu/cmake/", "ggml/src/ggml-cpu/amx/"), presets("cpu"))
+    assert [line.split(": ")[1].split(" ")[0] for line in found] == ["ggml/src/ggml-cpu/amx/"], found
+    assert 'depends on `GGML_SYSTEM_ARCH STREQUAL "x86"` (ggml/src/CMakeLists.txt:377),' in found[0]
 
 
 def test_the_newer_tree_adds_vendor_unconditionally(real_llama_cpp: Path) -> None:

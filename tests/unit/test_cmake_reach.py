@@ -10,7 +10,10 @@ import pytest
 
 from buildsys.builder import reach_record
 from buildsys.builder.cmake_reach import MissingPath, UpstreamFiles, evaluate, needs, parse, unsynced_paths
+from buildsys.builder.driver import SubsetMissing
 from buildsys.builder.presets import load_matrix
+from buildsys.errors import OutOfDate
+from buildsys.packaging import wheels
 from buildsys.vendoring.manifest import MANIFEST_NAME
 
 
@@ -343,9 +346,171 @@ def test_the_remembered_check_is_keyed_on_definitions_and_on_what_the_cmake_cach
     assert reach_record.kept_cache_entries(build / "vulkan") == {}
 
 
+def test_the_remembered_check_keeps_one_key_per_preset(tmp_path: Path) -> None:
+    destination, build = tmp_path / "vendor", tmp_path / "build"
+    destination.mkdir()
+    (destination / MANIFEST_NAME).write_text("{}")
+    cpu, vulkan = load_matrix().get("cpu"), load_matrix().get("vulkan")
+    reach_record.remember_checked(build, destination, [cpu])
+    reach_record.remember_checked(build, destination, [vulkan])  # does not overwrite cpu's
+    assert reach_record.unchecked(build, destination, [cpu, vulkan]) == []
+    defined = dataclasses.replace(cpu, cache_variables={**cpu.cache_variables, "GGML_CANN": "ON"})
+    assert reach_record.unchecked(build, destination, [defined, vulkan]) == [defined]  # only that one is walked
+    (destination / MANIFEST_NAME).write_text('{"synced": "again"}')
+    assert reach_record.unchecked(build, destination, [cpu, vulkan]) == [cpu, vulkan]
+
+
+def test_a_cache_made_in_another_folder_keeps_nothing(tmp_path: Path) -> None:
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu/CMakeCache.txt").write_text(
+        f"GGML_CANN:BOOL=ON\nCMAKE_CACHEFILE_DIR:INTERNAL={tmp_path / 'elsewhere/cpu'}\n"
+    )
+    cache = reach_record.read_cmake_cache(tmp_path / "cpu")
+    assert cache is not None and cache.made_elsewhere(tmp_path / "cpu") == str(tmp_path / "elsewhere/cpu")
+    assert cache.kept == {"GGML_CANN": "ON"}
+    assert reach_record.kept_cache_entries(tmp_path / "cpu") == {}  # a moved project configures with --fresh
+    (tmp_path / "cpu/CMakeCache.txt").write_text(f"GGML_CANN:BOOL=ON\nCMAKE_CACHEFILE_DIR:INTERNAL={tmp_path}/cpu\n")
+    assert reach_record.kept_cache_entries(tmp_path / "cpu") == {"GGML_CANN": "ON"}
+    assert reach_record.read_cmake_cache(tmp_path / "none") is None
+
+
 def test_a_refusal_counts_paths_needed_apart_from_paths_that_may_be() -> None:
     sure = MissingPath("CMakeLists.txt", 1, "add_subdirectory(a)", "a/")
     perhaps = MissingPath("CMakeLists.txt", 3, "add_subdirectory(b)", "b/", ("`WIN32` (CMakeLists.txt:2)",))
     assert needs([sure]) == "needs 1 path(s)"
     assert needs([perhaps]) == "may need 1 path(s)"
     assert needs([sure, perhaps]) == "needs 1 and may need 1 more path(s)"
+
+
+def folders(found: list[str]) -> list[str]:
+    return [m.split(": ")[1].split(" ")[0] for m in found]
+
+
+def test_an_undecided_write_of_the_value_a_variable_surely_has_leaves_it_known() -> None:
+    files = {
+        "CMakeLists.txt": (
+            'option(GGML_NATIVE "native" ON)\n'
+            'if (GGML_SYSTEM_ARCH STREQUAL "x86")\n'
+            "  foreach (feat NATIVE AVX)\n    set(GGML_${feat} OFF)\n  endforeach()\nendif()\n"
+            "if (GGML_NATIVE)\n  include(cmake/FindSIMD.cmake)\nendif()\n"
+        ),
+        "cmake/FindSIMD.cmake": "",
+    }
+    subset = tree(files, {"CMakeLists.txt"})
+    assert missing(subset, outer=("GGML_SYSTEM_ARCH",), GGML_NATIVE="OFF") == []  # OFF whether or not it is set
+    found = missing(subset, outer=("GGML_SYSTEM_ARCH",))  # ON, and perhaps set OFF: undecided
+    assert folders(found) == ["cmake/"]
+    assert "depends on `GGML_NATIVE` (CMakeLists.txt:7)" in found[0]
+
+
+def test_a_clause_being_walked_decides_the_same_test_inside_the_functions_it_calls() -> None:
+    files = {
+        "CMakeLists.txt": (
+            "function(variant name)\n"
+            '  if (ARCH STREQUAL "x86")\n    add_subdirectory(x86)\n'
+            '  elseif (ARCH STREQUAL "ARM")\n    add_subdirectory(arm)\n  endif()\n'
+            "endfunction()\n"
+            'if (ARCH STREQUAL "x86")\n  variant(x64)\n'
+            'elseif (ARCH STREQUAL "ARM" AND LINUX)\n  variant(armv8)\nendif()\n'
+            'if (ARCH STREQUAL "x86")\n  set(ARCH ${OTHER})\n'
+            '  if (ARCH STREQUAL "ARM")\n    add_subdirectory(changed)\n  endif()\nendif()\n'
+        ),
+    }
+    found = missing(tree(files, {"CMakeLists.txt"}), outer=("ARCH", "OTHER"))
+    assert folders(found) == ["x86/", "arm/", "changed/"]
+    assert found[0].startswith("CMakeLists.txt:9 variant(x64)")
+    assert 'depends on `ARCH STREQUAL "x86"` (CMakeLists.txt:8),' in found[0]  # not tested again inside
+    assert found[1].startswith("CMakeLists.txt:11 variant(armv8)")
+    assert 'depends on `ARCH STREQUAL "ARM" AND LINUX` (CMakeLists.txt:10),' in found[1]
+    assert '`ARCH STREQUAL "ARM"` (CMakeLists.txt:15)' in found[2]  # written since: undecided again
+
+
+def test_a_cache_entry_stays_unless_forced_and_internal_forces() -> None:
+    files = {
+        "CMakeLists.txt": (
+            'set(A "one" CACHE STRING "doc")\nset(A "two" CACHE INTERNAL "doc")\n'
+            'set(B "one" CACHE STRING "doc")\nset(B "two" CACHE STRING "doc")\n'
+            'set(C "one" CACHE STRING "doc")\nset(C "two" CACHE STRING "doc" FORCE)\n'
+            'set(D "one" CACHE STRING "doc")\nunset(D CACHE)\n'
+            'if (A STREQUAL "two")\n  add_subdirectory(internal)\nendif()\n'
+            'if (B STREQUAL "two")\n  add_subdirectory(never)\nendif()\n'
+            'if (C STREQUAL "two")\n  add_subdirectory(forced)\nendif()\n'
+            "if (DEFINED D)\n  add_subdirectory(unset)\nendif()\n"
+        ),
+    }
+    subset = tree(files, {"CMakeLists.txt"})
+    assert folders(missing(subset)) == ["internal/", "forced/"]
+    assert folders(missing(subset, B="two")) == ["internal/", "never/", "forced/"]  # the preset's entry stays
+
+
+def test_the_module_path_is_the_variable_in_the_scope_that_includes() -> None:
+    files = {
+        "CMakeLists.txt": (
+            'set(CMAKE_MODULE_PATH "${CMAKE_CURRENT_SOURCE_DIR}/cmake")\n'
+            "include(first)\n"
+            'function(more)\n  list(APPEND CMAKE_MODULE_PATH "${CMAKE_CURRENT_SOURCE_DIR}/more")\n'
+            "  include(second)\nendfunction()\n"
+            "more()\ninclude(third)\n"
+        ),
+        "cmake/first.cmake": "",
+        "more/second.cmake": "",
+        "more/third.cmake": "",
+    }
+    assert folders(missing(tree(files, {"CMakeLists.txt"}))) == ["cmake/", "more/"]
+    found = missing(tree(files, {"CMakeLists.txt", "cmake/first.cmake"}))
+    assert found == ["CMakeLists.txt:7 more(): more/ is not synced; add it to [sync] include"]  # not from line 8
+
+
+def test_list_and_string_commands_that_read_a_list_write_only_their_result() -> None:
+    files = {
+        "CMakeLists.txt": (
+            "set(L a b)\nlist(LENGTH L count)\nlist(FIND L b i)\nlist(GET L 0 first)\nlist(JOIN L - j)\n"
+            'string(REPLACE "a" "c" r "${L}")\nstring(REGEX MATCH "a" m "${L}")\n'
+            "foreach (x IN LISTS L)\n  add_subdirectory(${x})\nendforeach()\n"
+            "if (count)\n  add_subdirectory(counted)\nendif()\n"
+            "if (r)\n  add_subdirectory(replaced)\nendif()\n"
+        ),
+    }
+    found = missing(tree(files, {"CMakeLists.txt"}))
+    assert folders(found) == ["a/", "b/", "counted/", "replaced/"]
+    assert found[0].endswith("add it to [sync] include") and found[1].endswith("add it to [sync] include")
+    assert "depends on `count` (CMakeLists.txt:11)" in found[2] and "depends on `r` (CMakeLists.txt:14)" in found[3]
+
+
+def test_macro_arguments_are_restored_and_foreach_range_counts() -> None:
+    files = {
+        "CMakeLists.txt": (
+            "set(name outer)\n"
+            "macro(add_one name)\n  add_subdirectory(${name})\nendmacro()\n"
+            "add_one(inner)\nadd_subdirectory(${name})\n"
+            "foreach (i RANGE 1 5 2)\n  add_subdirectory(r${i})\nendforeach()\n"
+            "foreach (i RANGE 1)\n  add_subdirectory(s${i})\nendforeach()\n"
+        ),
+    }
+    found = missing(tree(files, {"CMakeLists.txt"}))
+    assert folders(found) == ["inner/", "outer/", "r1/", "r3/", "r5/", "s0/", "s1/"]
+    assert all(m.endswith("add it to [sync] include") for m in found)
+
+
+def test_wheels_syncs_again_when_vendor_is_stale_but_not_when_the_subset_lacks_paths(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ran: list[str] = []
+    refusals: list[Exception] = [SubsetMissing("the synced CMake needs 1 path(s)"), OutOfDate("vendor is stale")]
+
+    def build(config: object, request: object) -> object:
+        ran.append("build")
+        if refusals:
+            raise refusals.pop(0)
+        return "report"
+
+    monkeypatch.setattr(wheels, "run_build", build)
+    monkeypatch.setattr(wheels, "run_apply_patches", lambda config: ran.append("apply-patches"))
+    monkeypatch.setattr(wheels, "run_sync", lambda config: ran.append("sync"))
+    request = wheels.WheelsRequest()
+    with pytest.raises(SubsetMissing) as refused:
+        wheels.prepare_stages(None, request)  # type: ignore[arg-type]
+    assert refused.value.exit_code == OutOfDate.exit_code == 5
+    assert ran == ["build"]
+    assert wheels.prepare_stages(None, request) == "report"  # type: ignore[arg-type,comparison-overlap]
+    assert ran == ["build", "build", "apply-patches", "sync", "build"]

@@ -17,7 +17,7 @@ from helpers.support import REPO_ROOT
 from llama_cpp_runtime import AbiMismatch
 from llama_cpp_runtime._llama.abi import USED, declared_layout, first_mismatch, lay_out
 
-from buildsys.builder.header_structs import probed_structs, struct_fields, used_fields
+from buildsys.builder.header_structs import struct_fields, used_fields
 
 VOID_P = ctypes.c_void_p
 PROBE = REPO_ROOT / "buildsys" / "cmake" / "llama-abi-probe.cmake"
@@ -171,9 +171,13 @@ def test_another_bindings_complete_declarations_are_compared_field_by_field() ->
     )
 
 
-def test_the_binding_and_buildsys_read_one_declaration_of_the_used_fields() -> None:
-    assert {name: frozenset(f.name for f in fields) for name, fields in USED.items()} == used_fields()
-    assert probed_structs() == list(USED)
+def test_the_binding_and_buildsys_read_one_declaration_of_the_used_fields(tmp_path: Path) -> None:
+    declared = used_fields()
+    assert {name: frozenset(f.name for f in fields) for name, fields in USED.items()} == {
+        name: frozenset(fields) for name, fields in declared.items()
+    }
+    assert {name: {f.name: f.c_type for f in fields} for name, fields in USED.items()} == declared
+    assert sorted(probe_fields(FIXTURE_HEADER, tmp_path)) == sorted(USED)  # the probe reads the binding's list
     assert all(field.ctype is not None for fields in USED.values() for field in fields)
 
 
@@ -198,3 +202,16 @@ def test_the_probe_records_every_field_the_header_declares(tmp_path: Path) -> No
 def test_the_used_fields_declarations_parse() -> None:
     document = json.loads((REPO_ROOT / "bindings/python/llama_cpp_runtime/_llama/structs.json").read_text())
     assert set(document["structs"]) == set(USED)
+
+
+def test_the_probe_and_the_bump_report_read_array_fields_alike(tmp_path: Path) -> None:
+    header = tmp_path / "llama.h"
+    header.write_text(
+        "struct llama_model_params {\n    char name[16];\n    int32_t n_gpu_layers;\n"
+        "    float split [ 4 ][2]; // comment\n    bool vocab_only;\n};\n"
+        "struct llama_context_params { uint32_t n_ctx; char tag[LLAMA_MAX]; };\n"
+        "typedef struct llama_batch { int32_t n_tokens; } llama_batch;\n"
+    )
+    expected = {name: [field for _, field in struct_fields(header.read_text(), name) or []] for name in USED}
+    assert expected["llama_model_params"] == ["name", "n_gpu_layers", "split", "vocab_only"]
+    assert probe_fields(header, tmp_path) == expected

@@ -107,6 +107,9 @@ def _broken(tmp_path: Path, edit: str) -> Path:
         del cpu["vendor"]
     elif edit == "unknown-requirement":
         cpu["vendor"]["llama-cpp-runtime"]["requires"].append("fortran")
+    elif edit == "bad-floor":
+        hip = next(p for p in document["configurePresets"] if p["name"] == "hip")
+        hip["vendor"]["llama-cpp-runtime"]["driver_floor"] = {"rocm": "6.1 or newer"}
     elif edit == "reserved":
         cpu["name"] = "stage"
         document["buildPresets"][0]["configurePreset"] = "stage"
@@ -121,6 +124,7 @@ def _broken(tmp_path: Path, edit: str) -> Path:
         ("no-vendor", "configurePresets.cpu: no vendor.llama-cpp-runtime block"),
         ("unknown-requirement", "configurePresets.cpu.vendor.llama-cpp-runtime.requires: unknown fortran"),
         ("reserved", "configurePresets.stage: the name is reserved for build/stage/"),
+        ("bad-floor", "configurePresets.hip.vendor.llama-cpp-runtime.driver_floor: rocm is no version"),
     ],
 )
 def test_a_broken_matrix_is_a_config_error_naming_the_preset(tmp_path: Path, edit: str, message: str) -> None:
@@ -135,3 +139,20 @@ def test_cuda_plugins_require_the_nvidia_runtime_wheels_of_their_major_and_nothi
     cuda12 = ("nvidia-cuda-runtime-cu12>=12,<13", "nvidia-cublas-cu12>=12,<13")
     cuda13 = ("nvidia-cuda-runtime>=13,<14", "nvidia-cublas>=13,<14")
     assert dependencies == {"cuda12-sm61": cuda12, "cuda12-sm86": cuda12, "cuda13-sm75": cuda13, "cuda13-sm90": cuda13}
+
+
+def test_a_family_declares_what_its_members_share_once_and_a_member_may_override_it(tmp_path: Path) -> None:
+    matrix = load_matrix()
+    for family in ("cuda12", "cuda13"):
+        members = [p for p in matrix.presets if p.family == f"llama-cpp-runtime-{family}"]
+        assert len(members) == 2
+        assert all(m.backend == "cuda" and m.driver_floor and m.dependencies for m in members)
+        assert len({(m.requires, m.dependencies, tuple(m.driver_floor.items())) for m in members}) == 1
+    document = json.loads(PRESETS_FILE.read_text())
+    member = next(p for p in document["configurePresets"] if p["name"] == "cuda12-sm61")
+    member["vendor"]["llama-cpp-runtime"]["driver_floor"] = {"nvidia-linux": "535"}
+    path = tmp_path / "CMakePresets.json"
+    path.write_text(json.dumps(document))
+    edited = load_matrix(path)
+    assert edited.get("cuda12-sm61").driver_floor == {"nvidia-linux": "535"}  # the nearest declaration wins
+    assert edited.get("cuda12-sm86").driver_floor == matrix.get("cuda12-sm86").driver_floor
