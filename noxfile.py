@@ -101,7 +101,8 @@ def bench(session: nox.Session) -> None:
     """Measured comparisons, never run by the tests: `nox -s bench -- build|wheels|bump|cpu_speed [options]`."""
     if not session.posargs:
         session.error("name a benchmark: nox -s bench -- build|wheels|bump|cpu_speed [options]")
-    session.install("-e", ".", *_groups("test"))  # cpu_speed writes its models with the tests' generator (gguf)
+    # cpu_speed writes its models with the tests' generator (gguf); the wheels benchmark repairs wheels
+    session.install("-e", ".[wheels]", *_groups("test"))
     session.run("python", f"benchmarks/{session.posargs[0]}.py", *session.posargs[1:])
 
 
@@ -111,7 +112,7 @@ def tests(session: nox.Session) -> None:
 
     Fast path, the unit tests only (no builds, seconds): `nox -s tests -- -m "not integration"`; every test
     under tests/integration/ carries the `integration` marker (tests/conftest.py applies it)."""
-    session.install("-e", ".", *_groups("test"))
+    session.install("-e", ".[wheels]", *_groups("test"))  # the wheel tests repair with the extra's auditwheel
     session.run("pytest", "-n", "auto", "-p", "no:cacheprovider", *session.posargs)
 
 

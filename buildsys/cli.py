@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from . import __version__, ui
 from .config import CONFIG_NAME, PUBLIC_VERSION, UPSTREAM_URL_VARIABLE, Config, load_config
-from .errors import BuildsysError, ConfigError, Terminated, UsageError, from_os_error
+from .errors import BuildsysError, ConfigError, Terminated, UsageError, exit_status, from_os_error
 from .project_lock import WRITING_COMMANDS, project_lock
 
 if TYPE_CHECKING:
@@ -349,7 +349,7 @@ def _run_and_report(arguments: argparse.Namespace) -> int:
         return failure.exit_code
     except KeyboardInterrupt as interruption:
         print("interrupted", file=sys.stderr)
-        return 128 + (signal.SIGTERM if isinstance(interruption, Terminated) else signal.SIGINT)
+        return exit_status(interruption)
     return 0
 
 

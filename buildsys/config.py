@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .errors import ConfigError
+from .errors import LINK_LOOP, ConfigError
 from .git import FULL_SHA
 from .pathfilter import PathFilter, validate_pattern
 
@@ -25,13 +25,17 @@ CONFIG_NAME = "vendoring.toml"
 BUILD_FOLDER = "build"  # the output folder, at the project root: CMake trees, stages, reports, the lock
 WHEEL_FOLDER = "dist"
 # What the build writes inside BUILD_FOLDER besides one CMake tree per preset (build/<preset>, named by
-# buildsys/cmake/CMakePresets.json, whose binaryDir and installDir say so).
+# buildsys/cmake/CMakePresets.json, whose binaryDir and installDir say so). Named here once: the builder's
+# layout and ccache take them from here, and the configured folders are checked against them.
+STAGE_FOLDER = "stage"
+LOGS_FOLDER = "logs"
+CCACHE_FOLDER = "ccache"
 BUILD_OUTPUTS = {
-    "stage": "where `build` stages every preset",
-    "logs": "where `build` keeps its logs",
-    "ccache": "the compiler cache",
+    STAGE_FOLDER: "where `build` stages every preset",
+    LOGS_FOLDER: "where `build` keeps its logs",
+    CCACHE_FOLDER: "the compiler cache",
 }
-PRESETS_FILE = Path(__file__).resolve().parent / "cmake" / "CMakePresets.json"
+PRESETS_FILE = Path(__file__).resolve().parent / "cmake" / "CMakePresets.json"  # the matrix (builder reads it)
 UPSTREAM_URL_VARIABLE = "BUILDSYS_UPSTREAM_URL"
 
 DEFAULT_URL = "https://github.com/ggml-org/llama.cpp.git"
@@ -141,7 +145,7 @@ def load_config(
             [f"{path}: no such file{dangling} (run from the project root, or pass --config PATH)"], source=label
         ) from None
     except OSError as error:
-        cause = " (a symbolic link that points back at itself)" if error.errno == errno.ELOOP else ""
+        cause = f" (a symbolic link that {LINK_LOOP})" if error.errno == errno.ELOOP else ""
         raise ConfigError([f"{path}: cannot be read: {error.strerror}{cause}"], source=label) from None
     if raw.startswith(codecs.BOM_UTF8):  # tomllib's word for it is "Invalid statement (at line 1, column 1)"
         raise ConfigError(
@@ -306,7 +310,7 @@ def _inside_root(value: str, root: Path) -> tuple[Path | None, str]:
         return None, f"{value!r} must be relative to the project root"
     if _loops(root / posix):
         return None, (
-            f"{value!r} is, or passes through, a symbolic link that points back at itself; "
+            f"{value!r} is, or passes through, a symbolic link that {LINK_LOOP}; "
             "make it point at a real folder, or remove it"
         )
     resolved = Path(os.path.realpath(root / posix))  # Path.resolve() raises RuntimeError on a loop (3.11)
@@ -332,14 +336,27 @@ def _loops(path: Path) -> bool:
     return False
 
 
+def _overlap(path: Path, other: Path) -> str | None:
+    """`same` when the two are one folder, `inside` when `path` is in `other`, `around` when `other` is in
+    `path`, else None: the one test both checks below make."""
+    if path == other:
+        return "same"
+    if path.is_relative_to(other):
+        return "inside"
+    if other.is_relative_to(path):
+        return "around"
+    return None
+
+
 def _check_disjoint(paths: dict[str, Path | None], problems: list[str]) -> None:
     named = [(name, path) for name, path in paths.items() if path is not None]
     for index, (name, path) in enumerate(named):
         for other_name, other in named[index + 1 :]:
-            if path == other:
+            overlap = _overlap(path, other)
+            if overlap == "same":
                 problems.append(f"{other_name}: same folder as {name}")
-            elif path.is_relative_to(other) or other.is_relative_to(path):
-                inner, outer = (name, other_name) if path.is_relative_to(other) else (other_name, name)
+            elif overlap:
+                inner, outer = (name, other_name) if overlap == "inside" else (other_name, name)
                 problems.append(f"{inner}: overlaps {outer} (one folder is inside the other)")
 
 
@@ -377,10 +394,11 @@ def _check_clear_of_outputs(paths: dict[str, Path | None], root: Path, problems:
             )
             continue
         for output, what in outputs.items():
-            if path == output:
+            overlap = _overlap(path, output)
+            if overlap == "same":
                 problems.append(f"{name}: {shown!r} is {what}; name a folder the build does not write")
                 break
-            if path.is_relative_to(output) or output.is_relative_to(path):
+            if overlap:
                 problems.append(
                     f"{name}: {shown!r} overlaps {output.relative_to(root).as_posix()}/, {what}; "
                     "name a folder the build does not write"

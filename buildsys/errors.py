@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import errno
-from collections.abc import Sequence
+import os
+import signal
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 
 class BuildsysError(Exception):
@@ -105,12 +108,20 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where Ctrl-C would be, so that the same clean-up runs for both."""
 
 
+def exit_status(cause: KeyboardInterrupt) -> int:
+    """The shell's status for a process ended by the signal: 128 + SIGINT (130) or 128 + SIGTERM (143)."""
+    return 128 + (signal.SIGTERM if isinstance(cause, Terminated) else signal.SIGINT)
+
+
 def interrupted(message: str, cause: KeyboardInterrupt, *, hint: str = "") -> Interrupted:
-    """What an interruption undid or left recorded, with the exit status of the signal (130 or 143)."""
+    """What an interruption undid or left recorded, with the exit status of the signal."""
     error = Interrupted(message, hint=hint)
-    error.exit_code = 143 if isinstance(cause, Terminated) else 130
+    error.exit_code = exit_status(cause)
     return error
 
+
+# The one wording of a symbolic-link loop (ELOOP), in from_os_error's advice and wherever a loop is named.
+LINK_LOOP = "points back at itself"
 
 _ADVICE = {
     errno.EACCES: "check its permissions (chmod u+w; lsattr/chattr -i if it is immutable)",
@@ -119,7 +130,7 @@ _ADVICE = {
     errno.ENOSPC: "the disk is full: free some space",
     errno.EDQUOT: "the disk quota is used up: free some space",
     errno.EFBIG: "a file grew past the size limit (`ulimit -f`): raise it or free some space",
-    errno.ELOOP: "a symbolic link in that path points back at itself: make it point at a real file or folder",
+    errno.ELOOP: f"a symbolic link in that path {LINK_LOOP}: make it point at a real file or folder",
     errno.ENOENT: "it does not exist: check the path (a dangling symbolic link?)",
     errno.EEXIST: "a file is where a directory belongs: move it away",
     errno.ENOTDIR: "a file is where a directory belongs: move it away",
@@ -129,11 +140,15 @@ _ADVICE = {
 
 # errnos that mean "no room to write": a full disk, a quota, or a file-size limit.
 NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})  # of those, a folder's file system out of room (EFBIG: one file)
 
 
 def from_os_error(error: OSError) -> FileSystemError:
     path = error.filename if error.filename is not None else "a file (the system did not say which)"
     what = error.strerror or str(error)
+    if error.errno in _FULL:  # the folder that is full, as every other lack of room is named
+        folder = (os.path.dirname(os.fsdecode(error.filename)) or ".") if error.filename is not None else path
+        return no_space(folder, f"{path}: {what}")
     advice = _ADVICE.get(error.errno or 0, "check the path")
     return FileSystemError(f"{path}: {what}", hint=f"{advice}, then run the command again")
 
@@ -145,3 +160,29 @@ def no_space(folder: object, what: str, *, need: str = "", hint: str = "") -> No
         f"no space left in {folder}: {what}{needs}",
         hint=hint or "free some space there (or raise `ulimit -f`), then run the command again",
     )
+
+
+@contextmanager
+def lack_of_room(
+    folder: object, *, what: str = "", need: str | Callable[[], str] = "", hint: str = ""
+) -> Iterator[None]:
+    """A write refused for lack of room inside the block (by Python or by git) becomes one NoSpace naming
+    `folder`, what did not fit (`what`, else the file) and the need; the refusal's own words go to details.
+    `need` may be a function, computed only when the room ran out."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno not in NO_SPACE:
+            raise
+        said = f"{error.filename or 'a file'}: {error.strerror}"
+        raise _out_of_room(folder, what, said, need, hint) from None
+    except NoSpace as error:
+        raise _out_of_room(folder, what, error.message, need, hint, error.details) from None
+
+
+def _out_of_room(
+    folder: object, what: str, said: str, need: str | Callable[[], str], hint: str, more: str = ""
+) -> NoSpace:
+    refused = no_space(folder, what or said, need=need() if callable(need) else need, hint=hint)
+    refused.details = "\n".join(part for part in (said if what else "", more) if part)
+    return refused

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import FileSystemError, GitError, no_space
+from .ui import bounded
 
 FULL_SHA = re.compile(r"[0-9a-fA-F]{40}")
 
@@ -30,7 +31,7 @@ MINIMUM_VERSION = "2.32"
 # How much of a failed command's output an error carries: a checkout on a full disk says 3,000 lines.
 SHOWN_LINES = 20
 # What git prints when the file system refuses a write for lack of room.
-_NO_SPACE_WORDS = ("No space left on device", "Disk quota exceeded", "File too large")
+_NO_SPACE_WORDS = ("No space left on device", "Disk quota exceeded", "File too large", "Out of diskspace")
 # What it prints for a write that failed without saying why (checkout: "unable to write file X"), and how
 # little room must be left for that to count as a full disk.
 _WRITE_FAILED_WORDS = ("unable to write", "unable to create", "short write", "write error")
@@ -40,6 +41,13 @@ _ROOM_LEFT = 1 << 20
 _KEPT_GIT_VARIABLES = frozenset(
     {"GIT_EXEC_PATH", "GIT_SSH", "GIT_SSH_COMMAND", "GIT_ASKPASS", "GIT_SSL_CAINFO", "GIT_SSL_NO_VERIFY"}
 )
+
+# No global or system configuration (GIT_CONFIG_GLOBAL: git 2.32): what a repository whose bytes must be
+# upstream's, and whose exports must not differ from machine to machine, runs with. core.autocrlf,
+# core.attributesFile (`*.c text eol=crlf`), core.hooksPath, diff.algorithm, format.signature, am.threeWay
+# and whatever else ~/.gitconfig holds reach none of its commands; only those that talk to a remote opt
+# back in (proxies, url.insteadOf, credential helpers).
+ISOLATED_CONFIG = {"GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
 
 # Identity for the commits `git am` creates in the tracking repository. Those commits only carry
 # patches; the author (who wrote the patch) is kept from the patch itself.
@@ -129,28 +137,51 @@ def shielded() -> Iterator[None]:
             signal.signal(number, handler)
 
 
+_checked_version: list[str] = []  # once per process
+
+
+def require_version(git: Git) -> None:
+    """Refuse a git older than MINIMUM_VERSION before anything is exported or applied: it would ignore
+    GIT_CONFIG_GLOBAL without a word, and the maintainer's configuration would shape the patches."""
+    if _checked_version:
+        return
+    said = git.run("version", check=False).out.strip()
+    found = re.search(r"(\d+)\.(\d+)", said)
+    least = tuple(int(part) for part in MINIMUM_VERSION.split("."))
+    if found and (int(found[1]), int(found[2])) < least:
+        raise GitError(
+            f"{said} is older than {MINIMUM_VERSION}, the oldest that keeps ~/.gitconfig out of the tracking "
+            "repository (GIT_CONFIG_GLOBAL)",
+            hint=f"install git >= {MINIMUM_VERSION}",
+        )
+    _checked_version.append(said)
+
+
 def format_command(args: Sequence[str]) -> str:
     return shlex.join(args)
 
 
 def bounded_text(text: str, limit: int = SHOWN_LINES) -> str:
     """The first `limit` lines of a tool's output, and how many more there were."""
-    lines = text.rstrip().splitlines()
-    if len(lines) <= limit:
-        return "\n".join(lines)
-    return "\n".join([*lines[:limit], f"… and {len(lines) - limit} more line(s)"])
+    return "\n".join(bounded(text.rstrip().splitlines(), limit, unit=" line(s)"))
 
 
 class Git:
-    """git bound to one working directory; `config` is given as `-c` options to every command, ahead of
-    every configuration file (e.g. line-ending conversion off in a repository whose bytes must be upstream's)."""
+    """git bound to one working directory; `config` is given as `-c` options to every command. `isolated`:
+    no global or system configuration, except for the calls that pass `user_config=True` (fetch, ls-remote)."""
 
     def __init__(
-        self, cwd: Path, *, extra_env: Mapping[str, str] | None = None, config: Mapping[str, str] | None = None
+        self,
+        cwd: Path,
+        *,
+        extra_env: Mapping[str, str] | None = None,
+        config: Mapping[str, str] | None = None,
+        isolated: bool = False,
     ) -> None:
         self.cwd = cwd
         self._extra_env = dict(extra_env or {})
         self.config = dict(config or {})
+        self.isolated = isolated
 
     def run(
         self,
@@ -159,11 +190,14 @@ class Git:
         timeout: float = LOCAL_TIMEOUT,
         input: bytes | None = None,
         env: Mapping[str, str] | None = None,
+        user_config: bool = False,
     ) -> GitResult:
         options = [option for key, value in self.config.items() for option in ("-c", f"{key}={value}")]
         argv = ("git", *options, *args)
         shown = format_command(("git", *args))  # the options are ours, the same on every call: not news
         environment = clean_environment()
+        if self.isolated and not user_config:
+            environment.update(ISOLATED_CONFIG)
         environment.update(self._extra_env)
         if env:
             environment.update(env)

@@ -92,10 +92,6 @@ class PathFilter:
     def _exclude(self) -> tuple[re.Pattern[str], ...]:
         return tuple(pattern_regex(p) for p in self.exclude)
 
-    def included(self, path: str) -> bool:
-        """Matched by an include pattern, excluded or not."""
-        return any(r.match(path) for r in self._include)
-
     def selects(self, path: str) -> bool:
         return any(r.match(path) for r in self._include) and not any(r.match(path) for r in self._exclude)
 

@@ -72,9 +72,21 @@ def _holder(path: Path) -> str:
     try:
         record = json.loads(path.read_text(encoding="utf-8") or "{}")
         age = time.time() - float(record["since"])
+        if not _alive(int(record["pid"])):  # a holder that could not write its record left an old one
+            return "another buildsys command"
         return f"`{record['command']}` (pid {record['pid']}, running for {age:.0f} s)"
     except (OSError, ValueError, KeyError, TypeError):
         return "another buildsys command"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process
+        return True
+    return True
 
 
 def lock_path(root: Path) -> Path:
@@ -82,35 +94,61 @@ def lock_path(root: Path) -> Path:
     return root / BUILD_FOLDER / LOCK_NAME
 
 
+def _open(path: Path) -> tuple[IO[str], bool]:
+    """The lock file, and whether we may write our record into it. One that another user made (sudo) is
+    locked through a read-only handle: the lock is the same, only the record of who holds it is not ours."""
+    try:
+        return os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT, 0o644), "r+", encoding="utf-8"), True
+    except PermissionError:
+        return os.fdopen(os.open(path, os.O_RDONLY), "r", encoding="utf-8"), False
+
+
 @contextmanager
 def project_lock(root: Path, command: str, env: Mapping[str, str]) -> Iterator[None]:
     timeout = lock_timeout(env)
     path = lock_path(root)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a+", encoding="utf-8") as handle:
-        deadline = time.monotonic() + timeout
-        handle.seek(0)  # Windows locks a byte range from the current position
-        while not _try_lock(handle):
-            if time.monotonic() >= deadline:
-                raise Busy(
-                    f"{_holder(path)} is working on this project ({root})",
-                    hint=f"wait for it to finish, or set {TIMEOUT_VARIABLE}=<seconds> to wait for it",
-                )
-            time.sleep(0.2)
-        handle.seek(0)
-        handle.truncate()
-        handle.write(json.dumps({"command": command, "pid": os.getpid(), "since": time.time()}))
-        handle.flush()
-        yield
+    made_folder = not path.parent.is_dir()
+    if made_folder:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + timeout
+    while True:
+        handle, writable = _open(path)
+        with handle:
+            handle.seek(0)  # Windows locks a byte range from the current position
+            while not _try_lock(handle):
+                if time.monotonic() >= deadline:
+                    raise Busy(
+                        f"{_holder(path)} is working on this project ({root})",
+                        hint=f"wait for it to finish, or set {TIMEOUT_VARIABLE}=<seconds> to wait for it",
+                    )
+                time.sleep(0.2)
+            if not _same_file(handle, path):  # its holder removed it on the way out: lock the current one
+                continue
+            if writable:
+                handle.seek(0)
+                handle.truncate()
+                handle.write(json.dumps({"command": command, "pid": os.getpid(), "since": time.time()}))
+                handle.flush()
+            try:
+                yield
+            finally:
+                if made_folder:  # a command that wrote nothing leaves no build/ behind for its lock
+                    _remove_if_alone(path)
+            return
 
 
-@contextmanager
-def exclusive(path: Path, what: str) -> Iterator[None]:
-    """An exclusive lock on `path`, refused at once when held (e.g. one `check` per project's scratch);
-    released when its holder dies, like the project's lock."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a+", encoding="utf-8") as handle:
-        handle.seek(0)
-        if not _try_lock(handle):
-            raise Busy(f"another command is using {what}", hint="wait for it to finish, then run this one again")
-        yield
+def _same_file(handle: IO[str], path: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(handle.fileno()), path.stat())
+    except OSError:
+        return False
+
+
+def _remove_if_alone(path: Path) -> None:
+    """The lock file and the folder this command made for it, when nothing else was written there."""
+    try:
+        if [entry.name for entry in path.parent.iterdir()] == [path.name]:
+            path.unlink()
+            path.parent.rmdir()
+    except OSError:
+        pass

@@ -28,9 +28,10 @@ def configure(*, stream: TextIO | None = None, quiet: bool = False) -> None:
     _settings.quiet = quiet
 
 
-def bounded(items: list[str], limit: int = 15) -> list[str]:
-    """The first `limit` items, and a line saying how many more there are."""
-    return items if len(items) <= limit else [*items[:limit], f"… and {len(items) - limit} more"]
+def bounded(items: list[str], limit: int = 15, *, unit: str = "", lead: str = "… ") -> list[str]:
+    """The first `limit` items, and an item saying how many more there are ("… and 3 more", `unit` after the
+    count, `lead` before "and": the one way every list the toolkit shows is cut short)."""
+    return items if len(items) <= limit else [*items[:limit], f"{lead}and {len(items) - limit} more{unit}"]
 
 
 def info(message: str) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ..cmake_tool import probe
+from ..config import CCACHE_FOLDER
 
 _HIT_COUNTERS = ("direct_cache_hit", "preprocessed_cache_hit")
 _MISS_COUNTERS = ("cache_miss",)
@@ -26,7 +27,7 @@ def environment(ccache: Path | None, root: Path, build_dir: Path, env: Mapping[s
     if ccache is None:
         return {}
     return {
-        "CCACHE_DIR": env.get("CCACHE_DIR") or str(build_dir / "ccache"),
+        "CCACHE_DIR": env.get("CCACHE_DIR") or str(build_dir / CCACHE_FOLDER),
         "CCACHE_NAMESPACE": NAMESPACE,
         # Paths under the project are hashed relative to it, so two checkouts share hits.
         "CCACHE_BASEDIR": str(root),

@@ -20,7 +20,7 @@ from typing import Literal
 
 from .. import cmake_tool, ui
 from ..cmake_tool import RunOutcome, Tools
-from ..config import Config
+from ..config import LOGS_FOLDER, STAGE_FOLDER, Config
 from ..errors import BuildFailed, BuildsysError, ConfigError, OutOfDate, UsageError
 from ..vendoring.manifest import Manifest, read_incomplete_marker, read_manifest, staleness
 from ..vendoring.patchqueue import read_series, series_hash
@@ -89,10 +89,10 @@ class _Layout:
         return self.root / preset
 
     def stage(self, preset: str) -> Path:
-        return self.root / "stage" / preset
+        return self.root / STAGE_FOLDER / preset
 
     def log(self, preset: str) -> Path:
-        return self.root / "logs" / f"{preset}.log"
+        return self.root / LOGS_FOLDER / f"{preset}.log"
 
 
 def default_jobs() -> int:
@@ -181,10 +181,12 @@ def refuse_unsynced_paths(config: Config, manifest: Manifest, presets: list[Pres
     with contextlib.suppress(BuildsysError):  # building needs neither git nor a tracking repository
         if tracking.exists():
             upstream = frozenset(e.path for e in tree_entries(tracking.git, "HEAD") if e.kind == "blob")
+    from ..vendoring.upstream_tree import unmatched_includes  # sync's words for it, said once
+
     typos = [
-        f"[sync] include {pattern!r} matches no upstream path (did you mean {closest!r}?): fix it, then: nox -s sync"
-        for pattern, closest in (config.sync.filter.unmatched_includes(upstream) if upstream is not None else [])
-        if closest  # a near miss is a typo; a folder some trees lack (licenses/) is only warned about by sync
+        f"{unmatched.text}: fix it, then: nox -s sync"
+        for unmatched in (unmatched_includes(config.sync.filter, upstream) if upstream is not None else [])
+        if unmatched.closest  # a near miss is a typo; a folder some trees lack (licenses/) is only warned about by sync
     ]
     if typos:  # building from a subset that silently lost a folder is refused
         raise ConfigError(typos, source=config.source.name)

@@ -27,10 +27,11 @@ from ..vendoring.apply_patches import run_apply_patches
 from ..vendoring.containment import already_upstream, upstream_patch_ids
 from ..vendoring.create_patches import run_create_patches
 from ..vendoring.manifest import scan
-from ..vendoring.patchqueue import Patch, read_series, series_hash, touched_paths
+from ..vendoring.patchqueue import Patch, diff_paths, read_series, series_hash
 from ..vendoring.sync import refuse_hand_edits, run_sync
 from ..vendoring.tracking import BumpProgress, Commit, PatchOutcome, TrackingRepo, TrackingState
 from ..vendoring.workstate import (
+    BUMP_ABORT,
     BUMP_CONTINUE,
     conflict_details,
     conflict_guidance,
@@ -88,7 +89,6 @@ def run_bump(config: Config, target: str) -> BumpResult | None:
         ref=ref,
         series_sha256=series_hash(series),
         phase="checkout",
-        previous_ref=config.upstream.ref,
     )
     changes = _describe(repo, config, progress)
     with ui.step(f"check out {commit[:12]} on branch `patched`"):
@@ -109,6 +109,7 @@ def continue_bump(config: Config) -> BumpResult:
     repo = TrackingRepo(config.tracking)
     series = read_series(config.patches)
     progress = _bump_in_progress(repo, config)
+    warn_outside_subset(series, config)  # once, here: the export and the sync it ends with do not repeat it
     if progress.phase == "checkout":
         with ui.step(f"check out {progress.target[:12]} again: the bump was interrupted while doing it"):
             repo.force_checkout(progress.target)
@@ -126,7 +127,7 @@ def continue_bump(config: Config) -> BumpResult:
     if series_hash(series) != progress.series_sha256:
         raise UsageError(
             f"{config.relative(config.patches)}/ changed since the bump started",
-            hint="restore it (git checkout -- patches/), or `nox -s bump -- --abort` and start again",
+            hint=f"restore it (git checkout -- patches/), or {BUMP_ABORT} and start again",
         )
     if progress.position < len(series) and repo.load_state().apply_stopped:
         _record_hand_resolution(repo, progress, series[progress.position])
@@ -140,6 +141,7 @@ def abort_bump(config: Config) -> None:
     started rewriting them), as apply-patches does: it refuses if work would be lost."""
     repo = TrackingRepo(config.tracking)
     progress = _bump_in_progress(repo, config)
+    warn_outside_subset(read_series(config.patches), config)  # once, here, not again in its apply-patches
     if progress.phase == "checkout":
         with ui.step(f"undo the interrupted checkout of {progress.target[:12]}"):
             repo.force_checkout(progress.previous)
@@ -147,7 +149,7 @@ def abort_bump(config: Config) -> None:
     refuse_if_mid_am(repo, config)
     if not progress.rewrote_files:
         ui.info(f"  abandoning the bump to {progress.target[:12]}; vendoring.toml and patches/ were not changed")
-        run_apply_patches(config)
+        run_apply_patches(config, finishing_bump=True)
         bump_record.drop(repo)
         return
     originals = bump_record.read(repo, config)
@@ -157,10 +159,10 @@ def abort_bump(config: Config) -> None:
         f"  abandoning the bump to {progress.target[:12]}, interrupted {progress.where()}: put back as they were "
         f"before it: {', '.join(restored) or 'nothing (the bump had not written them yet)'}"
     )
-    before = dataclasses.replace(
-        config, upstream=dataclasses.replace(config.upstream, commit=progress.previous, ref=progress.previous_ref)
+    before = dataclasses.replace(  # the pin and its label as the kept vendoring.toml had them
+        config, upstream=dataclasses.replace(config.upstream, commit=progress.previous, ref=originals.ref)
     )
-    run_apply_patches(before)
+    run_apply_patches(before, finishing_bump=True)
     if progress.phase == "sync":  # the destination may hold the target's files: back to the pin's
         run_sync(before)
     bump_record.drop(repo)
@@ -176,7 +178,7 @@ def _recorded(progress: BumpProgress) -> Iterator[None]:
             f"the bump {progress.previous[:12]} -> {progress.target[:12]} was interrupted {progress.where()}; "
             "it is recorded",
             stop,
-            hint=f"{BUMP_CONTINUE} goes on from there; `nox -s bump -- --abort` goes back to "
+            hint=f"{BUMP_CONTINUE} goes on from there; {BUMP_ABORT} goes back to "
             f"{progress.previous[:12]} and patches/ as they were",
         ) from None
 
@@ -190,13 +192,13 @@ def _recover_interrupted_carry(repo: TrackingRepo, config: Config, progress: Bum
     carried = [o.commit for o in progress.outcomes if o.commit is not None]
     last = carried[-1] if carried else progress.target
     if repo.head() != last and repo.git.is_ancestor(last, "HEAD") and len(repo.commits_since(last)) == 1:
-        repo.git.run("reset", "--quiet", "--keep", last)
+        repo.reset_keep(last)
 
 
 def _carry_patches(
     config: Config, repo: TrackingRepo, series: list[Patch], progress: BumpProgress, changes: UpstreamChanges
 ) -> BumpResult:
-    paths = {path for patch in series for path in touched_paths(patch.content)}
+    paths = {path for patch in series for path in diff_paths(patch.content)}
     with ui.step(f"look for our patches in the {changes.commits} upstream commit(s)"):
         upstream_ids = upstream_patch_ids(repo.git, progress.previous, progress.target, paths)
         on_previous = repo.store_queue_blobs(progress.previous, [config.patches / p.name for p in series])
@@ -238,17 +240,14 @@ def _carry_one(
 
 
 def _stop_at_conflict(config: Config, repo: TrackingRepo, series: list[Patch], progress: BumpProgress) -> NoReturn:
-    state = repo.load_state()
-    state.apply_stopped = True
-    state.bump = progress
-    repo.save_state(state)
+    _save(repo, progress, stopped=True)
     failing = series[progress.position]
     where = config.relative(config.tracking)
     raise PatchConflict(
         f"patch {failing.name} ({progress.position + 1} of {len(series)}) does not apply on "
         f"{progress.target[:12]}; vendoring.toml and patches/ are unchanged",
         details=conflict_details(repo, where, failing, ""),
-        hint=conflict_guidance(where, then=BUMP_CONTINUE, abort=", then `nox -s bump -- --abort`"),
+        hint=conflict_guidance(where, then=BUMP_CONTINUE, abort=f", then {BUMP_ABORT}"),
     )
 
 
@@ -258,14 +257,14 @@ def _record_hand_resolution(repo: TrackingRepo, progress: BumpProgress, patch: P
     if not repo.git.is_ancestor(progress.target, "HEAD"):
         raise UsageError(
             f"the tracking repository's HEAD no longer descends from {progress.target[:12]}",
-            hint="check out branch `patched` again, or `nox -s bump -- --abort`",
+            hint=f"check out branch `patched` again, or {BUMP_ABORT}",
         )
     commits = repo.commits_since(progress.target)
     if [c.sha for c in commits[: len(applied)]] != [o.commit for o in applied] or len(commits) > len(applied) + 1:
         raise UsageError(
             f"the tracking repository has commits on {progress.target[:12]} that the bump did not make",
             details="\n".join(f"{c.short} {c.subject}" for c in commits[len(applied) :]),
-            hint="finish the bump first, then add new patches; or `nox -s bump -- --abort`",
+            hint=f"finish the bump first, then add new patches; or {BUMP_ABORT}",
         )
     if len(commits) == len(applied) + 1:
         outcome = PatchOutcome(patch.name, "resolved by hand", commit=commits[-1].sha)
@@ -282,11 +281,11 @@ def _finish(config: Config, repo: TrackingRepo, progress: BumpProgress, changes:
         config, upstream=dataclasses.replace(config.upstream, commit=progress.target, ref=progress.ref)
     )
     _enter(repo, progress, "export")
-    run_create_patches(moved, finishing_bump=True)
+    run_create_patches(moved, finishing_bump=True, repo=repo)
     with ui.step(f"pin {progress.target[:12]} in {config.source.name}"):
         write_pin(config.source, progress.target, progress.ref)
     _enter(repo, progress, "sync")
-    run_sync(moved, finishing_bump=True)
+    run_sync(moved, finishing_bump=True, repo=repo)
     state = repo.load_state()
     state.bump = None
     state.apply_stopped = False
@@ -320,6 +319,7 @@ def _enter(repo: TrackingRepo, progress: BumpProgress, phase: str) -> None:
 def _save(repo: TrackingRepo, progress: BumpProgress, *, stopped: bool | None = None) -> None:
     state = repo.load_state()
     state.bump = progress
+    state.am_by = None  # the am that ran (if one did) returned: this records what came of it
     state.exported |= {o.commit for o in progress.outcomes if o.commit is not None}
     if stopped is not None:
         state.apply_stopped = stopped

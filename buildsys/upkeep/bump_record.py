@@ -9,6 +9,7 @@ interruption is the maintainer's work).
 from __future__ import annotations
 
 import shutil
+import tomllib
 from dataclasses import dataclass
 
 from ..config import Config
@@ -26,6 +27,16 @@ _COMPLETE = ".complete"  # written last: a copy interrupted half-way is no recor
 class Originals:
     patches: dict[str, bytes]
     config: bytes
+
+    @property
+    def ref(self) -> str | None:
+        """[upstream] ref as it was (the bump record does not repeat it)."""
+        try:
+            upstream = tomllib.loads(self.config.decode("utf-8")).get("upstream", {})
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError):  # it was loaded when the bump began
+            return None
+        ref = upstream.get("ref") if isinstance(upstream, dict) else None
+        return ref if isinstance(ref, str) else None
 
 
 def keep(repo: TrackingRepo, config: Config, series: list[Patch]) -> None:

@@ -15,22 +15,27 @@ from .workstate import (
     ensure_no_unsaved_work,
     recover_interrupted_am,
     refuse_damaged,
+    refuse_during_bump,
     refuse_malformed_patches,
     warn_outside_subset,
 )
 
 
-def run_apply_patches(config: Config) -> None:
+def run_apply_patches(config: Config, *, finishing_bump: bool = False) -> None:
+    """`finishing_bump`: called by `bump --abort`, the one caller that may replace a recorded bump's tree
+    (and drop its record); any other refuses while a bump is recorded, as create-patches and sync do."""
     repo = TrackingRepo(config.tracking)
     series = read_series(config.patches)
     pinned = config.upstream.commit
     where = config.relative(config.tracking)
     refuse_malformed_patches(series, config)
-    warn_outside_subset(series, config)
+    if not finishing_bump:  # the bump warned where it started
+        warn_outside_subset(series, config)
     with ui.step(f"check {where} for unsaved work"):
         refuse_damaged(repo, config)
         repo.ensure_initialised()
-        if repo.load_state().bump is None:  # a bump's own am is for `bump --continue` and `--abort` to end
+        if not finishing_bump:
+            refuse_during_bump(repo, config)  # saving its state below would erase the bump's record
             recover_interrupted_am(repo, config)
         ensure_no_unsaved_work(repo, config, series)
     with ui.step(f"fetch {pinned[:12]} from {config.upstream.url}"):

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
+from pathlib import Path
+
 from .. import ui
 from ..config import Config
-from ..errors import DriftDetected, OutOfDate, WorkWouldBeLost
-from ..git import Git
+from ..errors import DriftDetected, OutOfDate, WorkWouldBeLost, lack_of_room
+from ..git import NETWORK_TIMEOUT
 from .manifest import read_incomplete_marker, read_manifest, scan, staleness
-from .patchqueue import Patch, read_series
-from .scratch import subset_checkout
+from .patchqueue import Patch, diff_paths, read_series
 from .sync import build_manifest
-from .tracking import TrackingRepo, apply_with_am
-from .upstream_tree import SourceFile, selected_files
+from .tracking import REMOTE, TrackingRepo
+from .upstream_tree import SourceFile, selected_files, tree_entries, warn_unmatched_includes
 from .workstate import refuse_malformed_patches, require_unchanged_queue
 
 
@@ -23,15 +26,22 @@ def run_check(config: Config) -> None:
     if repo.exists() and repo.head() is not None:
         with ui.step("compare tracking repository with patches/"):
             drift.extend(_tracking_drift(repo, config, series))
-    scratch_step = ui.step(f"apply {len(series)} patch(es) on {config.upstream.commit[:12]} from scratch")
-    with scratch_step, subset_checkout(config, repo, series) as scratch:
-        failed = _apply(scratch, config, series)
-        if failed:
+    with (
+        ui.step(f"apply {len(series)} patch(es) on {config.upstream.commit[:12]} from scratch"),
+        contextlib.ExitStack() as stack,
+    ):
+        source = _repository_with_pin(config, repo, series, stack)
+        room = lack_of_room(source.git_dir, what="check's throwaway index of the queue did not fit")
+        with room if source is repo else contextlib.nullcontext():
+            built = source.queue_tree(config.upstream.commit, [config.patches / p.name for p in series], three_way=True)
+        if built.tree is None:
             raise DriftDetected(
-                f"{failed} does not apply on the pinned commit {config.upstream.commit[:12]}",
+                f"{series[built.applied].name} does not apply on the pinned commit {config.upstream.commit[:12]}",
                 hint="run `nox -s apply-patches` to resolve it in the tracking repository",
             )
-        expected = selected_files(scratch, "HEAD", config.sync.filter)
+        entries = tree_entries(source.git, built.tree)
+        expected = selected_files(source.git, built.tree, config.sync.filter, entries)
+    warn_unmatched_includes(config.sync.filter, entries)  # drift follows; this says why
     with ui.step(f"compare {config.relative(config.sync.destination)} with the expected {len(expected)} files"):
         drift.extend(destination_drift(config, series, expected))
     if drift:
@@ -47,6 +57,56 @@ def run_check(config: Config) -> None:
     )
 
 
+def _repository_with_pin(
+    config: Config, repo: TrackingRepo, series: list[Patch], stack: contextlib.ExitStack
+) -> TrackingRepo:
+    """The tracking repository when it holds the pinned commit (nothing is checked out: the queue is
+    applied in a throwaway index), else a partial clone of the pin in $TMPDIR, removed when check ends."""
+    pinned = config.upstream.commit
+    if repo.exists() and repo.has_commit(pinned):
+        return repo
+    folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="buildsys-check-")))
+    stack.enter_context(
+        lack_of_room(
+            folder.parent,
+            what=f"check's scratch clone of the pin ({folder.name}) did not fit",
+            need=lambda: _need(config),
+            hint="free some space there, or point TMPDIR at a folder with room (the clone is removed when check ends)",
+        )
+    )
+    clone = TrackingRepo(folder / "upstream")
+    clone.ensure_initialised()
+    clone.fetch_commit(config.upstream.url, pinned)
+    _fetch_blobs(clone, config, series)
+    return clone
+
+
+def _fetch_blobs(clone: TrackingRepo, config: Config, series: list[Patch]) -> None:
+    """In a partial clone git would fetch each blob on its own as it is read: the subset's and the
+    patched files' blobs in one batch instead."""
+    git = clone.git
+    if not git.run("config", "--get", f"remote.{REMOTE}.promisor", check=False).out.strip():
+        return
+    touched = {path for patch in series for path in diff_paths(patch.content, old_names=True)}
+    oids = "".join(
+        f"{entry.sha}\n"
+        for entry in tree_entries(git, config.upstream.commit)
+        if entry.kind == "blob" and (config.sync.filter.selects(entry.path) or entry.path in touched)
+    ).encode()
+    if oids:
+        fetch = ("fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--filter=blob:none", REMOTE, "--stdin")
+        git.run(*fetch, input=oids, timeout=NETWORK_TIMEOUT, user_config=True)
+
+
+def _need(config: Config) -> str:
+    destination = config.sync.destination
+    total = sum(path.stat().st_size for path in destination.rglob("*") if path.is_file() and not path.is_symlink())
+    if not total:
+        return ""
+    size = f"{total / 1e6:.1f} MB" if total >= 1e5 else f"{total / 1e3:.0f} KB"
+    return f"it needs about {size}, the size of {config.relative(destination)}"
+
+
 def _tracking_drift(repo: TrackingRepo, config: Config, series: list[Patch]) -> list[str]:
     try:
         require_unchanged_queue(repo.survey(config.upstream.commit, series), config, series)
@@ -55,15 +115,6 @@ def _tracking_drift(repo: TrackingRepo, config: Config, series: list[Patch]) -> 
         lines.extend(f"tracking:   {line}" for line in error.details.splitlines())
         return lines
     return []
-
-
-def _apply(git: Git, config: Config, series: list[Patch]) -> str | None:
-    """Name of the first patch that does not apply, or None."""
-    outcome = apply_with_am(git, [config.patches / p.name for p in series])
-    if not outcome.stopped:
-        return None
-    git.run("am", "--abort", check=False)
-    return series[len(outcome.applied)].name
 
 
 def destination_drift(config: Config, series: list[Patch], expected: dict[str, SourceFile]) -> list[str]:

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 
 from ..git import Git
 from .patchqueue import Patch
-from .tracking import ISOLATED_CONFIG, Commit
+from .tracking import Commit
 
 
 def upstream_patch_ids(git: Git, old: str, new: str, paths: Iterable[str]) -> dict[str, Commit]:
@@ -29,8 +29,7 @@ def upstream_patch_ids(git: Git, old: str, new: str, paths: Iterable[str]) -> di
         f"{old}..{new}",
         "--",
         *paths,
-        env=ISOLATED_CONFIG,
-    )
+    )  # the tracking repository's git: no global configuration (diff.algorithm, ...)
     if not log.stdout:
         return {}
     subjects = dict(

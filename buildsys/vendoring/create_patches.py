@@ -21,8 +21,11 @@ class ExportResult:
     unchanged: int
 
 
-def run_create_patches(config: Config, *, finishing_bump: bool = False) -> ExportResult:
-    repo = TrackingRepo(config.tracking)
+def run_create_patches(
+    config: Config, *, finishing_bump: bool = False, repo: TrackingRepo | None = None
+) -> ExportResult:
+    """`repo`: the bump's own, whose answers (it exists, its git folder, the commits it has) are known."""
+    repo = repo or TrackingRepo(config.tracking)
     require_tracking_repo(repo, config, finishing_bump=finishing_bump)
     series = read_series(config.patches)
     with ui.step("export the commits of the tracking repository"):
@@ -55,7 +58,8 @@ def run_create_patches(config: Config, *, finishing_bump: bool = False) -> Expor
     existing = {p.name: p.content for p in series}
     written = [item.patch.name for item in exported if existing.get(item.patch.name) != item.patch.content]
     refuse_replacing_links([config.patches / name for name in written], config)
-    warn_outside_subset([item.patch for item in exported], config)
+    if not finishing_bump:  # the bump warned where it started
+        warn_outside_subset([item.patch for item in exported], config)
     for item in exported:
         if item.patch.name in written:
             write_atomically(config.patches / item.patch.name, item.patch.content)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import ui
 from ..fileops import TEMP_SUFFIX
 
 MANIFEST_NAME = ".buildsys-manifest.json"
@@ -119,10 +120,5 @@ def staleness(
         dropped = [p for p in synced if p not in wanted]
         if added or dropped:
             parts = [f"+{p}" for p in added] + [f"-{p}" for p in dropped]
-            shown = (
-                parts
-                if len(parts) <= SHOWN_PATTERNS
-                else [*parts[:SHOWN_PATTERNS], f"and {len(parts) - SHOWN_PATTERNS} more"]
-            )
-            changes.append(f"[sync] {name} ({' '.join(shown)})")
+            changes.append(f"[sync] {name} ({' '.join(ui.bounded(parts, SHOWN_PATTERNS, lead=''))})")
     return changes

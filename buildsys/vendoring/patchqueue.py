@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import FileSystemError
+from ..errors import LINK_LOOP, FileSystemError
 
 PATCH_SUFFIX = ".patch"
 ZERO_FROM_LINE = b"From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\n"
@@ -46,7 +46,7 @@ def _why_no_file(link: Path) -> str:
     try:
         os.stat(link)
     except OSError as error:
-        return "points back at itself" if error.errno == errno.ELOOP else "does not exist"
+        return LINK_LOOP if error.errno == errno.ELOOP else "does not exist"
     return "is not a file"
 
 
@@ -78,16 +78,13 @@ def _zero_from(content: bytes) -> bytes:
     return ZERO_FROM_LINE + content[match.end() :] if match else content
 
 
-def touched_paths(content: bytes) -> list[str]:
-    """Files a patch changes, from its `diff --git` headers (new names for renames)."""
-    paths = re.findall(rb"^diff --git a/(?:\S+) b/(\S+)$", content, re.MULTILINE)
-    return sorted({p.decode("utf-8", errors="replace") for p in paths})
-
-
-def paths_on_both_sides(content: bytes) -> set[str]:
-    """Every path a patch reads or writes: both names of a rename, the old and new of every file."""
+def diff_paths(content: bytes, *, old_names: bool = False) -> list[str]:
+    """Files a patch changes, from its `diff --git` headers: the new names, and with `old_names` the old
+    ones too (every path it reads or writes: both names of a rename). Decoded as the file system would
+    (surrogateescape), so a name that is not UTF-8 stays itself for git and for comparisons."""
     pairs = re.findall(rb"^diff --git a/(\S+) b/(\S+)$", content, re.MULTILINE)
-    return {path.decode("utf-8", errors="surrogateescape") for pair in pairs for path in pair}
+    names = {path for old, new in pairs for path in ((old, new) if old_names else (new,))}
+    return sorted(path.decode("utf-8", errors="surrogateescape") for path in names)
 
 
 def malformed(patch: Patch) -> str | None:

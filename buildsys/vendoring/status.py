@@ -8,7 +8,7 @@ from .manifest import read_incomplete_marker, read_manifest, scan, staleness
 from .patchqueue import Patch, read_series, series_hash
 from .sync import unsaved_edits
 from .tracking import BumpProgress, TrackingRepo
-from .workstate import describe_commits
+from .workstate import BUMP_CONTINUE, describe_am, describe_commits
 
 
 def status_lines(config: Config) -> list[str]:
@@ -32,28 +32,27 @@ def _tracking_lines(config: Config, series: list[Patch]) -> list[str]:
     damage = repo.damage()
     if damage is not None:
         return [f"tracking  {where}: DAMAGED: {damage} (run apply-patches for how to recover)"]
-    if not repo.exists() or repo.head() is None:
+    head = repo.head() if repo.exists() else None
+    if head is None:
         return [f"tracking  {where}: not set up (run apply-patches)"]
-    head = repo.head() or ""
     branch = repo.branch() or "detached HEAD"
     state = repo.load_state()
     bump = state.bump
     bump_line = [f"          bump {bump.previous[:12]} -> {bump.target[:12]} {_bump_words(bump)}"] if bump else []
-    progress = repo.am_progress()
-    if progress and state.am_by:
-        then = "`nox -s bump -- --continue` or `-- --abort`" if bump else "`nox -s apply-patches`"
+    am = describe_am(repo)
+    if am and am.by:
+        then = f"{am.then} or `-- --abort`" if am.bumping else am.then
         return [
             f"tracking  {where}: {branch} at {head[:12]}",
             *bump_line,
-            f"          the `git am` that {state.am_by} started was interrupted at patch {progress.current} of "
-            f"{progress.total} (not a conflict): {then} goes on from there",
+            f"          the `git am` that {am.by} started was interrupted at patch {am.progress.current} of "
+            f"{am.progress.total} (not a conflict): {then} goes on from there",
         ]
-    if progress:
-        then = "`nox -s bump -- --continue`" if bump else "`nox -s create-patches sync`"
+    if am:
         return [
             f"tracking  {where}: {branch} at {head[:12]}",
-            f"          git am stopped at patch {progress.current} of {progress.total}: resolve, then "
-            f"`git -C {where} am --continue`, then {then}",
+            f"          git am stopped at patch {am.progress.current} of {am.progress.total}: resolve, then "
+            f"`git -C {where} am --continue`, then {am.then}",
         ]
     survey = repo.survey(config.upstream.commit, series)
     pin_note = "" if survey.base == config.upstream.commit else " (differs from the pin: run apply-patches)"
@@ -73,7 +72,7 @@ def _tracking_lines(config: Config, series: list[Patch]) -> list[str]:
 
 def _bump_words(bump: BumpProgress) -> str:
     where = bump.where() if bump.phase == "carry" else f"(interrupted {bump.where()})"
-    return f"under way {where}: `nox -s bump -- --continue` or `-- --abort`"
+    return f"under way {where}: {BUMP_CONTINUE} or `-- --abort`"
 
 
 def _destination_line(config: Config, current_series: str) -> str:
@@ -89,6 +88,6 @@ def _destination_line(config: Config, current_series: str) -> str:
     line = f"vendor    {label}: {len(manifest.files)} files from {manifest.commit[:12]}, {state}"
     edited = sorted(unsaved_edits(destination, scan(destination), manifest.files))
     if edited:
-        shown = ", ".join(edited[:3]) + (f" and {len(edited) - 3} more" if len(edited) > 3 else "")
+        shown = ", ".join(ui.bounded(edited, 3))
         line += f"\n          {len(edited)} file(s) edited or added by hand: {shown} (sync refuses to overwrite them)"
     return line

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
 from .. import ui
 from ..config import Config
-from ..errors import NO_SPACE, WorkWouldBeLost, no_space
+from ..errors import WorkWouldBeLost, lack_of_room
 from ..fileops import TEMP_SUFFIX, write_atomically
 from .manifest import (
     INCOMPLETE_MARKER,
@@ -23,7 +22,7 @@ from .manifest import (
 )
 from .patchqueue import Patch, read_series, series_hash
 from .tracking import TrackingRepo
-from .upstream_tree import SourceFile, selected_files
+from .upstream_tree import SourceFile, selected_files, tree_entries, warn_unmatched_includes
 from .workstate import require_tracking_repo, require_unchanged_queue
 
 
@@ -34,8 +33,11 @@ class SyncResult:
     unchanged: int
 
 
-def run_sync(config: Config, *, force: bool = False, finishing_bump: bool = False) -> SyncResult:
-    repo = TrackingRepo(config.tracking)
+def run_sync(
+    config: Config, *, force: bool = False, finishing_bump: bool = False, repo: TrackingRepo | None = None
+) -> SyncResult:
+    """`repo`: the bump's own, whose answers (it exists, its git folder, the commits it has) are known."""
+    repo = repo or TrackingRepo(config.tracking)
     require_tracking_repo(repo, config, finishing_bump=finishing_bump)
     series = read_series(config.patches)
     with ui.step("check tracking repository matches patches/"):
@@ -47,7 +49,9 @@ def run_sync(config: Config, *, force: bool = False, finishing_bump: bool = Fals
             f"{len(survey.dirty)} uncommitted file(s) in {where} are not synced: commit them and run create-patches"
         )
     with ui.step(f"read {config.relative(config.tracking)} HEAD"):
-        files = selected_files(repo.git, "HEAD", config.sync.filter)
+        entries = tree_entries(repo.git, "HEAD")
+        files = selected_files(repo.git, "HEAD", config.sync.filter, entries)
+    warn_unmatched_includes(config.sync.filter, entries)
     manifest = build_manifest(config, series, files)
     destination = config.sync.destination
     with ui.step(f"sync {len(files)} files into {config.relative(destination)}"):
@@ -133,20 +137,13 @@ def materialise(
     return SyncResult(len(to_write), len(to_delete), len(target) - len(to_write))
 
 
-@contextmanager
-def _named_lack_of_room(label: str, size: int) -> Iterator[None]:
+def _named_lack_of_room(label: str, size: int) -> AbstractContextManager[None]:
     """A full disk is one line naming the destination and what this sync needs, not "a file: No space"."""
-    try:
-        yield
-    except OSError as error:
-        if error.errno not in NO_SPACE:
-            raise
-        raise no_space(
-            label,
-            f"{error.filename or 'a file'}: {error.strerror}",
-            need=f"this sync writes {size / 1e6:.1f} MB in all",
-            hint="free some space there, then run sync again (it completes the interrupted one)",
-        ) from None
+    return lack_of_room(
+        label,
+        need=f"this sync writes {size / 1e6:.1f} MB in all",
+        hint="free some space there, then run sync again (it completes the interrupted one)",
+    )
 
 
 def _delete(destination: Path, relative: str) -> None:

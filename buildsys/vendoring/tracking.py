@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -15,7 +16,7 @@ from typing import Any
 from .. import ui
 from ..errors import BuildsysError, GitError, NoSpace, UpstreamError, UsageError, WorkWouldBeLost
 from ..fileops import write_atomically
-from ..git import FULL_SHA, NETWORK_TIMEOUT, TOOL_IDENTITY, Git, GitResult, shielded
+from ..git import FULL_SHA, NETWORK_TIMEOUT, TOOL_IDENTITY, Git, GitResult, require_version, shielded
 from .patchqueue import Patch, normalise_patch, patch_file_name
 
 REMOTE = "upstream"
@@ -25,13 +26,10 @@ TARGET_REF = "refs/buildsys/bump-target"
 _SHORT_SHA = re.compile(r"[0-9a-fA-F]{7,39}")
 _STATE_FILE = "buildsys-state.json"
 
-# Exports and patch application must not depend on the maintainer's ~/.gitconfig (diff.algorithm,
-# format.signature, am.threeWay, ...): the patch files would then differ from machine to machine.
-ISOLATED_CONFIG = {"GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
-# Every git command in the tracking repository (and its scratch checkouts) sees upstream's bytes: a global
-# core.autocrlf=true checked the pin out with CRLF, and `git am` (isolated from that setting) then found
-# every patched file changed and called the pristine pin a conflict.
-TREE_CONFIG = {"core.autocrlf": "false", "core.eol": "lf", "core.safecrlf": "false"}
+# Every git command in the tracking repository runs without the global and system configuration
+# (ISOLATED_CONFIG): a global core.autocrlf=true checked the pin out with CRLF, a global
+# core.attributesFile did the same through `eol=crlf`, and `git am` then found every patched file changed
+# and called the pristine pin a conflict. Only fetches read the user's configuration (proxies, insteadOf).
 
 FORMAT_PATCH_OPTIONS = (
     "--no-numbered",
@@ -120,7 +118,7 @@ class BumpProgress:
     position: int = 0  # the next patch to take (the conflicted one while stopped)
     outcomes: list[PatchOutcome] = field(default_factory=list)
     phase: str = "carry"
-    previous_ref: str | None = None  # [upstream] ref before the bump, for --abort
+    # [upstream] ref before the bump is not kept here: --abort reads it from the kept vendoring.toml
 
     @property
     def rewrote_files(self) -> bool:
@@ -145,7 +143,6 @@ class BumpProgress:
             "position": self.position,
             "outcomes": [vars(outcome) for outcome in self.outcomes],
             "phase": self.phase,
-            "previous_ref": self.previous_ref,
         }
 
     @classmethod
@@ -159,7 +156,6 @@ class BumpProgress:
             position=int(data["position"]),
             outcomes=[PatchOutcome(**item) for item in data.get("outcomes", [])],
             phase=str(data.get("phase", legacy)),
-            previous_ref=data.get("previous_ref"),
         )
 
 
@@ -223,12 +219,18 @@ class AmProgress:
 class TrackingRepo:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.git = Git(path, config=TREE_CONFIG)
+        self.git = Git(path, isolated=True)
+        self._exists: bool | None = None  # asked once per command: every check and report starts with it
+        self._head: tuple[str | None] | None = None  # HEAD's commit until a method of ours moves it
+        self._remote: str | None = None  # the URL set_remote made sure of
+        self._present: set[str] = set()  # full commit ids found here: an object, once stored, stays
 
     # -- existence -----------------------------------------------------------------------------
 
     def exists(self) -> bool:
-        return self.path.is_dir() and (self.path / ".git").exists() and self.git.is_repository_root()
+        if self._exists is None:
+            self._exists = self.path.is_dir() and (self.path / ".git").exists() and self.git.is_repository_root()
+        return self._exists
 
     def damage(self) -> str | None:
         """Why git cannot use a repository that is evidently there (.git present), or None. A damaged
@@ -257,6 +259,8 @@ class TrackingRepo:
             )
         self.path.mkdir(parents=True, exist_ok=True)
         self.git.run("init", "--quiet")
+        self._exists = None
+        self._moved()
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -300,6 +304,9 @@ class TrackingRepo:
     # -- fetching ------------------------------------------------------------------------------
 
     def set_remote(self, url: str) -> None:
+        if self._remote == url:  # set (or found) already by this command
+            return
+        self._remote = url
         current = self.git.run("remote", "get-url", REMOTE, check=False)
         if current.returncode != 0:
             self.git.run("remote", "add", REMOTE, url)
@@ -310,13 +317,13 @@ class TrackingRepo:
     def fetch_commit(self, url: str, commit: str, *, named_by: str = "[upstream] commit in vendoring.toml") -> None:
         """Make `commit` present, fetching it from `url` unless it already is; verify what arrived."""
         self.set_remote(url)
-        if self.git.resolve_commit(commit) == commit:
+        if self.has_commit(commit):
             return
         fetched = self._fetch(commit)
         _raise_if_unreachable(fetched, url)
         if fetched.returncode != 0:
             self._fetch_every_branch()  # some servers refuse to serve a commit by id
-        if self.git.resolve_commit(commit) != commit:
+        if not self.has_commit(commit):
             self._refuse_other_object(commit, url, named_by)
             raise UpstreamError(
                 f"commit {commit} is not in {url}",
@@ -373,6 +380,7 @@ class TrackingRepo:
             *refspecs,
             check=False,
             timeout=NETWORK_TIMEOUT,
+            user_config=True,
         )
 
     def _fetch_every_branch(self) -> None:
@@ -380,8 +388,25 @@ class TrackingRepo:
 
     # -- inspection ----------------------------------------------------------------------------
 
+    def has_commit(self, sha: str) -> bool:
+        """Whether the full commit id `sha` is stored here (asked of git once per command)."""
+        if sha not in self._present and self.git.resolve_commit(sha) == sha.lower():
+            self._present.add(sha)
+        return sha in self._present
+
     def head(self) -> str | None:
-        return self.git.resolve_commit("HEAD")
+        """HEAD's commit, asked of git once until this object moves it (checkout, am, reset)."""
+        if self._head is None:
+            self._head = (self.git.resolve_commit("HEAD"),)
+        return self._head[0]
+
+    def _moved(self) -> None:
+        self._head = None
+
+    def reset_keep(self, commit: str) -> None:
+        """HEAD back to `commit`, keeping what is uncommitted (`git reset --keep`)."""
+        self._moved()
+        self.git.run("reset", "--quiet", "--keep", commit)
 
     def branch(self) -> str | None:
         result = self.git.run("symbolic-ref", "--quiet", "--short", "HEAD", check=False)
@@ -400,18 +425,15 @@ class TrackingRepo:
         except (OSError, ValueError):
             return AmProgress(0, 0)
 
-    def interrupted_am(self) -> AmProgress | None:
-        """A `git am` that buildsys started and that did not return to it (buildsys was killed): its
-        session, if git left one, belongs to buildsys, not to a maintainer resolving a conflict."""
-        progress = self.am_progress()
-        return progress if progress is not None and self.load_state().am_by is not None else None
-
     def am(self, patch_files: list[Path], *, by: str) -> AmOutcome:
-        """`git am` recorded while it runs. Interrupted (Ctrl-C, SIGTERM), its session is aborted before
-        the interruption goes on: the next command would otherwise find it and call it a conflict."""
+        """`git am` recorded while it runs (`am_by`, cleared by the caller's next save_state, with what came
+        of it). Interrupted (Ctrl-C, SIGTERM), its session is aborted before the interruption goes on: the
+        next command would otherwise find it and call it a conflict."""
+        require_version(self.git)
         state = self.load_state()
         state.am_by = by
         self.save_state(state)
+        self._moved()
         try:
             outcome = apply_with_am(self.git, patch_files)
         except KeyboardInterrupt:
@@ -422,16 +444,14 @@ class TrackingRepo:
             with contextlib.suppress(BuildsysError, OSError):
                 self.abort_am()
             raise
-        state = self.load_state()
-        state.am_by = None
-        self.save_state(state)
-        return outcome
+        return outcome  # am_by stays until the caller saves what came of it (one write, not two)
 
     def abort_am(self) -> None:
         """Abort the session of a `git am` of buildsys' own that was cut short, and forget that it ran."""
         (self.git_dir / "index.lock").unlink(missing_ok=True)  # the killed am's; we hold the project lock
+        self._moved()
         if self.am_progress() is not None:  # an identity: the abort writes the reflog, and may have none here
-            self.git.run("am", "--abort", check=False, env={**ISOLATED_CONFIG, **TOOL_IDENTITY})
+            self.git.run("am", "--abort", check=False, env=TOOL_IDENTITY)
         state = self.load_state()
         state.am_by = None
         self.save_state(state)
@@ -458,8 +478,9 @@ class TrackingRepo:
         commits = self.commits_since(base)
         if not commits:
             return []
+        require_version(self.git)
         with tempfile.TemporaryDirectory(prefix="buildsys-export-") as out:
-            self.git.run("format-patch", *FORMAT_PATCH_OPTIONS, "-o", out, f"{base}..HEAD", env=ISOLATED_CONFIG)
+            self.git.run("format-patch", *FORMAT_PATCH_OPTIONS, "-o", out, f"{base}..HEAD")
             files = sorted(Path(out).iterdir())
             if len(files) != len(commits):
                 raise GitError(f"format-patch wrote {len(files)} patches for {len(commits)} commits")
@@ -474,7 +495,7 @@ class TrackingRepo:
         """One look at the repository that every command's safety check and report reads from."""
         state = self.load_state()
         base = state.base or pinned
-        on_base = self.git.resolve_commit(base) is not None and self.git.is_ancestor(base, "HEAD")
+        on_base = self.has_commit(base) and self.git.is_ancestor(base, "HEAD")
         exported = self.export(base) if on_base else []
         saved = {patch.content for patch in series}
         unexported = [
@@ -490,6 +511,7 @@ class TrackingRepo:
         """Put `commit` on the patch branch over a tree that only buildsys wrote to (an interrupted
         checkout): its stale index lock, half-written files and leftovers go."""
         (self.git_dir / "index.lock").unlink(missing_ok=True)
+        self._moved()
         self.git.run("checkout", "--quiet", "--force", "-B", WORK_BRANCH, commit)
         self.git.run("clean", "--quiet", "--force", "-d")
 
@@ -497,6 +519,7 @@ class TrackingRepo:
         head = self.head()
         if head:
             self.git.run("update-ref", "-m", "buildsys: before apply-patches", BACKUP_REF, head)
+        self._moved()
         self.git.run("checkout", "--quiet", "-B", WORK_BRANCH, commit)
 
     def store_queue_blobs(self, base: str, patch_files: list[Path]) -> int:
@@ -506,21 +529,58 @@ class TrackingRepo:
         partial clone the intermediate versions (base + earlier patches) were never stored, and a patch that
         merges cleanly would conflict. Returns how many patches applied on `base` (they all should).
         """
-        with tempfile.TemporaryDirectory(prefix="buildsys-index-") as scratch:
+        return self.queue_tree(base, patch_files).applied
+
+    def queue_tree(self, base: str, patch_files: list[Path], *, three_way: bool = False) -> QueueTree:
+        """The queue applied to `base` in a throwaway index, never a checkout: `git apply --cached` per
+        patch, then `write-tree`. With `three_way`, a patch whose context moved merges as `git am --3way`
+        takes it, so the tree is the one apply-patches commits. The index lives in the git folder (one per
+        process; what a killed process left is cleared by the next), not in $TMPDIR."""
+        require_version(self.git)
+        _clear_dead_indexes(self.git_dir)
+        prefix = f"{_INDEX_PREFIX}{os.getpid()}-"
+        with tempfile.TemporaryDirectory(prefix=prefix, dir=self.git_dir) as scratch:
             index = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
             self.git.run("read-tree", base, env=index)
             for count, patch_file in enumerate(patch_files):
                 applied = self.git.run(
                     "apply",
                     "--cached",
+                    *(["--3way"] if three_way else []),
                     "--whitespace=nowarn",
                     str(patch_file),
                     check=False,
-                    env={**ISOLATED_CONFIG, **index},
+                    env=index,
                 )
                 if applied.returncode != 0:
-                    return count
-        return len(patch_files)
+                    return QueueTree(count, None)
+            return QueueTree(len(patch_files), self.git.run("write-tree", env=index).out.strip())
+
+
+@dataclass(frozen=True)
+class QueueTree:
+    applied: int  # how many patches applied, in order
+    tree: str | None  # the tree of base + all of them, or None when one did not apply
+
+
+_INDEX_PREFIX = "buildsys-index-"
+
+
+def _clear_dead_indexes(git_dir: Path) -> None:
+    for folder in git_dir.glob(f"{_INDEX_PREFIX}*-*"):
+        pid = folder.name.removeprefix(_INDEX_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # someone else's process: alive
+        return True
+    return True
 
 
 @dataclass(frozen=True)
@@ -542,7 +602,7 @@ def apply_with_am(git: Git, patch_files: list[Path]) -> AmOutcome:
         "--",
         *map(str, patch_files),
         check=False,
-        env={**ISOLATED_CONFIG, **TOOL_IDENTITY},
+        env=TOOL_IDENTITY,  # git is the tracking repository's: no global configuration (am.threeWay, ...)
     )
     how: list[str] = []
     for line in result.out.splitlines():

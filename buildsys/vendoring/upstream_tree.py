@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .. import ui
 from ..git import Git
@@ -41,11 +43,13 @@ def tree_entries(git: Git, revision: str, paths: list[str] | None = None) -> lis
     return entries
 
 
-def selected_files(git: Git, revision: str, path_filter: PathFilter) -> dict[str, SourceFile]:
+def selected_files(
+    git: Git, revision: str, path_filter: PathFilter, entries: list[TreeEntry] | None = None
+) -> dict[str, SourceFile]:
+    """The files of `revision` the filter selects, read in one batch (`entries`: its listing, if the caller
+    has it already)."""
     blobs: list[TreeEntry] = []
-    entries = tree_entries(git, revision)
-    warn_unmatched_includes(path_filter, [entry.path for entry in entries])
-    for entry in entries:
+    for entry in tree_entries(git, revision) if entries is None else entries:
         if not path_filter.selects(entry.path):
             continue
         if entry.mode == _GITLINK or entry.kind != "blob":
@@ -59,18 +63,29 @@ def selected_files(git: Git, revision: str, path_filter: PathFilter) -> dict[str
     return {entry.path: SourceFile(entry.mode, contents[entry.sha]) for entry in blobs}
 
 
-def unmatched_includes(path_filter: PathFilter, paths: list[str]) -> list[str]:
-    """Each include pattern that selects nothing, in words: a typo far more often than an intent, and the
-    files it meant to sync are then missing from (or deleted in) the destination without a word."""
+class Unmatched(NamedTuple):
+    pattern: str
+    closest: str | None  # the nearest name upstream has at its depth: a near miss is a typo
+    text: str  # in words, for a warning or a refusal
+
+
+def unmatched_includes(path_filter: PathFilter, paths: Iterable[str]) -> list[Unmatched]:
+    """Each include pattern that selects nothing: a typo far more often than an intent, and the files it
+    meant to sync are then missing from (or deleted in) the destination without a word."""
     return [
-        f"[sync] include {pattern!r} matches no upstream path" + (f" (did you mean {closest!r}?)" if closest else "")
+        Unmatched(
+            pattern,
+            closest,
+            f"[sync] include {pattern!r} matches no upstream path"
+            + (f" (did you mean {closest!r}?)" if closest else ""),
+        )
         for pattern, closest in path_filter.unmatched_includes(paths)
     ]
 
 
-def warn_unmatched_includes(path_filter: PathFilter, paths: list[str]) -> None:
-    for line in unmatched_includes(path_filter, paths):
-        ui.warn(f"{line}: nothing is synced from it")
+def warn_unmatched_includes(path_filter: PathFilter, entries: list[TreeEntry]) -> None:
+    for unmatched in unmatched_includes(path_filter, (entry.path for entry in entries)):
+        ui.warn(f"{unmatched.text}: nothing is synced from it")
 
 
 def read_blobs(git: Git, shas: list[str]) -> dict[str, bytes]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from .. import ui
 from ..config import Config
 from ..errors import BuildsysError, OutOfDate, PatchConflict, UsageError, WorkWouldBeLost
-from .patchqueue import Patch, malformed, same_change, touched_paths
-from .tracking import Commit, Survey, TrackingRepo
+from .patchqueue import Patch, diff_paths, malformed, same_change
+from .tracking import AmProgress, Commit, Survey, TrackingRepo
 
 
 def refuse_damaged(repo: TrackingRepo, config: Config) -> None:
@@ -48,31 +50,54 @@ def refuse_during_bump(repo: TrackingRepo, config: Config) -> None:
         )
         raise UsageError(
             f"a bump from {bump.previous[:12]} to {bump.target[:12]} {state}",
-            hint=f"{BUMP_CONTINUE} finishes it (it exports and syncs), `nox -s bump -- --abort` abandons it",
+            hint=f"{BUMP_CONTINUE} finishes it (it exports and syncs), {BUMP_ABORT} abandons it",
         )
+
+
+@dataclass(frozen=True)
+class AmUnderWay:
+    """A `git am` session in the tracking repository, as every command and status tell it."""
+
+    progress: AmProgress
+    by: str | None  # the command whose am was interrupted; None: it stopped at a conflict for the maintainer
+    bumping: bool
+
+    @property
+    def then(self) -> str:
+        """What goes on from there: after an interruption the command itself, after a conflict what follows
+        `git am --continue`."""
+        if self.by is not None:
+            return BUMP_CONTINUE if self.bumping else APPLY
+        return BUMP_CONTINUE if self.bumping else EXPORT_AND_SYNC
+
+
+def describe_am(repo: TrackingRepo) -> AmUnderWay | None:
+    progress = repo.am_progress()
+    if progress is None:
+        return None
+    state = repo.load_state()
+    return AmUnderWay(progress, state.am_by, state.bump is not None)
 
 
 def refuse_if_mid_am(repo: TrackingRepo, config: Config) -> None:
-    progress = repo.am_progress()
-    if progress is None:
+    am = describe_am(repo)
+    if am is None:
         return
     where = config.relative(config.tracking)
-    state = repo.load_state()
-    bumping = state.bump is not None
-    if state.am_by is not None:
+    progress = am.progress
+    if am.by is not None:
         raise WorkWouldBeLost(
-            f"{where} holds a `git am` that {state.am_by} started and that was interrupted at patch "
+            f"{where} holds a `git am` that {am.by} started and that was interrupted at patch "
             f"{progress.current} of {progress.total}: buildsys was stopped before it returned, "
             "so this is not a conflict to resolve",
-            hint=f"{BUMP_CONTINUE if bumping else APPLY} goes on from there (it aborts that session first)"
-            + (", `nox -s bump -- --abort` goes back" if bumping else ""),
+            hint=f"{am.then} goes on from there (it aborts that session first)"
+            + (f", {BUMP_ABORT} goes back" if am.bumping else ""),
         )
-    then = BUMP_CONTINUE if bumping else EXPORT_AND_SYNC
     raise WorkWouldBeLost(
         f"{where} is in the middle of `git am` (patch {progress.current} of {progress.total})",
         hint=(
-            f"finish it: resolve the conflicts, `git -C {where} am --continue`, then {then};"
-            f" or abandon it: `git -C {where} am --abort`" + (", then `nox -s bump -- --abort`" if bumping else "")
+            f"finish it: resolve the conflicts, `git -C {where} am --continue`, then {am.then};"
+            f" or abandon it: `git -C {where} am --abort`" + (f", then {BUMP_ABORT}" if am.bumping else "")
         ),
     )
 
@@ -80,10 +105,15 @@ def refuse_if_mid_am(repo: TrackingRepo, config: Config) -> None:
 def recover_interrupted_am(repo: TrackingRepo, config: Config) -> None:
     """Abort the session of a `git am` of buildsys' own that a kill cut short, saying so: it holds nothing
     of the maintainer's (they were never asked to resolve anything in it)."""
-    progress = repo.interrupted_am()
-    if progress is None:
+    state = repo.load_state()
+    by = state.am_by
+    if by is None:
         return
-    by = repo.load_state().am_by
+    progress = repo.am_progress()
+    if progress is None:  # it returned, or never began, before buildsys was stopped: no session to abort
+        state.am_by = None
+        repo.save_state(state)
+        return
     repo.abort_am()
     ui.info(
         f"  the `git am` that {by} started in {config.relative(config.tracking)} was interrupted at patch "
@@ -94,6 +124,7 @@ def recover_interrupted_am(repo: TrackingRepo, config: Config) -> None:
 EXPORT_AND_SYNC = "`nox -s create-patches sync`"
 APPLY = "`nox -s apply-patches`"
 BUMP_CONTINUE = "`nox -s bump -- --continue`"
+BUMP_ABORT = "`nox -s bump -- --abort`"
 
 
 def refuse_malformed_patches(series: list[Patch], config: Config, error: type[BuildsysError] = PatchConflict) -> None:
@@ -117,7 +148,7 @@ def warn_outside_subset(series: list[Patch], config: Config) -> None:
     subset lost)."""
     selects = config.sync.filter.selects
     for patch in series:
-        paths = touched_paths(patch.content)
+        paths = diff_paths(patch.content)
         if paths and not any(selects(path) for path in paths):
             shown = ", ".join(ui.bounded(paths, 3))
             ui.warn(
@@ -128,7 +159,7 @@ def warn_outside_subset(series: list[Patch], config: Config) -> None:
 
 def conflict_details(repo: TrackingRepo, where: str, failing: Patch, git_said: str) -> str:
     """The files in conflict, and git's own words (the only explanation when no file conflicts)."""
-    conflicted = repo.conflicted_files() or touched_paths(failing.content)
+    conflicted = repo.conflicted_files() or diff_paths(failing.content)
     lines = [f"  {where}/{path}" for path in conflicted]
     text = "files in conflict:\n" + "\n".join(lines) if lines else ""
     return "\n".join(part for part in (text, f"git said:\n{git_said}" if git_said else "") if part)

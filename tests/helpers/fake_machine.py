@@ -26,9 +26,11 @@ class FakeGpu:
     gfx_target_version: int = 0  # AMD: KFD's 110000 for gfx1100
 
 
-def fake_sysfs(root: Path, gpus: list[FakeGpu], *, nvidia_driver: str = "") -> Path:
+def fake_sysfs(root: Path, gpus: list[FakeGpu], *, nvidia_driver: str = "", rocm: str = "") -> Path:
     """root laid out as /sys: bus/pci/devices/<address>/{class,vendor,device,driver}, a host bridge and a
-    network card beside the GPUs, module/nvidia/version, class/kfd/kfd/topology/nodes/<n>/properties."""
+    network card beside the GPUs, module/nvidia/version, class/kfd/kfd/topology/nodes/<n>/properties; and
+    the ROCm release `rocm` in opt/rocm/.info/version, where the binding looks on a fake machine (the
+    host's own /opt/rocm never counts there)."""
     devices = root / "bus" / "pci" / "devices"
     drivers = root / "bus" / "pci" / "drivers"
     others = [
@@ -48,6 +50,9 @@ def fake_sysfs(root: Path, gpus: list[FakeGpu], *, nvidia_driver: str = "") -> P
         (root / "module" / "nvidia").mkdir(parents=True)
         (root / "module" / "nvidia" / "version").write_text(nvidia_driver + "\n")
     _kfd(root, [gpu for gpu in gpus if gpu.gfx_target_version])
+    if rocm:
+        (root / "opt" / "rocm" / ".info").mkdir(parents=True)
+        (root / "opt" / "rocm" / ".info" / "version").write_text(rocm + "\n")
     return root
 
 

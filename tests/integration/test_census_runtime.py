@@ -25,9 +25,10 @@ from pathlib import Path
 
 import pytest
 from helpers import tiny_models
+from helpers.census import BINDING, Row, Scene
 from helpers.cpu_features import elf_linux, x86_linux
 from test_binding import MISBEHAVING_PLUGIN, PLUGIN_MODULE, compile_module
-from test_census import BINDING, Row, Scene, _resolve, scene, template
+from test_census import _resolve, scene, template
 
 __all__ = ["scene", "template"]  # the census's fixtures, used here by name
 

@@ -3,8 +3,8 @@ census found accepted silently, answered with a false or unclear word, or with a
 to make the fault, the exit code, a fragment of what buildsys must say, and what must stay byte-identical;
 `after` checks what the row is about when that is more than a message (a restored file, a removed scratch).
 
-The rows share test_census's Row and Scene; their template project is the same patched, synced one, made
-here without the fixture's build stage (no row runs the binding).
+The rows share the census's Row, Scene and runner (helpers/census.py); their template project is the same
+patched, synced one, made here without the fixture's build stage (no row runs the binding).
 """
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from helpers.census import Row, Scene, run_row
 from helpers.support import Project, apply_our_two_patches, hermetic_env, make_upstream
-from test_census import Row, Scene, _kept
 
 NOT_UTF8 = os.fsdecode(b"caf\xe9-\xff")  # a folder name no UTF-8 decoder accepts
 
@@ -116,11 +117,14 @@ buildsys=$(cut -d' ' -f4 /proc/$PPID/stat)
 kill -{signal} "$buildsys"
 sleep 5
 """
-# On PATH ahead of git: SIGKILLs buildsys at its first `git ls-tree` once `$KILL_FILE` holds `$KILL_WHEN`.
-KILL_AT_LS_TREE = """#!/bin/sh
-case " $* " in *" ls-tree "*)
-    if grep -q "$KILL_WHEN" "$KILL_FILE" 2>/dev/null; then kill -9 "$PPID"; exit 1; fi;;
-esac
+# On PATH ahead of git: SIGKILLs buildsys at its first `git $KILL_AT` (`any`: its first git command of any
+# kind) once `$KILL_FILE` holds `$KILL_WHEN`.
+KILL_AT_GIT = """#!/bin/sh
+if grep -q "$KILL_WHEN" "$KILL_FILE" 2>/dev/null; then
+    for arg in any "$@"; do
+        if [ "$arg" = "$KILL_AT" ]; then kill -9 "$PPID"; exit 1; fi
+    done
+fi
 exec {git} "$@"
 """
 
@@ -148,18 +152,35 @@ def _am_signalled(signal: str) -> Callable[[Scene], object]:
     return lambda scene: _hook(scene, "post-applypatch", SIGNAL_DURING_AM.format(signal=signal))
 
 
-def _bump_killed_after_the_pin(scene: Scene) -> None:
-    """`bump ahead` killed once it has rewritten patches/ and vendoring.toml, before it cleared its record."""
-    shim = scene.scratch / "bin"
-    shim.mkdir()
-    (shim / "git").write_text(KILL_AT_LS_TREE.format(git=REAL_GIT))
-    (shim / "git").chmod(0o755)
-    trigger = {
-        "PATH": f"{shim}{os.pathsep}{scene.project.env['PATH']}",
-        "KILL_WHEN": _ahead(scene),
-        "KILL_FILE": str(scene.project.root / "vendoring.toml"),
-    }
-    _killed(scene, "bump", "ahead", env=trigger)
+def _bump_killed_in(phase: str) -> Callable[[Scene], object]:
+    """`bump ahead` killed at its next git command once its record says it entered `phase` ("export": it
+    is about to rewrite patches/ and vendoring.toml; "sync": it has rewritten them, and not yet cleared its
+    record). The trigger is the record itself, not the order of git's calls."""
+
+    def prepare(scene: Scene) -> None:
+        shim = scene.scratch / f"bin-{phase}"
+        shim.mkdir()
+        (shim / "git").write_text(KILL_AT_GIT.format(git=REAL_GIT))
+        (shim / "git").chmod(0o755)
+        trigger = {
+            "PATH": f"{shim}{os.pathsep}{scene.project.env['PATH']}",
+            "KILL_WHEN": f'"phase": "{phase}"',
+            "KILL_FILE": str(scene.tracking.path / ".git" / "buildsys-state.json"),
+            "KILL_AT": "any",  # whichever git command comes first: the order of git's calls does not matter
+        }
+        _killed(scene, "bump", "ahead", env=trigger)
+
+    return prepare
+
+
+_bump_killed_after_the_pin = _bump_killed_in("sync")
+
+
+def _bump_still_recorded(scene: Scene, output: str) -> None:
+    """The refusal kept the bump's record: --abort still puts everything back."""
+    assert "bump" in scene.project.run("status").stdout
+    scene.project.run("bump", "--abort")
+    _as_before_the_bump(scene, output)
 
 
 def _then(*steps: Callable[[Scene], object]) -> Callable[[Scene], object]:
@@ -171,6 +192,38 @@ def _global_autocrlf(scene: Scene) -> None:
     home.mkdir()
     (home / ".gitconfig").write_text("[core]\n\tautocrlf = true\n")
     scene.project.env["HOME"] = str(home)
+
+
+def _global_attributes_and_hooks(scene: Scene) -> None:
+    """~/.gitconfig with core.attributesFile (`*.c text eol=crlf`) and core.hooksPath to a hook that leaves a
+    mark: neither may reach the tracking repository (only fetches read the user's configuration)."""
+    home = scene.scratch / "home"
+    (home / "hooks").mkdir(parents=True)
+    (home / "attributes").write_text("*.c text eol=crlf\n*.h text eol=crlf\n")
+    for hook in ("post-checkout", "post-applypatch", "post-commit"):
+        (home / "hooks" / hook).write_text(f"#!/bin/sh\ntouch {home / 'hook-ran'}\n")
+        (home / "hooks" / hook).chmod(0o755)
+    (home / ".gitconfig").write_text(
+        f"[core]\n\tattributesFile = {home / 'attributes'}\n\thooksPath = {home / 'hooks'}\n"
+    )
+    scene.project.env["HOME"] = str(home)
+
+
+def _no_crlf_and_no_hook(scene: Scene, output: str) -> None:
+    assert b"\r\n" not in (scene.tracking.path / "ggml/src/ggml.c").read_bytes()
+    assert b"\r\n" not in (scene.project.root / "vendor/llama.cpp/ggml/src/ggml.c").read_bytes()
+    assert not (scene.scratch / "home" / "hook-ran").exists()
+
+
+def _old_git(scene: Scene) -> None:
+    """A git that says it is 2.31 (it would ignore GIT_CONFIG_GLOBAL): everything else is the real one."""
+    shim = scene.scratch / "bin-old-git"
+    shim.mkdir()
+    (shim / "git").write_text(
+        f'#!/bin/sh\nif [ "$1" = version ]; then echo "git version 2.31.8"; exit 0; fi\nexec {REAL_GIT} "$@"\n'
+    )
+    (shim / "git").chmod(0o755)
+    scene.project.env["PATH"] = f"{shim}{os.pathsep}{scene.project.env['PATH']}"
 
 
 def _link(relative: str, target: str) -> Callable[[Scene], object]:
@@ -250,17 +303,86 @@ def _no_am_left(then: tuple[str, ...]) -> Callable[[Scene, str], object]:
 
 
 def _no_scratch_left(scene: Scene, output: str) -> None:
-    left = [p.name for p in (scene.scratch / "tmp").iterdir() if not p.name.endswith(".lock")]
+    left = [p.name for p in (scene.scratch / "tmp").iterdir()]  # lock files too: none is made any more
     assert left == [], left
     assert len(scene.tracking.out("worktree", "list").splitlines()) == 1
+    assert not list((scene.tracking.path / ".git").glob("buildsys-index-*")), "a killed check's index was kept"
 
 
-def _scratch_held_the_subset(scene: Scene, output: str) -> None:
-    folders = [p for p in (scene.scratch / "tmp").iterdir() if p.is_dir()]
+def _index_left_by_a_killed_check(scene: Scene) -> list[Path]:
+    return list((scene.tracking.path / ".git").glob("buildsys-index-*"))
+
+
+def _scratch_held_no_checkout(scene: Scene, output: str) -> None:
+    """A killed check left no checkout anywhere: not in $TMPDIR (nothing at all there), and in the tracking
+    clone's git folder only the throwaway index it applied the queue in (cleared by the next check)."""
+    assert [p.name for p in (scene.scratch / "tmp").iterdir()] == []
+    folders = _index_left_by_a_killed_check(scene)
     assert len(folders) == 1, folders
-    inside = [p.relative_to(folders[0]).parts for p in folders[0].rglob("*") if ".git" not in p.parts]
-    checked_out = {parts[1] for parts in inside if len(parts) > 1}
-    assert {"ggml", "src", "include"} <= checked_out and not checked_out & {"common", "examples", "docs"}, checked_out
+    inside = {p.name for p in folders[0].rglob("*")}
+    assert inside <= {"index", "index.lock"} and not inside & {"ggml", "src", "include", "common"}, inside
+
+
+_BACKGROUND: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def _check_in_background(scene: Scene) -> None:
+    """A check that holds its throwaway index for seconds (a slow disk): started, left running."""
+    shim = scene.scratch / "bin-slow"
+    shim.mkdir()
+    (shim / "git").write_text(f'#!/bin/sh\ncase " $* " in *" apply "*) sleep 4;; esac\nexec {REAL_GIT} "$@"\n')
+    (shim / "git").chmod(0o755)
+    env = {**scene.project.env, "PATH": f"{shim}{os.pathsep}{scene.project.env['PATH']}"}
+    command = [sys.executable, "-m", "buildsys", "check"]
+    first = subprocess.Popen(command, cwd=scene.project.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    scene.env["first-check"] = str(first.pid)
+    scene.cleanups.append(lambda: (first.kill(), first.wait()))
+    deadline = time.monotonic() + 30
+    while not _index_left_by_a_killed_check(scene) and time.monotonic() < deadline:  # it is applying the queue
+        time.sleep(0.05)
+    _BACKGROUND[id(scene)] = first
+
+
+def _both_checks_passed(scene: Scene, output: str) -> None:
+    first = _BACKGROUND.pop(id(scene))
+    said = first.communicate(timeout=60)[0].decode("utf-8", "replace")
+    assert first.returncode == 0 and "no drift" in said, said
+    assert not _index_left_by_a_killed_check(scene)
+
+
+def _check_killed_at_apply(scene: Scene) -> None:
+    """`check` killed (SIGKILL) while it applies the queue."""
+    (scene.scratch / "tmp").mkdir()
+    shim = scene.scratch / "bin-apply"
+    shim.mkdir()
+    (shim / "git").write_text(KILL_AT_GIT.format(git=REAL_GIT))
+    (shim / "git").chmod(0o755)
+    trigger = {
+        "PATH": f"{shim}{os.pathsep}{scene.project.env['PATH']}",
+        "KILL_WHEN": "commit",
+        "KILL_FILE": str(scene.project.root / "vendoring.toml"),
+        "KILL_AT": "apply",
+        "TMPDIR": str(scene.scratch / "tmp"),
+    }
+    _killed(scene, "check", env=trigger)
+
+
+def _without_tracking(scene: Scene) -> None:
+    shutil.rmtree(scene.tracking.path)
+
+
+def _in_full_tmpfs(relative: str, size: str) -> Callable[[Scene], list[str]]:
+    """As _in_tmpfs(keep=True), and then filled to the last byte."""
+    inner = _in_tmpfs(relative, size, keep=True)
+
+    def launcher(scene: Scene) -> list[str]:
+        command = inner(scene)
+        command[4] = command[4].replace(
+            "; shift;", '; dd if=/dev/zero of="$1"/filler bs=1024 2>/dev/null || true; shift;'
+        )
+        return command
+
+    return launcher
 
 
 def _still_a_link(scene: Scene, output: str) -> None:
@@ -340,6 +462,51 @@ BUMP_ROWS = [
         2,
         "was interrupted while syncing the destination; only it may finish patches/ and vendor/llama.cpp/",
         _bump_killed_after_the_pin,
+    ),
+    UpkeepRow(
+        "bump: killed after it rewrote patches/ and vendoring.toml, apply-patches",
+        ("apply-patches",),
+        2,
+        "was interrupted while syncing the destination; only it may finish patches/ and vendor/llama.cpp/",
+        _bump_killed_after_the_pin,
+        keep=("patches", "vendoring.toml", "tracking", "vendor"),
+        after=_bump_still_recorded,
+    ),
+    UpkeepRow(
+        "bump: killed after it rewrote patches/ and vendoring.toml, wheels",
+        ("wheels",),
+        2,
+        "was interrupted while syncing the destination; only it may finish patches/ and vendor/llama.cpp/",
+        _bump_killed_after_the_pin,
+        keep=("patches", "vendoring.toml", "tracking", "vendor"),
+        after=_bump_still_recorded,
+    ),
+    UpkeepRow(
+        "bump: killed as it began rewriting patches/, apply-patches",
+        ("apply-patches",),
+        2,
+        "was interrupted while rewriting patches/ and vendoring.toml; only it may finish",
+        _bump_killed_in("export"),
+        keep=("patches", "vendoring.toml", "tracking", "vendor"),
+        after=_bump_still_recorded,
+    ),
+    UpkeepRow(
+        "bump: killed as it began rewriting patches/, --abort",
+        ("bump", "--abort"),
+        0,
+        "put back as they were before it",
+        _bump_killed_in("export"),
+        keep=(),
+        after=_as_before_the_bump,
+    ),
+    UpkeepRow(
+        "bump: killed as it began rewriting patches/, --continue",
+        ("bump", "--continue"),
+        0,
+        "interrupted while rewriting patches/ and vendoring.toml: finishing it",
+        _bump_killed_in("export"),
+        keep=(),
+        after=_bumped,
     ),
     UpkeepRow(
         "bump: killed after the pin, vendoring.toml edited since, --abort",
@@ -472,6 +639,32 @@ AM_ROWS = [
         keep=("patches", "vendoring.toml", "vendor"),
     ),
     UpkeepRow(
+        "attributes: a global core.attributesFile eol=crlf and core.hooksPath, a fresh apply-patches",
+        ("apply-patches",),
+        0,
+        "on branch `patched`",
+        _then(_global_attributes_and_hooks, lambda s: shutil.rmtree(s.tracking.path)),
+        keep=("patches", "vendoring.toml", "vendor"),
+        after=_no_crlf_and_no_hook,
+    ),
+    UpkeepRow(
+        "attributes: a global core.attributesFile eol=crlf and core.hooksPath, check",
+        ("check",),
+        0,
+        "no drift",
+        _global_attributes_and_hooks,
+        after=_no_crlf_and_no_hook,
+    ),
+    UpkeepRow(
+        "attributes: a global core.attributesFile eol=crlf and core.hooksPath, bump",
+        ("bump", "ahead"),
+        0,
+        "applied cleanly",
+        _global_attributes_and_hooks,
+        keep=(),
+        after=_no_crlf_and_no_hook,
+    ),
+    UpkeepRow(
         "autocrlf: a global core.autocrlf=true, check",
         ("check",),
         0,
@@ -488,14 +681,26 @@ AM_ROWS = [
     ),
 ]
 
+# check applies the queue in a throwaway index in the tracking clone's git folder: it makes no checkout,
+# no scratch folder and no lock in $TMPDIR any more. Those rows now check where it still writes (a clone of
+# the pin in $TMPDIR when there is no tracking clone; the index otherwise), and that nothing is left.
 SCRATCH_ROWS = [
     UpkeepRow(
-        "nospace: check with a small TMPDIR",
+        "nospace: check with a small TMPDIR and no tracking clone",
         ("check",),
         1,
-        "check's scratch checkout",
+        "check's scratch clone of the pin",
+        _without_tracking,
         env={"TMPDIR": "@scratch/tiny"},
         launcher=_in_tmpfs("../scratch/tiny", "64k"),
+        after=_short,
+    ),
+    UpkeepRow(
+        "nospace: check with a full tracking clone",
+        ("check",),
+        1,
+        "build/upstream: `git status` could not write (Out of diskspace)",
+        launcher=_in_full_tmpfs("build/upstream/.git", "4m"),
         after=_short,
     ),
     UpkeepRow(
@@ -511,25 +716,25 @@ SCRATCH_ROWS = [
         ("check",),
         0,
         "no drift",
-        _then(
-            lambda s: (s.scratch / "tmp").mkdir(),
-            lambda s: _hook(s, "post-applypatch", KILL_DURING_AM),
-            lambda s: _killed(s, "check", env={"TMPDIR": str(s.scratch / "tmp")}),
-        ),
+        _check_killed_at_apply,
         env={"TMPDIR": "@scratch/tmp"},
         after=_no_scratch_left,
     ),
     UpkeepRow(
-        "scratch: a check's scratch holds the subset, not the whole upstream",
+        "scratch: a killed check left no checkout, only its index",
         ("status",),
         0,
         "up to date",
-        _then(
-            lambda s: (s.scratch / "tmp").mkdir(),
-            lambda s: _hook(s, "post-applypatch", KILL_DURING_AM),
-            lambda s: _killed(s, "check", env={"TMPDIR": str(s.scratch / "tmp")}),
-        ),
-        after=_scratch_held_the_subset,
+        _check_killed_at_apply,
+        after=_scratch_held_no_checkout,
+    ),
+    UpkeepRow(
+        "scratch: two checks at once do not refuse each other",
+        ("check",),
+        0,
+        "no drift",
+        _check_in_background,
+        after=_both_checks_passed,
     ),
 ]
 
@@ -702,6 +907,23 @@ CAUSE_ROWS = [
     ),
 ]
 
+OLD_GIT_ROWS = [
+    UpkeepRow(
+        f"git: 2.31, {' '.join(args)}",
+        args,
+        1,
+        "git version 2.31.8 is older than 2.32",
+        _old_git,
+        keep=keep,
+    )
+    for args, keep in [
+        (("apply-patches",), ("patches", "vendoring.toml", "vendor")),
+        (("create-patches",), ("patches", "vendoring.toml", "tracking", "vendor")),
+        (("check",), ("patches", "vendoring.toml", "tracking", "vendor")),
+        (("bump", "ahead"), ("patches", "vendoring.toml", "vendor")),
+    ]
+]
+
 WHEEL_ROWS = [
     UpkeepRow(
         "wheels: a wheel of another version left in dist/",
@@ -713,35 +935,25 @@ WHEEL_ROWS = [
 ]
 
 ROWS = (
-    NON_UTF8_ROWS + BUMP_ROWS + AM_ROWS + SCRATCH_ROWS + LOCK_ROWS + PATTERN_ROWS + QUEUE_ROWS + CAUSE_ROWS + WHEEL_ROWS
+    NON_UTF8_ROWS
+    + BUMP_ROWS
+    + AM_ROWS
+    + SCRATCH_ROWS
+    + LOCK_ROWS
+    + PATTERN_ROWS
+    + QUEUE_ROWS
+    + CAUSE_ROWS
+    + OLD_GIT_ROWS
+    + WHEEL_ROWS
 )
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[row.name for row in ROWS])
 def test_census_upkeep(scene: Scene, row: UpkeepRow) -> None:
     row.prepare(scene)
-    before = _kept(scene, row.keep)
     env = {**scene.project.env, **{key: _resolve(scene, value) for key, value in row.env.items()}}
     command = [*row.launcher(scene), sys.executable, "-m", "buildsys", *(_resolve(scene, a) for a in row.args)]
-    result = subprocess.run(
-        command,
-        cwd=scene.project.root,
-        env=env,
-        capture_output=True,
-        encoding="utf-8",
-        errors="replace",
-        timeout=row.timeout,
-        check=False,
-    )
-
-    output = result.stdout + result.stderr
-    assert "Traceback" not in output, output
-    assert result.returncode == row.exit, f"exit {result.returncode}, expected {row.exit}\n{output}"
-    if row.exit:
-        assert any(line.startswith("error:") for line in result.stderr.splitlines()), output
-        assert not [line for line in result.stderr.splitlines() if line.startswith("error:")][1:], output
-    assert row.says in output, (row.says, output)
-    assert _kept(scene, row.keep) == before, "something the row must not touch changed"
+    output = run_row(scene, row, command, env, timeout=row.timeout, one_error_line=True)
     row.after(scene, output)
 
 

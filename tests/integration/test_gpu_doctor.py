@@ -40,9 +40,12 @@ def _lavapipe() -> bool:
 lavapipe = pytest.mark.skipif(not _lavapipe(), reason="needs the Vulkan loader and Mesa's lavapipe")
 
 
-def machine(tmp_path: Path, gpus: list[FakeGpu], driver: tuple[str, int] | None = None) -> dict[str, str]:
-    """The environment of a process on a machine with these GPUs and this NVIDIA driver (version, CUDA)."""
-    sysfs = fake_sysfs(tmp_path / "sys", gpus, nvidia_driver=driver[0] if driver else "")
+def machine(
+    tmp_path: Path, gpus: list[FakeGpu], driver: tuple[str, int] | None = None, rocm: str = ""
+) -> dict[str, str]:
+    """The environment of a process on a machine with these GPUs, this NVIDIA driver (version, CUDA) and
+    this ROCm release (none: the host's own /opt/rocm is never looked at on a fake machine)."""
+    sysfs = fake_sysfs(tmp_path / "sys", gpus, nvidia_driver=driver[0] if driver else "", rocm=rocm)
     libcuda = stand_in_libcuda(tmp_path / "driver") if driver else None
     return machine_env(sysfs, gpus, libcuda, driver[1] if driver else 0)
 
@@ -129,8 +132,35 @@ def test_an_amd_gfx1100_is_told_rocm_and_the_rocm_it_needs(built: Project, stage
 
     assert "ROCm target gfx1100" in gpu["facts"]  # type: ignore[operator]
     assert gpu["install"] == "pip install 'llama-cpp-runtime[rocm]'"
-    if not Path("/opt/rocm/.info/version").exists():
-        assert gpu["first"] == "install ROCm 6.1 or newer (the wheel uses its libraries)"
+    assert gpu["first"] == "install ROCm 6.1 or newer (the wheel uses its libraries)"  # the fake machine has none
+
+
+def test_an_installed_rocm_is_read_from_the_fake_machine_by_the_doctor_and_by_load(
+    built: Project, stage: Path, tmp_path: Path
+) -> None:
+    env = machine(tmp_path, [RX_7900], rocm="5.7.1-98")
+    [gpu] = findings(built, stage, tmp_path, env)
+    assert gpu["first"] == "update ROCm to 6.1 or newer (it is 5.7.1)"
+    assert "ROCm: 5.7.1 — [rocm] needs ≥ 6.1: too old" in doctor(built, stage, tmp_path, env).stdout
+    warned = runtime_cli("info", env=env_for(built, stage, **env), cwd=tmp_path).stderr
+    assert "pip install 'llama-cpp-runtime[rocm]'" in warned and "update ROCm to 6.1 or newer (it is 5.7.1)" in warned
+
+
+def test_a_bad_variable_is_the_load_probes_failure_and_a_passed_through_gpu_is_listed(
+    built: Project, stage: Path, tmp_path: Path
+) -> None:
+    passed = FakeGpu("0000:06:00.0", 0x10DE, 0x2204, "vfio-pci")
+    env = {**machine(tmp_path, [passed]), "LLAMA_CPP_RUNTIME_BACKEND_ORDER": "opencl"}
+
+    result = doctor(built, stage, tmp_path, env)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "  load    FAILED" in result.stdout and "LLAMA_CPP_RUNTIME_BACKEND_ORDER=opencl" in result.stdout
+    assert "  nvidia  ok" in result.stdout and "  vulkan  ok" in result.stdout  # the probes read only the sysfs root
+    assert (
+        "passed through to a virtual machine (not this system's): NVIDIA 10de:2204 at 0000:06:00.0 (bound to vfio-pci)"
+        in result.stdout
+    )
 
 
 @lavapipe

@@ -13,9 +13,9 @@ import pytest
 
 from buildsys import cli, fileops, git
 from buildsys.config import DEFAULT_COMMIT, load_config
-from buildsys.errors import Busy, ConfigError, NoSpace, Terminated, UsageError, from_os_error
+from buildsys.errors import Busy, ConfigError, GitError, NoSpace, Terminated, UsageError, from_os_error
 from buildsys.git import GitResult, bounded_text
-from buildsys.project_lock import exclusive, lock_path, lock_timeout
+from buildsys.project_lock import lock_path, lock_timeout, project_lock
 from buildsys.vendoring import sync
 from buildsys.vendoring.manifest import Manifest, staleness
 
@@ -32,6 +32,7 @@ def result(returncode: int, stderr: str) -> GitResult:
         "fatal: could not write to '.git/rebase-apply/threeway': No space left on device",
         "error: unable to write sha1 file: Disk quota exceeded",
         "fatal: write error: File too large",
+        "fatal: unable to write new index file '.git/index.lock' write error. Out of diskspace",  # git status
     ],
 )
 def test_git_out_of_room_is_recognised_by_its_words(said: str, tmp_path: Path) -> None:
@@ -114,9 +115,9 @@ def test_the_lock_is_in_the_project_whatever_the_callers_temporary_folder(
     assert lock_path(tmp_path / "project") == first == tmp_path / "project" / "build" / ".buildsys-lock"
 
 
-def test_a_held_exclusive_lock_refuses_at_once(tmp_path: Path) -> None:
-    lock = tmp_path / "scratch.lock"
-    with exclusive(lock, "the scratch"), pytest.raises(Busy, match="the scratch"), exclusive(lock, "the scratch"):
+def test_a_held_lock_refuses_at_once(tmp_path: Path) -> None:
+    # check's scratch and its own lock are gone (it applies the queue in a throwaway index): the one lock left
+    with project_lock(tmp_path, "sync", {}), pytest.raises(Busy, match="`sync`"), project_lock(tmp_path, "sync", {}):
         pass
 
 
@@ -178,3 +179,51 @@ def test_status_names_a_few_changed_patterns_and_counts_the_rest() -> None:
     wanted = tuple(f"src/f{i}.c" for i in range(20))
     [words] = staleness(recorded, "a" * 40, "", wanted, ())
     assert words.endswith("+src/f5.c and 15 more)") and "f6.c" not in words
+
+
+@pytest.mark.parametrize(
+    ("said", "refused"),
+    [("git version 2.31.8", True), ("git version 2.32.0", False), ("git version 2.45.1.windows.1", False)],
+)
+def test_a_git_older_than_2_32_is_refused_before_it_exports_or_applies(
+    said: str, refused: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(git, "_checked_version", [])
+    monkeypatch.setattr(git.Git, "run", lambda self, *args, **kwargs: GitResult(args, 0, said.encode(), b""))
+    if refused:
+        with pytest.raises(GitError) as error:
+            git.require_version(git.Git(tmp_path))
+        assert f"{said} is older than 2.32" in error.value.message and "install git >= 2.32" in error.value.hint
+    else:
+        git.require_version(git.Git(tmp_path))
+
+
+def test_a_command_that_wrote_nothing_leaves_no_build_folder_for_its_lock(tmp_path: Path) -> None:
+    with project_lock(tmp_path, "sync", {}):
+        assert lock_path(tmp_path).is_file()
+    assert not (tmp_path / "build").exists()
+    (tmp_path / "build").mkdir()  # a folder that was there stays, with the lock file
+    with project_lock(tmp_path, "sync", {}):
+        pass
+    assert lock_path(tmp_path).is_file()
+
+
+def test_a_lock_file_another_user_made_still_locks_and_is_not_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = lock_path(tmp_path)
+    path.parent.mkdir()
+    path.write_text('{"command": "bump", "pid": 999999999, "since": 0}')  # sudo's, long gone
+    real_open = os.open
+
+    def not_writable(name: str, flags: int, mode: int = 0o777) -> int:
+        if flags & (os.O_RDWR | os.O_WRONLY):
+            raise PermissionError(errno.EACCES, "Permission denied", name)
+        return real_open(name, flags, mode)
+
+    monkeypatch.setattr(os, "open", not_writable)
+    with project_lock(tmp_path, "sync", {}):
+        with pytest.raises(Busy) as busy, project_lock(tmp_path, "create-patches", {}):
+            pass
+        assert "another buildsys command is working" in busy.value.message  # not the dead `bump`
+    assert "bump" in path.read_text()  # untouched

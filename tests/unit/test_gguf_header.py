@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from helpers import tiny_models
 from llama_cpp_runtime import InvalidModel, ModelNotFound, read_header
+from llama_cpp_runtime._llama import gguf
+from llama_cpp_runtime._llama.gguf import GGUFArray
 from llama_cpp_runtime._llama.hparams import hparam_problems
 
 
@@ -23,7 +25,10 @@ def test_a_model_header_is_read_whole(model: Path) -> None:
     header = read_header(model)
     assert header.version == 3 and header.architecture == "llama"
     assert header.metadata["llama.block_count"] == 2
-    assert header.metadata["tokenizer.ggml.tokens"][:3] == ["<unk>", "<s>", "</s>"]
+    # The vocabulary is not kept (100k+ strings in a real model), but is read on demand.
+    tokens = header.metadata["tokenizer.ggml.tokens"]
+    assert isinstance(tokens, GGUFArray) and tokens.count == len(header.array("tokenizer.ggml.tokens"))
+    assert header.array("tokenizer.ggml.tokens")[:3] == ["<unk>", "<s>", "</s>"]
     names = [t.name for t in header.tensors]
     assert names[0] == "token_embd.weight" and "blk.1.ffn_down.weight" in names
     last = max(header.tensors, key=lambda t: t.offset)
@@ -159,3 +164,24 @@ def test_a_file_with_such_a_hyperparameter_is_refused_before_llama_cpp_sees_it(t
     )
     with pytest.raises(InvalidModel, match=r"layer_norm_rms_epsilon is -1: .* at the first token"):
         read_header(eps)
+
+
+def test_a_header_longer_than_one_read_is_read_alike(model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A big vocabulary's header spans several reads: values and strings that cross a read's end come whole."""
+    whole = read_header(model)
+    for read_ahead in (7, 64, 1000):
+        monkeypatch.setattr(gguf, "_READ_AHEAD", read_ahead)
+        header = read_header(model)
+        assert header == whole, read_ahead
+        assert header.array("tokenizer.ggml.tokens") == whole.array("tokenizer.ggml.tokens")
+
+
+def test_a_long_array_is_not_kept_and_short_numeric_ones_are(tmp_path: Path) -> None:
+    path = tiny_models.write_llama_model(
+        tmp_path / "arrays.gguf", metadata={"llama.feed_forward_length": [128, 128], "test.long": list(range(5000))}
+    )
+    header = read_header(path)
+    assert header.metadata["llama.feed_forward_length"] == [128, 128]  # per-layer: hparams.py reads them
+    long = header.metadata["test.long"]
+    assert isinstance(long, GGUFArray) and long.count == 5000
+    assert header.array("test.long") == list(range(5000))

@@ -87,3 +87,13 @@ def test_the_wheel_description_says_the_floor() -> None:
     )
     core = _description([SimpleNamespace(preset=load_matrix().get("cpu"), options={})], provenance)  # type: ignore[list-item]
     assert "Needs" not in core and core.endswith("- preset `cpu`: \n")
+
+
+def test_the_extra_named_for_each_backend_is_a_wheel_of_that_backend() -> None:
+    from llama_cpp_runtime._gpu.catalogue import backend_of_extra, extra_for
+
+    for backend in ("cuda", "hip", "vulkan"):
+        extra = extra_for(backend)
+        assert any(extra in {w.extra, w.family} and w.backend == backend for w in WHEELS), backend
+        assert backend_of_extra(extra) == backend
+    assert extra_for("metal") == "" and backend_of_extra("cuda12-sm86") == "cuda" and backend_of_extra("") == ""

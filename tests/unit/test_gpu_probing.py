@@ -4,6 +4,7 @@ make a process fail closed, stay quiet or look at a fake machine."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import llama_cpp_runtime as lcr
@@ -11,13 +12,13 @@ import pytest
 from helpers.fake_machine import FakeGpu, fake_sysfs
 from llama_cpp_runtime._gpu.advice import NvidiaFacts, advise, advise_amd, advise_nvidia_gpus
 from llama_cpp_runtime._gpu.amd import gfx_name, kfd_gpus, rocm_version
-from llama_cpp_runtime._gpu.findings import DoctorProbe
-from llama_cpp_runtime._gpu.floors import InstalledDrivers, floor_refusal, older
+from llama_cpp_runtime._gpu.findings import DoctorProbe, DoctorReport
+from llama_cpp_runtime._gpu.floors import floor_refusal, older
 from llama_cpp_runtime._gpu.machine import Machine
 from llama_cpp_runtime._gpu.nvidia import driver_version
 from llama_cpp_runtime._gpu.pci import bus_id, display_devices
 from llama_cpp_runtime._gpu.serving import missing_requirement, service, unserved, unused_mac_gpu, why_not
-from llama_cpp_runtime._gpu.sysfs import NVIDIA
+from llama_cpp_runtime._gpu.sysfs import NVIDIA, Snapshot
 from llama_cpp_runtime._report import Device, ModuleReport, Report
 from llama_cpp_runtime._settings import read_settings
 
@@ -70,7 +71,7 @@ def test_kfd_nodes_give_each_amd_gpu_its_gfx_target(tmp_path: Path) -> None:
 def test_driver_versions_are_read_and_compared_with_the_floors(tmp_path: Path) -> None:
     root = fake_sysfs(tmp_path / "sys", [RTX_3090], nvidia_driver="520.61.05")
     (tmp_path / "rocm").write_text("6.0.2-115\n")
-    drivers = InstalledDrivers(root, tmp_path / "rocm")
+    drivers = Snapshot(root, tmp_path / "rocm")
 
     assert driver_version(root) == "520.61.05" and driver_version(tmp_path) is None
     assert rocm_version(tmp_path / "rocm") == "6.0.2"
@@ -84,7 +85,7 @@ def test_driver_versions_are_read_and_compared_with_the_floors(tmp_path: Path) -
         "ROCm 6.0.2 is older than 6.1, the oldest this module runs on: install ROCm 6.1 or newer"
     )
     assert floor_refusal("vulkan", {}, None, drivers) == ""
-    unknown = InstalledDrivers(tmp_path / "no-sysfs", tmp_path / "no-rocm")
+    unknown = Snapshot(tmp_path / "no-sysfs", tmp_path / "no-rocm")
     assert floor_refusal("cuda", {"nvidia-linux": "525.60.13"}, 12, unknown) == ""  # the CUDA check decides
 
 
@@ -186,13 +187,14 @@ def test_a_requirement_names_the_module_why_and_the_fix(tmp_path: Path) -> None:
     root = fake_sysfs(tmp_path, [RTX_3090, BMC], nvidia_driver="550.54.14")
     skipped = ModuleReport("ggml-cuda", "cuda", "skipped", "no NVIDIA driver (...)", source="llama-cpp-runtime-cuda12")
 
-    assert missing_requirement("cuda", report([skipped], []), root) == (
+    machine = Snapshot(root)
+    assert missing_requirement("cuda", report([skipped], []), machine) == (
         "no CUDA device: ggml-cuda (llama-cpp-runtime-cuda12) skipped: no NVIDIA driver (...); for the NVIDIA GPU at "
         "0000:01:00.0: pip install 'llama-cpp-runtime[cuda12]' (driver 550.54.14 runs CUDA 12, not 13)"
     )
     served = report([], [Device("Vulkan0", "", "GPU", 1, 1, "Vulkan", "0000:01:00.0")])
-    assert missing_requirement("gpu", served, root) == missing_requirement("vulkan", served, root) == ""
-    assert [u.gpu.bus_id for u in unserved(report([], []), root)] == ["0000:01:00.0"]  # not the BMC
+    assert missing_requirement("gpu", served, machine) == missing_requirement("vulkan", served, machine) == ""
+    assert [u.gpu.bus_id for u in unserved(report([], []), machine)] == ["0000:01:00.0"]  # not the BMC
 
 
 def test_the_doctor_puts_the_probes_answers_together_per_gpu(tmp_path: Path) -> None:
@@ -260,7 +262,7 @@ def test_the_doctor_puts_the_probes_answers_together_per_gpu(tmp_path: Path) -> 
         "nvidia": (DoctorProbe("nvidia", False, "crashed (SIGSEGV)", 0.1), None),
         "load": (DoctorProbe("load", True, "", 0.1), load),
     }
-    machine = Machine(display_devices(root), kfd_gpus(root), answers, root)
+    machine = Machine(display_devices(root), kfd_gpus(root), answers, Snapshot(root))
 
     intel, radeon = machine.findings()  # both integrated, by address; the APU by Vulkan's word, not the PCI rule
     assert (radeon.name, radeon.integrated, radeon.rule) == (
@@ -278,3 +280,57 @@ def test_the_doctor_puts_the_probes_answers_together_per_gpu(tmp_path: Path) -> 
     assert machine.driver_lines()[0] == (
         "NVIDIA driver: the probe failed: crashed (SIGSEGV) — [cuda12] needs ≥ 525.60.13; [cuda13] needs ≥ 580"
     )
+
+
+def test_the_load_time_amd_advice_knows_the_installed_rocm(tmp_path: Path) -> None:
+    none = Snapshot(fake_sysfs(tmp_path / "bare", [RX_7900]))
+    old = Snapshot(fake_sysfs(tmp_path / "old", [RX_7900], rocm="5.7.1-98"))
+    new = Snapshot(fake_sysfs(tmp_path / "new", [RX_7900], rocm="6.2.0-66"))
+
+    assert none.rocm is None and old.rocm == "5.7.1" and new.rocm == "6.2.0"
+    [bare] = unserved(report([], []), none)
+    assert bare.advice.first == "install ROCm 6.1 or newer (the wheel uses its libraries)"
+    [outdated] = unserved(report([], []), old)
+    assert outdated.advice.first == "update ROCm to 6.1 or newer (it is 5.7.1)"
+    [ready] = unserved(report([], []), new)
+    assert (ready.advice.extra, ready.advice.first, ready.advice.why) == ("rocm", "", "gfx1100; ROCm 6.2.0")
+
+
+def test_a_snapshot_reads_each_part_once_and_decides_served_from_the_raw_listing(tmp_path: Path) -> None:
+    root = fake_sysfs(tmp_path, [RTX_3090, IGPU, BMC, PASSED], nvidia_driver="550.54.14")
+    machine = Snapshot(root)
+    assert [raw[0] for raw in machine.usable] == ["0000:00:02.0", "0000:01:00.0"]
+    assert machine.nvidia == "550.54.14"
+    (root / "module" / "nvidia" / "version").write_text("560.0\n")
+    assert machine.nvidia == "550.54.14"  # read on first use, then kept for the whole load
+    cuda = Device("CUDA0", "", "GPU", 1, 1, "CUDA", "0000:01:00.0")
+    anonymous_vulkan = Device("Vulkan0", "", "IGPU", 1, 1, "Vulkan")
+    assert [raw[0] for raw in machine.unserved([cuda])] == ["0000:00:02.0"]
+    assert machine.unserved([cuda, anonymous_vulkan]) == []  # no address: taken to serve the Intel GPU
+    assert Snapshot("/sys").rocm_file == "/opt/rocm/.info/version"
+    assert Snapshot(root).rocm_file == str(root / "opt" / "rocm" / ".info" / "version")
+
+
+def test_the_report_goes_to_json_and_back_whole() -> None:
+    original = Report(
+        "/lib",
+        (ModuleReport("ggml-cpu-x64", "cpu", "loaded", "score 1", "/m/x.so", "llama-cpp-runtime", 1),),
+        "x64",
+        1,
+        (Device("Vulkan0", "Intel", "IGPU", 1, 2, "Vulkan", "0000:00:02.0", _handle=1234),),
+        core_libraries=(("ggml", "/lib/libggml.so"),),
+        upstream={"commit": "abc", "patch_series_sha256": "def"},
+        ggml_commit="abc",
+        llama_abi="matches",
+        no_cpu_backend="",
+    )
+    document = original.to_json()
+    assert "_handle" not in document["devices"][0] and document["devices"][0]["preferred"] is True
+    assert Report.from_json(json.loads(json.dumps(document))) == original  # _handle is not compared
+    assert Report.from_json({**document, "added_later": 1}).devices == original.devices
+
+
+def test_a_gpu_passed_through_to_a_virtual_machine_is_listed_as_such(tmp_path: Path) -> None:
+    probes = (DoctorProbe("sysfs", True, "", 0.0),)
+    report = DoctorReport("linux", (), (), ("NVIDIA driver: not asked",), (), "x64", probes, ("NVIDIA 10de:2204 at x",))
+    assert "passed through to a virtual machine (not this system's): NVIDIA 10de:2204 at x" in report.lines()

@@ -73,7 +73,7 @@ BINDING_LAYERS = {
     "_cli": 7,
     "face": 8,
 }
-BINDING_FOUNDATIONS = {"_errors", "_settings", "_platform", "_report", "_child", "_handle"}
+BINDING_FOUNDATIONS = {"_errors", "_settings", "_platform", "_report", "_child", "_handle", "_numbers"}
 
 
 def binding_layer_of(module: str) -> str:

@@ -4,11 +4,11 @@ from pathlib import Path
 
 from buildsys.vendoring.patchqueue import (
     Patch,
+    diff_paths,
     normalise_patch,
     patch_file_name,
     read_series,
     series_hash,
-    touched_paths,
 )
 
 EXPORTED = (
@@ -29,7 +29,7 @@ def test_normalise_zeroes_the_hash_drops_numbering_and_signature() -> None:
 
 
 def test_touched_paths_are_the_new_names() -> None:
-    assert touched_paths(EXPORTED) == ["ggml/src/y.c"]
+    assert diff_paths(EXPORTED) == ["ggml/src/y.c"]
 
 
 def test_file_names_are_stable_slugs() -> None:

@@ -3,6 +3,7 @@ environment variables are read in one place, parsed once, and refused by name wh
 
 from __future__ import annotations
 
+import ast
 import inspect
 import subprocess
 import sys
@@ -80,3 +81,24 @@ def test_a_setting_it_cannot_use_is_refused_by_name() -> None:
         lcr.SettingError, match=r"LLAMA_CPP_RUNTIME_BACKEND_ORDER=cuda,vulcan: unknown backend 'vulcan'"
     ):
         read_settings({"LLAMA_CPP_RUNTIME_BACKEND_ORDER": "cuda,vulcan"})
+
+
+def test_the_facades_names_are_one_list_said_three_ways() -> None:
+    """__all__ (a literal, for tools), the TYPE_CHECKING imports (for type checkers and editors, each
+    `X as X`: re-exported) and _HOMES (what __getattr__ imports) name the same names from the same modules."""
+    tree = ast.parse((BINDING / "__init__.py").read_text(encoding="utf-8"))
+    listed = next(
+        ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets)
+    )
+    block = next(node for node in tree.body if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING")
+    imported = {}
+    for statement in block.body:
+        assert isinstance(statement, ast.ImportFrom), ast.unparse(statement)
+        for alias in statement.names:
+            assert alias.asname == alias.name, f"{alias.name}: imported as {alias.asname}, not re-exported"
+            imported[alias.name] = "." * statement.level + (statement.module or "")
+    assert sorted(listed) == sorted(imported) == sorted(lcr._HOMES)
+    assert len(listed) == len(set(listed))
+    assert imported == lcr._HOMES

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-from buildsys import ui
-from buildsys.config import DEFAULT_COMMIT, load_config
 from buildsys.errors import FileSystemError
-from buildsys.packaging.wheels import BuiltWheel, warn_other_wheels
 from buildsys.pathfilter import PathFilter
-from buildsys.vendoring.patchqueue import paths_on_both_sides, read_series
+from buildsys.vendoring.patchqueue import diff_paths, read_series
 from buildsys.vendoring.tracking import BumpProgress, parse_state
 
 PATHS = ["CMakeLists.txt", "ggml/src/ggml.c", "ggml/include/ggml.h", "include/llama.h", "src/llama.c"]
@@ -29,7 +25,7 @@ def test_an_include_matched_only_by_excluded_paths_still_matches() -> None:
 
 def test_a_rename_reads_one_path_and_writes_another() -> None:
     patch = b"diff --git a/src/llama.c b/src/llama-core.c\nsimilarity index 90%\n"
-    assert paths_on_both_sides(patch) == {"src/llama.c", "src/llama-core.c"}
+    assert set(diff_paths(patch, old_names=True)) == {"src/llama.c", "src/llama-core.c"}
 
 
 @pytest.mark.parametrize(("target", "words"), [("/nonexistent", "does not exist"), ("0002-x.patch", "back at itself")])
@@ -78,28 +74,3 @@ def test_a_bump_says_where_it_stands(phase: str, words: str, rewrote: bool) -> N
     progress = BumpProgress("a" * 40, "b" * 40, None, "c" * 64, position=1, phase=phase)
     assert progress.where() == words and progress.rewrote_files is rewrote
     assert BumpProgress.from_json(progress.to_json()) == progress
-
-
-def test_wheels_this_run_did_not_write_are_listed_not_removed(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    (tmp_path / "vendoring.toml").write_text(f'[upstream]\ncommit = "{DEFAULT_COMMIT}"\n')
-    config = load_config(tmp_path / "vendoring.toml", env={})
-    dist = tmp_path / "dist"
-    dist.mkdir()
-    for name in (
-        "llama_cpp_runtime-0.2.0-py3-none-linux_x86_64.whl",
-        "llama_cpp_runtime-0.1.0-py3-none-linux_x86_64.whl",
-        "llama_cpp_runtime_vulkan-0.2.0-py3-none-linux_x86_64.whl",
-    ):
-        (dist / name).write_bytes(b"")
-    monkeypatch.setattr(ui._settings, "stream", sys.stderr)  # capsys's, for this test only
-    written = BuiltWheel(
-        dist / "llama_cpp_runtime-0.2.0-py3-none-linux_x86_64.whl", "llama-cpp-runtime", ("cpu",), 1, 0
-    )
-    warn_other_wheels(config, [written], "0.2.0")
-    said = capsys.readouterr().err
-    assert "dist/ also holds 2 wheel(s) this run did not write" in said
-    assert "llama_cpp_runtime-0.1.0-py3-none-linux_x86_64.whl (version 0.1.0, not 0.2.0)" in said
-    assert "llama_cpp_runtime_vulkan-0.2.0-py3-none-linux_x86_64.whl\n" in said + "\n"
-    assert len(list(dist.iterdir())) == 3

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from buildsys.config import load_config
-from buildsys.vendoring.patchqueue import Patch, normalise_patch, patch_file_name, read_series, touched_paths
+from buildsys.vendoring.patchqueue import Patch, diff_paths, normalise_patch, patch_file_name, read_series
 
 REPO = Path(__file__).resolve().parents[2]
 SERIES = read_series(REPO / "patches")
@@ -30,5 +30,5 @@ def test_each_patch_is_exported_the_way_create_patches_writes_it(patch: Patch) -
 @pytest.mark.parametrize("patch", SERIES, ids=[p.name for p in SERIES])
 def test_each_patch_touches_only_the_synced_subset(patch: Patch) -> None:
     config = load_config(REPO / "vendoring.toml", env={})
-    for path in touched_paths(patch.content):
+    for path in diff_paths(patch.content):
         assert config.sync.filter.selects(path), f"{patch.name} changes {path}, which sync does not copy"

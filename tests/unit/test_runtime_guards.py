@@ -25,11 +25,10 @@ from llama_cpp_runtime import (
 )
 from llama_cpp_runtime._child import last_words
 from llama_cpp_runtime._cli.arguments import INT32_MAX, MAX_TIMEOUT, UINT32_MAX, integer, positive
-from llama_cpp_runtime._cli.model import _not_utf8
 from llama_cpp_runtime._ggml.interrupts import interrupts_held
 from llama_cpp_runtime._handle import Handle
 from llama_cpp_runtime._llama.model import _change, _stat
-from llama_cpp_runtime._llama.tokenizer import _utf8
+from llama_cpp_runtime._llama.tokenizer import not_utf8, utf8
 from llama_cpp_runtime._loading import variant_cache
 from llama_cpp_runtime._loading.cpu_variants import Selection, _duplicate, no_cpu_backend
 from llama_cpp_runtime._loading.discovery import CORE_SOURCE, Layout, ModuleFile
@@ -113,11 +112,14 @@ def test_the_command_lines_numbers_are_checked_against_what_they_fill() -> None:
 
 def test_text_that_is_not_utf8_is_named_where_it_is() -> None:
     from_argv = os.fsdecode(b"ab\xffc")  # what Python makes of such bytes in argv
-    assert _not_utf8(from_argv) == "byte 0xff at offset 2"
-    assert _not_utf8("héllo ✓") == ""
+    assert not_utf8(from_argv) == "byte 0xff at offset 2"
+    assert not_utf8("héllo ✓") == ""
+    assert not_utf8("é" + os.fsdecode(b"\x80")) == "byte 0x80 at offset 2"  # the offset counts bytes
     with pytest.raises(TokenizeError, match=r"'\\udcff' at position 2 is a lone surrogate"):
-        _utf8(from_argv)
-    assert _utf8("héllo") == "héllo".encode()
+        utf8(from_argv)
+    with pytest.raises(TokenizeError, match="--prompt is not valid UTF-8: byte 0xff at offset 2"):
+        utf8(from_argv, "--prompt")
+    assert utf8("héllo") == "héllo".encode()
 
 
 class _Freed(Handle):

@@ -23,81 +23,134 @@ import importlib
 import logging
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # for static tools, which do not run __getattr__ (names as `X as X`: re-exported)
     from ._errors import (
-        AbiMismatch,
-        ClosedError,
-        ComputeError,
-        ContextError,
-        DecodeError,
-        DownstreamError,
-        ForkError,
-        GpuUnavailable,
-        InvalidModel,
-        LibraryNotFound,
-        LlamaRuntimeError,
-        LoadCancelled,
-        LoadError,
-        MlockWarning,
-        ModelLoadError,
-        ModelNotFound,
-        SettingError,
-        ThreadsWarning,
-        TokenizeError,
-        UnknownDevice,
-        Unsupported,
-        UnusedGpuWarning,
+        AbiMismatch as AbiMismatch,
     )
-    from ._ggml.compute import Backend
-    from ._gpu.doctor import doctor
-    from ._gpu.findings import DoctorProbe, DoctorReport, GpuFinding
-    from ._llama.context import Context
-    from ._llama.gguf import GGUFHeader, read_header
-    from ._llama.inspect import ModelInfo, inspect_model
-    from ._llama.model import Model, Progress
-    from ._loading.discovery import ENTRY_POINT_GROUP
-    from ._report import Device, ModuleReport, Report
-    from ._runtime import Runtime, load, use_for
+    from ._errors import (
+        ClosedError as ClosedError,
+    )
+    from ._errors import (
+        ComputeError as ComputeError,
+    )
+    from ._errors import (
+        ContextError as ContextError,
+    )
+    from ._errors import (
+        DecodeError as DecodeError,
+    )
+    from ._errors import (
+        DownstreamError as DownstreamError,
+    )
+    from ._errors import (
+        ForkError as ForkError,
+    )
+    from ._errors import (
+        GpuUnavailable as GpuUnavailable,
+    )
+    from ._errors import (
+        InvalidModel as InvalidModel,
+    )
+    from ._errors import (
+        LibraryNotFound as LibraryNotFound,
+    )
+    from ._errors import (
+        LlamaRuntimeError as LlamaRuntimeError,
+    )
+    from ._errors import (
+        LoadCancelled as LoadCancelled,
+    )
+    from ._errors import (
+        LoadError as LoadError,
+    )
+    from ._errors import (
+        MlockWarning as MlockWarning,
+    )
+    from ._errors import (
+        ModelLoadError as ModelLoadError,
+    )
+    from ._errors import (
+        ModelNotFound as ModelNotFound,
+    )
+    from ._errors import (
+        SettingError as SettingError,
+    )
+    from ._errors import (
+        ThreadsWarning as ThreadsWarning,
+    )
+    from ._errors import (
+        TokenizeError as TokenizeError,
+    )
+    from ._errors import (
+        UnknownDevice as UnknownDevice,
+    )
+    from ._errors import (
+        Unsupported as Unsupported,
+    )
+    from ._errors import (
+        UnusedGpuWarning as UnusedGpuWarning,
+    )
+    from ._ggml.compute import Backend as Backend
+    from ._gpu.doctor import doctor as doctor
+    from ._gpu.findings import DoctorProbe as DoctorProbe
+    from ._gpu.findings import DoctorReport as DoctorReport
+    from ._gpu.findings import GpuFinding as GpuFinding
+    from ._llama.context import Context as Context
+    from ._llama.gguf import GGUFArray as GGUFArray
+    from ._llama.gguf import GGUFHeader as GGUFHeader
+    from ._llama.gguf import read_header as read_header
+    from ._llama.inspect import ModelInfo as ModelInfo
+    from ._llama.inspect import inspect_model as inspect_model
+    from ._llama.model import Model as Model
+    from ._llama.model import Progress as Progress
+    from ._loading.discovery import ENTRY_POINT_GROUP as ENTRY_POINT_GROUP
+    from ._report import Device as Device
+    from ._report import ModuleReport as ModuleReport
+    from ._report import Report as Report
+    from ._runtime import Runtime as Runtime
+    from ._runtime import load as load
+    from ._runtime import use_for as use_for
 
 # Where each public name lives, imported on first use: a program that only loads the libraries (or another
-# binding, through use_for()) does not pay for the model runtime's modules.
-_ERRORS = (
-    "AbiMismatch",
-    "ClosedError",
-    "ComputeError",
-    "ContextError",
-    "DecodeError",
-    "DownstreamError",
-    "ForkError",
-    "GpuUnavailable",
-    "InvalidModel",
-    "LibraryNotFound",
-    "LlamaRuntimeError",
-    "LoadCancelled",
-    "LoadError",
-    "MlockWarning",
-    "ModelLoadError",
-    "ModelNotFound",
-    "SettingError",
-    "ThreadsWarning",
-    "TokenizeError",
-    "UnknownDevice",
-    "Unsupported",
-    "UnusedGpuWarning",
-)
-_HOMES = {
-    **dict.fromkeys(_ERRORS, "._errors"),
-    **dict.fromkeys(("Runtime", "load", "use_for"), "._runtime"),
-    **dict.fromkeys(("Device", "ModuleReport", "Report"), "._report"),
-    "ENTRY_POINT_GROUP": "._loading.discovery",
-    "Backend": "._ggml.compute",
-    **dict.fromkeys(("DoctorProbe", "DoctorReport", "GpuFinding"), "._gpu.findings"),
-    "doctor": "._gpu.doctor",
-    "Context": "._llama.context",
-    **dict.fromkeys(("GGUFHeader", "read_header"), "._llama.gguf"),
-    **dict.fromkeys(("ModelInfo", "inspect_model"), "._llama.inspect"),
-    **dict.fromkeys(("Model", "Progress"), "._llama.model"),
+# binding, through use_for()) does not pay for the model runtime's modules. The one list of them:
+# the imports above and __all__ below say the same (tests/unit/test_public_api.py checks).
+_PUBLIC = {
+    "._errors": (
+        "AbiMismatch",
+        "ClosedError",
+        "ComputeError",
+        "ContextError",
+        "DecodeError",
+        "DownstreamError",
+        "ForkError",
+        "GpuUnavailable",
+        "InvalidModel",
+        "LibraryNotFound",
+        "LlamaRuntimeError",
+        "LoadCancelled",
+        "LoadError",
+        "MlockWarning",
+        "ModelLoadError",
+        "ModelNotFound",
+        "SettingError",
+        "ThreadsWarning",
+        "TokenizeError",
+        "UnknownDevice",
+        "Unsupported",
+        "UnusedGpuWarning",
+    ),
+    "._runtime": ("Runtime", "load", "use_for"),
+    "._report": ("Device", "ModuleReport", "Report"),
+    "._loading.discovery": ("ENTRY_POINT_GROUP",),
+    "._ggml.compute": ("Backend",),
+    "._gpu.findings": ("DoctorProbe", "DoctorReport", "GpuFinding"),
+    "._gpu.doctor": ("doctor",),
+    "._llama.context": ("Context",),
+    "._llama.gguf": ("GGUFArray", "GGUFHeader", "read_header"),
+    "._llama.inspect": ("ModelInfo", "inspect_model"),
+    "._llama.model": ("Model", "Progress"),
 }
+_HOMES = {name: module for module, names in _PUBLIC.items() for name in names}
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -113,6 +166,7 @@ __all__ = [
     "DoctorReport",
     "DownstreamError",
     "ForkError",
+    "GGUFArray",
     "GGUFHeader",
     "GpuFinding",
     "GpuUnavailable",

@@ -1,8 +1,11 @@
 """Running `python -m llama_cpp_runtime <command>` in a child process with a timeout: whatever a device
-or a model file does there (an abort, a fault, a hang) becomes one line of text here."""
+or a model file does there (an abort, a fault, a hang) becomes one line of text here. Every child that
+answers prints its answer as one line of JSON, last on stdout (a driver may have printed before it)."""
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import re
 import signal
@@ -11,8 +14,11 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ._settings import QUIET_GPU
+
+MAX_TIMEOUT = 7 * 24 * 3600.0  # seconds: beyond what the operating system's timers take, and any real wait
 
 
 @dataclass(frozen=True)
@@ -20,6 +26,16 @@ class ChildResult:
     stdout: str
     failure: str  # "" when the child exited 0; else "timed out after 60s", "crashed (SIGABRT); <last line>", ...
     seconds: float
+    returncode: int | None = 0  # None: it timed out (and was killed); negative: the signal that ended it
+
+    def json(self) -> Any:
+        """The child's answer: the last line of stdout, as JSON (a driver may print on stdout before it);
+        None when that line is not JSON."""
+        lines = self.stdout.strip().splitlines()
+        try:
+            return json.loads(lines[-1]) if lines else None
+        except ValueError:
+            return None
 
 
 # The line that says why a child ended, ahead of whatever followed it: ggml's "file.c:12: GGML_ASSERT(x) failed"
@@ -38,9 +54,23 @@ def last_words(text: str) -> str:
     return lines[-1] if lines else ""
 
 
+def check_timeout(timeout: object) -> float:
+    """The timeout, when it is a finite number of seconds above zero and at most MAX_TIMEOUT (a larger one
+    overflows the operating system's timers); else ValueError naming it."""
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise ValueError(f"timeout={timeout!r}: expected a number of seconds")
+    if not (math.isfinite(timeout) and 0 < timeout <= MAX_TIMEOUT):
+        raise ValueError(
+            f"timeout={timeout!r}: expected a finite number of seconds above zero, at most {MAX_TIMEOUT:.0f}"
+        )
+    return float(timeout)
+
+
 def run_child(args: Sequence[str], env: Mapping[str, str] | None, timeout: float) -> ChildResult:
     """The child's output, or why it failed. `env` None is this process's environment. A child never warns
-    about unused GPUs: its stderr is read for why it failed, and the warning is the parent's to give."""
+    about unused GPUs: its stderr is read for why it failed, and the warning is the parent's to give.
+    A timeout that is not a finite number of seconds in (0, MAX_TIMEOUT] is a ValueError."""
+    timeout = check_timeout(timeout)
     start = time.monotonic()
     env = {**(os.environ if env is None else env), QUIET_GPU: "1"}
     try:
@@ -53,12 +83,12 @@ def run_child(args: Sequence[str], env: Mapping[str, str] | None, timeout: float
             check=False,
         )
     except subprocess.TimeoutExpired:
-        return ChildResult("", f"timed out after {timeout:.0f}s", time.monotonic() - start)
+        return ChildResult("", f"timed out after {timeout:.0f}s", time.monotonic() - start, None)
     seconds = time.monotonic() - start
     said = last_words(result.stderr)
     if result.returncode < 0:
         name = signal.Signals(-result.returncode).name
-        return ChildResult(result.stdout, f"crashed ({name}){'; ' + said if said else ''}", seconds)
+        return ChildResult(result.stdout, f"crashed ({name}){'; ' + said if said else ''}", seconds, result.returncode)
     if result.returncode != 0:
-        return ChildResult(result.stdout, said or f"exit {result.returncode}", seconds)
-    return ChildResult(result.stdout, "", seconds)
+        return ChildResult(result.stdout, said or f"exit {result.returncode}", seconds, result.returncode)
+    return ChildResult(result.stdout, "", seconds, 0)

@@ -7,7 +7,8 @@ A handle belongs to the process that made it. After fork() the child has a copy 
 the thread that forked: a context's (or a backend's) worker threads are not there, and a call that waits
 for them never returns. In a child, such a handle raises ForkError, and is never freed there (freeing
 waits for the same threads); the child's copy goes when it exits. A model may be used in the child (its
-weights are memory): a new context on it works.
+weights are memory): a new context on it works, and its lock is a new one there (the parent's copy may
+have been held, at fork(), by a thread that does not exist in the child).
 """
 
 from __future__ import annotations
@@ -16,9 +17,14 @@ import contextlib
 import os
 import sys
 import threading
+import weakref
+from collections.abc import Iterator
 from typing import Self
 
 from ._errors import ClosedError, ForkError
+
+_RLOCK = type(threading.RLock())
+_HANDLES: weakref.WeakSet[Handle] = weakref.WeakSet()  # every live handle, for _fresh_locks_in_child()
 
 
 class Handle:
@@ -31,6 +37,7 @@ class Handle:
     def __init__(self, lock: threading.Lock | threading.RLock) -> None:
         self._lock = lock
         self._pid = os.getpid()
+        _HANDLES.add(self)
 
     def _free(self, handle: int) -> None:
         raise NotImplementedError
@@ -62,13 +69,20 @@ class Handle:
 
     def _held(self) -> threading.Lock | threading.RLock:
         """The lock, to take for a call: ForkError first in a child of fork() that may not use the handle
-        (a thread of the parent may have held the lock when it forked, and then it is never released)."""
+        (a thread of the parent may have held the lock when it forked, and then it is never released). A
+        handle the child may use has a new lock there (_fresh_locks_in_child)."""
         if self._forked() and not self._usable_after_fork:
             raise ForkError(
                 f"the {self._describe()} was made in process {self._pid}, and this is process {os.getpid()}, "
                 f"a child made by fork() in which its threads do not exist: make a new one in this process"
             )
         return self._lock
+
+    @contextlib.contextmanager
+    def _using(self) -> Iterator[int]:
+        """The lock held and the handle live, for a call: `with self._using() as handle: ...`."""
+        with self._held():
+            yield self._live()
 
     def _live(self) -> int:
         """The handle, for a call made under the lock; ClosedError after close(), ForkError in a child."""
@@ -95,3 +109,16 @@ class Handle:
             return
         with contextlib.suppress(Exception):
             self.close()
+
+
+def _fresh_locks_in_child() -> None:
+    """Run in the child right after fork(), while it has one thread: each handle the child may use gets a
+    new lock of the same kind (the copied one may be held by a thread of the parent, and would never be
+    released), so that a thread of the child cannot meet the parent's copy."""
+    for handle in list(_HANDLES):
+        if handle._usable_after_fork:
+            handle._lock = threading.RLock() if isinstance(handle._lock, _RLOCK) else threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_fresh_locks_in_child)

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import _ctypes
+import contextlib
 import ctypes
 import os
 import sys
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from ._errors import ThreadsWarning
+# Formerly defined here, now in ._numbers (the numbers the C API takes): still importable from here.
+from ._numbers import INT32_MAX as INT32_MAX  # noqa: PLC0414 - an explicit re-export, for mypy
+from ._numbers import MAX_THREADS as MAX_THREADS  # noqa: PLC0414
+from ._numbers import UINT32_MAX as UINT32_MAX  # noqa: PLC0414
+from ._numbers import check_int as check_int  # noqa: PLC0414
+from ._numbers import default_threads as default_threads  # noqa: PLC0414
+from ._numbers import thread_count as thread_count  # noqa: PLC0414
 
 IS_WINDOWS = sys.platform == "win32"
 IS_MACOS = sys.platform == "darwin"
@@ -19,9 +26,6 @@ IS_MACOS = sys.platform == "darwin"
 GLOBAL = getattr(os, "RTLD_GLOBAL", 0) | getattr(os, "RTLD_NOW", 0)
 LOCAL = getattr(os, "RTLD_LOCAL", 0) | getattr(os, "RTLD_NOW", 0)
 
-INT32_MAX = 2**31 - 1
-UINT32_MAX = 2**32 - 1
-MAX_THREADS = 512  # GGML_MAX_N_THREADS in ggml.h: ggml's per-thread arrays are this long
 
 _dll_directories: list[object] = []  # handles from os.add_dll_directory, kept for the process
 
@@ -63,6 +67,14 @@ def open_library(path: Path, *, global_symbols: bool) -> ctypes.CDLL:
     return ctypes.CDLL(str(path), mode=GLOBAL if global_symbols else LOCAL)
 
 
+def close_library(library: ctypes.CDLL) -> None:
+    """Unmap a library that was only scored or probed, as ggml's loader does with a module."""
+    unload = getattr(_ctypes, "FreeLibrary" if IS_WINDOWS else "dlclose", None)
+    if unload is not None:
+        with contextlib.suppress(OSError):
+            unload(library._handle)
+
+
 def usable_cpus() -> int:
     """Every CPU this process may run on (its affinity mask, where the platform has one)."""
     if hasattr(os, "sched_getaffinity"):
@@ -102,36 +114,3 @@ def _libdl_dladdr() -> Callable[..., int] | None:
     except (OSError, AttributeError):
         return None
     return function
-
-
-def default_threads() -> int:
-    """A thread per CPU this process may run on, at most ggml's limit."""
-    return min(usable_cpus(), MAX_THREADS)
-
-
-def check_int(name: str, value: object, low: int, high: int, error: type[Exception]) -> int:
-    """value, when it is an integer from low to high (a C field's range: ctypes would wrap a larger one
-    silently, 2**32 + 5 becoming 5); else `error` naming it."""
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise error(f"{name}={value!r}: expected an integer from {low} to {high}")
-    return value
-
-
-def thread_count(n_threads: int | None, error: type[Exception]) -> int:
-    """The CPU threads ggml is given for n_threads (None: default_threads()). A value outside a C int is
-    `error`; above ggml's limit it is capped; above the CPUs this process may use, a ThreadsWarning: ggml's
-    threads spin while they wait for each other, so each one without a CPU of its own slows every step
-    (64 threads on 2 CPUs take minutes for a token)."""
-    if n_threads is None:
-        return default_threads()
-    threads = check_int("n_threads", n_threads, 1, INT32_MAX, error)
-    cpus = usable_cpus()
-    if threads > cpus:
-        capped = f"; ggml runs at most {MAX_THREADS}, so {MAX_THREADS} are used" if threads > MAX_THREADS else ""
-        warnings.warn(
-            f"n_threads={threads} is more than the {cpus} CPU(s) this process may use{capped}: "
-            "each thread without a CPU of its own slows every step",
-            ThreadsWarning,
-            stacklevel=4,  # the caller of model.context() or Runtime.open()
-        )
-    return min(threads, MAX_THREADS)

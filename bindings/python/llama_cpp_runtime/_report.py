@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
 
 Status = Literal["loaded", "skipped", "not chosen", "absent"]
 GPU_TYPES = frozenset({"GPU", "IGPU"})  # ggml's device types of a GPU (not CPU, ACCEL or META)
@@ -83,6 +83,36 @@ class Report:
             if module.name == name:
                 return module
         raise KeyError(name)
+
+    def to_json(self) -> dict[str, Any]:
+        """The report as `info --json` writes it: every field, each device with `preferred` and without its
+        handle (a pointer, meaningless in another process)."""
+        document = asdict(self)
+        for device, described in zip(self.devices, document["devices"], strict=True):
+            del described["_handle"]
+            described["preferred"] = device.preferred
+        return document
+
+    @classmethod
+    def from_json(cls, document: Mapping[str, Any]) -> Report:
+        """to_json()'s document (`info --json`, from a child process) read back; a field it lacks takes its
+        default, one this binding does not know (a newer one's) is left out."""
+        device_fields = {f.name for f in fields(Device) if f.init and f.name != "_handle"}
+        module_fields = {f.name for f in fields(ModuleReport)}
+        return cls(
+            library_dir=document["library_dir"],
+            modules=tuple(
+                ModuleReport(**{k: v for k, v in m.items() if k in module_fields}) for m in document["modules"]
+            ),
+            cpu_variant=document["cpu_variant"],
+            cpu_variant_score=document["cpu_variant_score"],
+            devices=tuple(Device(**{k: v for k, v in d.items() if k in device_fields}) for d in document["devices"]),
+            core_libraries=tuple((str(name), str(path)) for name, path in document.get("core_libraries", ())),
+            upstream={str(k): str(v) for k, v in document.get("upstream", {}).items()},
+            ggml_commit=document.get("ggml_commit"),
+            llama_abi=document.get("llama_abi", ""),
+            no_cpu_backend=document.get("no_cpu_backend", ""),
+        )
 
     def upstream_line(self) -> str:
         """The upstream commit and patch series the libraries were built from, as `info` prints it."""

@@ -22,13 +22,15 @@ from ._errors import (
     UnusedGpuWarning,
 )
 from ._loading.loader import Loaded, enumerate_devices, load_everything
-from ._platform import INT32_MAX, IS_MACOS, IS_WINDOWS, check_int
+from ._numbers import INT32_MAX, check_int
+from ._platform import IS_MACOS, IS_WINDOWS
 from ._report import Device, Report
 from ._settings import REQUIRE, read_settings, required
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ._ggml.compute import Backend
+    from ._gpu.serving import Unserved
     from ._llama.model import Model, Progress
 
 
@@ -39,6 +41,7 @@ class Runtime:
         self._loaded = loaded
         self._llama_lock = threading.Lock()
         self._llama_declared = False
+        self._unserved: list[Unserved] | None = None  # the GPUs no device serves, with advice: made once
 
     def devices(self) -> list[Device]:
         """Every device, each marked preferred or not: a GPU that two backends drive (CUDA and Vulkan) is
@@ -134,10 +137,28 @@ class Runtime:
         return [self.device(d) for d in devices]
 
     def _missing(self, wanted: str) -> str:
-        """Why `wanted` (cuda, hip, vulkan, metal, gpu) serves no device here, and the fix ("" when it does)."""
+        """Why `wanted` (cuda, hip, vulkan, metal, gpu) serves no device here, and the fix ("" when it does).
+        A loaded device of a wanted backend answers first; the advice is imported only when none is."""
+        from ._gpu.sysfs import requirement_met
+
+        if requirement_met(wanted, self._loaded.report.devices):
+            return ""
         from ._gpu.serving import missing_requirement
 
-        return missing_requirement(wanted, self._loaded.report, self._loaded.settings.sysfs_root)
+        return missing_requirement(wanted, self._loaded.report, self._loaded.machine, self._unserved_gpus())
+
+    def _unserved_gpus(self) -> list[Unserved]:
+        """Every GPU here that no loaded device serves, with the advice: sysfs's raw listing decides whether
+        there is one, and the advice's modules are imported only then."""
+        if self._unserved is None:
+            unserved = [] if IS_MACOS or IS_WINDOWS else self._loaded.machine.unserved(self._loaded.report.devices)
+            if unserved:
+                from ._gpu.serving import unserved as advised
+
+                self._unserved = advised(self._loaded.report, self._loaded.machine)
+            else:
+                self._unserved = []
+        return self._unserved
 
     def _require(self, asked: Iterable[str], source: str) -> None:
         """GpuUnavailable naming every requirement that no device meets, with why and the fix."""
@@ -145,14 +166,27 @@ class Runtime:
         if problems:
             raise GpuUnavailable(f"{source} refuses to run on the CPU instead: {'; '.join(problems)}")
 
-    def _warn_unused_gpus(self) -> None:
-        """One UnusedGpuWarning naming each GPU here that no loaded device serves, unless silenced. Only the
-        PCI listing is read when there is no GPU (the common case): the rest is imported when one is there."""
-        settings = self._loaded.settings
-        if settings.quiet_gpu:
-            return
+    def unused_gpu_warning(self) -> str:
+        """The UnusedGpuWarning's text: each GPU here that no loaded device serves, with the fix ("" when every
+        one is served, or there is none). Linux reads sysfs's PCI listing (the common case ends there); macOS
+        and Windows look at what their drivers' files say. LLAMA_CPP_RUNTIME_QUIET_GPU does not change it."""
         report = self._loaded.report
-        text = _other_warning(report) if IS_MACOS or IS_WINDOWS else _pci_warning(report, settings.sysfs_root)
+        if IS_MACOS or IS_WINDOWS:
+            from ._gpu.serving import unused_mac_gpu, unused_windows_gpu
+
+            return unused_mac_gpu(report) if IS_MACOS else unused_windows_gpu(report)
+        found = self._unserved_gpus()
+        if not found:
+            return ""
+        from ._gpu.serving import warning_text
+
+        return warning_text(found)
+
+    def _warn_unused_gpus(self) -> None:
+        """One UnusedGpuWarning naming each GPU here that no loaded device serves, unless silenced."""
+        if self._loaded.settings.quiet_gpu:
+            return
+        text = self.unused_gpu_warning()
         if text:
             warnings.warn(text, UnusedGpuWarning, stacklevel=3)  # the caller of load()
 
@@ -205,28 +239,8 @@ class Runtime:
         return dict(self._loaded.report.upstream)
 
 
-def _pci_warning(report: Report, sysfs_root: Path) -> str:
-    """Linux: the unused GPUs sysfs lists; the advice's modules are imported only when there is a GPU."""
-    from ._gpu.sysfs import usable_gpu_present
-
-    if not usable_gpu_present(str(sysfs_root)):
-        return ""
-    from ._gpu.serving import unserved, warning_text
-
-    found = unserved(report, sysfs_root)
-    return warning_text(found) if found else ""
-
-
-def _other_warning(report: Report) -> str:
-    """macOS and Windows, which have no sysfs: what their drivers' files say, cheaply."""
-    from ._gpu.serving import unused_mac_gpu, unused_windows_gpu
-
-    return unused_mac_gpu(report) if IS_MACOS else unused_windows_gpu(report)
-
-
 _lock = threading.Lock()
 _loaded: list[Runtime] = []  # at most one: ggml's registry is process-wide
-_warned: list[bool] = []  # the UnusedGpuWarning is given once per process
 _served: dict[str, ModuleType] = {}
 
 
@@ -276,16 +290,14 @@ def load(library_dir: str | os.PathLike[str] | None = None, *, require: str | It
     except SettingError as error:
         raise ValueError(str(error)) from None
     with _lock:
-        if not _loaded:
+        created = not _loaded  # the UnusedGpuWarning is given once per process: by the call that loads
+        if created:
             _loaded.append(Runtime(load_everything(wanted, read_settings(os.environ))))
         runtime = _loaded[0]
         if wanted is not None and wanted != runtime._loaded.layout.root:
             raise LoadError(f"already loaded from {runtime._loaded.layout.root}; one runtime per process")
     runtime._require(runtime._loaded.settings.require, f"{REQUIRE}={','.join(runtime._loaded.settings.require)}")
     runtime._require(asked, f"load(require={text!r})")
-    with _lock:
-        warn = not _warned
-        _warned[:] = [True]
-    if warn:
+    if created:
         runtime._warn_unused_gpus()
     return runtime

@@ -11,7 +11,7 @@
 | LLAMA_CPP_RUNTIME_CACHE_DIR | where variant scores and library links are kept (an absolute path); "off" keeps none |
 | LLAMA_CPP_RUNTIME_REQUIRE | load() raises GpuUnavailable unless these serve a device (cuda, hip, vulkan, metal, gpu) |
 | LLAMA_CPP_RUNTIME_QUIET_GPU | 1: no UnusedGpuWarning when a GPU here is served by no plugin (doctor still says it) |
-| LLAMA_CPP_RUNTIME_SYSFS_ROOT | for tests: a directory standing for /sys when the GPUs are probed (a fake machine) |
+| LLAMA_CPP_RUNTIME_SYSFS_ROOT | for tests: a directory standing for /sys (a fake machine; ROCm: <root>/opt/rocm) |
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ._errors import SettingError
+from ._report import backend_of
 
 LIBRARY_DIR = "LLAMA_CPP_RUNTIME_LIBRARY_DIR"
 PLUGIN_DIRS = "LLAMA_CPP_RUNTIME_PLUGIN_DIRS"
@@ -61,9 +62,9 @@ class Settings:
     cpu_exclude: frozenset[str]
     backend_order: tuple[str, ...]
     cache_dir: Path | None  # None: nothing is remembered
-    require: tuple[str, ...] = ()  # backends that must serve a device, in REQUIREMENTS' spelling
-    quiet_gpu: bool = False  # no UnusedGpuWarning
-    sysfs_root: Path = Path("/sys")  # where the GPUs are looked for on Linux
+    require: tuple[str, ...]  # backends that must serve a device, in REQUIREMENTS' spelling
+    quiet_gpu: bool  # no UnusedGpuWarning
+    sysfs_root: Path  # where the GPUs are looked for on Linux
 
 
 def read_settings(env: Mapping[str, str]) -> Settings:
@@ -83,9 +84,9 @@ def read_settings(env: Mapping[str, str]) -> Settings:
 
 
 def required(text: str, source: str) -> tuple[str, ...]:
-    """What must be served (cuda, hip, vulkan, metal, gpu; "rocm" is hip), from the variable or load(require=...);
-    `source` names where the text came from in the SettingError for an unknown name."""
-    names = [{"rocm": "hip"}.get(name, name) for name in _names(text)]
+    """What must be served (cuda, hip, vulkan, metal, gpu; "rocm" is hip, as ggml registers it), from the variable
+    or load(require=...); `source` names where the text came from in the SettingError for an unknown name."""
+    names = [backend_of(name) or name for name in _names(text)]
     unknown = [name for name in names if name not in REQUIREMENTS]
     if unknown:
         raise SettingError(f"{source}={text}: unknown backend {unknown[0]!r} (known: {', '.join(REQUIREMENTS)})")

@@ -6,9 +6,19 @@ import argparse
 import math
 from collections.abc import Callable
 
-INT32_MAX = 2**31 - 1  # a C int: threads, layers, token counts
-UINT32_MAX = 2**32 - 1  # a C uint32_t: the context size
-MAX_TIMEOUT = 7 * 24 * 3600.0  # seconds: beyond what the operating system's timers take, and any real wait
+from .._child import MAX_TIMEOUT
+from .._platform import INT32_MAX, UINT32_MAX  # a C int (threads, layers, token counts), a uint32_t (n_ctx)
+
+__all__ = ["INT32_MAX", "MAX_TIMEOUT", "UINT32_MAX", "CommandError", "integer", "positive"]
+
+
+class CommandError(Exception):
+    """A command that failed, raised where it failed: main() says it once (`error: ...`) and exits with its
+    code (1: something failed; 2: what was asked for cannot be done), as buildsys's report() does."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def positive(kind: Callable[[str], float], maximum: float | None = None) -> Callable[[str], float]:

@@ -9,27 +9,29 @@ MUL_MAT shapes).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import shlex
+import signal
 import sys
 import time
 import warnings
 from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from .._child import run_child
 from .._errors import LlamaRuntimeError, Unsupported, UnusedGpuWarning
 from .._ggml import reference as _reference
-from .._gpu.probes import KINDS
-from .._report import Report
+from .._gpu import KINDS
 from .._runtime import load
-from .._settings import BACKENDS, CACHE_DIR, CPU_VARIANT, read_settings
+from .._settings import BACKENDS, CACHE_DIR, CPU_VARIANT, SYSFS_ROOT, read_settings
 from . import model as _cli_model
-from .arguments import MAX_TIMEOUT, positive
+from .arguments import MAX_TIMEOUT, CommandError, positive
 
 CHECK_SHAPE = {"m": 33, "n": 17, "k": 129}  # odd sizes: every vector path runs its scalar tail too
 TOLERANCE = 1e-2  # of each element's scale: room for fp16 paths, far below a wrong value (~1.0)
@@ -93,15 +95,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(format="ggml: %(message)s", level=logging.DEBUG if arguments.verbose else logging.CRITICAL)
     warnings.showwarning = _one_line_warning
     try:
-        return _COMMANDS[arguments.command](arguments)
-    except LlamaRuntimeError as error:
+        with _termination_as_interrupt():
+            return _COMMANDS[arguments.command](arguments)
+    except (CommandError, LlamaRuntimeError) as error:  # said once, here, for every command
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return error.exit_code if isinstance(error, CommandError) else 2
     except BrokenPipeError:
         return 141
-    except KeyboardInterrupt:  # Ctrl-C: the children got it too and are gone; as buildsys says it
+    except KeyboardInterrupt as interruption:  # Ctrl-C or SIGTERM: as buildsys says it
         print("interrupted", file=sys.stderr)
-        return 130
+        return 128 + (signal.SIGTERM if isinstance(interruption, _Terminated) else signal.SIGINT)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C would be: a child being waited for is killed on the way out (subprocess
+    kills it on any exception) instead of being left running as an orphan."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
+@contextlib.contextmanager
+def _termination_as_interrupt() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C for the duration (buildsys/cli.py does the same)."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread: signals are whoever runs us's to handle
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _one_line_warning(message: Warning | str, category: type[Warning], *_: object, **__: object) -> None:
@@ -115,12 +141,8 @@ def _one_line_warning(message: Warning | str, category: type[Warning], *_: objec
 def _info(arguments: argparse.Namespace) -> int:
     runtime = load()
     report = runtime.report()
-    if arguments.json:
-        document = asdict(report)
-        for device, described in zip(report.devices, document["devices"], strict=True):
-            described.pop("_handle", None)
-            described["preferred"] = device.preferred
-        print(json.dumps(document, indent=1))
+    if arguments.json:  # one line: the doctor's load child answers with it (Report.from_json reads it back)
+        print(json.dumps(report.to_json()))
     else:
         print("\n".join(report.lines()))
     return 0
@@ -142,7 +164,8 @@ def _gpu_probe(arguments: argparse.Namespace) -> int:
     """One of the doctor's probes, in this (child) process: its answer as JSON on stdout."""
     from .._gpu.probes import run_probe
 
-    print(json.dumps(run_probe(arguments.kind, read_settings(os.environ).sysfs_root)))
+    # only the sysfs root: another variable set wrong is the load probe's failure to report, not every probe's
+    print(json.dumps(run_probe(arguments.kind, Path(os.environ.get(SYSFS_ROOT) or "/sys"))))
     return 0
 
 
@@ -162,22 +185,31 @@ def _check(arguments: argparse.Namespace) -> int:
 def _bench(arguments: argparse.Namespace) -> int:
     if arguments.model is None:
         return _run_targets(arguments, "_bench", "bench", ["--size", str(arguments.size)])
+    _cli_model.check_bench_model(arguments)
     probe = _probe_devices(arguments)
-    if isinstance(probe, int):
-        return probe
-    devices = [d for d in probe["devices"] if not arguments.device or d in arguments.device]
-    return _cli_model.bench_model(arguments, devices, arguments.timeout)
+    targets = [Target(d, d, {}) for d in probe["devices"] if not arguments.device or d in arguments.device]
+    rows: list[dict[str, object]] = []
+
+    def bench_one(target: Target) -> Outcome:
+        found, failure, seconds = _cli_model.bench_device(arguments, target.device)
+        rows.extend(found)
+        return Outcome(target, not failure, failure, seconds)
+
+    outcomes = _each_target("bench", targets, bench_one)
+    _cli_model.print_rows(rows, arguments.json)
+    _raise_failures("bench", outcomes, probe, [f"{o.target.label}: {o.detail}" for o in outcomes if not o.ok])
+    return 0
 
 
-def _probe_devices(arguments: argparse.Namespace) -> dict[str, Any] | int:
-    """What a child process sees (devices, CPU variants, unusable modules), or the exit code of a failure;
-    every --device must be among the devices. A GPU the child's load() leaves unused is warned about here,
-    as load() would have in this process."""
-    listing = _child(["_probe"], _measuring(), arguments.timeout)
-    if not listing.ok:
-        print(f"error: listing the devices failed: {listing.detail}", file=sys.stderr)
-        return 1
-    probe: dict[str, Any] = json.loads(listing.detail)
+def _probe_devices(arguments: argparse.Namespace) -> dict[str, Any]:
+    """What a child process sees (devices, CPU variants, unusable modules); CommandError when it cannot be
+    told, or a --device is not among the devices. A GPU the child's load() leaves unused is warned about
+    here, as load() would have in this process."""
+    listing = run_child(["_probe"], _measuring(), arguments.timeout)
+    probe = listing.json()
+    if listing.failure or not isinstance(probe, dict):
+        said = listing.failure or f"answered no JSON: {listing.stdout.strip()[:120]!r}"
+        raise CommandError(f"listing the devices failed: {said}")
     if probe.get("gpu_warning") and not read_settings(os.environ).quiet_gpu:
         warnings.warn(probe["gpu_warning"], UnusedGpuWarning, stacklevel=1)
     devices = probe["devices"]
@@ -185,8 +217,7 @@ def _probe_devices(arguments: argparse.Namespace) -> dict[str, Any] | int:
     if unknown:
         why = _no_cpu(probe) if "CPU" in unknown else ""
         here = ", ".join(devices) or "none"
-        print(f"error: no device {', '.join(unknown)}; devices here: {here}{why}", file=sys.stderr)
-        return 2
+        raise CommandError(f"no device {', '.join(unknown)}; devices here: {here}{why}", 2)
     return probe
 
 
@@ -204,13 +235,11 @@ def _no_cpu(probe: dict[str, Any]) -> str:
 
 def _run_targets(arguments: argparse.Namespace, child: str, title: str, extra: Sequence[str] = ()) -> int:
     probe = _probe_devices(arguments)
-    if isinstance(probe, int):
-        return probe
-    targets = _targets(probe, arguments.device)
-    outcomes = []
-    for target in targets:
-        print(f"  … {title} {target.label}", file=sys.stderr, flush=True)
-        outcomes.append(_child([child, target.device, *extra], _measuring(target.env), arguments.timeout, target))
+    outcomes = _each_target(
+        title,
+        _targets(probe, arguments.device),
+        lambda target: _child([child, target.device, *extra], _measuring(target.env), arguments.timeout, target),
+    )
     width = max([len(o.target.label) for o in outcomes] + [6])
     print(f"{'target'.ljust(width)}  result  time     detail")
     for outcome in outcomes:
@@ -219,14 +248,25 @@ def _run_targets(arguments: argparse.Namespace, child: str, title: str, extra: S
     broken = probe.get("unusable", [])
     for name, reason in broken:  # shipped but unusable on any machine: a broken package, not this machine
         print(f"{name.ljust(width)}  FAILED     -     ships in the package but cannot be used: {reason}")
-    failed = [o.target.label for o in outcomes if not o.ok] + [name for name, _ in broken]
-    if not outcomes:
-        print(f"error: no device to run on{_no_cpu(probe)}", file=sys.stderr)
-        return 1
-    if failed:
-        print(f"error: {title} failed: {', '.join(failed)}", file=sys.stderr)
-        return 1
+    _raise_failures(title, outcomes, probe, [o.target.label for o in outcomes if not o.ok] + [n for n, _ in broken])
     return 0
+
+
+def _each_target(title: str, targets: Sequence[Target], run: Callable[[Target], Outcome]) -> list[Outcome]:
+    """Each target run in turn (in a child process), announced on stderr as it starts."""
+    outcomes = []
+    for target in targets:
+        print(f"  … {title} {target.label}", file=sys.stderr, flush=True)
+        outcomes.append(run(target))
+    return outcomes
+
+
+def _raise_failures(title: str, outcomes: Sequence[Outcome], probe: dict[str, Any], failed: Sequence[str]) -> None:
+    """CommandError (exit 1) when nothing ran, or something failed (each named as `failed` says it)."""
+    if not outcomes:
+        raise CommandError(f"no device to run on{_no_cpu(probe)}")
+    if failed:
+        raise CommandError(f"{title} failed: {', '.join(failed)}")
 
 
 def _targets(probe: dict[str, object], only: Sequence[str]) -> list[Target]:
@@ -246,15 +286,14 @@ def _targets(probe: dict[str, object], only: Sequence[str]) -> list[Target]:
     return targets
 
 
-def _child(args: Sequence[str], env: dict[str, str], timeout: float, target: Target | None = None) -> Outcome:
+def _child(args: Sequence[str], env: dict[str, str], timeout: float, target: Target) -> Outcome:
     """Run one child; its crash, hang or error becomes this target's failure."""
-    placeholder = target or Target("probe", "", {})
     child = run_child(args, env, timeout)
     if child.failure:
-        return Outcome(placeholder, False, child.failure, child.seconds)
-    if target is None:
-        return Outcome(placeholder, True, child.stdout, child.seconds)
-    answer = json.loads(child.stdout)
+        return Outcome(target, False, child.failure, child.seconds)
+    answer = child.json()
+    if not isinstance(answer, dict):
+        return Outcome(target, False, f"answered no JSON: {child.stdout.strip()[:120]!r}", child.seconds)
     if target.variant and answer.get("cpu_variant") != target.variant:
         reason = answer.get("cpu_variant_reason")
         return Outcome(target, False, f"{target.variant} was refused: {reason}", child.seconds)
@@ -265,7 +304,8 @@ def _child(args: Sequence[str], env: dict[str, str], timeout: float, target: Tar
 
 
 def _probe(arguments: argparse.Namespace) -> int:
-    report = load().report()
+    runtime = load()
+    report = runtime.report()
     variants = [
         m.name.removeprefix("ggml-cpu-")
         for m in report.modules
@@ -279,19 +319,11 @@ def _probe(arguments: argparse.Namespace) -> int:
                 "cpu_variants": variants,
                 "unusable": unusable,
                 "no_cpu_backend": report.no_cpu_backend,
-                "gpu_warning": _unused_gpus(report),
+                "gpu_warning": runtime.unused_gpu_warning(),  # the parent gives it, as load() would have
             }
         )
     )
     return 0
-
-
-def _unused_gpus(report: Report) -> str:
-    """The warning load() gives in the caller's process, for a parent whose children do the loading."""
-    from .._gpu.serving import unserved, warning_text
-
-    found = unserved(report, read_settings(os.environ).sysfs_root)
-    return warning_text(found) if found else ""
 
 
 def _child_answer(**fields: object) -> int:

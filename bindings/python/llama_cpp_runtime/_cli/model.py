@@ -9,17 +9,17 @@ from __future__ import annotations
 import argparse
 import codecs
 import json
-import os
 import sys
 import time
-from collections.abc import Sequence
 from dataclasses import asdict
 
 from .._child import run_child
 from .._errors import LlamaRuntimeError
 from .._llama.bench import bench
+from .._llama.gguf import read_header
+from .._llama.tokenizer import utf8
 from .._runtime import load
-from .arguments import INT32_MAX, UINT32_MAX, integer, positive
+from .arguments import INT32_MAX, UINT32_MAX, CommandError, integer, positive
 
 
 def add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -53,22 +53,24 @@ def _add_placement(parser: argparse.ArgumentParser) -> None:
 
 def add_bench_options(bench_parser: argparse.ArgumentParser) -> None:
     bench_parser.add_argument("--model", help="measure a GGUF model's pp/tg tokens/s instead of a multiply")
-    # A context holds both: each at most a C int, so that their sum fits its uint32_t size.
-    counts = integer(0, INT32_MAX)
-    bench_parser.add_argument("-p", "--n-prompt", type=counts, default=512, help="prompt tokens (default 512; 0 skips)")
-    bench_parser.add_argument("-n", "--n-gen", type=counts, default=128, help="generated tokens (default 128; 0 skips)")
-    bench_parser.add_argument("-r", "--repetitions", type=positive(int), default=5, help="default 5")
-    bench_parser.add_argument(
-        "--threads", type=positive(int, INT32_MAX), help="CPU threads (default: every CPU of this process)"
-    )
+    _add_sizes(bench_parser)
     bench_parser.add_argument("--json", action="store_true", help="rows as JSON")
 
 
+def _add_sizes(parser: argparse.ArgumentParser) -> None:
+    """-p, -n, -r and --threads: bench --model's, passed on as they are to its child per device."""
+    # A context holds both: each at most a C int, so that their sum fits its uint32_t size.
+    counts = integer(0, INT32_MAX)
+    parser.add_argument("-p", "--n-prompt", type=counts, default=512, help="prompt tokens (default 512; 0 skips)")
+    parser.add_argument("-n", "--n-gen", type=counts, default=128, help="generated tokens (default 128; 0 skips)")
+    parser.add_argument("-r", "--repetitions", type=positive(int), default=5, help="default 5")
+    parser.add_argument(
+        "--threads", type=positive(int, INT32_MAX), help="CPU threads (default: every CPU of this process)"
+    )
+
+
 def run(arguments: argparse.Namespace) -> int:
-    problem = _not_utf8(arguments.prompt)
-    if problem:
-        print(f"error: --prompt is not valid UTF-8: {problem}", file=sys.stderr)
-        return 2
+    utf8(arguments.prompt, "--prompt")  # before the load: a TokenizeError naming the byte (main() prints it)
     runtime = load()
     with runtime.load_model(arguments.model, devices=arguments.device, n_gpu_layers=arguments.n_gpu_layers) as model:
         ids = model.tokenize(arguments.prompt)
@@ -95,50 +97,35 @@ def run(arguments: argparse.Namespace) -> int:
     return 0
 
 
-def _not_utf8(text: str) -> str:
-    """Where an argument holds bytes that are not UTF-8 ("" when it is valid): Python hands such bytes of
-    argv over as lone surrogates, which have no UTF-8."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raw = os.fsencode(text)
-        try:
-            raw.decode("utf-8")
-        except UnicodeDecodeError as error:
-            return f"byte 0x{raw[error.start]:02x} at offset {error.start}"
-        return "it holds a lone surrogate"
-    return ""
-
-
 def _rate(tokens: int, seconds: float) -> str:
     return f"{tokens / seconds:.1f} tokens/s" if tokens > 0 and seconds > 0 else "- tokens/s"
 
 
-def bench_model(arguments: argparse.Namespace, devices: Sequence[str], timeout: float) -> int:
-    if not os.path.isfile(arguments.model):
-        print(f"error: {arguments.model}: no such file", file=sys.stderr)
-        return 2
-    if arguments.n_prompt < 0 or arguments.n_gen < 0 or not (arguments.n_prompt or arguments.n_gen):
-        print("error: -p and -n are 0 or more, and one of them above 0", file=sys.stderr)
-        return 2
-    rows: list[dict[str, object]] = []
-    failed = []
-    for device in devices:
-        print(f"  … bench {device}", file=sys.stderr, flush=True)
-        sizes = ["-p", str(arguments.n_prompt), "-n", str(arguments.n_gen), "-r", str(arguments.repetitions)]
-        threads = ["--threads", str(arguments.threads)] if arguments.threads else []
-        child = run_child(["_bench_model", arguments.model, device, *sizes, *threads], None, timeout)
-        if child.failure:
-            failed.append(f"{device}: {child.failure}")
-            continue
-        rows += json.loads(child.stdout)
-    if arguments.json:
+def check_bench_model(arguments: argparse.Namespace) -> None:
+    """What bench --model can refuse before any child runs: a bad file fails once, here, not once per device."""
+    if not (arguments.n_prompt or arguments.n_gen):  # each is 0 or more (argparse checked)
+        raise CommandError("-p and -n are 0 or more, and one of them above 0", 2)
+    read_header(arguments.model)  # ModelNotFound, InvalidModel
+
+
+def bench_device(arguments: argparse.Namespace, device: str) -> tuple[list[dict[str, object]], str, float]:
+    """One device's rows, measured in a child process; or why it failed ("" when it did not); its seconds."""
+    sizes = ["-p", str(arguments.n_prompt), "-n", str(arguments.n_gen), "-r", str(arguments.repetitions)]
+    threads = ["--threads", str(arguments.threads)] if arguments.threads else []
+    child = run_child(["_bench_model", arguments.model, device, *sizes, *threads], None, arguments.timeout)
+    if child.failure:
+        return [], child.failure, child.seconds
+    answer = child.json()
+    if not isinstance(answer, list):
+        return [], f"answered no JSON: {child.stdout.strip()[:120]!r}", child.seconds
+    return answer, "", child.seconds
+
+
+def print_rows(rows: list[dict[str, object]], as_json: bool) -> None:
+    if as_json:
         print(json.dumps(rows, indent=1))
     else:
         _print_table(rows)
-    for failure in failed:
-        print(f"error: {failure}", file=sys.stderr)
-    return 1 if failed or not rows else 0
 
 
 def _print_table(rows: list[dict[str, object]]) -> None:
@@ -169,10 +156,7 @@ def add_bench_child(commands: argparse._SubParsersAction[argparse.ArgumentParser
     child = commands.add_parser("_bench_model")
     child.add_argument("model")
     child.add_argument("device")
-    child.add_argument("-p", "--n-prompt", type=int, default=512)
-    child.add_argument("-n", "--n-gen", type=int, default=128)
-    child.add_argument("-r", "--repetitions", type=int, default=5)
-    child.add_argument("--threads", type=int)
+    _add_sizes(child)
 
 
 def inspect_in_child(path: str) -> int:

@@ -60,7 +60,6 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "ggml_backend_graph_compute": (ctypes.c_int, [VOID_P, VOID_P]),
     "ggml_backend_supports_op": (ctypes.c_bool, [VOID_P, VOID_P]),
     "ggml_backend_free": (None, [VOID_P]),
-    "ggml_backend_name": (ctypes.c_char_p, [VOID_P]),
     # devices and registrations
     "ggml_backend_dev_get_props": (None, [VOID_P, ctypes.POINTER(DeviceProps)]),
     "ggml_backend_dev_backend_reg": (VOID_P, [VOID_P]),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
@@ -45,3 +45,12 @@ def interrupts_held() -> Iterator[HeldInterrupt]:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     if held.pending:
         raise KeyboardInterrupt
+
+
+def kept(handle: int | None, interrupt: HeldInterrupt, free: Callable[[int], object]) -> int | None:
+    """A handle a C call made while Ctrl-C was held: freed (None) when Ctrl-C came during the call, as the
+    KeyboardInterrupt raised when the hold ends leaves nobody to own it."""
+    if handle and interrupt.pending:
+        free(handle)
+        return None
+    return handle

@@ -43,7 +43,9 @@ class LogBridge:
                     captured.append(message)
                     if self._level >= logging.ERROR:
                         captured.errors.append(message.strip())
-        except Exception:  # an exception must never unwind into C (Ctrl-C is held: see interrupts.py)
+        # An exception must never unwind into C. Ctrl-C cannot reach here during a model load, a context's
+        # creation or a decode (interrupts.py holds it); during any other C call ctypes prints it and drops it.
+        except Exception:
             pass
 
     @contextmanager

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from .catalogue import PluginWheel, family_floor, install, wheels_for
 from .floors import NVIDIA_HERE, ROCM, older, version_key
-from .nvidia import HOW, fit
+from .nvidia import HOW, choose_module, cuda_text, fit
+from .nvidia import sm as sm_name
 from .sysfs import AMD, INTEL, NVIDIA
 
 
@@ -51,6 +52,29 @@ def vulkan_driver_hint(vendor_id: int) -> str:
     return _VULKAN_DRIVERS.get(vendor_id, "install a Vulkan driver for it")
 
 
+_NOT_OFFERED = (
+    "the Vulkan plugin is installed and Vulkan sees this GPU, yet ggml-vulkan does not offer it: "
+    "does GGML_VK_VISIBLE_DEVICES leave it out?"
+)
+
+
+def vulkan_advice(advice: Advice, vendor_id: int, *, plugin_loaded: bool, seen_by_vulkan: bool | None = None) -> Advice:
+    """Advice of Vulkan, once Vulkan's state is known (any other advice as it is). `plugin_loaded`: the Vulkan
+    plugin loaded (and serves no device for this GPU); `seen_by_vulkan`: whether the Vulkan loader lists the
+    GPU (None: not asked, as in load()). An installed plugin needs the GPU's Vulkan driver, not a second
+    install; one the loader sees and ggml-vulkan does not offer is odd, and said so."""
+    if advice.extra != "vulkan":
+        return advice
+    if plugin_loaded and seen_by_vulkan:
+        return Advice("", why=_NOT_OFFERED)
+    first = advice.first or vulkan_driver_hint(vendor_id)
+    if plugin_loaded:
+        return Advice("", first=first, why="the Vulkan plugin is installed")
+    if seen_by_vulkan is False:
+        return Advice(advice.extra, first=first, why=advice.why, later=advice.later)
+    return advice
+
+
 def advise(vendor_id: int, nvidia: NvidiaFacts | None = None, gfx: str = "", rocm: str | None = None) -> Advice:
     """The wheel for a GPU of this vendor, from what is known of it."""
     if vendor_id == NVIDIA:
@@ -80,7 +104,7 @@ def _nvidia_family(facts: NvidiaFacts) -> Advice:
             "cuda13", why="compute capability not asked: [cuda13] serves Turing (sm_75) and newer, [cuda12] older"
         )
     if newest:
-        return Advice(newest, why=f"driver {facts.driver or _cuda(facts.cuda_version)} runs CUDA 12, not 13")
+        return Advice(newest, why=f"driver {facts.driver or cuda_text(facts.cuda_version)} runs CUDA 12, not 13")
     floor = family_floor("cuda12", NVIDIA_HERE)
     return Advice("cuda12", first=f"update the NVIDIA driver to {floor} or newer (it is {facts.driver})")
 
@@ -97,7 +121,7 @@ def _driver_runs(facts: NvidiaFacts, family: str) -> bool:
 def _nvidia_member(facts: NvidiaFacts, capability: tuple[int, int]) -> Advice:
     """The member whose code runs this capability best (a cubin before PTX, the newer CUDA major on a tie),
     among those the driver runs; and what a newer driver would add."""
-    sm = f"sm_{capability[0]}{capability[1]}"
+    sm = sm_name(capability)
     fitting = [(fit(w.architectures, capability), w.cuda_major or 0, w) for w in wheels_for("cuda")]
     fitting = sorted((entry for entry in fitting if entry[0]), key=lambda e: (e[0], e[1]), reverse=True)
     if not fitting:
@@ -107,7 +131,7 @@ def _nvidia_member(facts: NvidiaFacts, capability: tuple[int, int]) -> Advice:
     if not runnable:  # the smallest driver update that runs it, then the better code
         nearest = min(fitting, key=lambda e: (version_key(family_floor(e[2].family, NVIDIA_HERE)) or (), -e[0]))
         floor = family_floor(nearest[2].family, NVIDIA_HERE)
-        have = facts.driver or f"CUDA {_cuda(facts.cuda_version)}"
+        have = facts.driver or f"CUDA {cuda_text(facts.cuda_version)}"
         first = f"update the NVIDIA driver to {floor} or newer (it is {have})"
         return Advice(nearest[2].extra, first=first, why=_why(nearest, sm))
     chosen = runnable[0]
@@ -123,12 +147,11 @@ def advise_nvidia_gpus(capabilities: list[tuple[int, int]], facts: NvidiaFacts) 
     wheel is the one the loader would choose among every wheel the driver runs (the most GPUs served, the
     newer CUDA major, the better code), and a GPU it has no code for is advised Vulkan, saying why."""
     runnable = [w for w in wheels_for("cuda") if _driver_runs(facts, w.family)]
-    ranked = [(_rank(w, capabilities), w) for w in runnable]
-    ranked = [(rank, w) for rank, w in ranked if rank[0]]
+    best = choose_module([(w.architectures, w.cuda_major) for w in runnable], capabilities)
     alone = [_nvidia_member(facts, capability) for capability in capabilities]
-    if not ranked:
+    if best is None:
         return alone
-    chosen = max(ranked, key=lambda entry: entry[0])[1]
+    chosen = runnable[best]
     return [_beside(chosen, capability, own) for capability, own in zip(capabilities, alone, strict=True)]
 
 
@@ -136,7 +159,7 @@ def _beside(chosen: PluginWheel, capability: tuple[int, int], own: Advice) -> Ad
     """A GPU's advice once the machine's CUDA wheel is chosen: its own when they agree."""
     if own.extra == chosen.extra:
         return own
-    sm = f"sm_{capability[0]}{capability[1]}"
+    sm = sm_name(capability)
     how = fit(chosen.architectures, capability)
     if how:
         alone = "" if own.extra == "vulkan" else f"; alone it would take [{own.extra}]"
@@ -147,20 +170,10 @@ def _beside(chosen: PluginWheel, capability: tuple[int, int], own: Advice) -> Ad
     )
 
 
-def _rank(wheel: PluginWheel, capabilities: list[tuple[int, int]]) -> tuple[int, int, int]:
-    """cuda_choice's order among modules: GPUs it runs, its CUDA major, how well it runs them."""
-    fits = [fit(wheel.architectures, capability) for capability in capabilities]
-    return (sum(1 for f in fits if f), wheel.cuda_major or 0, sum(fits))
-
-
 def _why(entry: tuple[int, int, PluginWheel], sm: str) -> str:
     how, _, wheel = entry
     floor = family_floor(wheel.family, NVIDIA_HERE)
     return f"{sm}: {HOW[how]}; CUDA {wheel.cuda_major}, NVIDIA driver {floor} or newer"
-
-
-def _cuda(version: int | None) -> str:
-    return "?" if version is None else f"{version // 1000}.{version % 1000 // 10}"
 
 
 def advise_amd(gfx: str, rocm: str | None) -> Advice:

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-ROCM_VERSION_FILE = Path("/opt/rocm/.info/version")  # "6.2.0-66": written by every ROCm install
+from .sysfs import ROCM_VERSION_FILE, leading_version, pci_address
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ def kfd_gpus(sysfs_root: Path) -> list[KfdGpu]:
 def _gpu(properties: dict[str, int], version: int) -> KfdGpu:
     location = properties.get("location_id", 0)  # bus << 8 | device << 3 | function
     domain = properties.get("domain", 0)
-    bus_id = f"{domain:04x}:{location >> 8:02x}:{location >> 3 & 0x1F:02x}.{location & 7:x}"
+    bus_id = pci_address(domain, location >> 8, location >> 3 & 0x1F, location & 7)
     return KfdGpu(bus_id, gfx_name(version), properties.get("vendor_id", 0), properties.get("device_id", 0))
 
 
@@ -59,11 +59,10 @@ def _properties(path: Path) -> dict[str, int]:
     return {pair[0]: int(pair[1]) for pair in pairs if len(pair) == 2 and re.fullmatch(r"\d+", pair[1])}
 
 
-def rocm_version(version_file: Path = ROCM_VERSION_FILE) -> str | None:
+def rocm_version(version_file: Path = Path(ROCM_VERSION_FILE)) -> str | None:
     """The installed ROCm release ("6.2.0"), or None when there is none in its usual place."""
     try:
-        text = version_file.read_text(encoding="ascii", errors="replace").strip()
+        text = version_file.read_text(encoding="ascii", errors="replace")
     except OSError:
         return None
-    match = re.match(r"\d+(?:\.\d+)*", text)
-    return match[0] if match else None
+    return leading_version(text)

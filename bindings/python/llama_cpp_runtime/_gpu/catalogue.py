@@ -8,9 +8,11 @@ per family (`[cuda13]`: every architecture family of a CUDA major).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-CORE = "llama-cpp-runtime"
+from .sysfs import CORE, NAMES, extra_for, install
+
+__all__ = ["CORE", "NAMES", "WHEELS", "PluginWheel", "backend_of_extra", "extra_for", "family_floor", "install"]
 _CUDA12 = (("nvidia-linux", "525.60.13"), ("nvidia-windows", "528.33"))
 _CUDA13 = (("nvidia-linux", "580"), ("nvidia-windows", "580"))
 
@@ -23,16 +25,12 @@ class PluginWheel:
     cuda_major: int | None = None  # the CUDA toolkit it is built with
     architectures: tuple[str, ...] = ()  # CMAKE_CUDA_ARCHITECTURES
     gfx_targets: tuple[str, ...] = ()  # AMDGPU_TARGETS
-    floors: tuple[tuple[str, str], ...] = field(default=())  # ("nvidia-linux", "525.60.13"): driver_floor
+    floors: tuple[tuple[str, str], ...] = ()  # ("nvidia-linux", "525.60.13"): driver_floor
 
     @property
-    def install(self) -> str:
-        return install(self.extra)
-
-
-def install(extra: str) -> str:
-    """The command that installs an extra of the core, quoted for a POSIX shell and for PowerShell alike."""
-    return f"pip install '{CORE}[{extra}]'"
+    def floor(self) -> dict[str, str]:
+        """The driver floors as a mapping: {"nvidia-linux": "525.60.13", ...}."""
+        return dict(self.floors)
 
 
 WHEELS = (
@@ -58,4 +56,9 @@ def wheels_for(backend: str) -> list[PluginWheel]:
 
 def family_floor(family: str, key: str) -> str:
     """The driver floor a family's members share ("" when none says one)."""
-    return next((dict(w.floors)[key] for w in WHEELS if w.family == family and key in dict(w.floors)), "")
+    return next((w.floor[key] for w in WHEELS if w.family == family and key in w.floor), "")
+
+
+def backend_of_extra(extra: str) -> str:
+    """The backend an extra installs (cuda13-sm75 and cuda13: cuda; rocm: hip); "" for none."""
+    return next((w.backend for w in WHEELS if extra and extra in {w.extra, w.family}), "")

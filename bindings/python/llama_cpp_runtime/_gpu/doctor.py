@@ -9,21 +9,23 @@ as such, and the report is made from the others.
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
-from .._child import run_child
-from .._settings import REQUIRE, read_settings
-from .amd import KfdGpu, kfd_gpus
+from .._child import check_timeout, run_child
+from .._settings import REQUIRE, SYSFS_ROOT
+from . import KINDS
+from .amd import KfdGpu
 from .findings import DoctorProbe, DoctorReport
 from .machine import Machine
+from .nvidia import cuda_text
 from .pci import PciGpu, display_devices
-from .probes import KINDS, LIBRARIES
+from .probes import LIBRARIES
+from .sysfs import DEFAULT_ROOT, PASSED_THROUGH, Snapshot
 
 PROBE_TIMEOUT = 30.0
 
@@ -32,18 +34,22 @@ def doctor(timeout: float = PROBE_TIMEOUT) -> DoctorReport:
     """Every GPU here, what serves it now (a plugin loaded, skipped and why, or none installed) and the
     exact `pip install` that would; each probe that loads a driver runs in a child process, at most
     `timeout` seconds."""
-    if not (isinstance(timeout, int | float) and math.isfinite(timeout) and timeout > 0):
-        raise ValueError(f"timeout={timeout!r}: expected a finite number of seconds above zero")
-    settings = read_settings(os.environ)
+    check_timeout(timeout)  # before any child starts: a bad one fails once, here
+    # Only the sysfs root is read here: any other variable is the load child's to parse, and a bad one is
+    # that probe's failure, said in the report, instead of a diagnostic that raises before it looks.
+    snapshot = Snapshot(os.environ.get(SYSFS_ROOT) or DEFAULT_ROOT)
     start = time.monotonic()
-    pci, kfd = display_devices(settings.sysfs_root), kfd_gpus(settings.sysfs_root)
-    sysfs = DoctorProbe("sysfs", True, _sysfs_detail(pci, kfd, settings.sysfs_root), time.monotonic() - start)
+    pci, kfd = display_devices(snapshot.root, snapshot.pci), snapshot.kfd
+    sysfs = DoctorProbe("sysfs", True, _sysfs_detail(pci, kfd, snapshot.root), time.monotonic() - start)
     answers = _run_children(timeout)
-    machine = Machine(pci, kfd, answers, settings.sysfs_root)
+    machine = Machine(pci, kfd, answers, snapshot)
     return DoctorReport(
         system=sys.platform,
         gpus=tuple(machine.findings()),
         display_only=tuple(f"{g.vendor} {g.ids} at {g.bus_id}" for g in pci if not g.compute),
+        passed_through=tuple(
+            f"{g.vendor} {g.ids} at {g.bus_id} (bound to {g.driver})" for g in pci if g.driver in PASSED_THROUGH
+        ),
         drivers=tuple(machine.driver_lines()),
         software=tuple(machine.software_lines()),
         cpu=machine.cpu_line(),
@@ -51,7 +57,7 @@ def doctor(timeout: float = PROBE_TIMEOUT) -> DoctorReport:
     )
 
 
-def _sysfs_detail(pci: list[PciGpu], kfd: list[KfdGpu], root: os.PathLike[str]) -> str:
+def _sysfs_detail(pci: list[PciGpu], kfd: list[KfdGpu], root: Path) -> str:
     said = f"{len(pci)} PCI display device(s) in {root}/bus/pci/devices"
     return said + (f", {len(kfd)} ROCm (KFD) GPU node(s)" if kfd else "")
 
@@ -71,22 +77,10 @@ def _child(
     child = run_child(args, env, timeout)
     if child.failure:
         return DoctorProbe(name, False, child.failure, child.seconds), None
-    answer = _json(child.stdout)
-    if answer is None:
+    answer = child.json()
+    if not isinstance(answer, dict):
         return DoctorProbe(name, False, f"answered no JSON: {child.stdout.strip()[:120]!r}", child.seconds), None
     return DoctorProbe(name, True, _summary(name, answer), child.seconds), answer
-
-
-def _json(stdout: str) -> dict[str, Any] | None:
-    """The child's JSON answer: all of stdout, or its last line when a driver printed on stdout before it."""
-    lines = stdout.strip().splitlines()
-    for text in (stdout, lines[-1] if lines else ""):
-        try:
-            answer = json.loads(text)
-        except ValueError:
-            continue
-        return answer if isinstance(answer, dict) else None
-    return None
 
 
 def _summary(name: str, answer: dict[str, Any]) -> str:
@@ -96,7 +90,5 @@ def _summary(name: str, answer: dict[str, Any]) -> str:
         loaded = [m["name"] for m in answer.get("modules", []) if m["backend"] != "cpu" and m["status"] == "loaded"]
         return f"CPU variant {answer.get('cpu_variant')}; GPU modules loaded: {', '.join(loaded) or 'none'}"
     devices = answer.get("devices", [])
-    driver = (
-        f"CUDA {answer['cuda_version'] // 1000}.{answer['cuda_version'] % 1000 // 10}, " if name == "nvidia" else ""
-    )
+    driver = f"CUDA {cuda_text(answer['cuda_version'])}, " if name == "nvidia" else ""
     return f"{driver}{len(devices)} device(s) ({LIBRARIES[name]})"

@@ -47,6 +47,7 @@ class DoctorReport:
     software: tuple[str, ...]  # CPU implementations Vulkan offers (lavapipe): not GPUs
     cpu: str  # what computes when no GPU does
     probes: tuple[DoctorProbe, ...]
+    passed_through: tuple[str, ...] = ()  # GPUs bound to vfio-pci or pci-stub: handed to a virtual machine
 
     @property
     def healthy(self) -> bool:
@@ -60,6 +61,8 @@ class DoctorReport:
             out += _gpu_lines(number, gpu)
         if self.display_only:
             out += [*(f"display only (no compute backend): {d}" for d in self.display_only), ""]
+        if self.passed_through:
+            out += [*(f"passed through to a virtual machine (not this system's): {d}" for d in self.passed_through), ""]
         out += ["drivers:", *(f"  {line}" for line in self.drivers)]
         out += [f"  {line}" for line in self.software]
         out += [f"CPU: {self.cpu}", "", "probes (sysfs read here, the others each in a child process):"]

@@ -9,24 +9,19 @@ guide): CUDA 12.x needs 525.60.13 on Linux, 528.33 on Windows; CUDA 13.x needs 5
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from functools import cached_property
-from pathlib import Path
 
 from .._platform import IS_WINDOWS
-from .amd import rocm_version
-from .nvidia import driver_version
+from .sysfs import Snapshot, leading_version
 
 NVIDIA_LINUX, NVIDIA_WINDOWS, ROCM = "nvidia-linux", "nvidia-windows", "rocm"
-FLOOR_KEYS = (NVIDIA_LINUX, NVIDIA_WINDOWS, ROCM)
 NVIDIA_HERE = NVIDIA_WINDOWS if IS_WINDOWS else NVIDIA_LINUX
 
 
 def version_key(text: str) -> tuple[int, ...] | None:
     """ "525.60.13" -> (525, 60, 13); None when the text does not start with a version."""
-    match = re.match(r"\d+(?:\.\d+)*", text.strip())
-    return tuple(int(part) for part in match[0].split(".")) if match else None
+    version = leading_version(text)
+    return tuple(int(part) for part in version.split(".")) if version else None
 
 
 def older(installed: str, floor: str) -> bool:
@@ -38,25 +33,10 @@ def older(installed: str, floor: str) -> bool:
     return have + (0,) * (width - len(have)) < need + (0,) * (width - len(need))
 
 
-class InstalledDrivers:
-    """The drivers installed here, each read once and only when a plugin's floor asks for it."""
-
-    def __init__(self, sysfs_root: Path, rocm_file: Path | None = None) -> None:
-        self._sysfs_root = sysfs_root
-        self._rocm_file = rocm_file
-
-    @cached_property
-    def nvidia(self) -> str | None:
-        return driver_version(self._sysfs_root)
-
-    @cached_property
-    def rocm(self) -> str | None:
-        return rocm_version() if self._rocm_file is None else rocm_version(self._rocm_file)
-
-
-def floor_refusal(backend: str, floors: Mapping[str, str], cuda_major: int | None, drivers: InstalledDrivers) -> str:
+def floor_refusal(backend: str, floors: Mapping[str, str], cuda_major: int | None, drivers: Snapshot) -> str:
     """Why a module cannot run under the installed driver, naming both versions ("" when it can, or when
-    either version is unknown: then the dynamic loader and the CUDA version check have their say)."""
+    either version is unknown: then the dynamic loader and the CUDA version check have their say). The
+    snapshot reads each driver's version once, when a floor first asks for it."""
     if backend == "cuda" and (floor := floors.get(NVIDIA_HERE)) and drivers.nvidia and older(drivers.nvidia, floor):
         toolkit = f"CUDA {cuda_major}" if cuda_major else "the CUDA it was built with"
         return (

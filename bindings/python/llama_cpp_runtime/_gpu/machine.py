@@ -4,29 +4,24 @@ and Metal by PCI address (else by PCI ids), then what serves each one now and wh
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from .._platform import IS_WINDOWS
-from .._report import Device, ModuleReport, Report, backend_of
-from .advice import VULKAN, Advice, NvidiaFacts, advise, advise_amd, advise_nvidia_gpus, vulkan_driver_hint
-from .amd import KfdGpu, rocm_version
-from .catalogue import WHEELS
+from .._report import Report, backend_of
+from . import KINDS
+from .advice import VULKAN, Advice, NvidiaFacts, advise, advise_amd, advise_nvidia_gpus
+from .amd import KfdGpu
+from .catalogue import WHEELS, backend_of_extra
 from .findings import DoctorProbe, GpuFinding
 from .floors import NVIDIA_HERE, ROCM, older
 from .metal import MetalDevice
-from .nvidia import CudaDevice, CudaDriver, driver_version
+from .nvidia import CudaDevice, CudaDriver
 from .pci import VENDORS, PciGpu
-from .probes import KINDS, nvidia_from, vulkan_from
+from .probes import nvidia_from, vulkan_from
 from .serving import Service, service, with_plugins
-from .sysfs import AMD, NVIDIA
+from .sysfs import AMD, NVIDIA, Snapshot
 from .vulkan import VulkanDevice
 
 APPLE = 0x106B
-_NOT_OFFERED = (
-    "the Vulkan plugin is installed and Vulkan sees this GPU, yet ggml-vulkan does not offer it: "
-    "does GGML_VK_VISIBLE_DEVICES leave it out?"
-)
 
 
 @dataclass
@@ -54,7 +49,7 @@ class Machine:
         pci: list[PciGpu],
         kfd: list[KfdGpu],
         answers: dict[str, tuple[DoctorProbe, dict[str, Any] | None]],
-        sysfs_root: Path,
+        machine: Snapshot,
     ) -> None:
         self.answers = {name: answer for name, (_, answer) in answers.items()}
         self.failed = {name: probe.detail for name, (probe, _) in answers.items() if not probe.ok}
@@ -62,15 +57,16 @@ class Machine:
         nvidia, vulkan, load = (self.answers.get(name) for name in ("nvidia", "vulkan", "load"))
         self.driver = nvidia_from(nvidia) if nvidia else None
         self.vulkan = vulkan_from(vulkan) if vulkan else None
-        self.report = _report_from(load) if load else None
-        self.rocm = rocm_version()
-        # Linux: a sysfs file, read here too, so that a crashed driver probe still leaves the version known
+        self.report = Report.from_json(load) if load else None
+        self.rocm, self.rocm_file = machine.rocm, machine.rocm_file
+        # the probe's word; when it crashed, the kernel module's sysfs file (Linux: read, nothing loaded)
         child_said = (nvidia or {}).get("driver_version")
-        self.nvidia_version: str | None = child_said if IS_WINDOWS else driver_version(sysfs_root)
+        self.nvidia_version: str | None = child_said if nvidia else machine.nvidia
         self._add_cuda()
         self._add_kfd(kfd)
         self._add_vulkan()
         self._add_metal()
+        self._nvidia_plan = self._plan_nvidia()
 
     def _find(self, bus_id: str, vendor_id: int = 0, device_id: int = 0) -> _Seen | None:
         by_address = next((s for s in self.seen if bus_id and s.bus_id == bus_id), None)
@@ -129,8 +125,8 @@ class Machine:
         now = self._service(seen)
         advice = self._advice(seen)
         # served already: another wheel is advised only for a better backend than the serving one (CUDA, not Vulkan)
-        advised = _backend_of_extra(advice.extra)
-        enough = bool(now.device) and advised in {_backend_of_device(now.device, self.report), "vulkan", ""}
+        advised = backend_of_extra(advice.extra)
+        enough = bool(now.device) and advised in {now.backend, "vulkan", ""}
         return GpuFinding(
             name=next((n for n in seen.names if n), f"{vendor} GPU"),
             vendor=vendor,
@@ -153,7 +149,11 @@ class Machine:
             return Service("", f"unknown: loading the libraries in a child process failed: {why}")
         if seen.metal is not None:
             metal = next((d for d in self.report.devices if backend_of(d.backend) == "metal"), None)
-            return Service(metal.name, "ggml-metal") if metal else Service("", "ggml-metal serves no device")
+            return (
+                Service(metal.name, "ggml-metal", backend="metal")
+                if metal
+                else Service("", "ggml-metal serves no device")
+            )
         return service(seen.bus_id, seen.vendor_id, self.report)
 
     @staticmethod
@@ -167,28 +167,17 @@ class Machine:
         if seen.metal is not None:
             return Advice("", why="Metal is part of the core wheel")
         if seen.vendor_id == NVIDIA:
-            advice = self._nvidia_plan().get(id(seen)) or advise(NVIDIA, self._nvidia_facts(seen))
+            advice = self._nvidia_plan.get(id(seen)) or advise(NVIDIA, self._nvidia_facts(seen))
         elif seen.vendor_id == AMD:
             advice = advise_amd(seen.gfx, self.rocm)
         else:
             advice = VULKAN
-        if self.report is not None:
-            advice = self._knowing_the_plugins(seen, advice, self.report)
-        if advice.extra == "vulkan" and isinstance(self.vulkan, list) and seen.vulkan is None:
-            first = advice.first or vulkan_driver_hint(seen.vendor_id)
-            return Advice(advice.extra, first=first, why=advice.why, later=advice.later)
-        return advice
+        # whether the Vulkan loader lists the GPU: None when it was not asked (or failed)
+        seen_by_vulkan = (seen.vulkan is not None) if isinstance(self.vulkan, list) else None
+        report = self.report or Report("", (), None, None, ())
+        return with_plugins(advice, seen.vendor_id, report, seen_by_vulkan)
 
-    @staticmethod
-    def _knowing_the_plugins(seen: _Seen, advice: Advice, report: Report) -> Advice:
-        """The advice once the installed plugins are known: an installed Vulkan plugin needs the GPU's Vulkan
-        driver when the loader does not see the GPU, and says what is odd when it does."""
-        vulkan_loaded = any(m.backend == "vulkan" and m.status == "loaded" for m in report.modules)
-        if seen.vulkan is None or advice.extra != "vulkan" or not vulkan_loaded:
-            return with_plugins(advice, seen.vendor_id, report)
-        return Advice("", why=_NOT_OFFERED)
-
-    def _nvidia_plan(self) -> dict[int, Advice]:
+    def _plan_nvidia(self) -> dict[int, Advice]:
         """The advice for every NVIDIA GPU whose compute capability the driver gave, made together: one CUDA
         module serves them all or some of them."""
         known = [s for s in self.seen if s.vendor_id == NVIDIA and s.cuda is not None]
@@ -226,7 +215,7 @@ class Machine:
         if "nvidia" in KINDS:
             lines.append(self._nvidia_line())
         if any(s.vendor_id == AMD for s in self.seen) or self.rocm:
-            lines.append(_floor_line("ROCm", self.rocm or "not installed (/opt/rocm/.info/version)", ROCM, self.rocm))
+            lines.append(_floor_line("ROCm", self.rocm or f"not installed ({self.rocm_file})", ROCM, self.rocm))
         if "vulkan" in KINDS:
             lines.append(self._vulkan_line())
         return lines
@@ -268,7 +257,7 @@ def _floor_line(label: str, have: str, key: str, version: str | None) -> str:
     """A driver's version beside every floor a plugin wheel sets for it: "CUDA 12 wheels need ≥ 525.60.13: ok"."""
     floors: dict[str, str] = {}
     for wheel in WHEELS:
-        floor = dict(wheel.floors).get(key)
+        floor = wheel.floor.get(key)
         if floor:
             floors.setdefault(floor, wheel.family or wheel.extra)
     said = []
@@ -276,27 +265,3 @@ def _floor_line(label: str, have: str, key: str, version: str | None) -> str:
         verdict = "" if version is None else (": too old" if older(version, floor) else ": ok")
         said.append(f"[{who}] needs ≥ {floor}{verdict}")
     return f"{label}: {have}" + (f" — {'; '.join(said)}" if said else "")
-
-
-def _backend_of_device(device: str, report: Report | None) -> str:
-    found = next((d for d in report.devices if d.name == device), None) if report else None
-    return backend_of(found.backend) if found else ""
-
-
-def _backend_of_extra(extra: str) -> str:
-    return "cuda" if extra.startswith("cuda") else {"rocm": "hip", "vulkan": "vulkan"}.get(extra, "")
-
-
-def _report_from(document: dict[str, Any]) -> Report:
-    """`info --json` read back into the report load() made in the child (what serving.service asks)."""
-    devices = tuple(
-        Device(**{k: v for k, v in d.items() if k not in {"preferred", "_handle"}}) for d in document["devices"]
-    )
-    return Report(
-        library_dir=document["library_dir"],
-        modules=tuple(ModuleReport(**m) for m in document["modules"]),
-        cpu_variant=document["cpu_variant"],
-        cpu_variant_score=document["cpu_variant_score"],
-        devices=devices,
-        no_cpu_backend=document.get("no_cpu_backend", ""),
-    )

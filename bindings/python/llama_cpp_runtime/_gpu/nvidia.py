@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .._platform import IS_WINDOWS
+from .sysfs import Snapshot
 
 DRIVER_LIBRARY = "nvcuda.dll" if IS_WINDOWS else "libcuda.so.1"
 NVML_LIBRARY = "nvml.dll"  # in System32 since driver 4xx; Linux reads the kernel module's version instead
@@ -32,7 +33,7 @@ class CudaDevice:
 
     @property
     def sm(self) -> str:
-        return f"sm_{self.capability[0]}{self.capability[1]}"
+        return sm(self.capability)
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,17 @@ class CudaDriver:
 
     @property
     def cuda(self) -> str:
-        return f"{self.version // 1000}.{self.version % 1000 // 10}"
+        return cuda_text(self.version)
+
+
+def sm(capability: tuple[int, int]) -> str:
+    """A compute capability as nvcc names its code: (8, 6) -> "sm_86"."""
+    return f"sm_{capability[0]}{capability[1]}"
+
+
+def cuda_text(version: int | None) -> str:
+    """cuDriverGetVersion's number as CUDA's version: 12040 -> "12.4"; "?" when unknown."""
+    return "?" if version is None else f"{version // 1000}.{version % 1000 // 10}"
 
 
 def probe_driver() -> CudaDriver | str:
@@ -89,13 +100,7 @@ def _name(library: ctypes.CDLL, handle: ctypes.c_int) -> str:
 def driver_version(sysfs_root: Path) -> str | None:
     """The NVIDIA driver's own version ("550.54.14"), or None when nothing says it (no driver; WSL, whose
     driver is Windows's). Linux: the kernel module's sysfs entry, read without loading anything."""
-    if IS_WINDOWS:
-        return _nvml_driver_version()
-    try:
-        text = (sysfs_root / "module" / "nvidia" / "version").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return None
-    return text.strip() or None
+    return _nvml_driver_version() if IS_WINDOWS else Snapshot(sysfs_root).nvidia
 
 
 def _nvml_driver_version() -> str | None:
@@ -136,3 +141,22 @@ def fit(architectures: Sequence[str], capability: tuple[int, int]) -> int:
 
 
 HOW = {3: "cubin", 2: "compatible cubin", 1: "PTX, compiled by the driver"}  # what fit()'s numbers mean
+
+
+def choose_module(
+    modules: Sequence[tuple[Sequence[str], int | None]], capabilities: Sequence[tuple[int, int]]
+) -> int | None:
+    """Which of several CUDA modules, each (architectures, CUDA major), serves GPUs of these capabilities:
+    the one whose code runs on the most of them, then the newer CUDA major, then the better code (a cubin
+    before PTX); the first of equals. None when none runs on any (a module that recorded no architectures
+    runs anywhere, for all anyone knows). The loader's choice (cuda_choice) and the doctor's advice both ask
+    this, each having left out the modules the driver does not run."""
+    best: tuple[tuple[int, int, int], int] | None = None
+    for index, (architectures, cuda_major) in enumerate(modules):
+        fits = [fit(architectures, capability) for capability in capabilities] if architectures else []
+        if capabilities and architectures and not any(fits):
+            continue
+        rank = (sum(1 for f in fits if f), cuda_major or 0, sum(fits))
+        if best is None or rank > best[0]:
+            best = (rank, index)
+    return None if best is None else best[1]

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .sysfs import AMD, COMPUTE_VENDORS, INTEL, NVIDIA, PASSED_THROUGH, raw_display_devices
+from .sysfs import AMD, COMPUTE_VENDORS, INTEL, NVIDIA, RawDevice, pci_address, raw_display_devices, usable
 
 VENDORS = {
     NVIDIA: "NVIDIA",
@@ -62,7 +62,7 @@ class PciGpu:
     @property
     def usable(self) -> bool:
         """Whether this system could compute on it: a GPU vendor's, and not handed to a virtual machine."""
-        return self.compute and self.driver not in PASSED_THROUGH
+        return usable(self.vendor_id, self.driver)
 
 
 def bus_id(text: str) -> str:
@@ -72,14 +72,15 @@ def bus_id(text: str) -> str:
     if not match:
         return ""
     domain, bus, device, function = (int(part or "0", 16) for part in match.groups())
-    return f"{domain:04x}:{bus:02x}:{device:02x}.{function:x}"
+    return pci_address(domain, bus, device, function)
 
 
-def display_devices(sysfs_root: Path) -> list[PciGpu]:
-    """Every display device under sysfs_root/bus/pci/devices, discrete before integrated, then by address;
-    [] where there is no such folder (macOS, Windows, a container without /sys)."""
+def display_devices(sysfs_root: Path, raw: list[RawDevice] | None = None) -> list[PciGpu]:
+    """Every display device under sysfs_root/bus/pci/devices (or of the raw tuples a Snapshot read there),
+    discrete before integrated, then by address; [] where there is no such folder (macOS, Windows, a
+    container without /sys)."""
     found = []
-    for name, vendor, device, driver in raw_display_devices(str(sysfs_root)):
+    for name, vendor, device, driver in raw_display_devices(str(sysfs_root)) if raw is None else raw:
         address = bus_id(name)
         if address:
             integrated, rule = _integration(address, vendor)

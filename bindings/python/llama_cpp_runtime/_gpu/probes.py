@@ -8,12 +8,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .._platform import IS_MACOS
+from . import KINDS
 from .metal import probe_metal
 from .nvidia import DRIVER_LIBRARY, CudaDevice, CudaDriver, driver_version, probe_driver
 from .vulkan import LOADER, VulkanDevice, probe_vulkan
 
-KINDS = ("metal",) if IS_MACOS else ("nvidia", "vulkan")
+__all__ = ["KINDS", "LIBRARIES", "nvidia_from", "run_probe", "vulkan_from"]
 
 
 def run_probe(kind: str, sysfs_root: Path) -> dict[str, Any]:

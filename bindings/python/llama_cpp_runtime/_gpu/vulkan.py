@@ -10,6 +10,7 @@ import ctypes
 from dataclasses import dataclass
 
 from .._platform import IS_MACOS, IS_WINDOWS
+from .sysfs import pci_address
 
 LOADER = "vulkan-1.dll" if IS_WINDOWS else "libvulkan.1.dylib" if IS_MACOS else "libvulkan.so.1"
 TYPES = {0: "other", 1: "integrated", 2: "discrete", 3: "virtual", 4: "cpu"}  # VkPhysicalDeviceType
@@ -141,7 +142,7 @@ def _bus_id(loader: ctypes.CDLL, handle: ctypes.c_void_p) -> str:
     pci = _PciBusInfo(_PCI_BUS_INFO, None, 0, 0, 0, 0)
     properties = _Properties2(_PROPERTIES_2, ctypes.cast(ctypes.pointer(pci), ctypes.c_void_p))
     loader.vkGetPhysicalDeviceProperties2(handle, ctypes.byref(properties))
-    return f"{pci.pciDomain:04x}:{pci.pciBus:02x}:{pci.pciDevice:02x}.{pci.pciFunction:x}"
+    return pci_address(pci.pciDomain, pci.pciBus, pci.pciDevice, pci.pciFunction)
 
 
 def _has_extension(loader: ctypes.CDLL, handle: ctypes.c_void_p, name: bytes) -> bool:

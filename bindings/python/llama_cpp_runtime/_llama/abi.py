@@ -14,9 +14,8 @@ from __future__ import annotations
 import ctypes
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .._errors import AbiMismatch
 
@@ -35,8 +34,7 @@ _C_TYPES: dict[str, Any] = {
 }
 
 
-@dataclass(frozen=True)
-class UsedField:
+class UsedField(NamedTuple):  # a NamedTuple: read at import, where a dataclass costs its class creation
     name: str
     c_type: str  # as llama.h spells it
     purpose: str
@@ -55,11 +53,7 @@ def _read_declarations() -> dict[str, tuple[UsedField, ...]]:
 
 
 USED = _read_declarations()  # struct -> the fields the binding reads or writes
-CLASS_NAMES = {
-    "llama_model_params": "LlamaModelParams",
-    "llama_context_params": "LlamaContextParams",
-    "llama_batch": "LlamaBatch",
-}
+CLASS_NAMES = {struct: "".join(part.capitalize() for part in struct.split("_")) for struct in USED}  # LlamaBatch
 
 
 def lay_out(record: Mapping[str, Any] | None, source: str) -> dict[str, type[ctypes.Structure]]:

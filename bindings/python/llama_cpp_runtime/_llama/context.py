@@ -15,14 +15,13 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from .._errors import ContextError, DecodeError
-from .._ggml.interrupts import interrupts_held
+from .._ggml.interrupts import HeldInterrupt, interrupts_held, kept
 from .._ggml.threadpool import CpuThreadpool, new_cpu_threadpool
 from .._handle import Handle
 from .._platform import UINT32_MAX, check_int, thread_count
 from . import api as C
 
 if TYPE_CHECKING:
-    from .._ggml.log import LogBridge
     from .model import Model
 
 _DECODE_RESULTS = {
@@ -36,16 +35,7 @@ class Context(Handle):
     """Create with `model.context(...)`; use as a context manager or call close()."""
 
     def __init__(
-        self,
-        model: Model,
-        llama: ctypes.CDLL,
-        ggml: ctypes.CDLL,
-        bridge: LogBridge,
-        *,
-        n_ctx: int,
-        n_threads: int | None,
-        n_batch: int | None,
-        embeddings: bool,
+        self, model: Model, *, n_ctx: int, n_threads: int | None, n_batch: int | None, embeddings: bool
     ) -> None:
         # The C fields are uint32_t (n_ctx, n_batch) and int32_t (n_threads): ctypes would wrap a larger value.
         check_int("n_ctx", n_ctx, 0, UINT32_MAX, ContextError)
@@ -53,7 +43,7 @@ class Context(Handle):
             check_int("n_batch", n_batch, 1, UINT32_MAX, ContextError)
         threads = thread_count(n_threads, ContextError)
         super().__init__(threading.RLock())
-        self._llama = llama
+        self._llama = llama = model._llama  # the model's libraries and log bridge
         self.model = model  # a context keeps its model alive
         self.embeddings = embeddings
         params = llama.llama_context_default_params()
@@ -70,29 +60,34 @@ class Context(Handle):
         else:
             params.n_ubatch = min(params.n_ubatch, params.n_batch)
         model_handle = model._acquire()
+        handle: int | None = None
+        threadpool: CpuThreadpool | None = None
         try:
-            with interrupts_held() as interrupt, bridge.capture() as lines:
-                handle = llama.llama_init_from_model(model_handle, params)
-                if handle and interrupt.pending:  # made before Ctrl-C could be raised: not kept
-                    llama.llama_free(handle)
+            with interrupts_held() as interrupt, model._bridge.capture() as lines:
+                made = llama.llama_init_from_model(model_handle, params)
+                handle = kept(made, interrupt, llama.llama_free)  # made before Ctrl-C could be raised
             if not handle:
                 reason = "; ".join(line.strip() for line in lines if "error" in line.lower() or "fail" in line.lower())
                 raise ContextError(
                     f"could not create a context (n_ctx={n_ctx}): {reason or 'llama.cpp gave no reason'}"
                 )
-        except BaseException:
+            threadpool = new_cpu_threadpool(model._ggml, threads)
+            if threadpool is not None:
+                llama.llama_attach_threadpool(handle, threadpool.handle, None)
+            self._threadpool = threadpool
+            self._memory = llama.llama_get_memory(handle)
+            self._sampler = llama.llama_sampler_init_greedy()
+            self.n_ctx = int(llama.llama_n_ctx(handle))
+            self.n_batch = int(llama.llama_n_batch(handle))
+            self.n_threads = int(llama.llama_n_threads(handle))
+        except BaseException:  # nothing is the finaliser's yet: what was made is freed here
+            if handle:
+                llama.llama_free(handle)
+            if threadpool is not None:
+                threadpool.free()
             model._release()
             raise
-        self._threadpool: CpuThreadpool | None = None
-        self._handle = handle
-        self._threadpool = new_cpu_threadpool(ggml, threads)
-        if self._threadpool is not None:
-            llama.llama_attach_threadpool(handle, self._threadpool.handle, None)
-        self._memory = llama.llama_get_memory(handle)
-        self._sampler = llama.llama_sampler_init_greedy()
-        self.n_ctx = int(llama.llama_n_ctx(handle))
-        self.n_batch = int(llama.llama_n_batch(handle))
-        self.n_threads = int(llama.llama_n_threads(handle))
+        self._handle = handle  # last: from here on, _free() (close() or the finaliser) has all it frees
 
     # ---- lifetime ---------------------------------------------------------------------------------
 
@@ -104,22 +99,17 @@ class Context(Handle):
             self._threadpool.free()
         self.model._release()
 
-    def _describe(self) -> str:
-        return "context"
-
     # ---- the KV memory ----------------------------------------------------------------------------
 
     @property
     def n_past(self) -> int:
         """How many positions of sequence 0 the memory holds."""
-        with self._held():
-            self._live()
+        with self._using():
             return int(self._llama.llama_memory_seq_pos_max(self._memory, 0)) + 1
 
     def reset(self) -> None:
         """Clear the KV memory: the next decode starts a new text."""
-        with self._held():
-            self._live()
+        with self._using():
             self._llama.llama_memory_clear(self._memory, True)
 
     # ---- decoding ---------------------------------------------------------------------------------
@@ -127,28 +117,52 @@ class Context(Handle):
     def decode(self, ids: Sequence[int]) -> array[float]:
         """Run the ids after what the memory holds; the logits of the last position (n_vocab floats)."""
         with self._held():
-            self._evaluate(ids)
+            handle, tokens = self._checked(ids)
+            with interrupts_held() as interrupt:
+                self._run(handle, tokens, interrupt)
             return self._last_logits()
 
-    def _evaluate(self, ids: Sequence[int]) -> None:
+    def _checked(self, ids: Sequence[int]) -> tuple[int, list[int]]:
+        """What every public call checks once, before it decodes: the handle, the model's file (a weight
+        read from a file changed under the model faults or lies), the ids, and room for them."""
         handle = self._live()
-        self.model.check_file()  # a weight read from a file changed under the model faults or lies
+        self.model.check_file()
         tokens = self.model.tokenizer.check_ids(ids)
         if not tokens:
             raise DecodeError("nothing to decode: the list of ids is empty")
-        room = self.n_ctx - self.n_past
-        if len(tokens) > room:
+        self._check_room(len(tokens))
+        return handle, tokens
+
+    def _check_room(self, n_tokens: int) -> None:
+        room = self.n_ctx - 1 - int(self._llama.llama_memory_seq_pos_max(self._memory, 0))
+        if n_tokens > room:
             raise DecodeError(
-                f"{len(tokens)} tokens do not fit: the context holds {self.n_ctx} and "
+                f"{n_tokens} tokens do not fit: the context holds {self.n_ctx} and "
                 f"{self.n_ctx - room} are used (reset() it or use a larger n_ctx)"
             )
+
+    def _run(self, handle: int, tokens: Sequence[int], interrupt: HeldInterrupt) -> None:
+        """Decode checked tokens in n_batch chunks, under the caller's interrupts_held(): Ctrl-C is raised
+        after a chunk (when the caller's hold ends), not lost in a callback during it; no chunk starts
+        once it came."""
         for start in range(0, len(tokens), self.n_batch):
+            if interrupt.pending:
+                return
             chunk = tokens[start : start + self.n_batch]
             buffer = (ctypes.c_int32 * len(chunk))(*chunk)
-            with interrupts_held():  # Ctrl-C is raised after the chunk, not lost in a callback during it
-                status = self._llama.llama_decode(handle, self._llama.llama_batch_get_one(buffer, len(chunk)))
+            status = self._llama.llama_decode(handle, self._llama.llama_batch_get_one(buffer, len(chunk)))
             if status != 0:
                 raise DecodeError(f"llama_decode returned {status}: {_DECODE_RESULTS.get(status, 'backend error')}")
+
+    def _sample(self, handle: int) -> int | None:
+        """The greedy next id after what was decoded; None at an end-of-generation token."""
+        token = int(self._llama.llama_sampler_sample(self._sampler, handle, -1))
+        return None if self.model.tokenizer.is_end_of_generation(token) else token
+
+    def _decode_one(self, handle: int, token: int, interrupt: HeldInterrupt) -> None:
+        """A generated id, so that the one after it can be sampled (it came from the vocabulary)."""
+        self._check_room(1)
+        self._run(handle, (token,), interrupt)
 
     def _last_logits(self) -> array[float]:
         pointer = self._llama.llama_get_logits_ith(self._live(), -1)
@@ -163,23 +177,41 @@ class Context(Handle):
         """Greedy continuation of `ids`: at most max_tokens new ids, ending before an end-of-generation
         token. Deterministic for a given model, device and thread count. reset=False continues after what
         the memory already holds."""
-        return list(self.stream(ids, max_tokens, reset=reset))
-
-    def stream(self, ids: Sequence[int], max_tokens: int = 16, *, reset: bool = True) -> Iterator[int]:
-        """generate(), one id at a time as each is decoded (for printing text as it comes)."""
-        if max_tokens < 0:
-            raise ValueError(f"max_tokens={max_tokens}: expected 0 or more")
+        _check_max_tokens(max_tokens)
+        generated: list[int] = []
         with self._held():
             if reset:
                 self.reset()
-            self._evaluate(ids)
+            handle, tokens = self._checked(ids)
+            with interrupts_held() as interrupt:  # once for the whole generation: Ctrl-C ends it between tokens
+                self._run(handle, tokens, interrupt)
+                while len(generated) < max_tokens and not interrupt.pending:
+                    token = self._sample(handle)
+                    if token is None:
+                        break
+                    generated.append(token)
+                    if len(generated) < max_tokens:
+                        self._decode_one(handle, token, interrupt)
+        return generated
+
+    def stream(self, ids: Sequence[int], max_tokens: int = 16, *, reset: bool = True) -> Iterator[int]:
+        """generate(), one id at a time as each is decoded (for printing text as it comes)."""
+        _check_max_tokens(max_tokens)
+        with self._held():
+            if reset:
+                self.reset()
+            handle, tokens = self._checked(ids)
+            with interrupts_held() as interrupt:
+                self._run(handle, tokens, interrupt)
             for produced in range(max_tokens):
-                token = int(self._llama.llama_sampler_sample(self._sampler, self._live(), -1))
-                if self.model.tokenizer.is_end_of_generation(token):
+                token = self._sample(self._live())
+                if token is None:
                     return
                 yield token
                 if produced + 1 < max_tokens:
-                    self._evaluate([token])
+                    # Held anew for each token: the caller's code runs between them, and Ctrl-C there is raised there.
+                    with interrupts_held() as interrupt:
+                        self._decode_one(self._live(), token, interrupt)
 
     # ---- embeddings -------------------------------------------------------------------------------
 
@@ -192,7 +224,9 @@ class Context(Handle):
                 raise ContextError("embed() needs a context created with embeddings=True")
             ids = self.model.tokenize(text) if isinstance(text, str) else list(text)
             self.reset()
-            self._evaluate(ids)
+            _, tokens = self._checked(ids)
+            with interrupts_held() as interrupt:
+                self._run(handle, tokens, interrupt)
             pointer = self._llama.llama_get_embeddings_seq(handle, 0)
             if not pointer:
                 raise DecodeError("llama.cpp returned no pooled embedding")
@@ -202,3 +236,8 @@ class Context(Handle):
             length = math.sqrt(sum(v * v for v in vector)) or 1.0
             vector = [v / length for v in vector]
         return vector
+
+
+def _check_max_tokens(max_tokens: int) -> None:
+    if max_tokens < 0:
+        raise ValueError(f"max_tokens={max_tokens}: expected 0 or more")

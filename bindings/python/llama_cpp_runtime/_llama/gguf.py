@@ -9,6 +9,7 @@ all" without loading a library. Tensor data is never read.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 from collections.abc import Iterator
@@ -60,7 +61,24 @@ _BLOCKS = {
     35: (256, 66),
     39: (32, 17),
 }
-Value = int | float | bool | str | list["Value"]
+FileState = tuple[int, int, int, int]  # st_dev, st_ino, st_size, st_mtime_ns: which file, and its state
+KEPT_ARRAY_ITEMS = 4096  # a numeric array up to this long is kept in the metadata (per-layer hyperparameters)
+TOKENS_KEY = "tokenizer.ggml.tokens"
+_U64 = struct.Struct("<Q")
+_READ_AHEAD = 1 << 20  # bytes read at a time: most headers fit in one read; a big vocabulary takes a few
+
+
+@dataclass(frozen=True)
+class GGUFArray:
+    """An array of the metadata that the header does not keep (a vocabulary is 100k+ strings, tens of MB
+    as Python objects): its item type, its length, and where its items start; `header.array(key)` reads it."""
+
+    item_type: int
+    count: int
+    offset: int
+
+
+Value = int | float | bool | str | list[int | float | bool] | GGUFArray
 
 
 @dataclass(frozen=True)
@@ -83,12 +101,16 @@ class TensorInfo:
 
 @dataclass(frozen=True)
 class GGUFHeader:
+    """What is before the tensor data. The metadata holds every scalar and string, and numeric arrays of
+    up to KEPT_ARRAY_ITEMS items; a longer array or an array of strings is a GGUFArray (read it with array())."""
+
     path: Path
     version: int
     metadata: dict[str, Value] = field(repr=False)
     tensors: tuple[TensorInfo, ...] = field(repr=False)
     data_offset: int
     file_size: int
+    file_state: FileState = field(repr=False)  # of the file read (its fstat): a model's baseline
 
     @property
     def architecture(self) -> str | None:
@@ -96,22 +118,52 @@ class GGUFHeader:
         value = self.metadata.get("general.architecture")
         return value if isinstance(value, str) else None
 
+    def array(self, key: str) -> list[int | float | bool | str]:
+        """The items of an array of the metadata, read from the file now (KeyError when there is no such key)."""
+        value = self.metadata[key]
+        if isinstance(value, list):
+            return list(value)
+        if not isinstance(value, GGUFArray):
+            raise InvalidModel(f"{self.path}: {key} is not an array")
+        with _opened(self.path) as (stream, status):
+            if _file_state(status) != self.file_state:
+                raise InvalidModel(f"{self.path}: changed on disk since its header was read")
+            reader = _Reader(stream, self.path, status.st_size, value.offset)
+            return reader.items(value.item_type, value.count, key)
+
 
 class _Reader:
-    def __init__(self, stream: BinaryIO, path: Path, size: int) -> None:
-        self.stream, self.path, self.size = stream, path, size
+    """The header's bytes, read ahead in large pieces and taken apart with struct.unpack_from at an offset:
+    every length is checked against the file's size before it is believed."""
 
-    def take(self, n: int, what: str) -> bytes:
-        at = self.stream.tell()
+    def __init__(self, stream: BinaryIO, path: Path, size: int, at: int = 0) -> None:
+        self.stream, self.path, self.size = stream, path, size
+        self.base = at  # the file offset of buffer[0]
+        stream.seek(at)
+        self.buffer = stream.read(min(_READ_AHEAD, size - at))
+        self.at = at  # the file offset of the next byte to take
+
+    def need(self, n: int, what: str) -> int:
+        """The buffer index of the next n bytes (read from the file when the buffer has not got them)."""
+        at = self.at
         if n < 0 or at + n > self.size:
             raise InvalidModel(
                 f"{self.path}: truncated or corrupt: {what} at byte {at} needs {n} bytes, the file has {self.size}"
             )
-        return self.stream.read(n)
+        index = at - self.base
+        if index + n > len(self.buffer):
+            self.stream.seek(at)
+            self.buffer = self.stream.read(min(max(n, _READ_AHEAD, 2 * len(self.buffer)), self.size - at))
+            self.base, index = at, 0
+            if len(self.buffer) < n:  # cut short while it was read
+                raise InvalidModel(f"{self.path}: truncated while it was read: {what} at byte {at}")
+        self.at = at + n
+        return index
 
     def scalar(self, code: int, what: str) -> int | float | bool:
         fmt = _SCALARS[code]
-        value: int | float | bool = struct.unpack(fmt, self.take(struct.calcsize(fmt), what))[0]
+        index = self.need(struct.calcsize(fmt), what)  # first: it may read on into a new buffer
+        value: int | float | bool = struct.unpack_from(fmt, self.buffer, index)[0]
         return value
 
     def u32(self, what: str) -> int:
@@ -121,9 +173,10 @@ class _Reader:
         return int(self.scalar(10, what))
 
     def string(self, what: str) -> str:
-        raw = self.take(self.u64(f"length of {what}"), what)
+        n = self.u64(f"length of {what}")
+        index = self.need(n, what)
         try:
-            return raw.decode("utf-8")
+            return self.buffer[index : index + n].decode("utf-8")
         except UnicodeDecodeError:
             raise InvalidModel(f"{self.path}: {what} is not UTF-8") from None
 
@@ -132,23 +185,99 @@ class _Reader:
             return self.scalar(code, what)
         if code == TYPE_STRING:
             return self.string(what)
-        if code == TYPE_ARRAY:
-            item = self.u32(f"item type of {what}")
-            count = self.u64(f"length of {what}")
-            if item == TYPE_ARRAY:
-                raise InvalidModel(f"{self.path}: {what} is an array of arrays, which GGUF does not allow")
-            minimum = 8 if item == TYPE_STRING else struct.calcsize(_SCALARS.get(item, "<B"))
-            if count * minimum > self.size - self.stream.tell():
-                raise InvalidModel(
-                    f"{self.path}: truncated or corrupt: {what} claims {count} items, "
-                    f"more than the rest of the file holds"
-                )
-            if item in _SCALARS:  # one read for the whole array: token types and scores are long
-                fmt = _SCALARS[item]
-                raw = self.take(count * struct.calcsize(fmt), what)
-                return list(struct.unpack(f"<{count}{fmt[1]}", raw))
-            return [self.value(item, what) for _ in range(count)]
-        raise InvalidModel(f"{self.path}: {what} has unknown value type {code}")
+        if code != TYPE_ARRAY:
+            raise InvalidModel(f"{self.path}: {what} has unknown value type {code}")
+        item = self.u32(f"item type of {what}")
+        count = self.u64(f"length of {what}")
+        if item == TYPE_ARRAY:
+            raise InvalidModel(f"{self.path}: {what} is an array of arrays, which GGUF does not allow")
+        if item != TYPE_STRING and item not in _SCALARS:
+            raise InvalidModel(f"{self.path}: {what} has unknown value type {item}")
+        minimum = 8 if item == TYPE_STRING else struct.calcsize(_SCALARS[item])
+        if count * minimum > self.size - self.at:
+            raise InvalidModel(
+                f"{self.path}: truncated or corrupt: {what} claims {count} items, more than the rest of the file holds"
+            )
+        start = self.at
+        if item in _SCALARS and count <= KEPT_ARRAY_ITEMS:
+            return self.numbers(item, count, what)
+        if item in _SCALARS:
+            self.need(count * minimum, what)
+        elif what == TOKENS_KEY:  # read to check it: llama.cpp aborts on a text that is there twice
+            _check_unique(self.path, self.items(item, count, what))
+        else:
+            self.skip_strings(count, what)
+        return GGUFArray(item, count, start)
+
+    def items(self, item: int, count: int, what: str) -> list[int | float | bool | str]:
+        if item in _SCALARS:
+            return list(self.numbers(item, count, what))
+        return list(self.strings(count, what, keep=True))
+
+    def numbers(self, item: int, count: int, what: str) -> list[int | float | bool]:
+        fmt = _SCALARS[item]  # one unpack for the whole array
+        index = self.need(count * struct.calcsize(fmt), what)
+        return list(struct.unpack_from(f"<{count}{fmt[1]}", self.buffer, index))
+
+    def skip_strings(self, count: int, what: str) -> None:
+        """Past an array of strings, each checked to be UTF-8 and to end inside the file."""
+        self.strings(count, what, keep=False)
+
+    def strings(self, count: int, what: str, *, keep: bool) -> list[str]:
+        """`count` strings (a vocabulary has 100k+): taken from the buffer in one tight loop while it holds
+        them whole; string() takes the one that crosses the buffer's end (reading on) or the file's."""
+        texts: list[str] = []
+        taken = 0
+        while taken < count:
+            buffer, index = self.buffer, self.at - self.base
+            limit = len(buffer)
+            while taken < count and index + 8 <= limit:
+                start = index + 8
+                end = start + _U64.unpack_from(buffer, index)[0]
+                if end > limit:
+                    break
+                try:
+                    text = str(buffer[start:end], "utf-8")
+                except UnicodeDecodeError:
+                    raise InvalidModel(f"{self.path}: {what} is not UTF-8") from None
+                if keep:
+                    texts.append(text)
+                index, taken = end, taken + 1
+            self.at = self.base + index
+            if taken < count:
+                text = self.string(what)
+                if keep:
+                    texts.append(text)
+                taken += 1
+        return texts
+
+
+def _check_unique(path: Path, texts: list[int | float | bool | str]) -> None:
+    if len(set(texts)) == len(texts):
+        return
+    seen: dict[object, int] = {}
+    for index, text in enumerate(texts):
+        if text in seen:  # llama.cpp would abort the process (GGML_ASSERT in its vocabulary loader)
+            raise InvalidModel(
+                f"{path}: {TOKENS_KEY} has {text!r} twice (ids {seen[text]} and {index}); "
+                f"llama.cpp cannot load such a vocabulary"
+            )
+        seen[text] = index
+
+
+def _file_state(status: os.stat_result) -> FileState:
+    return status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns
+
+
+@contextlib.contextmanager
+def _opened(location: Path) -> Iterator[tuple[BinaryIO, os.stat_result]]:
+    try:
+        with location.open("rb") as stream:
+            yield stream, os.fstat(stream.fileno())
+    except PermissionError:
+        raise InvalidModel(f"{location}: permission denied") from None
+    except OSError as error:
+        raise InvalidModel(f"{location}: cannot be read: {error.strerror or error}") from None
 
 
 def read_header(path: str | os.PathLike[str]) -> GGUFHeader:
@@ -160,20 +289,16 @@ def read_header(path: str | os.PathLike[str]) -> GGUFHeader:
         raise InvalidModel(f"{location}: is a directory, not a GGUF file")
     if not location.is_file():  # a FIFO or a device would block or never end
         raise InvalidModel(f"{location}: is not a regular file")
-    try:
-        with location.open("rb") as stream:
-            return _parse(_Reader(stream, location, os.fstat(stream.fileno()).st_size))
-    except PermissionError:
-        raise InvalidModel(f"{location}: permission denied") from None
-    except OSError as error:
-        raise InvalidModel(f"{location}: cannot be read: {error.strerror or error}") from None
+    with _opened(location) as (stream, status):
+        return _parse(_Reader(stream, location, status.st_size), _file_state(status))
 
 
-def _parse(reader: _Reader) -> GGUFHeader:
+def _parse(reader: _Reader, state: FileState) -> GGUFHeader:
     path = reader.path
-    head = reader.stream.read(4)
+    head = reader.buffer[:4]
     if head != MAGIC:
         raise InvalidModel(f"{path}: not a GGUF file (it starts with {head!r}, a GGUF file with {MAGIC!r})")
+    reader.need(4, "magic")
     version = reader.u32("version")
     if version not in SUPPORTED_VERSIONS:
         raise InvalidModel(f"{path}: GGUF version {version} is not supported (only {SUPPORTED_VERSIONS})")
@@ -187,8 +312,8 @@ def _parse(reader: _Reader) -> GGUFHeader:
     alignment = metadata.get("general.alignment", DEFAULT_ALIGNMENT)
     if not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1):
         raise InvalidModel(f"{path}: general.alignment {alignment!r} is not a power of two")
-    data_offset = -(-reader.stream.tell() // alignment) * alignment
-    header = GGUFHeader(path, version, metadata, tensors, data_offset, reader.size)
+    data_offset = -(-reader.at // alignment) * alignment
+    header = GGUFHeader(path, version, metadata, tensors, data_offset, reader.size, state)
     _check(header)
     return header
 
@@ -216,16 +341,4 @@ def _problems(header: GGUFHeader) -> Iterator[str]:
                 f"truncated: tensor {tensor.name} ends at byte {end}, the file has {header.file_size} "
                 f"(an interrupted download?)"
             )
-    tokens = header.metadata.get("tokenizer.ggml.tokens")
-    if isinstance(tokens, list):
-        seen: dict[object, int] = {}
-        for index, token in enumerate(tokens):
-            if token in seen:
-                # llama.cpp would abort the process (GGML_ASSERT in its vocabulary loader)
-                yield (
-                    f"tokenizer.ggml.tokens has {token!r} twice (ids {seen[token]} and {index}); "
-                    f"llama.cpp cannot load such a vocabulary"
-                )
-                return
-            seen[token] = index
     yield from hparam_problems(header.metadata)

@@ -7,13 +7,11 @@ typed error with the child's last words instead.
 
 from __future__ import annotations
 
-import json
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .._child import run_child
+from .._child import check_timeout, run_child
 from .._errors import InvalidModel, LlamaRuntimeError, ModelLoadError, ModelNotFound
 
 
@@ -40,15 +38,16 @@ def inspect_model(path: str | os.PathLike[str], *, timeout: float = 120.0) -> Mo
     """Load the model in a child process (the same libraries and environment as load() would use), run
     one token through it, and report it; raise ModelNotFound, InvalidModel or ModelLoadError otherwise
     (a crash of the child is an InvalidModel naming the signal)."""
-    if not 0 < timeout < math.inf:  # NaN too
-        raise ValueError(f"timeout={timeout!r}: expected a number of seconds above zero")
+    check_timeout(timeout)  # a ValueError before the path is looked at, as before
     location = Path(path).resolve()
     child = run_child(["_inspect", str(location)], None, timeout)
-    if child.failure.startswith(("crashed", "timed out")):
+    if child.returncode is None or child.returncode < 0:  # timed out, or ended by a signal
         raise InvalidModel(f"{location}: loading it in a child process failed: {child.failure}")
     if child.failure:
         raise ModelLoadError(f"{location}: {child.failure}")
-    answer = json.loads(child.stdout)
+    answer = child.json()
+    if not isinstance(answer, dict):
+        raise ModelLoadError(f"{location}: the child process answered no JSON: {child.stdout.strip()[:120]!r}")
     if "error" in answer:
         raise _ERRORS.get(answer["error"], ModelLoadError)(answer["message"])
     return ModelInfo(path=location, **answer)

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .._errors import InvalidModel, LoadCancelled, MlockWarning, ModelLoadError
-from .._ggml.interrupts import HeldInterrupt, interrupts_held
+from .._ggml.interrupts import HeldInterrupt, interrupts_held, kept
 from .._handle import Handle
 from . import api as C
 from .abi import PROGRESS_CALLBACK
-from .gguf import GGUFHeader
+from .gguf import FileState, GGUFHeader
 from .tokenizer import Tokenizer
 
 if TYPE_CHECKING:
@@ -84,13 +84,16 @@ class Model(Handle):
         self._llama = llama
         self._ggml = ggml
         self._bridge = bridge
-        super().__init__(threading.Lock())
+        # Reentrant: the garbage collector may finalise a context (whose free releases it from the model)
+        # while this thread is inside one of the model's calls.
+        super().__init__(threading.RLock())
         self._contexts = 0
         self.header = header
         self.path = header.path
-        # With mmap the weights are read from the file as they are used, until the model is freed.
+        # With mmap the weights are read from the file as they are used, until the model is freed; the file
+        # is the one the header was read from (its fstat), not whatever is at the path a moment later.
         self._mapped = mmap and not vocab_only
-        self._file = _stat(self.path)
+        self._file: FileState = header.file_state
         params = llama.llama_model_default_params()
         params.load_mode = load_mode(mmap, mlock)
         params.vocab_only = vocab_only
@@ -105,9 +108,8 @@ class Model(Handle):
             bridge_progress = _ProgressBridge(progress, interrupt)
             params.progress_callback = bridge_progress.callback
             with bridge.capture() as lines:
-                handle = llama.llama_model_load_from_file(os.fsencode(self.path), params)
-            if handle and interrupt.pending:  # loaded before the interrupt could stop it: not kept
-                llama.llama_model_free(handle)
+                loaded = llama.llama_model_load_from_file(os.fsencode(self.path), params)
+            handle = kept(loaded, interrupt, llama.llama_model_free)  # loaded before Ctrl-C could stop it
         del device_array  # llama.cpp copies the list while loading
         if not handle:
             if bridge_progress.cancelled:
@@ -143,13 +145,12 @@ class Model(Handle):
 
     def _acquire(self) -> int:
         """For a new context: the handle, kept alive until _release()."""
-        with self._lock:
-            handle = self._live()
+        with self._using() as handle:
             self._contexts += 1
             return handle
 
     def _release(self) -> None:
-        with self._lock:
+        with self._held():
             self._contexts -= 1
             self._free_if_unused()
 
@@ -160,7 +161,7 @@ class Model(Handle):
     def check_file(self) -> None:
         """InvalidModel when the file the weights are mapped from changed on disk since the load: a file cut
         short faults (SIGBUS) at the next read of a weight, one rewritten in place silently computes with
-        other weights. Checked before each new context and each decode; a model loaded with mmap=False
+        other weights. Checked once per call that creates a context or decodes; a model loaded with mmap=False
         holds its weights in memory and is not affected."""
         if not self._mapped:
             return
@@ -184,8 +185,8 @@ class Model(Handle):
     @property
     def description(self) -> str:
         """llama.cpp's one-line description: architecture, size and weight type (e.g. "llama 26M F16")."""
-        handle = self._live()
-        return _read_string(lambda b, n: self._llama.llama_model_desc(handle, b, n))
+        with self._using() as handle:
+            return _read_string(lambda b, n: self._llama.llama_model_desc(handle, b, n))
 
     @property
     def n_vocab(self) -> int:
@@ -197,26 +198,22 @@ class Model(Handle):
     def tokenize(self, text: str | bytes, *, add_special: bool = True, parse_special: bool = False) -> list[int]:
         """Token ids of the text; add_special adds BOS/EOS where the model asks for them,
         parse_special reads control-token texts such as `<s>` as those tokens."""
-        with self._lock:  # close() on another thread waits until this call is done
-            self._live()
+        with self._using():  # close() on another thread waits until this call is done
             return self.tokenizer.tokenize(text, add_special=add_special, parse_special=parse_special)
 
     def detokenize(self, ids: Sequence[int], *, remove_special: bool = False, unparse_special: bool = False) -> str:
         """The text of the ids (invalid UTF-8 becomes U+FFFD); ids outside the vocabulary raise TokenizeError."""
-        with self._lock:  # close() on another thread waits until this call is done
-            self._live()
+        with self._using():  # close() on another thread waits until this call is done
             return self.tokenizer.detokenize(ids, remove_special=remove_special, unparse_special=unparse_special)
 
     def token_to_piece(self, token: int, *, special: bool = False) -> bytes:
         """One token's bytes, for streaming output (a piece may hold part of a UTF-8 character)."""
-        with self._lock:  # close() on another thread waits until this call is done
-            self._live()
+        with self._using():  # close() on another thread waits until this call is done
             return self.tokenizer.piece(token, special=special)
 
     def is_end_of_generation(self, token: int) -> bool:
         """Whether the token ends a generation (end of sequence, end of turn, ...), as the vocabulary says."""
-        with self._lock:  # close() on another thread waits until this call is done
-            self._live()
+        with self._using():  # close() on another thread waits until this call is done
             return self.tokenizer.is_end_of_generation(token)
 
     # ---- contexts ---------------------------------------------------------------------------------
@@ -231,22 +228,11 @@ class Model(Handle):
         if self.vocab_only:
             raise InvalidModel(f"{self.path.name} was loaded with vocab_only=True: it has no weights to run")
         self.check_file()
-        return Context(
-            self,
-            self._llama,
-            self._ggml,
-            self._bridge,
-            n_ctx=n_ctx,
-            n_threads=n_threads,
-            n_batch=n_batch,
-            embeddings=embeddings,
-        )
+        return Context(self, n_ctx=n_ctx, n_threads=n_threads, n_batch=n_batch, embeddings=embeddings)
 
 
-FileState = tuple[int, int, int, int] | None  # st_dev, st_ino, st_size, st_mtime_ns; None: no file
-
-
-def _stat(path: Path) -> FileState:
+def _stat(path: Path) -> FileState | None:
+    """The file's state (as GGUFHeader.file_state has it), None when there is no file."""
     try:
         status = os.stat(path)
     except OSError:
@@ -254,7 +240,7 @@ def _stat(path: Path) -> FileState:
     return status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns
 
 
-def _change(now: FileState, loaded: FileState) -> str:
+def _change(now: FileState | None, loaded: FileState | None) -> str:
     """How the file differs from the one loaded ("" when it does not)."""
     if now == loaded:
         return ""

@@ -8,8 +8,9 @@ import ctypes
 from collections.abc import Sequence
 
 from .._errors import TokenizeError
+from .._platform import INT32_MAX
 
-INT32_MIN = -(2**31)
+INT32_MIN = -INT32_MAX - 1  # what llama_tokenize returns when the count does not fit its int32_t
 
 
 class Tokenizer:
@@ -19,8 +20,8 @@ class Tokenizer:
         self.n_vocab = int(llama.llama_vocab_n_tokens(vocab))
 
     def tokenize(self, text: str | bytes, *, add_special: bool = True, parse_special: bool = False) -> list[int]:
-        data = _utf8(text) if isinstance(text, str) else bytes(text)
-        if len(data) > 2**31 - 1:
+        data = utf8(text) if isinstance(text, str) else bytes(text)
+        if len(data) > INT32_MAX:  # the length is an int32_t
             raise TokenizeError(f"text of {len(data)} bytes is longer than llama.cpp accepts (2 GiB)")
         capacity = len(data) + 8
         while True:
@@ -74,13 +75,27 @@ class Tokenizer:
         return bool(self._llama.llama_vocab_is_eog(self._vocab, token))
 
 
-def _utf8(text: str) -> bytes:
-    """The text's UTF-8; a lone surrogate (what Python makes of bytes that are not UTF-8 in argv or a file
-    name) has none, and is a TokenizeError naming where it is."""
+def utf8(text: str, what: str = "the text") -> bytes:
+    """The text's UTF-8. A lone surrogate (what Python makes of bytes that are not UTF-8 in argv or a file
+    name, with surrogateescape) has none, and is a TokenizeError naming the byte it stands for and where."""
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError as error:
         raise TokenizeError(
-            f"the text is not valid Unicode: {text[error.start]!r} at position {error.start} is a lone surrogate "
-            "(bytes that are not UTF-8, read with surrogateescape?)"
+            f"{what} is not valid UTF-8: {not_utf8(text)} ({text[error.start]!r} at position {error.start} is a "
+            "lone surrogate: bytes that are not UTF-8, read with surrogateescape?)"
         ) from None
+
+
+def not_utf8(text: str) -> str:
+    """Where the text has no UTF-8 ("" when it has): the first byte that was not UTF-8 where it was read
+    (surrogateescape made byte b of it U+DC00 + b, for b from 0x80) and its offset in those bytes."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        offset = len(text[: error.start].encode("utf-8", errors="surrogateescape"))
+        code = ord(text[error.start])
+        if 0xDC80 <= code <= 0xDCFF:
+            return f"byte 0x{code - 0xDC00:02x} at offset {offset}"
+        return f"a lone surrogate U+{code:04X} at offset {offset}"
+    return ""

@@ -7,20 +7,18 @@ modules, and two files of one name are two rows of the report.
 
 from __future__ import annotations
 
-import _ctypes
-import contextlib
 import ctypes
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from .._ggml.log import LogBridge
-from .._platform import IS_MACOS, IS_WINDOWS, open_library
+from .._platform import close_library, open_library
 from .._report import ModuleReport, Status
 from .._settings import BACKENDS, CPU_EXCLUDE, CPU_VARIANT, Settings
 from . import variant_cache as _variant_cache
 from .discovery import ModuleFile
-from .elf import structural_problem
+from .elf import refuse_damaged
 
 logger = logging.getLogger("llama_cpp_runtime")
 _NO_INSTRUCTIONS = "this CPU lacks instructions the variant was compiled for (score 0)"
@@ -40,23 +38,9 @@ class Selection:
         return ""
 
 
-def refuse_damaged(module: ModuleFile) -> str:
-    """Why a module file cannot be opened at all ("" when it looks whole): dlopen of a truncated ELF dies of SIGBUS."""
-    problem = structural_problem(module.path) if not (IS_WINDOWS or IS_MACOS) else None
-    return f"cannot be loaded: {module.path}: {problem}" if problem else ""
-
-
-def close(library: ctypes.CDLL) -> None:
-    """Unmap a module that was only scored or probed, as ggml's loader does."""
-    unload = getattr(_ctypes, "FreeLibrary" if IS_WINDOWS else "dlclose", None)
-    if unload is not None:
-        with contextlib.suppress(OSError):
-            unload(library._handle)
-
-
 def _score(module: ModuleFile) -> tuple[int | None, str]:
     """ggml_backend_score() of a module, or why it could not be asked (the loader's message)."""
-    damaged = refuse_damaged(module)
+    damaged = refuse_damaged(module.path)
     if damaged:
         return None, damaged
     try:
@@ -65,7 +49,7 @@ def _score(module: ModuleFile) -> tuple[int | None, str]:
         return None, f"cannot be loaded: {error}"
     function = getattr(library, "ggml_backend_score", None)
     score = int(function()) if function is not None else 1  # a module without a score runs anywhere
-    close(library)
+    close_library(library)
     return score, ""
 
 

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .._gpu.nvidia import HOW, CudaDriver, fit, probe_driver
+from .._gpu.floors import NVIDIA_HERE
+from .._gpu.nvidia import HOW, CudaDriver, choose_module, fit, probe_driver
 from .._platform import IS_MACOS
 from .._report import Status
 from .discovery import ModuleFile
@@ -40,22 +41,24 @@ def verdicts(modules: Sequence[ModuleFile], records: Sequence[StageRecord]) -> d
 def choose(modules: Sequence[ModuleFile], records: Sequence[StageRecord], driver: CudaDriver) -> list[Verdict]:
     """One verdict per module, in the given order; at most one is chosen."""
     supported = driver.version // 1000
-    runnable: list[tuple[tuple[int, int, int], int]] = []  # (rank, index)
+    capabilities = [d.capability for d in driver.devices]
+    runnable: list[int] = []
     reasons: dict[int, str] = {}
     fits: dict[int, list[int]] = {}
     for index, record in enumerate(records):
         if record.cuda_major is not None and record.cuda_major > supported:
             reasons[index] = f"driver supports CUDA {driver.cuda}; the module needs CUDA {record.cuda_major}"
+            reasons[index] += _floor_words(record)
             continue
-        fits[index] = [fit(record.architectures, d.capability) for d in driver.devices] if record.architectures else []
+        fits[index] = [fit(record.architectures, c) for c in capabilities] if record.architectures else []
         if driver.devices and record.architectures and not any(fits[index]):
             built = ", ".join(record.architectures)
             here = ", ".join(sorted({d.sm for d in driver.devices}))
             reasons[index] = f"compiled for {built}; no GPU here can run it ({here})"
             continue
-        rank = (sum(1 for f in fits[index] if f), record.cuda_major or 0, sum(fits[index]))
-        runnable.append((rank, index))
-    chosen = max(runnable, key=lambda entry: (entry[0], -entry[1]))[1] if runnable else None
+        runnable.append(index)
+    best = choose_module([(records[i].architectures, records[i].cuda_major) for i in runnable], capabilities)
+    chosen = None if best is None else runnable[best]
     refused: Status = "skipped" if chosen is None else "not chosen"
     result = []
     for index, module in enumerate(modules):
@@ -69,6 +72,14 @@ def choose(modules: Sequence[ModuleFile], records: Sequence[StageRecord], driver
             name = better.source if better.source != module.source else str(better.path)
             result.append(Verdict(refused, f"driver supports CUDA {driver.cuda}; {name} serves this machine better"))
     return result
+
+
+def _floor_words(record: StageRecord) -> str:
+    """The driver the module's floor names, when its build recorded one: on Windows this is where the floor
+    is said (the driver's own version would take loading nvml.dll in this process; its CUDA version is
+    known here, from the driver this choice opened anyway)."""
+    floor = record.driver_floor.get(NVIDIA_HERE)
+    return f" (NVIDIA driver {floor} or newer): update the NVIDIA driver" if floor else ""
 
 
 def _serves(fits: list[int], driver: CudaDriver) -> str:

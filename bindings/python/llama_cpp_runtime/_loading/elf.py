@@ -7,6 +7,8 @@ import struct
 from pathlib import Path
 from typing import BinaryIO
 
+from .._platform import IS_MACOS, IS_WINDOWS
+
 _SHT_DYNAMIC = 6
 _DT_NEEDED = 1
 _PT_LOAD = 1
@@ -63,6 +65,13 @@ def needed_libraries(path: Path) -> list[str]:
             return names
     except (OSError, struct.error, IndexError, ValueError):
         return []
+
+
+def refuse_damaged(path: Path) -> str:
+    """Why a module file cannot be opened at all ("" when it looks whole): dlopen of a truncated ELF dies of
+    SIGBUS. Only ELF is looked at: Windows and macOS libraries are left to their loaders."""
+    problem = structural_problem(path) if not (IS_WINDOWS or IS_MACOS) else None
+    return f"cannot be loaded: {path}: {problem}" if problem else ""
 
 
 def structural_problem(path: Path) -> str | None:

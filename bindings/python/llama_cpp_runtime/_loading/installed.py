@@ -50,11 +50,24 @@ def compare_with_record(
 def unrecorded(module: ModuleFile, record: StageRecord, core_upstream: dict[str, str]) -> str:
     """Why a plugin package's module is refused for want of its stage.json ("" when it has one, when it
     was named by LLAMA_CPP_RUNTIME_PLUGIN_DIRS, or when the core recorded nothing to compare with)."""
-    if record.found or module.source in {CORE_SOURCE, PLUGIN_DIRS}:
-        return ""
+    return _no_stage_record(module, record, core_upstream)[0]
+
+
+def unverified_note(module: ModuleFile, record: StageRecord, core_upstream: dict[str, str]) -> str:
+    """What the report of a module loaded without its stage.json says ("" when it has one)."""
+    return _no_stage_record(module, record, core_upstream)[1]
+
+
+def _no_stage_record(module: ModuleFile, record: StageRecord, core_upstream: dict[str, str]) -> tuple[str, str]:
+    """The one "no stage.json" rule, as (why the module is refused, the note it is loaded with): a plugin
+    package's module is refused when the core recorded its own upstream (nothing to compare with otherwise);
+    one named by LLAMA_CPP_RUNTIME_PLUGIN_DIRS (a folder of one's own build) is loaded, noted as unverified."""
+    if record.found or module.source == CORE_SOURCE:
+        return "", ""
+    unverified = f"unverified: no {STAGE_RECORD} beside {module.path.parent}"
+    if module.source == PLUGIN_DIRS:
+        return "", f"{unverified} says what it was built from"
     if not all(core_upstream.get(key) for key in IDENTITY_KEYS):
-        return ""
-    return (
-        f"unverified: no {STAGE_RECORD} beside {module.path.parent} (a plugin package carries one saying which "
-        f"upstream it was built from): reinstall {module.source}"
-    )
+        return "", ""
+    refusal = f"{unverified} (a plugin package carries one saying which upstream it was built from)"
+    return f"{refusal}: reinstall {module.source}", ""

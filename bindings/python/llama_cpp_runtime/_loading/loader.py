@@ -12,24 +12,30 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .._errors import AbiMismatch, LibraryNotFound, LoadError
 from .._ggml import api as _api
 from .._ggml.log import LogBridge
+from .._gpu.sysfs import NAMES, Snapshot, extra_for, install
 from .._llama.abi import RECORD_NAME, lay_out
-from .._platform import IS_MACOS, allow_dll_directory, core_library_candidates, global_provider, open_library
+from .._platform import (
+    IS_MACOS,
+    allow_dll_directory,
+    close_library,
+    core_library_candidates,
+    global_provider,
+    open_library,
+)
 from .._report import Device, ModuleReport, Report, Status
-from .._settings import PLUGIN_DIRS, Settings
-from .cpu_variants import Selection, close, load_cpu_variant, no_cpu_backend, refuse_damaged
+from .._settings import Settings
+from .cpu_variants import Selection, load_cpu_variant, no_cpu_backend
 from .device_preference import mark_preferred, rank
 from .discovery import CORE_SOURCE, Layout, ModuleFile, find_layout, modules_in, plugin_modules
-from .installed import compare_with_record, unrecorded
+from .elf import refuse_damaged
+from .installed import compare_with_record, unrecorded, unverified_note
 from .runtime_libs import nvidia_library_dirs, preload_runtime_libraries
-from .stage_record import STAGE_RECORD, StageRecord, identity_conflict, read_json_object, read_stage_record
-
-if TYPE_CHECKING:
-    from .._gpu.floors import InstalledDrivers
+from .stage_record import StageRecord, identity_conflict, read_json_object, read_stage_record
 
 # In dependency order; llama and mtmd only when upstream builds them (a ggml-only upstream has neither).
 CORE_LIBRARIES = ("ggml-base", "ggml", "llama", "mtmd")
@@ -61,6 +67,7 @@ class Loaded:
     llama_structs: dict[str, type[ctypes.Structure]] | None  # laid out from llama-abi.json, for the model runtime
     llama_abi_record: dict[str, Any] | None  # llama-abi.json, for checking another binding's structs too
     settings: Settings  # the environment's variables, read once
+    machine: Snapshot  # the machine as this load sees it (sysfs, driver versions), each part read on first use
 
 
 def load_everything(library_dir: Path | None, settings: Settings) -> Loaded:
@@ -103,7 +110,9 @@ def load_everything(library_dir: Path | None, settings: Settings) -> Loaded:
     gpu_modules.sort(key=lambda m: rank(m.backend, order))
     record = read_stage_record(layout.root)
     upstream = record.upstream
-    reports += _load_plugins(ggml, bridge, gpu_modules, selection, upstream, _Drivers(settings.sysfs_root))
+    machine = Snapshot(settings.sysfs_root)
+    known = {layout.root: record}  # stage.json by folder: each read once (a GPU module in the core's modules/)
+    reports += _load_plugins(ggml, bridge, gpu_modules, selection, upstream, known, machine)
     reports = compare_with_record(reports, core_modules, record, layout)
     present = {r.backend for r in reports}
     reports += [
@@ -127,7 +136,18 @@ def load_everything(library_dir: Path | None, settings: Settings) -> Loaded:
         no_cpu_backend=no_cpu_backend(cpu.reports, settings),
     )
     return Loaded(
-        layout, ggml, llama, libraries, handles, bridge, report, abi_problem, llama_structs, abi_record, settings
+        layout,
+        ggml,
+        llama,
+        libraries,
+        handles,
+        bridge,
+        report,
+        abi_problem,
+        llama_structs,
+        abi_record,
+        settings,
+        machine,
     )
 
 
@@ -161,9 +181,10 @@ def _llama_structs(
 def _install_hint(backend: str) -> str:
     if backend == "cpu":
         return "no CPU backend module in the package: reinstall llama-cpp-runtime"
-    if backend == "cuda":
-        return "not installed: pip install 'llama-cpp-runtime[cuda13]' (or [cuda12])"
-    return f"not installed: pip install 'llama-cpp-runtime[{'rocm' if backend == 'hip' else backend}]'"
+    extra = extra_for(backend)
+    if not extra:  # Metal: part of the core wheel
+        return f"no {NAMES.get(backend, backend)} module in the package: reinstall llama-cpp-runtime"
+    return f"not installed: {install(extra)}" + (" (or [cuda12])" if backend == "cuda" else "")
 
 
 def _load_plugins(
@@ -172,8 +193,11 @@ def _load_plugins(
     modules: list[ModuleFile],
     selection: Selection,
     core_upstream: dict[str, str],
-    drivers: _Drivers,
+    known: dict[Path, StageRecord],
+    machine: Snapshot,
 ) -> list[ModuleReport]:
+    """Every plugin module loaded or skipped, with why. `known` holds the stage.json of each folder read so
+    far (the core's); it gains the plugins', one read per folder however many modules it holds."""
     outcomes: dict[Path, ModuleReport] = {}
 
     def report(module: ModuleFile, status: Status, reason: str, unusable: bool = False) -> None:
@@ -182,12 +206,13 @@ def _load_plugins(
         )
 
     candidates = []
-    records = {m.path: read_stage_record(m.path.parent.parent) for m in modules}  # a plugin's, beside modules/
+    for root in {m.path.parent.parent for m in modules} - known.keys():  # a plugin's, beside its modules/
+        known[root] = read_stage_record(root)
+    records = {m.path: known[m.path.parent.parent] for m in modules}
     for module in modules:
-        damaged = refuse_damaged(module)
-        refusal = damaged or _refusal(module, records[module.path], selection, core_upstream, drivers)
+        refusal, damaged = _refusal(module, records[module.path], selection, core_upstream, machine)
         if refusal:
-            report(module, "skipped", refusal, unusable=bool(damaged))
+            report(module, "skipped", refusal, unusable=damaged)
         else:
             candidates.append(module)
     cuda_modules = [m for m in candidates if m.backend == "cuda"]
@@ -215,7 +240,7 @@ def _load_plugins(
             continue
         with bridge.capture() as lines:
             registration = ggml.ggml_backend_load(str(module.path).encode())
-        close(probe)
+        close_library(probe)
         if not registration:
             report(module, "skipped", "; ".join(lines) or "ggml_backend_load returned NULL")
             continue
@@ -226,39 +251,36 @@ def _load_plugins(
         if devices == 0:
             said = [line for line in lines if not _LOADED_LINE.match(line)]
             detail += ": " + ("; ".join(said) or "the backend found no device")
-        if not records[module.path].found and module.source == PLUGIN_DIRS:
-            detail += f"; unverified: no {STAGE_RECORD} beside {module.path.parent} says what it was built from"
+        note = unverified_note(module, records[module.path], core_upstream)
+        detail += f"; {note}" if note else ""
         report(module, "loaded", detail)
     return [outcomes[m.path] for m in modules]
 
 
-class _Drivers:
-    """The installed drivers, asked only when a plugin records a floor (most processes have no GPU plugin)."""
+def _floor_refusal(module: ModuleFile, record: StageRecord, machine: Snapshot) -> str:
+    """Why the driver here is older than the module needs; the floors are imported (and the snapshot reads
+    a driver's version) only when a plugin records a floor: most processes have no GPU plugin."""
+    if not record.driver_floor:
+        return ""
+    from .._gpu.floors import floor_refusal
 
-    def __init__(self, sysfs_root: Path) -> None:
-        self._sysfs_root = sysfs_root
-        self._installed: InstalledDrivers | None = None
-
-    def refusal(self, module: ModuleFile, record: StageRecord) -> str:
-        if not record.driver_floor:
-            return ""
-        from .._gpu.floors import InstalledDrivers, floor_refusal
-
-        self._installed = self._installed or InstalledDrivers(self._sysfs_root)
-        return floor_refusal(module.backend, record.driver_floor, record.cuda_major, self._installed)
+    return floor_refusal(module.backend, record.driver_floor, record.cuda_major, machine)
 
 
 def _refusal(
-    module: ModuleFile, record: StageRecord, selection: Selection, core: dict[str, str], drivers: _Drivers
-) -> str:
-    """Why a plugin module is not opened at all ("" when it may be): the environment left it out, nothing
-    says what it was built from, another upstream built it, or the driver here is older than it needs."""
-    return (
-        selection.refusal(module)
-        or unrecorded(module, record, core)
-        or identity_conflict(record, core)
-        or drivers.refusal(module, record)
-    )
+    module: ModuleFile, record: StageRecord, selection: Selection, core: dict[str, str], machine: Snapshot
+) -> tuple[str, bool]:
+    """Why a plugin module is not opened at all ("" when it may be), and whether the file itself is damaged:
+    the environment left it out (asked first, before the file is read, as for the CPU variants), the file is
+    broken, nothing says what it was built from, another upstream built it, or the driver is too old."""
+    left_out = selection.refusal(module)
+    if left_out:
+        return left_out, False
+    damaged = refuse_damaged(module.path)
+    if damaged:
+        return damaged, True
+    why = unrecorded(module, record, core) or identity_conflict(record, core)
+    return why or _floor_refusal(module, record, machine), False
 
 
 def enumerate_devices(ggml: ctypes.CDLL, order: tuple[str, ...]) -> list[Device]:
