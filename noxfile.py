@@ -116,6 +116,25 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", "-n", "auto", "-p", "no:cacheprovider", *session.posargs)
 
 
+@nox.session(name="index-rehearsal")
+def index_rehearsal(session: nox.Session) -> None:
+    """The release as users meet it: the wheels and sdist of two releases of the miniature upstream on a
+    package index on 127.0.0.1, installed by pip and uv by name and extra, then run. The table of what each
+    install did and took goes to build/index-rehearsal.md. Extra arguments go to pytest."""
+    session.install("-e", ".[wheels]", *_groups("test"))
+    report = ROOT / "build" / "index-rehearsal.md"
+    report.parent.mkdir(exist_ok=True)
+    session.run(
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "tests/integration/test_index_rehearsal.py",
+        *session.posargs,
+        env={"INDEX_REHEARSAL_REPORT": str(report)},
+    )
+    session.log(f"what each install did: {report}")
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff (lint + format check) and mypy --strict on buildsys and the binding."""

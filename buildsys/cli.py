@@ -89,6 +89,13 @@ def _add_build_arguments(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--dry-run", action="store_true", help="show what would be built or skipped, and why")
     sub.add_argument("--fresh", action="store_true", help="configure from an empty CMake cache")
     sub.add_argument("--configure-only", action="store_true", help="stop after configuring each preset")
+    sub.add_argument(
+        "--platform",
+        default="",
+        metavar="NAME",
+        help="a platform of the wheel matrix to build for (default: this host's); linux-aarch64 is cross-built "
+        "on linux-x86_64 (the cpu preset, with Debian's g++-aarch64-linux-gnu), into build/<preset>-<platform>/",
+    )
 
 
 def _build_request(arguments: argparse.Namespace) -> BuildRequest:
@@ -112,14 +119,18 @@ def _build_request(arguments: argparse.Namespace) -> BuildRequest:
         dry_run=arguments.dry_run,
         fresh=arguments.fresh,
         configure_only=arguments.configure_only,
+        platform=arguments.platform,
     )
 
 
 def _run_wheels_command(arguments: argparse.Namespace, config: Config) -> None:
+    from .builder.platforms import resolve
     from .packaging.wheels import (
+        CORE_DISTRIBUTION,
         WheelsRequest,
         package,
         package_families,
+        package_sdist,
         prepare_stages,
         render_wheels,
         source_date_epoch,
@@ -128,11 +139,7 @@ def _run_wheels_command(arguments: argparse.Namespace, config: Config) -> None:
 
     if arguments.dry_run or arguments.configure_only:
         raise UsageError("wheels needs built stages: --dry-run and --configure-only belong to `build`")
-    if not PUBLIC_VERSION.fullmatch(arguments.wheel_version):
-        raise UsageError(
-            f"--wheel-version {arguments.wheel_version!r} is not a PEP 440 version in normal form",
-            hint="e.g. 0.3.35, 1.0.0rc1, 0.3.35.post1 (LLAMA_CPP_RUNTIME_VERSION sets the default)",
-        )
+    _checked_version(arguments)
     if arguments.families_only:
         if arguments.presets or arguments.definitions:
             raise UsageError("--families-only builds nothing: it takes no --backend or -D")
@@ -146,8 +153,21 @@ def _run_wheels_command(arguments: argparse.Namespace, config: Config) -> None:
     report = prepare_stages(config, request)
     _show_build(report, config, record=True)
     wheels = package(config, report, request)
+    # The sdist is one for every platform, and its page names the host's CPU variants: written by a native run.
+    native = not request.build.platform or resolve(request.build.platform) is None
+    if native and not arguments.no_sdist and any(w.distribution == CORE_DISTRIBUTION for w in wheels):
+        with ui.step("sdist llama-cpp-runtime"):
+            wheels.append(package_sdist(config, request.version))
     print("\n".join(render_wheels(wheels, config.root)), flush=True)
     warn_other_wheels(config, wheels, request.version)
+
+
+def _run_sdist_command(arguments: argparse.Namespace, config: Config) -> None:
+    from .packaging.wheels import package_sdist, render_wheels
+
+    with ui.step("sdist llama-cpp-runtime"):
+        written = package_sdist(config, _checked_version(arguments))
+    print("\n".join(render_wheels([written], config.root)), flush=True)
 
 
 def _run_build_command(arguments: argparse.Namespace, config: Config) -> None:
@@ -158,12 +178,12 @@ def _run_build_command(arguments: argparse.Namespace, config: Config) -> None:
 
 def _show_build(report: BuildReport, config: Config, *, record: bool) -> None:
     """The matrix table on stdout, the same as JSON for CI, and the exit status it implies."""
-    from .builder.driver import raise_if_failed
+    from .builder.driver import raise_if_failed, report_file
     from .builder.summary import render, write_json
 
     print("\n".join(render(report)), flush=True)
     if record:
-        write_json(report, config.build_dir / "build-report.json")
+        write_json(report, report_file(config.build_dir, report))
     raise_if_failed(report)
 
 
@@ -184,16 +204,33 @@ def _add_wheels_arguments(sub: argparse.ArgumentParser) -> None:
     _add_build_arguments(sub)
     sub.add_argument("--no-repair", action="store_true", help="skip auditwheel (Linux)")
     sub.add_argument(
+        "--no-sdist", action="store_true", help="write no source distribution beside the core wheel (`sdist` writes it)"
+    )
+    sub.add_argument(
         "--families-only",
         action="store_true",
         help="build nothing: write the family wheels (llama-cpp-runtime-cuda13, ...) that the member "
         "wheels already in dist/ complete",
     )
+    _add_version_argument(sub)
+
+
+def _add_version_argument(sub: argparse.ArgumentParser) -> None:
     sub.add_argument(
         "--wheel-version",
         default=os.environ.get("LLAMA_CPP_RUNTIME_VERSION", "0.1.0"),
-        help="the version of every wheel (default: $LLAMA_CPP_RUNTIME_VERSION or 0.1.0)",
+        help="the version of every wheel and the sdist (default: $LLAMA_CPP_RUNTIME_VERSION or 0.1.0)",
     )
+
+
+def _checked_version(arguments: argparse.Namespace) -> str:
+    version: str = arguments.wheel_version
+    if not PUBLIC_VERSION.fullmatch(version):
+        raise UsageError(
+            f"--wheel-version {version!r} is not a PEP 440 version in normal form",
+            hint="e.g. 0.3.35, 1.0.0rc1, 0.3.35.post1 (LLAMA_CPP_RUNTIME_VERSION sets the default)",
+        )
+    return version
 
 
 def _no_arguments(sub: argparse.ArgumentParser) -> None:
@@ -247,6 +284,20 @@ def _run_matrix(arguments: argparse.Namespace, config: Config) -> None:
     print(run_matrix(config, github_output=output))
 
 
+def _add_release_manifest_arguments(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "dist", nargs="?", type=Path, help="the folder of the release's files (default: the project's dist/)"
+    )
+
+
+def _run_release_manifest(arguments: argparse.Namespace, config: Config) -> None:
+    from .config import WHEEL_FOLDER
+    from .packaging.release_manifest import write_release_manifest
+
+    written = write_release_manifest(arguments.dist or config.root / WHEEL_FOLDER)
+    print(written, flush=True)
+
+
 @dataclass(frozen=True)
 class Command:
     help: str
@@ -276,6 +327,12 @@ COMMANDS = {
         _run_wheels_command,
         _add_wheels_arguments,
     ),
+    "sdist": Command(
+        "the core distribution as dist/llama_cpp_runtime-<version>.tar.gz: the synced tree with our patches, "
+        "built by pip where no wheel fits (no git, no network)",
+        _run_sdist_command,
+        _add_version_argument,
+    ),
     "bump": Command(
         "move the pin to another upstream commit, tag or branch, carrying patches/ across",
         _run_bump_command,
@@ -288,6 +345,11 @@ COMMANDS = {
     ),
     "matrix": Command(
         "the GitHub Actions wheel matrix derived from the presets, as JSON", _run_matrix, _add_matrix_arguments
+    ),
+    "release-manifest": Command(
+        "write <dist>/release-manifest.json: each file's sha256 and size, the pin, the patches, what each wheel covers",
+        _run_release_manifest,
+        _add_release_manifest_arguments,
     ),
 }
 

@@ -26,7 +26,7 @@ from .errors import Busy, UsageError
 
 TIMEOUT_VARIABLE = "BUILDSYS_LOCK_TIMEOUT"
 LOCK_NAME = ".buildsys-lock"
-WRITING_COMMANDS = frozenset({"apply-patches", "create-patches", "sync", "build", "wheels", "bump"})
+WRITING_COMMANDS = frozenset({"apply-patches", "create-patches", "sync", "build", "wheels", "sdist", "bump"})
 
 
 def lock_timeout(env: Mapping[str, str]) -> float:

@@ -110,6 +110,18 @@ def pinned(real_llama_cpp: Path, shared: Path) -> Project:
 
 
 @pytest.fixture(scope="session")
+def pinned_aarch64(real_llama_cpp: Path, shared: Path) -> Project:
+    """The same at the pin, its core wheel cross-built for linux-aarch64 (a project of its own: its dist/ holds
+    only the aarch64 wheel; the ccache of the real builds is shared)."""
+    return _real_project_built_once(
+        shared,
+        real_llama_cpp,
+        "pinned-aarch64",
+        lambda p: p.run("wheels", "--platform", "linux-aarch64", "--backend", "cpu", timeout=60 * 60),
+    )
+
+
+@pytest.fixture(scope="session")
 def newer(real_llama_cpp: Path, shared: Path) -> Project:
     """This repository's configuration and patches bumped to the newer tree (0.3.36, whose llama_model_params
     has a field the pin's lacks), with its core wheel built: one CPU variant, enough to run the same binding."""

@@ -26,7 +26,22 @@ from buildsys.packaging.wheels import CORE_DISTRIBUTION  # noqa: E402
 
 
 def _distribution() -> str:
+    if _sdist_version():  # an sdist holds the core distribution only
+        return CORE_DISTRIBUTION
     return os.environ.get(DISTRIBUTION_VARIABLE, CORE_DISTRIBUTION)
+
+
+def _sdist_version() -> str | None:
+    """The version in PKG-INFO when building from our sdist (`buildsys sdist` writes it); None in a checkout."""
+    info = REPOSITORY / "PKG-INFO"
+    if not info.is_file():
+        return None
+    for line in info.read_text(encoding="utf-8").splitlines():
+        if not line:  # the headers end at the first empty line
+            break
+        if line.startswith("Version:"):
+            return line.partition(":")[2].strip()
+    return None
 
 
 def _presets(distribution: str) -> list[str]:
@@ -45,7 +60,11 @@ def build_wheel(
 ) -> str:
     distribution = _distribution()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPOSITORY), os.environ.get("PYTHONPATH")]))}
-    command = [sys.executable, "-m", "buildsys", "wheels", "--no-repair", "--backend", ",".join(_presets(distribution))]
+    command = [sys.executable, "-m", "buildsys", "wheels", "--no-repair", "--no-sdist"]
+    command += ["--backend", ",".join(_presets(distribution))]
+    version = _sdist_version()
+    if version:
+        command += ["--wheel-version", version]
     project = Path(os.environ.get(PROJECT_VARIABLE, REPOSITORY))
     subprocess.run(command, cwd=project, env=env, check=True)  # noqa: S603 - our own CLI, argument list
     # `llama_cpp_runtime-*` cannot match a plugin's `llama_cpp_runtime_vulkan-*`: the name ends at the dash.

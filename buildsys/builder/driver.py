@@ -28,6 +28,8 @@ from ..vendoring.tracking import TrackingRepo
 from ..vendoring.upstream_tree import tree_entries
 from . import ccache, reach_record
 from .buildlog import FailureSummary, summarise_failure
+from .cross import UNBUILDABLE_RECORD, read_unbuildable, toolchain_file
+from .platforms import CROSS_PRESETS, NOT_CROSS_BUILT, CrossTarget, resolve
 from .presets import CMAKE_DIR, Matrix, Preset, host_system, load_matrix
 from .stage import StagedFile, scan_stage, write_stage_record
 from .toolchains import Found, Host, Missing, detect
@@ -53,6 +55,7 @@ class BuildRequest:
     dry_run: bool = False
     fresh: bool = False
     configure_only: bool = False  # e.g. to check a CUDA preset where building it would take hours
+    platform: str = ""  # a platform of the wheel matrix to cross-build for ("": this host's own)
 
 
 @dataclass(kw_only=True)
@@ -68,6 +71,8 @@ class PresetResult:
     cache: str = ""
     log: Path | None = None
     stage: Path | None = None  # build/stage/<preset>, once built
+    not_built: dict[str, str] = field(default_factory=dict)  # modules the compiler cannot build, with its words
+    toolchain_file: tuple[Path, str] | None = None  # a cross build's: where the driver writes it, and what
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,7 @@ class BuildReport:
     results: tuple[PresetResult, ...]
     requested: tuple[str, ...]
     provenance: Mapping[str, str]  # the synced tree's upstream commit and patch-series hash
+    platform: str = ""  # the cross platform built for ("" for this host's own)
 
     @property
     def failed(self) -> list[PresetResult]:
@@ -83,16 +89,28 @@ class BuildReport:
 
 @dataclass(frozen=True)
 class _Layout:
+    """Where a preset's build tree, stage and log go: build/<preset>/, or build/<preset>-<platform>/ and so on
+    for a cross build, beside the native ones and never in their place."""
+
     root: Path
+    cross: CrossTarget | None = None
+
+    def _name(self, preset: str) -> str:
+        return self.cross.suffix(preset) if self.cross else preset
 
     def binary_dir(self, preset: str) -> Path:
-        return self.root / preset
+        return self.root / self._name(preset)
 
     def stage(self, preset: str) -> Path:
-        return self.root / STAGE_FOLDER / preset
+        return self.root / STAGE_FOLDER / self._name(preset)
 
     def log(self, preset: str) -> Path:
-        return self.root / LOGS_FOLDER / f"{preset}.log"
+        return self.root / LOGS_FOLDER / f"{self._name(preset)}.log"
+
+
+def report_file(build_dir: Path, report: BuildReport) -> Path:
+    """build/build-report.json, or build/build-report-<platform>.json for a cross build."""
+    return build_dir / (f"build-report-{report.platform}.json" if report.platform else "build-report.json")
 
 
 def default_jobs() -> int:
@@ -105,9 +123,15 @@ def default_jobs() -> int:
 def run_build(config: Config, request: BuildRequest, *, env: Mapping[str, str] | None = None) -> BuildReport:
     environment = dict(os.environ if env is None else env)
     matrix = load_matrix()
-    host = Host(env=environment, system=host_system(), definitions=request.definitions)
+    cross = resolve(request.platform) if request.platform else None
+    system = cross.system if cross else host_system()
+    host = Host(env=environment, system=system, definitions=request.definitions, cross=cross)
+    if cross is not None:  # nothing can be cross-built without the target's compiler: say which, and its package
+        missing = [d for d in detect(["c-compiler"], host) if isinstance(d, Missing)]
+        if missing:
+            raise BuildFailed(missing[0].reason, hint=missing[0].hint)
     request = replace(request, presets=_preset_names(matrix, request.presets))
-    selected = _select(matrix, request.presets, host.system)
+    selected = _select(matrix, request.presets, host.system, cross)
     manifest = current_manifest(config)
     provenance = _provenance(manifest)
     if config.llama_cpp_python:  # recorded with the commit: `info` and use_for() name the release served
@@ -115,14 +139,16 @@ def run_build(config: Config, request: BuildRequest, *, env: Mapping[str, str] |
     defined = [replace(p, cache_variables={**p.cache_variables, **request.definitions}) for p, no in selected if not no]
     refuse_unsynced_paths(config, manifest, defined, fresh=request.fresh)
     tools = cmake_tool.find_tools(environment)
-    layout = _Layout(config.build_dir)
+    layout = _Layout(config.build_dir, cross)
     results = []
     for preset, refusal in selected:
         if refusal:
-            results.append(PresetResult(preset=preset, status="failed", reason=refusal))
+            # a cross build is of the cpu preset: the others are skipped unless asked for by name
+            status: Status = "skipped" if cross and refusal == NOT_CROSS_BUILT and not request.presets else "failed"
+            results.append(PresetResult(preset=preset, status=status, reason=refusal))
             continue
-        results.append(_plan(preset, host, request))
-    report = BuildReport(tuple(results), request.presets, provenance)
+        results.append(_plan(preset, host, request, layout))
+    report = BuildReport(tuple(results), request.presets, provenance, cross.name if cross else "")
     if request.dry_run:
         return report
     cache_env = ccache.environment(tools.ccache, config.root, config.build_dir, environment)
@@ -218,14 +244,20 @@ def _preset_names(matrix: Matrix, requested: tuple[str, ...]) -> tuple[str, ...]
     return tuple(dict.fromkeys(name for r in requested for name in matrix.expand(r)))
 
 
-def _select(matrix: Matrix, requested: tuple[str, ...], system: str) -> list[tuple[Preset, str]]:
+def _select(
+    matrix: Matrix, requested: tuple[str, ...], system: str, cross: CrossTarget | None
+) -> list[tuple[Preset, str]]:
+    def refusal(preset: Preset) -> str:
+        if not preset.applies_to(system):
+            return f"this preset does not apply on {cross.name if cross else system}"
+        return NOT_CROSS_BUILT if cross and preset.name not in CROSS_PRESETS else ""
+
     if requested:
-        chosen = [matrix.get(name) for name in requested]
-        return [(p, "" if p.applies_to(system) else f"this preset does not apply on {system}") for p in chosen]
-    return [(p, "") for p in matrix.presets if p.applies_to(system)]
+        return [(p, refusal(p)) for p in (matrix.get(name) for name in requested)]
+    return [(p, refusal(p)) for p in matrix.presets if p.applies_to(system)]
 
 
-def _plan(preset: Preset, host: Host, request: BuildRequest) -> PresetResult:
+def _plan(preset: Preset, host: Host, request: BuildRequest, layout: _Layout) -> PresetResult:
     detections = detect(preset.requires, host)
     missing = [d for d in detections if isinstance(d, Missing)]
     found = [d for d in detections if isinstance(d, Found)]
@@ -235,9 +267,22 @@ def _plan(preset: Preset, host: Host, request: BuildRequest) -> PresetResult:
     options.update(request.definitions)
     result = PresetResult(preset=preset, status="planned", options=options, toolchain=[d.detail for d in found])
     if missing:
-        result.status = "failed" if preset.name in request.presets else "skipped"
+        # a cross build that lacks its compiler is a failure: it was asked for by --platform
+        result.status = "failed" if preset.name in request.presets or host.cross else "skipped"
         result.reason = "; ".join(m.reason for m in missing)
         result.hint = "; ".join(dict.fromkeys(m.hint for m in missing))
+    elif host.cross is not None:
+        compilers: dict[str, str] = {
+            k: options.pop(k) for k in ("CMAKE_C_COMPILER", "CMAKE_CXX_COMPILER") if k in options
+        }
+        emulator = host.which(host.cross.emulator)
+        path = layout.root / "toolchains" / f"{host.cross.name}.cmake"
+        result.toolchain_file = (path, toolchain_file(host.cross, compilers, emulator))  # a location: not an option
+        result.toolchain.append(
+            f"{emulator} -L {host.cross.sysroot} (runs the build's probe: llama-abi.json)"
+            if emulator
+            else f"no {host.cross.emulator}: llama-abi.json is not recorded (apt-get install qemu-user)"
+        )
     return result
 
 
@@ -253,6 +298,11 @@ def _build_one(
     name = result.preset.name
     binary_dir, stage, log = layout.binary_dir(name), layout.stage(name), layout.log(name)
     log.parent.mkdir(parents=True, exist_ok=True)
+    if result.toolchain_file is not None:
+        path, text = result.toolchain_file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.is_file() or path.read_text(encoding="utf-8") != text:  # unchanged: CMake need not look again
+            path.write_text(text, encoding="utf-8")
     log.write_text("", encoding="utf-8")
     result.log = log
     before = None if request.configure_only else ccache.statistics(tools.ccache, env)
@@ -294,6 +344,7 @@ def _build_one(
     result.cache = ccache.describe(before, ccache.statistics(tools.ccache, env))
     result.stage = stage
     result.files = scan_stage(stage)
+    result.not_built = read_unbuildable(binary_dir / UNBUILDABLE_RECORD)
     write_stage_record(
         stage,
         preset=name,
@@ -303,6 +354,8 @@ def _build_one(
         requires=result.preset.requires,
         files=result.files,
         driver_floor=result.preset.driver_floor,
+        platform=layout.cross.name if layout.cross else "",
+        not_built=result.not_built,
     )
     result.status = "built"
 
@@ -320,6 +373,8 @@ def _configure_args(
         "LLAMA_CPP_RUNTIME_SOURCE_DIR": str(config.sync.destination),
         "CMAKE_MAKE_PROGRAM": str(tools.ninja),
     }
+    if result.toolchain_file is not None:
+        located["CMAKE_TOOLCHAIN_FILE"] = str(result.toolchain_file[0])
     # The preset's own values come from the preset; only what differs from it is passed.
     differing = {k: v for k, v in result.options.items() if result.preset.cache_variables.get(k) != v}
     definitions = {**located, **differing}

@@ -47,9 +47,16 @@ def scan_stage(stage: Path) -> list[StagedFile]:
 
 
 def module_name(file: StagedFile) -> str:
-    """libggml-cpu-haswell.so -> ggml-cpu-haswell (the name the binding and the report use)."""
-    stem = file.name.split(".", 1)[0]
-    return stem.removeprefix("lib")
+    return module_file_name(file.name)
+
+
+def module_file_name(name: str) -> str:
+    """libggml-cpu-haswell.so -> ggml-cpu-haswell, libggml-cpu-armv8.2_1.so -> ggml-cpu-armv8.2_1 (the name the
+    binding and the report use: only the suffix is cut, since ggml's ARM variant names hold a dot)."""
+    for suffix in (".so", ".dll", ".dylib"):
+        if name.endswith(suffix):
+            return name.removesuffix(suffix).removeprefix("lib")
+    return name.split(".", 1)[0].removeprefix("lib")
 
 
 def write_stage_record(
@@ -62,8 +69,10 @@ def write_stage_record(
     requires: Sequence[str],
     files: list[StagedFile],
     driver_floor: Mapping[str, str] | None = None,
+    platform: str = "",
+    not_built: Mapping[str, str] | None = None,
 ) -> None:
-    document = {
+    document: dict[str, Any] = {
         "format": 1,
         "preset": preset,
         "backend": backend,
@@ -78,4 +87,8 @@ def write_stage_record(
             for f in files
         ],
     }
+    if platform:  # a cross build: the platform it is for (a native stage is the host's)
+        document["platform"] = platform
+    if not_built:  # modules the compiler could not build, in its words: listed, never silently missing
+        document["not_built"] = dict(sorted(not_built.items()))
     (stage / STAGE_RECORD).write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")

@@ -59,6 +59,10 @@ def render(report: BuildReport) -> list[str]:
         modules = [f for f in result.files if f.kind == "module"]
         if modules:
             lines.append(indent + "modules: " + ", ".join(f"{module_name(f)} {size_text(f.size)}" for f in modules))
+        for module, reason in result.not_built.items():
+            lines.append(indent + f"not built: {module}: {reason}")
+        if report.platform and result.status != "skipped" and result.toolchain:
+            lines.append(indent + f"toolchain ({report.platform}): " + "; ".join(result.toolchain))
         if result.status != "skipped" and result.options:
             shown = sorted(
                 f"{k}={v}"
@@ -73,6 +77,7 @@ def to_json(report: BuildReport) -> dict[str, Any]:
     return {
         "format": 1,
         "requested": list(report.requested),
+        "platform": report.platform,
         "presets": [
             {
                 "preset": r.preset.name,
@@ -86,6 +91,7 @@ def to_json(report: BuildReport) -> dict[str, Any]:
                 "cache": r.cache,
                 "cmake_options": dict(sorted(r.options.items())),
                 "files": [{"path": f.path, "kind": f.kind, "size": f.size} for f in r.files],
+                "not_built": dict(r.not_built),
             }
             for r in report.results
         ],

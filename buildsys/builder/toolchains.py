@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..cmake_tool import is_on, probe
+from .platforms import CrossTarget
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class Host:
     system: str
     python_paths: tuple[str, ...] = field(default_factory=lambda: tuple(sys.path))  # sys.path when created
     definitions: Mapping[str, str] = field(default_factory=dict)  # -D given on the command line
+    cross: CrossTarget | None = None  # the platform a cross build is for (None: this host's own)
 
     def which(self, name: str, *extra_dirs: Path) -> Path | None:
         search = [*self.env.get("PATH", "").split(_path_separator(self.system)), *map(str, extra_dirs)]
@@ -71,6 +73,8 @@ def detect(requirements: Sequence[str], host: Host) -> list[Detection]:
 
 
 def _c_compiler(requirement: str, host: Host, earlier: list[Detection]) -> Detection:
+    if host.cross is not None:
+        return _cross_compiler(requirement, host, host.cross)
     if host.env.get("CC"):
         candidates = [host.env["CC"]]
     else:
@@ -85,6 +89,21 @@ def _c_compiler(requirement: str, host: Host, earlier: list[Detection]) -> Detec
         "Darwin": "xcode-select --install",
     }.get(host.system, "apt-get install build-essential (or dnf install gcc gcc-c++)")
     return Missing(requirement, f"no C compiler ({' / '.join(candidates)}) on PATH", hint)
+
+
+def _cross_compiler(requirement: str, host: Host, target: CrossTarget) -> Detection:
+    """The target's gcc and g++ (Debian's g++-<triplet>), which the driver's toolchain file names; CC is the
+    host's compiler and is not asked."""
+    found = {}
+    for language, name in (("C", f"{target.triplet}-gcc"), ("CXX", f"{target.triplet}-g++")):
+        path = host.which(name)
+        if path is None:
+            reason = f"no cross compiler for {target.name}: {name} is not on PATH"
+            return Missing(requirement, reason, f"apt-get install {target.package}")
+        found[f"CMAKE_{language}_COMPILER"] = str(path)
+    version = probe([found["CMAKE_C_COMPILER"], "--version"], host.env).splitlines()
+    detail = f"{found['CMAKE_C_COMPILER']} ({version[0] if version else 'version unknown'}), cross to {target.name}"
+    return Found(requirement, detail, found)
 
 
 # NVIDIA's cuBLAS wheels on PyPI, by CUDA major: headers and libraries the CUDA presets can build against.

@@ -1,5 +1,9 @@
 """Writing a wheel byte-for-byte reproducibly: sorted entries, one timestamp (SOURCE_DATE_EPOCH),
-fixed permissions and compression, and a RECORD of every file's sha256."""
+fixed permissions and compression, and a RECORD of every file's sha256.
+
+METADATA is core metadata 2.4: the licence as an SPDX `License-Expression` and each licence text as a
+`License-File` under `.dist-info/licenses/` (PEP 639). pip 23.2 (Python 3.11's ensurepip) and uv install
+such wheels; tests/unit/test_wheelfile.py installs one with both."""
 
 from __future__ import annotations
 
@@ -33,8 +37,17 @@ class WheelSpec:
     requires: Sequence[str] = ()
     extras: Mapping[str, Sequence[str]] = field(default_factory=dict)
     entry_points: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-    license: str = "MIT"
-    urls: Mapping[str, str] = field(default_factory=dict)
+    license: str = "MIT"  # an SPDX expression
+    # path under .dist-info/licenses/ -> the text (PEP 639); each is named by a License-File line
+    license_files: Mapping[str, bytes] = field(default_factory=dict)
+    authors: Sequence[tuple[str, str]] = ()  # (name, email), either may be ""
+    keywords: Sequence[str] = ()
+    classifiers: Sequence[str] = ()
+    urls: Sequence[tuple[str, str]] = ()  # (label, URL), in the order PyPI shows them
+    # other files of the .dist-info folder, by name (e.g. release.json): metadata about this wheel
+    dist_info_files: Mapping[str, bytes] = field(default_factory=dict)
+    # an sdist's fields that the wheels built from it may fill differently (PEP 643); a wheel has none
+    dynamic: Sequence[str] = ()
 
     @property
     def file_name(self) -> str:
@@ -53,16 +66,30 @@ def record_hash(data: bytes) -> str:
     return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
 
+METADATA_VERSION = "2.4"  # the first with License-Expression and License-File (PEP 639)
+LICENSES_FOLDER = "licenses"  # under .dist-info, where PEP 639 puts the licence texts
+_DIST_INFO_OWN = frozenset({"METADATA", "WHEEL", "RECORD", "entry_points.txt"})
+
+
 def metadata_text(spec: WheelSpec) -> str:
     lines = [
-        "Metadata-Version: 2.1",
+        f"Metadata-Version: {METADATA_VERSION}",
         f"Name: {spec.distribution}",
         f"Version: {spec.version}",
         f"Summary: {spec.summary}",
-        f"License: {spec.license}",
-        f"Requires-Python: {spec.requires_python}",
     ]
-    lines += [f"Project-URL: {label}, {url}" for label, url in spec.urls.items()]
+    if spec.keywords:
+        lines.append(f"Keywords: {','.join(spec.keywords)}")
+    names = [name for name, email in spec.authors if name and not email]
+    addresses = [f"{name} <{email}>" if name else email for name, email in spec.authors if email]
+    lines += [f"Author: {', '.join(names)}"] if names else []
+    lines += [f"Author-email: {', '.join(addresses)}"] if addresses else []
+    lines.append(f"License-Expression: {spec.license}")
+    lines += [f"License-File: {path}" for path in sorted(spec.license_files)]
+    lines += [f"Classifier: {classifier}" for classifier in spec.classifiers]
+    lines.append(f"Requires-Python: {spec.requires_python}")
+    lines += [f"Dynamic: {name}" for name in spec.dynamic]
+    lines += [f"Project-URL: {label}, {url}" for label, url in spec.urls]
     lines += [f"Requires-Dist: {requirement}" for requirement in spec.requires]
     for extra, requirements in sorted(spec.extras.items()):
         lines.append(f"Provides-Extra: {extra}")
@@ -82,6 +109,12 @@ def _entry_points_text(entry_points: Mapping[str, Mapping[str, str]]) -> str:
 def write_wheel(directory: Path, spec: WheelSpec, files: Mapping[str, WheelFile], *, epoch: int) -> Path:
     """Write the wheel into `directory`; the same spec, files and epoch always give the same bytes."""
     contents = dict(files)
+    for path, text in spec.license_files.items():
+        contents[f"{spec.dist_info}/{LICENSES_FOLDER}/{path}"] = WheelFile(text)
+    for name, data in spec.dist_info_files.items():
+        # a caller's mistake, never the user's input: the writer makes these itself
+        assert name not in _DIST_INFO_OWN and name.split("/")[0] != LICENSES_FOLDER, name
+        contents[f"{spec.dist_info}/{name}"] = WheelFile(data)
     contents[f"{spec.dist_info}/METADATA"] = WheelFile(metadata_text(spec).encode())
     wheel_text = f"Wheel-Version: 1.0\nGenerator: {GENERATOR}\nRoot-Is-Purelib: false\nTag: {spec.tag}\n"
     contents[f"{spec.dist_info}/WHEEL"] = WheelFile(wheel_text.encode())

@@ -6,24 +6,39 @@ presets (their vendor block), not declared again here.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
 import sysconfig
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .. import cmake_tool, ui
-from ..builder.driver import BuildReport, BuildRequest, PresetResult, SubsetMissing, run_build
-from ..builder.presets import DRIVER_FLOORS, load_matrix
+from ..builder.driver import (
+    BuildReport,
+    BuildRequest,
+    PresetResult,
+    SubsetMissing,
+    require_current_vendor,
+    run_build,
+)
+from ..builder.platforms import resolve
+from ..builder.presets import Preset, host_system, load_matrix
 from ..builder.summary import size_text
-from ..config import WHEEL_FOLDER, Config
+from ..config import STAGE_FOLDER, WHEEL_FOLDER, Config
 from ..errors import BuildFailed, OutOfDate, UsageError
 from ..vendoring.apply_patches import run_apply_patches
 from ..vendoring.sync import run_sync
+from . import pages
 from .family_wheels import write_family_wheels
-from .wheelfile import ZIP_EPOCH_MINIMUM, WheelFile, WheelSpec, normalise, write_wheel
+from .pages import driver_floor_text
+from .project_table import load_project_table, project_license
+from .release_record import RECORD_NAME, PatchEntry, patch_entries, preset_coverage, record_bytes, wheel_record
+from .sdist import write_sdist
+from .wheelfile import ZIP_EPOCH_MINIMUM, WheelFile, WheelSpec, metadata_text, normalise, write_wheel
 
 CORE_DISTRIBUTION = "llama-cpp-runtime"
 CORE_PACKAGE = "llama_cpp_runtime"
@@ -45,6 +60,9 @@ REPAIR_EXCLUDES = (
     "libhsa-runtime64.so.*",
 )
 CORE_SONAMES = ("libggml-base.so.*", "libggml.so.*", "libllama.so.*")
+# Where llama.cpp keeps the licence texts of what it bundles (e.g. licenses/LICENSE-jsonhpp); ggml alone has none.
+UPSTREAM_LICENSES = "licenses"
+UPSTREAM_LICENSE_PREFIX = "llama.cpp"  # their folder under .dist-info/licenses/, beside this project's LICENSE
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,7 +81,11 @@ class BuiltWheel:
     size: int
 
 
-def platform_tag() -> str:
+def platform_tag(platform: str = "") -> str:
+    """The tag before repair: this host's platform, or the one a cross build was for (`--platform`)."""
+    cross = resolve(platform) if platform else None
+    if cross is not None:
+        return f"py3-none-{cross.wheel_platform}"
     return "py3-none-" + sysconfig.get_platform().replace("-", "_").replace(".", "_")
 
 
@@ -90,7 +112,7 @@ def package(config: Config, report: BuildReport, request: WheelsRequest) -> list
     for distribution in dict.fromkeys(r.preset.wheel for r in built):
         results = [r for r in built if r.preset.wheel == distribution]
         with ui.step(f"wheel {distribution}"):
-            wheel = _write(config, distribution, results, report.provenance, request.version, epoch)
+            wheel = _write(config, distribution, results, report.provenance, request.version, epoch, report.platform)
         if request.repair and sys.platform.startswith("linux"):
             wheel = repair_linux_wheel(wheel, epoch, config)
         wheels.append(wheel)
@@ -167,7 +189,10 @@ def _binding_files() -> dict[str, WheelFile]:
     }
 
 
-def _description(results: list[PresetResult], provenance: Mapping[str, str]) -> str:
+def _description(
+    results: list[PresetResult], provenance: Mapping[str, str], *, patches: Sequence[PatchEntry] = ()
+) -> str:
+    """The "Build" section of a page: the pin, the patches, each preset's GGML_ options, the driver floor."""
     lines = [
         f"Built from upstream commit `{provenance['commit']}` with patch series sha256 "
         f"`{provenance['patch_series_sha256']}`.",
@@ -179,6 +204,14 @@ def _description(results: list[PresetResult], provenance: Mapping[str, str]) -> 
             f"Serves llama-cpp-python {provenance['llama_cpp_python']} (the release that vendors that "
             'llama.cpp): `llama_cpp_runtime.use_for("llama_cpp")`.',
         ]
+    if patches:
+        lines += [f"Patches: {', '.join(f'`{p.name}`' for p in patches)}.", ""]
+    lines += [
+        f"The same record, with each patch's sha256 and what this wheel covers, is `{RECORD_NAME}` in its "
+        ".dist-info folder; every file of a release is listed with its sha256 in `release-manifest.json` on "
+        "the release page.",
+        "",
+    ]
     for result in results:
         options = " ".join(f"{k}={v}" for k, v in sorted(result.options.items()) if k.startswith("GGML_"))
         lines.append(f"- preset `{result.preset.name}`: {options}")
@@ -188,13 +221,28 @@ def _description(results: list[PresetResult], provenance: Mapping[str, str]) -> 
     return "\n".join(lines) + "\n"
 
 
-def driver_floor_text(floor: Mapping[str, str]) -> str:
-    """A preset's driver floor as a person reads it: "NVIDIA driver ≥ 525.60.13 (Linux), ≥ 528.33 (Windows)"."""
-    said: dict[str, list[str]] = {}
-    for key, driver, system in DRIVER_FLOORS:
-        if key in floor:
-            said.setdefault(driver, []).append(f"≥ {floor[key]}" + (f" ({system})" if system else ""))
-    return "; ".join(f"{driver} {', '.join(versions)}" for driver, versions in said.items())
+def license_files(config: Config) -> dict[str, bytes]:
+    """The licence texts a built wheel carries (PEP 639): this project's (the binding, the plugin packages),
+    llama.cpp's own LICENSE, and every third-party text in the vendored tree's licenses/ folder."""
+    vendored = config.sync.destination
+    upstream = vendored / "LICENSE"
+    if not upstream.is_file():
+        raise UsageError(
+            f"{config.relative(upstream)} is missing: a wheel must carry the licence of what it ships",
+            hint='add "LICENSE" (and "licenses/") to [sync] include in vendoring.toml, then run sync',
+        )
+    files = {**project_license(), f"{UPSTREAM_LICENSE_PREFIX}/LICENSE": upstream.read_bytes()}
+    bundled = vendored / UPSTREAM_LICENSES
+    for path in sorted(bundled.rglob("*")) if bundled.is_dir() else ():
+        if path.is_file():
+            files[f"{UPSTREAM_LICENSE_PREFIX}/{path.relative_to(vendored).as_posix()}"] = path.read_bytes()
+    return files
+
+
+def _stage_record(result: PresetResult) -> dict[str, Any]:
+    assert result.stage is not None, f"{result.preset.name} was not built"
+    document: dict[str, Any] = json.loads((result.stage / "stage.json").read_text(encoding="utf-8"))
+    return document
 
 
 def _write(
@@ -204,22 +252,29 @@ def _write(
     provenance: Mapping[str, str],
     version: str,
     epoch: int,
+    platform: str = "",
 ) -> BuiltWheel:
-    if distribution == CORE_DISTRIBUTION:
-        matrix = load_matrix()  # plugins and the families that require them: one extra each
-        plugins = sorted({p.wheel for p in matrix.presets if p.wheel != CORE_DISTRIBUTION} | {*matrix.family_members()})
+    table = load_project_table()
+    matrix = load_matrix()
+    patches = patch_entries(config.patches, provenance["patch_series_sha256"])
+    coverage = [preset_coverage(_stage_record(result)) for result in results]
+    build = _description(results, provenance, patches=patches)
+    kind = "core" if distribution == CORE_DISTRIBUTION else "plugin"
+    record = wheel_record(
+        distribution=distribution, version=version, kind=kind, upstream=provenance, patches=patches, presets=coverage
+    )
+    common = {
+        **table.wheel_metadata(),
+        "license_files": license_files(config),
+        "dist_info_files": {RECORD_NAME: record_bytes(record)},
+    }
+    if kind == "core":
         files = _binding_files()
         for result in results:
             files.update(_stage_files(result, CORE_PACKAGE))
-        extras = {name.removeprefix(f"{CORE_DISTRIBUTION}-"): [f"{name}=={version}"] for name in plugins}
-        spec = WheelSpec(
-            distribution=distribution,
-            version=version,
-            tag=platform_tag(),
-            extras=extras,
-            summary="ggml and llama.cpp shared libraries with every CPU variant, chosen at run time",
-            description=_description(results, provenance),
-        )
+        served = provenance.get("llama_cpp_python", "")
+        page = pages.core_page(table=table, matrix=matrix, coverage=coverage, llama_cpp_python=served, build=build)
+        spec = _core_spec(version, platform_tag(platform), page, common)
     else:
         package = normalise(distribution)
         files = {f"{package}/__init__.py": WheelFile(_PLUGIN_INIT.encode())}
@@ -230,11 +285,14 @@ def _write(
         spec = WheelSpec(
             distribution=distribution,
             version=version,
-            tag=platform_tag(),
+            tag=platform_tag(platform),
             summary=f"The ggml {preset.backend} backend for llama-cpp-runtime",
-            description=_description(results, provenance),
+            description=pages.plugin_page(
+                table=table, distribution=distribution, presets=[r.preset for r in results], build=build
+            ),
             requires=[f"{CORE_DISTRIBUTION}=={version}", *runtime],
             entry_points={ENTRY_POINT_GROUP: {preset.backend: f"{package}:module_dir"}},
+            **common,
         )
     path = write_wheel(config.root / WHEEL_FOLDER, spec, files, epoch=epoch)
     return BuiltWheel(path, distribution, tuple(r.preset.name for r in results), len(files), path.stat().st_size)
@@ -280,3 +338,69 @@ def render_wheels(wheels: list[BuiltWheel], root: Path) -> list[str]:
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     return ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)) for row in rows]
+
+
+def _core_spec(version: str, tag: str, page: str, common: Mapping[str, Any]) -> WheelSpec:
+    """The core's metadata, for its wheel and its sdist: one extra per plugin and per family."""
+    matrix = load_matrix()
+    plugins = sorted({p.wheel for p in matrix.presets if p.wheel != CORE_DISTRIBUTION} | {*matrix.family_members()})
+    extras = {name.removeprefix(f"{CORE_DISTRIBUTION}-"): [f"{name}=={version}"] for name in plugins}
+    summary = "ggml and llama.cpp shared libraries with every CPU variant, chosen at run time"
+    return WheelSpec(
+        distribution=CORE_DISTRIBUTION,
+        version=version,
+        tag=tag,
+        extras=extras,
+        summary=summary,
+        description=page,
+        **common,
+    )
+
+
+# What the wheel an sdist builds may say differently: the page names the CPU variants of the machine that built
+# it, and the licence files sit under .dist-info/licenses/ in the wheel, under their own paths in the sdist.
+SDIST_DYNAMIC = ("Description", "License-File")
+
+
+def package_sdist(config: Config, version: str) -> BuiltWheel:
+    """dist/llama_cpp_runtime-<version>.tar.gz, whose PKG-INFO is the core wheel's metadata (PEP 643), with the
+    page of the core presets last staged here (their CPU variants; none listed when nothing was built)."""
+    provenance = require_current_vendor(config)
+    if config.llama_cpp_python:
+        provenance["llama_cpp_python"] = config.llama_cpp_python
+    patches = patch_entries(config.patches, provenance["patch_series_sha256"])
+    stages = [config.build_dir / STAGE_FOLDER / p.name / "stage.json" for p in _core_presets()]
+    coverage = [preset_coverage(json.loads(path.read_text(encoding="utf-8"))) for path in stages if path.is_file()]
+    page = pages.core_page(
+        table=load_project_table(),
+        matrix=load_matrix(),
+        coverage=coverage,
+        llama_cpp_python=provenance.get("llama_cpp_python", ""),
+        build=_sdist_build_text(provenance, patches),
+    )
+    destination = config.relative(config.sync.destination)
+    licences = {
+        name.replace(f"{UPSTREAM_LICENSE_PREFIX}/", f"{destination}/", 1): text
+        for name, text in license_files(config).items()
+    }
+    common = {**load_project_table().wheel_metadata(), "license_files": licences, "dynamic": SDIST_DYNAMIC}
+    metadata = metadata_text(_core_spec(version, "", page, common))
+    built = write_sdist(
+        config, distribution=CORE_DISTRIBUTION, version=version, metadata=metadata, epoch=source_date_epoch()
+    )
+    return BuiltWheel(built.path, CORE_DISTRIBUTION, ("sdist",), built.files, built.size)
+
+
+def _core_presets() -> list[Preset]:
+    return [p for p in load_matrix().presets if p.wheel == CORE_DISTRIBUTION and p.applies_to(host_system())]
+
+
+def _sdist_build_text(provenance: Mapping[str, str], patches: Sequence[PatchEntry]) -> str:
+    names = ", ".join(f"`{p.name}`" for p in patches) or "none"
+    return (
+        f"The source of the wheels: upstream commit `{provenance['commit']}` with our patches applied "
+        f"(patch series sha256 `{provenance['patch_series_sha256']}`; patches: {names}), the build system and "
+        "the binding. `pip install --no-binary llama-cpp-runtime llama-cpp-runtime` builds the `cpu` preset "
+        "from it with CMake and Ninja from the package index and the machine's C and C++ compilers; it needs "
+        "neither git nor the network beyond the index.\n"
+    )

@@ -23,3 +23,5 @@ vulkan = require_toolchain("vulkan", "glslc", "/usr/include/vulkan/vulkan.h", "/
 openblas = require_toolchain(
     "openblas", "/usr/lib/x86_64-linux-gnu/libopenblas.so", "/usr/include/x86_64-linux-gnu/cblas.h"
 )
+# linux-aarch64 on this x86-64 machine: Debian's cross compiler, qemu-user, and apt for the arm64 CPython
+aarch64 = require_toolchain("aarch64", "aarch64-linux-gnu-gcc", "aarch64-linux-gnu-g++", "qemu-aarch64", "apt-get")

@@ -53,6 +53,7 @@ EXPECTED = {
 # The only jobs that may write, and what: everything else reads at most.
 ALLOWED_WRITES = {
     ("wheels.yml", "publish"): {"id-token"},
+    ("wheels.yml", "release"): {"contents"},  # the GitHub release of the tag, and release-manifest.json on it
     ("bump.yml", "pull-request"): {"contents", "pull-requests"},
     ("bump.yml", "conflict-issue"): {"issues"},
 }
@@ -370,7 +371,7 @@ def test_publish_uses_trusted_publishing_on_tags_with_every_artifact() -> None:
     jobs = _load("wheels.yml")["jobs"]
     publish = jobs["publish"]
     assert publish["permissions"] == {"id-token": "write"} and publish["environment"]["name"] == "pypi"
-    assert "refs/tags/v" in publish["if"] and publish["needs"] == ["build", "test-plugins", "families"]
+    assert "refs/tags/v" in publish["if"] and publish["needs"] == ["build", "test-plugins", "families", "manifest"]
     assert _triggers(_load("wheels.yml"))["push"] == {"tags": ["v*"]}
     download = _step(publish, "actions/download-artifact")
     assert download["with"]["pattern"] == "wheels-*" and download["with"]["merge-multiple"] is True

@@ -41,8 +41,13 @@ def core_library_candidates(directory: Path, name: str) -> list[Path]:
 
 
 def module_stem(path: Path) -> str:
-    """libggml-cpu-haswell.so -> ggml-cpu-haswell; ggml-vulkan.dll -> ggml-vulkan."""
-    return path.name.split(".", 1)[0].removeprefix("lib")
+    """libggml-cpu-haswell.so -> ggml-cpu-haswell; ggml-vulkan.dll -> ggml-vulkan; libggml-cpu-armv8.2_1.so ->
+    ggml-cpu-armv8.2_1 (ggml's ARM variant names hold a dot: only the file's suffix is cut)."""
+    name = path.name
+    for suffix in (".so", ".dll", ".dylib"):
+        if name.endswith(suffix):
+            return name.removesuffix(suffix).removeprefix("lib")
+    return name.split(".", 1)[0].removeprefix("lib")
 
 
 def is_module_name(name: str) -> bool:

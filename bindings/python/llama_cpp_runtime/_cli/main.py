@@ -240,11 +240,15 @@ def _run_targets(arguments: argparse.Namespace, child: str, title: str, extra: S
         _targets(probe, arguments.device),
         lambda target: _child([child, target.device, *extra], _measuring(target.env), arguments.timeout, target),
     )
-    width = max([len(o.target.label) for o in outcomes] + [6])
+    cpu_checked = title == "check" and "CPU" in [o.target.device for o in outcomes]
+    not_runnable = probe.get("not_runnable", []) if cpu_checked else []  # this machine's reason, not a failure
+    width = max([len(o.target.label) for o in outcomes] + [len(name) for name, _ in not_runnable] + [6])
     print(f"{'target'.ljust(width)}  result  time     detail")
     for outcome in outcomes:
         result = "ok" if outcome.ok else "FAILED"
         print(f"{outcome.target.label.ljust(width)}  {result.ljust(6)}  {outcome.seconds:6.2f}s  {outcome.detail}")
+    for name, reason in not_runnable:
+        print(f"{name.ljust(width)}  {'-'.ljust(6)}  {'-'.rjust(7)}  not runnable here: {reason}")
     broken = probe.get("unusable", [])
     for name, reason in broken:  # shipped but unusable on any machine: a broken package, not this machine
         print(f"{name.ljust(width)}  FAILED     -     ships in the package but cannot be used: {reason}")
@@ -312,11 +316,18 @@ def _probe(arguments: argparse.Namespace) -> int:
         if m.backend == "cpu" and m.status in {"loaded", "not chosen"}
     ]
     unusable = [[m.name, m.reason] for m in report.modules if m.unusable]
+    # variants this CPU cannot run (score 0): check names them, so none looks forgotten
+    not_runnable = [
+        [m.name, m.reason]
+        for m in report.modules
+        if m.backend == "cpu" and m.status == "skipped" and m.score == 0 and not m.unusable
+    ]
     print(
         json.dumps(
             {
                 "devices": [d.name for d in report.devices],
                 "cpu_variants": variants,
+                "not_runnable": not_runnable,
                 "unusable": unusable,
                 "no_cpu_backend": report.no_cpu_backend,
                 "gpu_warning": runtime.unused_gpu_warning(),  # the parent gives it, as load() would have

@@ -132,6 +132,22 @@ def backend_entry_points(search_path: Sequence[str]) -> list[EntryPoint]:
     return sorted(found)
 
 
+def installed_version(distribution: str, search_path: Sequence[str]) -> str:
+    """The version of an installed distribution, from its dist-info folder's name ("" when there is none),
+    the first on the search path winning as for the entry points."""
+    wanted = re.sub(r"[-_.]+", "_", distribution).lower()
+    for entry in search_path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for name in names:
+            stem, _, version = name.removesuffix(".dist-info").partition("-")
+            if name.endswith(".dist-info") and re.sub(r"[-_.]+", "_", stem).lower() == wanted:
+                return version
+    return ""
+
+
 def _group(text: str, group: str) -> list[tuple[str, str]]:
     """`name = value` lines of one [group] section of an entry_points.txt (an INI file)."""
     section = None

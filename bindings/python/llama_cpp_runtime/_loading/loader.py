@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,14 +29,28 @@ from .._platform import (
     open_library,
 )
 from .._report import Device, ModuleReport, Report, Status
-from .._settings import Settings
+from .._settings import PLUGIN_DIRS, Settings
 from .cpu_variants import Selection, load_cpu_variant, no_cpu_backend
 from .device_preference import mark_preferred, rank
-from .discovery import CORE_SOURCE, Layout, ModuleFile, find_layout, modules_in, plugin_modules
+from .discovery import (
+    CORE_SOURCE,
+    Layout,
+    ModuleFile,
+    find_layout,
+    installed_version,
+    modules_in,
+    plugin_modules,
+)
 from .elf import refuse_damaged
 from .installed import compare_with_record, unrecorded, unverified_note
 from .runtime_libs import nvidia_library_dirs, preload_runtime_libraries
-from .stage_record import StageRecord, identity_conflict, read_json_object, read_stage_record
+from .stage_record import (
+    InstalledVersions,
+    StageRecord,
+    identity_conflict,
+    read_json_object,
+    read_stage_record,
+)
 
 # In dependency order; llama and mtmd only when upstream builds them (a ggml-only upstream has neither).
 CORE_LIBRARIES = ("ggml-base", "ggml", "llama", "mtmd")
@@ -279,8 +294,17 @@ def _refusal(
     damaged = refuse_damaged(module.path)
     if damaged:
         return damaged, True
-    why = unrecorded(module, record, core) or identity_conflict(record, core)
+    why = unrecorded(module, record, core) or identity_conflict(record, core, _versions(module))
     return why or _floor_refusal(module, record, machine), False
+
+
+def _versions(module: ModuleFile) -> InstalledVersions | None:
+    """What a refusal of a plugin package's module names: its distribution's version and the core's."""
+    if module.source in {CORE_SOURCE, PLUGIN_DIRS}:
+        return None
+    return InstalledVersions(
+        module.source, installed_version(module.source, sys.path), installed_version(CORE_SOURCE, sys.path)
+    )
 
 
 def enumerate_devices(ggml: ctypes.CDLL, order: tuple[str, ...]) -> list[Device]:

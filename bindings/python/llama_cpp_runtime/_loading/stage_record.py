@@ -68,17 +68,32 @@ def _file_paths(files: object) -> tuple[str, ...] | None:
     return tuple(str(f["path"]) for f in files if isinstance(f, dict) and "path" in f)
 
 
-def identity_conflict(record: StageRecord, core: dict[str, str]) -> str:
+def identity_conflict(record: StageRecord, core: dict[str, str], versions: InstalledVersions | None = None) -> str:
     """Why a plugin built from another upstream commit or patch series than the core is refused ("" when
-    it agrees, or when either side recorded nothing)."""
+    it agrees, or when either side recorded nothing). With the installed versions of the plugin's and the
+    core's distributions, it names both and the plugin release that matches the core."""
     plugin_identity = {k: record.upstream.get(k, "") for k in IDENTITY_KEYS}
     core_identity = {k: core.get(k, "") for k in IDENTITY_KEYS}
     if not all(plugin_identity.values()) or not all(core_identity.values()) or plugin_identity == core_identity:
         return ""
+    if versions is None or not versions.plugin or not versions.core:
+        return (
+            f"built from upstream {_identity(plugin_identity)}, the core libraries from {_identity(core_identity)}: "
+            "install the plugin of the core's version"
+        )
     return (
-        f"built from upstream {_identity(plugin_identity)}, the core libraries from {_identity(core_identity)}: "
-        "install the plugin of the core's version"
+        f"{versions.distribution} {versions.plugin} was built from upstream {_identity(plugin_identity)}, the core "
+        f"libraries (llama-cpp-runtime {versions.core}) from {_identity(core_identity)}: "
+        f'pip install "{versions.distribution}=={versions.core}" '
+        f'(or go back: pip install "llama-cpp-runtime=={versions.plugin}")'
     )
+
+
+@dataclass(frozen=True)
+class InstalledVersions:
+    distribution: str  # the plugin's: llama-cpp-runtime-vulkan
+    plugin: str  # its installed version ("" when not installed as a distribution)
+    core: str  # llama-cpp-runtime's installed version ("" when not known)
 
 
 def _identity(identity: dict[str, str]) -> str:

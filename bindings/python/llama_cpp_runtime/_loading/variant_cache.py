@@ -3,7 +3,9 @@
 Scoring opens each variant module (14 on x86-64) and asks it whether this CPU runs its instructions;
 that is most of `load()`'s cost. The answer depends only on the CPU and on the module files, so it is
 stored under a key made of both: the CPU's identity (its model and feature flags as the kernel reports
-them) and each module's path, size, modification time and inode. Any change to either makes a new key.
+them in /proc/cpuinfo, and on Linux the HWCAP words of the auxiliary vector, which ggml's ARM variants score
+from and which differ between CPU models where /proc/cpuinfo does not, as under qemu-user) and each module's
+path, size, modification time and inode. Any change to either makes a new key.
 A hit is still verified: the chosen module's own score is asked again when it is opened to be loaded,
 and the record repeats its inputs and carries a checksum, so that a record made for other inputs, or
 damaged or edited into other valid JSON, is not believed (it would put a false reason in the report).
@@ -60,12 +62,34 @@ def cpu_identity_from_cpuinfo(text: str) -> str:
     return "\n".join(sorted(kept))
 
 
+_AT_HWCAP, _AT_HWCAP2 = 16, 26  # getauxval(3): the features the kernel says this CPU has
+
+
+def hardware_capabilities() -> str:
+    """The auxiliary vector's HWCAP and HWCAP2 words (Linux), or "" where there are none. They are what ggml's
+    ARM variants score themselves from, and they follow the CPU the process really runs on: qemu-user gives
+    each emulated CPU model its own, while /proc/cpuinfo is then the host's file."""
+    if not sys.platform.startswith("linux"):
+        return ""
+    import ctypes  # already imported by the loader that asks
+
+    try:
+        getauxval = ctypes.CDLL(None).getauxval
+    except (OSError, AttributeError):  # a C library without getauxval (musl before 1.1.0)
+        return ""
+    getauxval.restype, getauxval.argtypes = ctypes.c_ulong, [ctypes.c_ulong]
+    return f"hwcap:{getauxval(_AT_HWCAP):x} hwcap2:{getauxval(_AT_HWCAP2):x}"
+
+
 def cpu_identity() -> str:
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as cpuinfo:
             identity = cpu_identity_from_cpuinfo(cpuinfo.read(1 << 16))
     except OSError:
         identity = ""
+    capabilities = hardware_capabilities()
+    if capabilities:
+        identity = f"{identity}\n{capabilities}" if identity else capabilities
     # Without /proc (macOS, Windows): the machine's names only; a hit is verified when it is loaded.
     return identity or f"{sys.platform}|{os.uname().machine if hasattr(os, 'uname') else ''}|" + os.environ.get(
         "PROCESSOR_IDENTIFIER", ""

@@ -1,0 +1,101 @@
+"""The wheels of releases as an index would hold them, for the index rehearsal: the core and the Vulkan
+plugin built for real from the miniature upstream, and the CUDA wheels — which need nvcc and cuBLAS for
+every architecture family, more than a test can build — written by buildsys's own packaging code around a
+stand-in module; NVIDIA's runtime wheels are the real ones from PyPI."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from buildsys.builder.driver import BuildReport, BuildRequest, PresetResult
+from buildsys.builder.presets import Preset, host_system, load_matrix
+from buildsys.builder.stage import StagedFile
+from buildsys.config import load_config
+from buildsys.packaging.wheels import BuiltWheel, WheelsRequest, package
+from helpers.real_llama_cpp import cache_root, locked
+from helpers.support import Project
+
+# Registers a backend with no device: what a CUDA module does on a machine without an NVIDIA GPU.
+_NO_DEVICE_MODULE = """
+#include <stddef.h>
+static const char * name(void * reg) { (void) reg; return "CUDA"; }
+static size_t count(void * reg) { (void) reg; return 0; }
+static void * get(void * reg, size_t i) { (void) reg; (void) i; return NULL; }
+struct iface { const char * (*name)(void *); size_t (*count)(void *); void * (*get)(void *, size_t); void * proc; };
+struct reg { int api_version; struct iface iface; void * context; };
+static struct reg registration = {2, {name, count, get, NULL}, NULL};
+__attribute__((visibility("default"))) void * ggml_backend_init(void) { return &registration; }
+"""
+
+
+def cuda_presets() -> list[Preset]:
+    return [p for p in load_matrix().presets if p.backend == "cuda" and p.applies_to(host_system())]
+
+
+def _staged(stage: Path, relative: str) -> StagedFile:
+    data = (stage / relative).read_bytes()
+    kind = "module" if relative.startswith("modules/") else "other"
+    return StagedFile(relative, kind, len(data), hashlib.sha256(data).hexdigest())
+
+
+def _standin_stage(project: Project, preset: Preset, module: bytes, upstream: dict[str, str]) -> PresetResult:
+    stage = project.root / "build" / "standin-stage" / preset.name
+    (stage / "modules").mkdir(parents=True, exist_ok=True)
+    (stage / "modules" / "libggml-cuda.so").write_bytes(module)
+    options = {"CMAKE_CUDA_ARCHITECTURES": preset.cache_variables.get("CMAKE_CUDA_ARCHITECTURES", "")}
+    files = [_staged(stage, "modules/libggml-cuda.so")]
+    record = {
+        "format": 1,
+        "preset": preset.name,
+        "backend": preset.backend,
+        "upstream": upstream,
+        "cmake_options": options,
+        "requires": list(preset.requires),
+        "driver_floor": dict(preset.driver_floor),
+        "files": [{"path": f.path, "kind": f.kind, "size": f.size, "sha256": f.sha256} for f in files],
+    }
+    (stage / "stage.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
+    return PresetResult(preset=preset, status="built", options=options, files=files, stage=stage)
+
+
+def cuda_wheels(project: Project, module: Path, version: str) -> list[BuiltWheel]:
+    """The CUDA member wheels and their family wheels of `version` in the project's dist/, through
+    `buildsys.packaging.wheels.package` (the metadata, auditwheel repair and family wheels of a real run)."""
+    core_record = json.loads((project.root / "build" / "stage" / "cpu" / "stage.json").read_text(encoding="utf-8"))
+    upstream = {str(k): str(v) for k, v in core_record["upstream"].items()}
+    presets = cuda_presets()
+    results = tuple(_standin_stage(project, p, module.read_bytes(), upstream) for p in presets)
+    names = tuple(p.name for p in presets)
+    report = BuildReport(results=results, requested=names, provenance=upstream)
+    request = WheelsRequest(build=BuildRequest(presets=names), version=version)
+    config = load_config(project.root / "vendoring.toml", env=project.env)
+    return package(config, report, request)
+
+
+def nvidia_wheels() -> list[Path]:
+    """NVIDIA's runtime wheels that the CUDA presets require (CUDA runtime, cuBLAS, and what they require),
+    for this platform, downloaded from PyPI once into the user's cache (1.2 GB: 17 s here)."""
+    folder = cache_root() / "nvidia-wheels"
+    requirements = sorted({d for p in cuda_presets() for d in p.dependencies})
+    stamp = folder / "requirements.txt"
+    with locked(cache_root() / ".nvidia-wheels.lock"):
+        if not stamp.is_file() or stamp.read_text(encoding="utf-8").splitlines() != requirements:
+            shutil.rmtree(folder, ignore_errors=True)
+            download = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check"]
+            subprocess.run(
+                [*download, "--only-binary=:all:", "--dest", str(folder), *requirements],
+                check=True,
+                timeout=1800,
+                capture_output=True,
+            )
+            stamp.write_text("\n".join(requirements) + "\n", encoding="utf-8")
+        return sorted(folder.glob("*.whl"))
+
+
+def module_source() -> str:
+    return _NO_DEVICE_MODULE
