@@ -20,18 +20,6 @@ from buildsys.packaging.wheels import BuiltWheel, WheelsRequest, package
 from helpers.real_llama_cpp import cache_root, locked
 from helpers.support import Project
 
-# Registers a backend with no device: what a CUDA module does on a machine without an NVIDIA GPU.
-_NO_DEVICE_MODULE = """
-#include <stddef.h>
-static const char * name(void * reg) { (void) reg; return "CUDA"; }
-static size_t count(void * reg) { (void) reg; return 0; }
-static void * get(void * reg, size_t i) { (void) reg; (void) i; return NULL; }
-struct iface { const char * (*name)(void *); size_t (*count)(void *); void * (*get)(void *, size_t); void * proc; };
-struct reg { int api_version; struct iface iface; void * context; };
-static struct reg registration = {2, {name, count, get, NULL}, NULL};
-__attribute__((visibility("default"))) void * ggml_backend_init(void) { return &registration; }
-"""
-
 
 def cuda_presets() -> list[Preset]:
     return [p for p in load_matrix().presets if p.backend == "cuda" and p.applies_to(host_system())]
@@ -95,7 +83,3 @@ def nvidia_wheels() -> list[Path]:
             )
             stamp.write_text("\n".join(requirements) + "\n", encoding="utf-8")
         return sorted(folder.glob("*.whl"))
-
-
-def module_source() -> str:
-    return _NO_DEVICE_MODULE

@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 from helpers.cpu_features import elf_linux
 from helpers.package_index import Index, build_requirement_wheels, path_without, serving, write_simple_index
-from helpers.release_wheels import cuda_presets, cuda_wheels, module_source, nvidia_wheels
+from helpers.release_wheels import cuda_presets, cuda_wheels, nvidia_wheels
 from helpers.support import Project, fresh_project
 from helpers.toolchains_present import vulkan
 from helpers.venvs import runtime
-from test_binding import compile_module
+from test_binding import PLUGIN_MODULE, compile_module
 
 pytestmark = [pytest.mark.slow, elf_linux, vulkan]
 
@@ -45,7 +45,8 @@ def releases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Releases]:
     base = tmp_path_factory.mktemp("releases")
     project = fresh_project(base)
     project.run("wheels", "--backend", "cpu,vulkan", timeout=1200)
-    cuda_wheels(project, compile_module(module_source(), base / "libggml-cuda.so"), "0.1.0")
+    no_device = PLUGIN_MODULE.replace('return "Fake"', 'return "CUDA"')  # what a CUDA module is without a GPU
+    cuda_wheels(project, compile_module(no_device, base / "libggml-cuda.so"), "0.1.0")
     dist = project.root / "dist"
     first = [*sorted(dist.glob("*.whl")), dist / "llama_cpp_runtime-0.1.0.tar.gz"]
     first += [*nvidia_wheels(), *build_requirement_wheels()]
@@ -215,7 +216,9 @@ def test_a_user_installs_by_name_and_extra_and_gets_the_matching_wheels(
         assert cuda, report  # each member's module is found and reported, whether loaded or why not
     else:
         assert not cuda
-    record(installer, requirement, seconds, ", ".join(f"{n} {v}" for n, v in sorted(got.items())))
+    said = [f"{name} {status} ({source}): {reason}" for name, (status, source, reason) in sorted(cuda.items())]
+    outcome = ", ".join(f"{n} {v}" for n, v in sorted(got.items())) + "".join(f"; info: {row}" for row in said)
+    record(installer, requirement, seconds, outcome)
     shutil.rmtree(tmp_path / "env")  # NVIDIA's libraries: 1-3 GB an environment
 
 
