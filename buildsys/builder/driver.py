@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import json
 import os
 import shutil
 from collections.abc import Mapping
@@ -327,6 +328,7 @@ def _build_one(
             outcome = _run_step(step, [*args, "--fresh"], env, timeout, log)
         result.seconds += outcome.seconds
         if step_name == "configure" and outcome.ok:  # CMake found what it needed with the cache it wrote
+            _record_options(binary_dir, {k: v for k, v in result.options.items() if k not in request.definitions})
             defined = replace(result.preset, cache_variables={**result.preset.cache_variables, **request.definitions})
             configured = _as_configured(defined, binary_dir)
             reach_record.remember_checked(config.build_dir, config.sync.destination, [configured])
@@ -381,7 +383,26 @@ def _configure_args(
     args = [str(tools.cmake), "--preset", result.preset.name, "-S", str(CMAKE_DIR), "-B", str(binary_dir)]
     if request.fresh:
         args.append("--fresh")
-    return args + [f"-D{key}={value}" for key, value in sorted(definitions.items())]
+    # A cache entry keeps its value when nothing sets it again: an option the preset no longer sets is removed,
+    # so that the tree builds what the report says (GGML_RPC dropped from a preset stayed ON). What the user
+    # set with -D is not recorded, and stays as CMake keeps it.
+    dropped = [] if request.fresh else sorted(set(_recorded_options(binary_dir)) - set(result.options))
+    return args + [f"-U{key}" for key in dropped] + [f"-D{key}={value}" for key, value in sorted(definitions.items())]
+
+
+OPTIONS_RECORD = "buildsys-options.json"  # in the binary folder: the preset's options at its last configure
+
+
+def _record_options(binary_dir: Path, options: Mapping[str, str]) -> None:
+    (binary_dir / OPTIONS_RECORD).write_text(json.dumps(dict(sorted(options.items())), indent=1), encoding="utf-8")
+
+
+def _recorded_options(binary_dir: Path) -> dict[str, str]:
+    try:
+        recorded = json.loads((binary_dir / OPTIONS_RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in recorded.items()} if isinstance(recorded, dict) else {}
 
 
 def _build_args(result: PresetResult, tools: Tools, binary_dir: Path, request: BuildRequest) -> list[str]:

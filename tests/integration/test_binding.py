@@ -246,6 +246,8 @@ def test_check_passes_on_every_variant_and_device(built: Project, stage: Path, t
 
 @x86_linux
 def test_check_finds_a_deliberately_broken_variant(tmp_path: Path) -> None:
+    """A wrong kernel in one variant and an illegal instruction in another: each is a failed row that names
+    the variant and the operation, against the baseline x64, and `check` itself finishes."""
     project = fresh_project(tmp_path)
     project.add_patch_commits(
         (
@@ -255,16 +257,27 @@ def test_check_finds_a_deliberately_broken_variant(tmp_path: Path) -> None:
             "    __m128 half = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));\n"
             "#ifdef __FMA__\n    half = _mm_mul_ps(half, _mm_set1_ps(1.5f));\n#endif",
         ),
+        (
+            "an illegal instruction in AVX-without-FMA's RMS_NORM, as an AMX kernel on a CPU without AMX",
+            "ggml/src/ggml-cpu/ops.c",
+            "    const int64_t n = src->ne[0];\n    for (int64_t row = 0;",
+            "    const int64_t n = src->ne[0];\n#if defined(__AVX__) && !defined(__FMA__)\n"
+            "    if (rms) { __builtin_trap(); }\n#endif\n    for (int64_t row = 0;",
+        ),
     )
     project.run("create-patches")
     project.run("sync")
     project.run("build", "--backend", "cpu")
     env = {**project.env, "LLAMA_CPP_RUNTIME_LIBRARY_DIR": str(project.root / "build/stage/cpu")}
     result = runtime_cli("check", env=env, cwd=tmp_path)
-    assert result.returncode == 1
+    assert result.returncode == 1, result.stdout + result.stderr
     rows = {line.split("  ")[0]: line for line in result.stdout.splitlines()[1:] if line.strip()}
-    assert "FAILED" in rows["CPU (haswell)"] and "MISMATCH" in rows["CPU (haswell)"]
-    assert "  ok  " in rows["CPU (x64)"] and "  ok  " in rows["CPU (sandybridge)"]
+    haswell, sandybridge = rows["CPU (haswell)"], rows["CPU (sandybridge)"]
+    assert "FAILED" in haswell and "MISMATCH: MUL_MAT f32 33x17x129 error" in haswell and "against x64" in haswell
+    assert "FAILED" in sandybridge and "crashed (SIGILL)" in sandybridge and "RMS_NORM 129x33" in sandybridge
+    assert "  ok  " in rows["CPU (x64)"] and "  ok  " in rows["CPU (sse42)"]
+    assert "check failed: CPU (haswell), CPU (sandybridge)" in result.stderr
+    print(result.stdout)
 
 
 def test_handles_load_once_across_threads_and_refuse_use_after_close(

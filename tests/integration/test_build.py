@@ -202,6 +202,24 @@ def test_a_build_tree_configured_before_a_pin_change_compiles_the_new_pin(tmp_pa
     assert re.search(r"^LLAMA_CPP_RUNTIME_UPSTREAM_COMMIT:\w+=mine$", kept, re.MULTILINE)
 
 
+def test_an_option_a_preset_no_longer_sets_leaves_the_build_tree(tmp_path: Path) -> None:
+    """CMake keeps a cache entry nobody sets again: after a change to the presets drops an option (GGML_RPC
+    stayed ON that way), a re-configure of the same tree removes it instead of building what it asked for."""
+    project = fresh_project(tmp_path)
+    project.run("sync")
+    project.run("build", "--backend", "cpu", "--configure-only", "-D", "GGML_MINE=1")
+    record = project.root / "build/cpu/buildsys-options.json"
+    options = json.loads(record.read_text())
+    assert options["GGML_CPU_ALL_VARIANTS"] == "ON" and "GGML_MINE" not in options  # a -D is the user's
+    record.write_text(json.dumps({**options, "GGML_DROPPED": "ON"}))  # what a configure of an older preset recorded
+    cache = project.root / "build/cpu/CMakeCache.txt"
+    cache.write_text(cache.read_text() + "GGML_DROPPED:BOOL=ON\n")  # and left in the cache
+    project.run("build", "--backend", "cpu", "--configure-only")
+    kept = cache.read_text()
+    assert "GGML_DROPPED" not in kept and "GGML_MINE:UNINITIALIZED=1" in kept, kept
+    assert "GGML_DROPPED" not in json.loads(record.read_text())
+
+
 def test_a_copied_project_configures_from_an_empty_cache(built: Project, tmp_path: Path) -> None:
     """CMake refuses a cache made in another folder; the copy says why and configures afresh instead."""
     copy = Project(tmp_path / "copy", built.upstream, built.commits, built.env)

@@ -368,7 +368,25 @@ CAUSE_ROWS = [
     ),
 ]
 
-ROWS = METADATA_ROWS + NUMBER_ROWS + ARGUMENT_ROWS + PROCESS_ROWS + INSTALL_ROWS + CAUSE_ROWS
+# ---- rpc-server: an address beyond the loopback, numbers, devices (the fixture has no ggml-rpc module)
+
+RPC_ROWS = [
+    RuntimeRow(
+        "rpc: rpc-server --host 0.0.0.0 without --allow-remote",
+        (BINDING, "rpc-server", "--host", "0.0.0.0"),
+        2,
+        "--host 0.0.0.0 is not this machine's loopback: the ggml RPC protocol has no authentication",
+    ),
+    RuntimeRow("rpc: rpc-server --port 0", (BINDING, "rpc-server", "--port", "0"), 2, "0 is not from 1 to 65535"),
+    RuntimeRow(
+        "rpc: rpc-server without the RPC module",
+        (BINDING, "rpc-server"),
+        2,
+        "the RPC backend (ggml-rpc) is not loaded: `python -m llama_cpp_runtime info` says why",
+    ),
+]
+
+ROWS = METADATA_ROWS + NUMBER_ROWS + ARGUMENT_ROWS + PROCESS_ROWS + INSTALL_ROWS + CAUSE_ROWS + RPC_ROWS
 
 
 def _resolve_here(scene: Scene, value: str) -> str:

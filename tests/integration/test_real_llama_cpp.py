@@ -77,7 +77,7 @@ def test_the_default_configuration_builds_packages_and_loads_real_llama_cpp(
     lib = sorted(p.name for p in (stage / "lib").iterdir() if re.search(r"\.so\.\d+$", p.name))
     assert lib == ["libggml-base.so.0", "libggml.so.0", "libllama.so.0", "libmtmd.so.0"]
     modules = sorted(p.name for p in (stage / "modules").iterdir())
-    assert modules == sorted(f"libggml-cpu-{v}.so" for v in x86_variants(vendor))
+    assert modules == sorted([*(f"libggml-cpu-{v}.so" for v in x86_variants(vendor)), "libggml-rpc.so"])
     headers = {p.name for p in (stage / "include").iterdir()}
     assert {"llama.h", "llama-cpp.h", "mtmd.h", "mtmd-helper.h", "ggml.h", "ggml-backend.h"} <= headers
     for library in sorted(stage.glob("*/*.so*")):
@@ -85,7 +85,7 @@ def test_the_default_configuration_builds_packages_and_loads_real_llama_cpp(
             continue
         dynamic = readelf_dynamic(library)
         assert dynamic["RUNPATH"] == ["$ORIGIN/../lib" if library.parent.name == "modules" else "$ORIGIN"]
-        assert not [n for n in dynamic["NEEDED"] if n.startswith(("libnccl", "libcurl", "libssl"))], dynamic
+        assert not [n for n in dynamic["NEEDED"] if n.startswith(("libnccl", "libcurl", "libssl", "libibverbs"))]
 
     cache = (project.root / "build/cpu/CMakeCache.txt").read_text()
     for off in (
@@ -98,6 +98,7 @@ def test_the_default_configuration_builds_packages_and_loads_real_llama_cpp(
         "LLAMA_BUILD_UI",
         "MTMD_VIDEO",
         "GGML_BLAS",
+        "GGML_RPC_RDMA",  # TCP only: RDMA would make the RPC module need libibverbs on every machine
     ):
         assert re.search(rf"^{off}:BOOL=OFF$", cache, re.MULTILINE), off
 

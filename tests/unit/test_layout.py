@@ -61,7 +61,8 @@ def test_the_stages_are_folders_and_the_foundations_few() -> None:
 
 # The binding, bottom up: what every layer may use; the machine's GPUs as the system and drivers see them
 # (no ggml); ggml's API and compute; libllama's structs, models and contexts; finding and loading the
-# libraries; serving another binding; the Runtime; the CLI; the façade.
+# libraries; serving another binding, and RPC servers (a model on them runs in a child); the Runtime; the CLI;
+# the façade.
 BINDING_LAYERS = {
     "foundations": 0,
     "_gpu": 1,
@@ -69,6 +70,7 @@ BINDING_LAYERS = {
     "_llama": 3,
     "_loading": 4,
     "_downstream": 5,
+    "_rpc": 5,
     "_runtime": 6,
     "_cli": 7,
     "face": 8,
@@ -96,6 +98,6 @@ def test_every_binding_import_points_down_its_layers() -> None:
 
 def test_the_binding_is_grouped_by_concern_behind_a_facade() -> None:
     folders = {p.name for p in BINDING.iterdir() if (p / "__init__.py").is_file()}
-    assert folders == {"_gpu", "_ggml", "_llama", "_loading", "_cli"}
+    assert folders == {"_gpu", "_ggml", "_llama", "_loading", "_rpc", "_cli"}
     top = {p.stem for p in BINDING.glob("*.py")}
     assert top == {"__init__", "__main__", "_downstream", "_runtime"} | BINDING_FOUNDATIONS

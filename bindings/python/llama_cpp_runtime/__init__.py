@@ -73,6 +73,9 @@ if TYPE_CHECKING:  # for static tools, which do not run __getattr__ (names as `X
         ModelNotFound as ModelNotFound,
     )
     from ._errors import (
+        RpcError as RpcError,
+    )
+    from ._errors import (
         SettingError as SettingError,
     )
     from ._errors import (
@@ -107,6 +110,8 @@ if TYPE_CHECKING:  # for static tools, which do not run __getattr__ (names as `X
     from ._report import Device as Device
     from ._report import ModuleReport as ModuleReport
     from ._report import Report as Report
+    from ._rpc.client import RemoteContext as RemoteContext
+    from ._rpc.client import RemoteModel as RemoteModel
     from ._runtime import Runtime as Runtime
     from ._runtime import load as load
     from ._runtime import use_for as use_for
@@ -132,6 +137,7 @@ _PUBLIC = {
         "MlockWarning",
         "ModelLoadError",
         "ModelNotFound",
+        "RpcError",
         "SettingError",
         "ThreadsWarning",
         "TokenizeError",
@@ -149,6 +155,7 @@ _PUBLIC = {
     "._llama.gguf": ("GGUFArray", "GGUFHeader", "read_header"),
     "._llama.inspect": ("ModelInfo", "inspect_model"),
     "._llama.model": ("Model", "Progress"),
+    "._rpc.client": ("RemoteContext", "RemoteModel"),
 }
 _HOMES = {name: module for module, names in _PUBLIC.items() for name in names}
 
@@ -182,7 +189,10 @@ __all__ = [
     "ModelNotFound",
     "ModuleReport",
     "Progress",
+    "RemoteContext",
+    "RemoteModel",
     "Report",
+    "RpcError",
     "Runtime",
     "SettingError",
     "ThreadsWarning",

@@ -73,22 +73,59 @@ def run_child(args: Sequence[str], env: Mapping[str, str] | None, timeout: float
     timeout = check_timeout(timeout)
     start = time.monotonic()
     env = {**(os.environ if env is None else env), QUIET_GPU: "1"}
-    try:
-        result = subprocess.run(  # noqa: S603 - this very interpreter, a fixed module, our arguments
-            [sys.executable, "-m", "llama_cpp_runtime", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return ChildResult("", f"timed out after {timeout:.0f}s", time.monotonic() - start, None)
+    with _start([sys.executable, "-m", "llama_cpp_runtime", *args], env) as process:
+        try:
+            _Starting.active = False  # from here an interruption kills the child on its way out
+            _Starting.raise_pending()
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+            return ChildResult("", f"timed out after {timeout:.0f}s", time.monotonic() - start, None)
+        except BaseException:  # Ctrl-C, SIGTERM: the child goes with us, never an orphan
+            process.kill()
+            process.wait()
+            raise
     seconds = time.monotonic() - start
-    said = last_words(result.stderr)
-    if result.returncode < 0:
-        name = signal.Signals(-result.returncode).name
-        return ChildResult(result.stdout, f"crashed ({name}){'; ' + said if said else ''}", seconds, result.returncode)
-    if result.returncode != 0:
-        return ChildResult(result.stdout, said or f"exit {result.returncode}", seconds, result.returncode)
-    return ChildResult(result.stdout, "", seconds, 0)
+    said = last_words(stderr)
+    if process.returncode < 0:
+        name = signal.Signals(-process.returncode).name
+        return ChildResult(stdout, f"crashed ({name}){'; ' + said if said else ''}", seconds, process.returncode)
+    if process.returncode != 0:
+        return ChildResult(stdout, said or f"exit {process.returncode}", seconds, process.returncode)
+    return ChildResult(stdout, "", seconds, 0)
+
+
+class _Starting:
+    """Whether a child is being started, and the interruption that came meanwhile: raised inside Popen, after
+    the child exists but before we hold it, it would leave the child running with nobody to kill it."""
+
+    active = False
+    pending: BaseException | None = None
+
+    @classmethod
+    def raise_pending(cls) -> None:
+        pending, cls.pending = cls.pending, None
+        if pending is not None:
+            raise pending
+
+
+def interrupt(error: BaseException) -> None:
+    """Raise `error` (from a signal handler), or, while a child is being started, as soon as it has started."""
+    if _Starting.active:
+        _Starting.pending = error
+        return
+    raise error
+
+
+def _start(command: list[str], env: Mapping[str, str]) -> subprocess.Popen[str]:
+    """The child, started with interruptions held until the caller holds it (run_child ends the hold)."""
+    _Starting.active = True
+    try:
+        return subprocess.Popen(  # noqa: S603 - this very interpreter, a fixed module, our arguments
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+    except BaseException:  # it did not start (or Ctrl-C came): nothing to hold, nothing held back
+        _Starting.active = False
+        _Starting.raise_pending()  # the interruption, not the failure to start, is what the user asked for
+        raise

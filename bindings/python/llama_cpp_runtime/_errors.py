@@ -85,6 +85,11 @@ class DecodeError(LlamaRuntimeError):
     """llama_decode failed: context full, invalid tokens, or a backend error (the message says which)."""
 
 
+class RpcError(LlamaRuntimeError):
+    """An RPC server could not be used: not reachable, not a ggml RPC server, another protocol version, or
+    it went away while a model used it (the message names the server and what happened)."""
+
+
 class MlockWarning(UserWarning):
     """mlock was asked for and failed (usually RLIMIT_MEMLOCK); the model is loaded, but may be swapped."""
 

@@ -56,7 +56,14 @@ class Device:
     def gpu(self) -> bool:
         """Whether it is a GPU: ggml's type GPU or IGPU, and not a Vulkan implementation on the CPU (lavapipe)."""
         described = self.description.lower()
+        if self.remote:  # ggml says GPU of every RPC device, whatever the server runs it on
+            return False
         return self.type in GPU_TYPES and not any(name in described for name in _SOFTWARE_RENDERERS)
+
+    @property
+    def remote(self) -> bool:
+        """Whether it is another machine's device, served by a ggml RPC server (Runtime.add_rpc_server)."""
+        return self.backend == "RPC"
 
     @property
     def preferred(self) -> bool:

@@ -17,6 +17,7 @@ from ._errors import (
     GpuUnavailable,
     LoadError,
     ModelLoadError,
+    RpcError,
     SettingError,
     UnknownDevice,
     UnusedGpuWarning,
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
     from ._ggml.compute import Backend
     from ._gpu.serving import Unserved
     from ._llama.model import Model, Progress
+    from ._rpc.client import RemoteModel
+    from ._rpc.protocol import ServerInfo
 
 
 class Runtime:
@@ -42,12 +45,57 @@ class Runtime:
         self._llama_lock = threading.Lock()
         self._llama_declared = False
         self._unserved: list[Unserved] | None = None  # the GPUs no device serves, with advice: made once
+        self._rpc_servers: list[ServerInfo] = []  # add_rpc_server's, in order: their devices are RPC0, RPC1, ...
+        self._rpc_lock = threading.Lock()
 
     def devices(self) -> list[Device]:
         """Every device, each marked preferred or not: a GPU that two backends drive (CUDA and Vulkan) is
         preferred through the backend first in LLAMA_CPP_RUNTIME_BACKEND_ORDER (default cuda, hip, metal,
-        vulkan), and load_model(devices=None) leaves the other out."""
-        return enumerate_devices(self._loaded.ggml, self._loaded.settings.backend_order)
+        vulkan), and load_model(devices=None) leaves the other out. The devices of the RPC servers added
+        (add_rpc_server) follow, named RPC0, RPC1, ... in the order added, as ggml names them."""
+        local = enumerate_devices(self._loaded.ggml, self._loaded.settings.backend_order)
+        with self._rpc_lock:
+            servers = list(self._rpc_servers)
+        remote: list[Device] = []
+        for server in servers:
+            for found in server.devices:
+                remote.append(
+                    Device(
+                        name=f"RPC{len(remote)}",
+                        description=server.endpoint,
+                        type="GPU",  # what ggml says of every RPC device
+                        memory_free=found.memory_free,
+                        memory_total=found.memory_total,
+                        backend="RPC",
+                    )
+                )
+        return local + remote
+
+    def add_rpc_server(self, endpoint: str, *, timeout: float = 10.0) -> list[Device]:
+        """Use the devices of a ggml RPC server (`python -m llama_cpp_runtime rpc-server` on that machine):
+        its devices join devices() as RPC<n> and load_model may put layers on them. The server is asked here
+        (protocol version, devices, memory; within `timeout` seconds) and refused with RpcError when it is
+        not a ggml RPC server of this build's protocol; adding one again changes nothing. A model with layers
+        on RPC devices runs in a child process (RemoteModel), where ggml's RPC client may abort."""
+        from ._rpc import ggml_side, protocol
+
+        ggml_side.registration(self._loaded.ggml)  # RpcError: the module is not loaded
+        host, port = protocol.parse_endpoint(endpoint)
+        key = f"{host}:{port}"
+        with self._rpc_lock:
+            if not any(server.endpoint == key for server in self._rpc_servers):
+                if len(self._rpc_servers) >= protocol.MAX_SERVERS:
+                    raise RpcError(f"{key}: ggml uses at most {protocol.MAX_SERVERS} RPC servers")
+                self._rpc_servers.append(protocol.probe(key, timeout))
+        return [d for d in self.devices() if d.backend == "RPC" and d.description == key]
+
+    def register_rpc_server(self, endpoint: str) -> int:
+        """In the process that runs a model on RPC devices: ggml's own ggml_backend_rpc_add_server (the devices
+        it registers are RPC<n> in ggml's registry); the number of devices. Only for a server that answered
+        add_rpc_server: ggml's client aborts the process on any other."""
+        from ._rpc.ggml_side import add_server
+
+        return add_server(self._loaded.ggml, endpoint)
 
     def device(self, wanted: str | Device) -> Device:
         """The device of that name (a Device is looked up by its name); UnknownDevice names the ones there are."""
@@ -90,13 +138,19 @@ class Runtime:
         mlock: bool = False,
         vocab_only: bool = False,
         progress: Progress | None = None,
-    ) -> Model:
+        rpc: Sequence[str] | None = None,
+        rpc_timeout: float = 300.0,
+    ) -> Model | RemoteModel:
         """Load a GGUF model. devices None uses every device; a list (names from devices(), e.g. ["CPU"]
         or ["Vulkan0"]) restricts the offload to those; "gpu" is every GPU device and raises GpuUnavailable,
         naming why, when there is none (instead of running on the CPU). n_gpu_layers None is upstream's default (every
         layer on the GPU devices; a value outside a C int is a ValueError). mmap maps the file instead of
         reading it; mlock keeps it in RAM (a failure is an MlockWarning). progress(fraction) returning False
         cancels the load (LoadCancelled).
+        rpc ["host:port", ...] adds those RPC servers first (add_rpc_server); when any device chosen is an RPC
+        device (devices=None: every device, the RPC servers' too), the model runs in a child process and a
+        RemoteModel is returned: the same methods, and RpcError when a server goes away (each answer awaited at
+        most rpc_timeout seconds). progress is not available there.
         The file's header is checked first: files llama.cpp would abort on raise InvalidModel instead."""
         from ._llama.gguf import read_header
         from ._llama.model import Model
@@ -107,7 +161,11 @@ class Runtime:
         missing_cpu = self._loaded.report.no_cpu_backend
         if missing_cpu:  # llama.cpp needs one; its own words would only say no backend was loaded
             raise ModelLoadError(f"{header.path}: cannot be loaded without a CPU backend, and none is: {missing_cpu}")
+        for endpoint in rpc or ():
+            self.add_rpc_server(endpoint)
         chosen = self._offload_devices(devices)
+        if any(d.backend == "RPC" and not d._handle for d in (self.devices() if chosen is None else chosen)):
+            return self._load_remote(header.path, chosen, n_gpu_layers, mmap, mlock, vocab_only, progress, rpc_timeout)
         llama = self._llama()
         return Model(
             llama,
@@ -121,6 +179,39 @@ class Runtime:
             vocab_only=vocab_only,
             progress=progress,
         )
+
+    def _load_remote(
+        self,
+        path: Path,
+        chosen: list[Device] | None,
+        n_gpu_layers: int | None,
+        mmap: bool,
+        mlock: bool,
+        vocab_only: bool,
+        progress: Progress | None,
+        timeout: float,
+    ) -> RemoteModel:
+        """The model in a child process that adds every RPC server (in order, so that ggml names their devices
+        as devices() does) and loads it there; each server asked again first (gone, or busy with a client)."""
+        from ._child import check_timeout
+        from ._rpc import protocol
+        from ._rpc.client import RemoteModel
+
+        check_timeout(timeout)
+        if progress is not None:
+            raise ValueError("load_model(progress=...) is not available for a model on RPC devices")
+        with self._rpc_lock:
+            endpoints = [server.endpoint for server in self._rpc_servers]
+        for endpoint in endpoints:
+            protocol.probe(endpoint)
+        options = {
+            "devices": None if chosen is None else [d.name for d in chosen],
+            "n_gpu_layers": n_gpu_layers,
+            "mmap": mmap,
+            "mlock": mlock,
+            "vocab_only": vocab_only,
+        }
+        return RemoteModel.load(self._loaded.layout.root, endpoints, path, options, timeout)
 
     def _offload_devices(self, devices: Sequence[str | Device] | str | None) -> list[Device] | None:
         """What load_model's `devices` means: None llama.cpp's choice, "gpu" every preferred GPU device (at least

@@ -4,7 +4,7 @@
 |---|---|
 | LLAMA_CPP_RUNTIME_LIBRARY_DIR | a directory with lib/ and modules/ (a build stage) instead of the package's own |
 | LLAMA_CPP_RUNTIME_PLUGIN_DIRS | extra backend module directories, os.pathsep-separated |
-| LLAMA_CPP_RUNTIME_BACKENDS | only these backends are loaded (comma-separated: cpu, cuda, vulkan, hip, metal) |
+| LLAMA_CPP_RUNTIME_BACKENDS | only these backends are loaded (comma-separated: cpu, cuda, vulkan, hip, metal, rpc) |
 | LLAMA_CPP_RUNTIME_CPU_VARIANT | load this CPU variant (e.g. haswell) instead of the best-scoring one |
 | LLAMA_CPP_RUNTIME_CPU_EXCLUDE | never load these CPU variants (comma-separated) |
 | LLAMA_CPP_RUNTIME_BACKEND_ORDER | which backend is preferred when two drive one GPU (default cuda,hip,metal,vulkan) |

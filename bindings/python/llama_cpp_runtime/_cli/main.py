@@ -24,13 +24,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .._child import run_child
+from .._child import interrupt, run_child
 from .._errors import LlamaRuntimeError, Unsupported, UnusedGpuWarning
 from .._ggml import reference as _reference
 from .._gpu import KINDS
 from .._runtime import load
 from .._settings import BACKENDS, CACHE_DIR, CPU_VARIANT, SYSFS_ROOT, read_settings
+from . import check as _cli_check
 from . import model as _cli_model
+from . import rpc as _cli_rpc
 from .arguments import MAX_TIMEOUT, CommandError, positive
 
 CHECK_SHAPE = {"m": 33, "n": 17, "k": 129}  # odd sizes: every vector path runs its scalar tail too
@@ -83,6 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             _cli_model.add_bench_options(sub)
     _cli_model.add_run(commands)
     _cli_model.add_bench_child(commands)
+    _cli_rpc.add_rpc_server(commands)
     commands.add_parser("_inspect").add_argument("model")
     for hidden in ("_probe", "_check", "_bench"):
         child = commands.add_parser(hidden)
@@ -113,7 +116,7 @@ class _Terminated(KeyboardInterrupt):
 
 
 def _terminate(signum: int, frame: object) -> None:
-    raise _Terminated
+    interrupt(_Terminated())  # while a child is being started: once it has, so that it is killed with us
 
 
 @contextlib.contextmanager
@@ -179,7 +182,8 @@ def _environment(arguments: argparse.Namespace) -> int:
 
 
 def _check(arguments: argparse.Namespace) -> int:
-    return _run_targets(arguments, "_check", "check")
+    with _cli_check.shared_folder():  # the baseline variant's results, for every child to compare with
+        return _run_targets(arguments, "_check", "check")
 
 
 def _bench(arguments: argparse.Namespace) -> int:
@@ -345,26 +349,7 @@ def _child_answer(**fields: object) -> int:
 
 
 def _device_check(arguments: argparse.Namespace) -> int:
-    runtime = load()
-    m, n, k = CHECK_SHAPE["m"], CHECK_SHAPE["n"], CHECK_SHAPE["k"]
-    a, b = _reference.inputs(m * k, 1), _reference.inputs(n * k, 2)
-    expected, scale = _reference.mul_mat(a, b, m, n, k)
-    expected_norm = _reference.norm(a, m, k, NORM_EPS)
-    results: list[str] = []
-    errors: list[float] = []
-    with runtime.open(arguments.device) as backend:
-        operations: tuple[tuple[str, Callable[[], Any], Any, Any], ...] = (
-            (f"mul_mat {m}x{n}x{k}", lambda: backend.mul_mat(a, b, m=m, n=n, k=k), expected, scale),
-            ("norm", lambda: backend.norm(a, rows=m, cols=k, eps=NORM_EPS), expected_norm, [1.0] * (m * k)),
-        )
-        for label, compute, reference, scales in operations:
-            try:
-                errors.append(_reference.worst_error(compute(), reference, scales))
-                results.append(f"{label} error {errors[-1]:.1e}")
-            except Unsupported:  # e.g. ggml's BLAS backend, which computes large matrix products only
-                results.append(f"{label.split()[0]} not supported by this device")
-    ok = all(error <= TOLERANCE for error in errors)
-    return _child_answer(ok=ok, detail=("" if ok else "MISMATCH: ") + ", ".join(results))
+    return _child_answer(**_cli_check.device_check(arguments.device))
 
 
 def _device_bench(arguments: argparse.Namespace) -> int:
@@ -397,6 +382,8 @@ _COMMANDS = {
     "check": _check,
     "bench": _bench,
     "run": _cli_model.run,
+    "rpc-server": _cli_rpc.rpc_server,
+    "_rpc_model": _cli_rpc.rpc_model_child,
     "_bench_model": _cli_model.bench_model_child,
     "_inspect": lambda arguments: _cli_model.inspect_in_child(arguments.model),
     "_probe": _probe,

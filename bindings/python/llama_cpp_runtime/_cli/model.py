@@ -16,6 +16,7 @@ from dataclasses import asdict
 from .._child import run_child
 from .._errors import LlamaRuntimeError
 from .._llama.bench import bench
+from .._llama.context import Context
 from .._llama.gguf import read_header
 from .._llama.tokenizer import utf8
 from .._runtime import load
@@ -141,6 +142,7 @@ def bench_model_child(arguments: argparse.Namespace) -> int:
     with runtime.load_model(arguments.model, devices=[arguments.device], n_gpu_layers=0 if on_cpu else -1) as model:
         n_ctx = max(arguments.n_prompt + arguments.n_gen, 16)
         with model.context(n_ctx=n_ctx, n_threads=arguments.threads) as ctx:
+            assert isinstance(ctx, Context)  # no RPC server is added in this child: the model is in-process
             rows = bench(
                 ctx,
                 arguments.device,

@@ -9,6 +9,12 @@ VOID_P = ctypes.c_void_p
 LOG_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
 
 GGML_TYPE_F32 = 0
+GGML_TYPE_F16 = 1
+GGML_TYPE_Q4_0 = 2
+GGML_TYPE_Q8_0 = 8
+GGML_TYPE_Q4_K = 12
+GGML_TYPE_I32 = 26
+GGML_PREC_F32 = 10
 GGML_STATUS_SUCCESS = 0
 DEVICE_TYPES = {0: "CPU", 1: "GPU", 2: "IGPU", 3: "ACCEL", 4: "META"}
 
@@ -77,6 +83,51 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "ggml_backend_dev_count": (_SIZE, []),
     "ggml_backend_dev_get": (VOID_P, [_SIZE]),
 }
+
+# What `check` builds beyond MUL_MAT and NORM: declared where the library has them (an older or a miniature
+# ggml may lack some; the operation is then reported as not in this ggml, not run).
+_FLOATS_6: list[object] = [ctypes.c_float] * 6  # rope's freq_base ... beta_slow
+_OPTIONAL: dict[str, tuple[object, list[object]]] = {
+    "ggml_new_tensor_1d": (VOID_P, [VOID_P, ctypes.c_int, ctypes.c_int64]),
+    "ggml_new_tensor_2d": (VOID_P, [VOID_P, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]),
+    "ggml_new_tensor_3d": (VOID_P, [VOID_P, ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64]),
+    "ggml_mul_mat": (VOID_P, [VOID_P, VOID_P, VOID_P]),
+    "ggml_norm": (VOID_P, [VOID_P, VOID_P, ctypes.c_float]),
+    "ggml_rms_norm": (VOID_P, [VOID_P, VOID_P, ctypes.c_float]),
+    "ggml_nelements": (ctypes.c_int64, [VOID_P]),
+    "ggml_row_size": (_SIZE, [ctypes.c_int, ctypes.c_int64]),
+    "ggml_quantize_chunk": (
+        _SIZE,
+        [ctypes.c_int, VOID_P, VOID_P, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, VOID_P],
+    ),
+    "ggml_get_rows": (VOID_P, [VOID_P, VOID_P, VOID_P]),
+    "ggml_soft_max_ext": (VOID_P, [VOID_P, VOID_P, VOID_P, ctypes.c_float, ctypes.c_float]),
+    "ggml_rope_ext": (
+        VOID_P,
+        [VOID_P, VOID_P, VOID_P, VOID_P, ctypes.c_int, ctypes.c_int, ctypes.c_int, *_FLOATS_6],
+    ),
+    "ggml_flash_attn_ext": (
+        VOID_P,
+        [VOID_P, VOID_P, VOID_P, VOID_P, VOID_P, ctypes.c_float, ctypes.c_float, ctypes.c_float],
+    ),
+    "ggml_flash_attn_ext_set_prec": (None, [VOID_P, ctypes.c_int]),
+    "ggml_backend_buft_name": (ctypes.c_char_p, [VOID_P]),
+    "ggml_backend_alloc_ctx_tensors_from_buft": (VOID_P, [VOID_P, VOID_P]),
+}
+
+GET_EXTRA_BUFTS = ctypes.CFUNCTYPE(ctypes.POINTER(VOID_P), VOID_P)
+
+
+def optional(ggml: ctypes.CDLL, name: str) -> Any:
+    """One of _OPTIONAL's functions with its signature, None when this ggml does not export it."""
+    restype, argtypes = _OPTIONAL[name]
+    try:
+        function = getattr(ggml, name)
+    except AttributeError:
+        return None
+    function.restype = restype
+    function.argtypes = argtypes
+    return function
 
 
 def ggml_commit(ggml: ctypes.CDLL) -> str | None:

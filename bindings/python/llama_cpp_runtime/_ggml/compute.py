@@ -7,6 +7,7 @@ import ctypes
 import threading
 from array import array
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from .._errors import ComputeError, Unsupported
@@ -24,6 +25,16 @@ def as_float32(values: Any, expected: int, what: str) -> array[float]:
     if len(data) != expected:
         raise ValueError(f"{what} has {len(data)} values, the shape needs {expected}")
     return data
+
+
+@dataclass(frozen=True)
+class Input:
+    """One input tensor of `Backend.graph`: ggml type, shape (ne0 first) and data in that type's layout."""
+
+    type: int
+    shape: tuple[int, ...]
+    data: bytes
+    weight: bool = False  # a model's weight: placed in the weights' buffer type when one is given
 
 
 _SET_N_THREADS = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int)
@@ -47,6 +58,11 @@ class Backend(Handle):
         set_threads = _api.backend_function(ggml, registration, "ggml_backend_set_n_threads", _SET_N_THREADS)
         if set_threads is not None:
             set_threads(handle, threads)
+
+    @property
+    def library(self) -> ctypes.CDLL:
+        """The ggml library the backend computes with (its tensor and graph API)."""
+        return self._ggml
 
     def _free(self, handle: int) -> None:
         self._ggml.ggml_backend_free(handle)
@@ -76,6 +92,78 @@ class Backend(Handle):
             return [(tx, x32)], operation(ctx, tx, ctypes.c_float(eps)), rows * cols
 
         return self._run("rms_norm" if rms else "norm", build)
+
+    def graph(
+        self, inputs: Sequence[Input], build: Callable[[int, list[int]], int], *, weights_in: int | None = None
+    ) -> array[float]:
+        """One graph: `inputs` (raw bytes of ggml's layout) become tensors, `build(ctx, tensors)` makes the
+        output node (float32) in that context. With `weights_in` (a buffer type, e.g. one of the device's extra
+        buffer types: the CPU backend's repacked or AMX weights), the inputs marked `weight` live in a buffer of
+        that type, as a model's weights would; Unsupported when the device declines the node so placed."""
+        with self._held():
+            handle = self._live()
+            ggml = self._ggml
+            size = ggml.ggml_tensor_overhead() * (len(inputs) + 8) + ggml.ggml_graph_overhead()
+            contexts = [ggml.ggml_init(_api.InitParams(size, None, True)) for _ in range(2)]
+            buffers: list[int] = []
+            try:
+                if not all(contexts):
+                    raise ComputeError("ggml_init failed")
+                tensors = [self._new_tensor(contexts[int(i.weight and weights_in is not None)], i) for i in inputs]
+                output = build(contexts[0], tensors)
+                if weights_in is not None and any(i.weight for i in inputs):
+                    # placed before asking: whether an extra buffer type takes a node depends on its weights' buffer
+                    from_buft = _api.optional(ggml, "ggml_backend_alloc_ctx_tensors_from_buft")
+                    if from_buft is None:
+                        raise Unsupported("this ggml cannot place tensors in a buffer type")
+                    buffers.append(self._allocate(from_buft, contexts[1], weights_in))
+                if not ggml.ggml_backend_supports_op(handle, output):
+                    raise Unsupported(f"not supported on {self.device.name}")
+                graph = ggml.ggml_new_graph(contexts[0])
+                ggml.ggml_build_forward_expand(graph, output)
+                buffers.append(self._allocate(ggml.ggml_backend_alloc_ctx_tensors, contexts[0], handle))
+                for tensor, given in zip(tensors, inputs, strict=True):
+                    ggml.ggml_backend_tensor_set(tensor, given.data, 0, len(given.data))
+                status = ggml.ggml_backend_graph_compute(handle, graph)
+                if status != _api.GGML_STATUS_SUCCESS:
+                    raise ComputeError(f"failed on {self.device.name} (ggml status {status})")
+                count = _api.optional(ggml, "ggml_nelements")(output)
+                result = array("f", bytes(count * 4))
+                ggml.ggml_backend_tensor_get(output, result.buffer_info()[0], 0, count * 4)
+                return result
+            finally:
+                for buffer in buffers:
+                    ggml.ggml_backend_buffer_free(buffer)
+                for ctx in contexts:
+                    if ctx:
+                        ggml.ggml_free(ctx)
+
+    def extra_buffer_types(self) -> list[tuple[str, int]]:
+        """The device's extra buffer types for weights (ggml_backend_dev_get_extra_bufts: the CPU backend's
+        CPU_REPACK, AMX, KleidiAI ... where this variant has them), as (name, handle); [] without that function."""
+        ggml, device = self._ggml, self.device._handle
+        registration = ggml.ggml_backend_dev_backend_reg(device)
+        get = _api.backend_function(ggml, registration, "ggml_backend_dev_get_extra_bufts", _api.GET_EXTRA_BUFTS)
+        name_of = _api.optional(ggml, "ggml_backend_buft_name")
+        listed = get(device) if get is not None and name_of is not None else None
+        found: list[tuple[str, int]] = []
+        while listed and listed[len(found)]:
+            handle = listed[len(found)]
+            found.append((name_of(handle).decode("utf-8", errors="replace"), handle))
+        return found
+
+    def _new_tensor(self, ctx: int, given: Input) -> int:
+        new = _api.optional(self._ggml, f"ggml_new_tensor_{len(given.shape)}d")
+        if new is None:
+            raise Unsupported(f"this ggml has no ggml_new_tensor_{len(given.shape)}d")
+        tensor: int = new(ctx, given.type, *given.shape)
+        return tensor
+
+    def _allocate(self, allocate: Callable[[int, int], int | None], ctx: int, where: int) -> int:
+        buffer = allocate(ctx, where)
+        if not buffer:
+            raise ComputeError(f"could not allocate the tensors on {self.device.name}")
+        return buffer
 
     def _run(self, what: str, build: Callable[[int], tuple[list[tuple[int, array[float]]], int, int]]) -> array[float]:
         with self._held():

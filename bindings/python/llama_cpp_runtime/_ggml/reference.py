@@ -38,6 +38,40 @@ def norm(x: Sequence[float], rows: int, cols: int, eps: float) -> list[float]:
     return out
 
 
+def rms_norm(x: Sequence[float], rows: int, cols: int, eps: float) -> list[float]:
+    out = []
+    for r in range(rows):
+        row = x[r * cols : (r + 1) * cols]
+        scale = 1.0 / math.sqrt(math.fsum(v * v for v in row) / cols + eps)
+        out += [v * scale for v in row]
+    return out
+
+
+def soft_max(x: Sequence[float], rows: int, cols: int, scale: float) -> list[float]:
+    out = []
+    for r in range(rows):
+        row = [v * scale for v in x[r * cols : (r + 1) * cols]]
+        top = max(row)
+        exps = [math.exp(v - top) for v in row]
+        total = math.fsum(exps)
+        out += [e / total for e in exps]
+    return out
+
+
+def rope(x: Sequence[float], positions: Sequence[int], dims: int, heads: int, base: float) -> list[float]:
+    """ggml's ROPE in normal mode (adjacent pairs rotated) on x[tokens][heads][dims], every dimension rotated."""
+    out = list(x)
+    for t, position in enumerate(positions):
+        for h in range(heads):
+            row = (t * heads + h) * dims
+            for i in range(0, dims, 2):
+                theta = position * base ** (-i / dims)
+                x0, x1 = x[row + i], x[row + i + 1]
+                out[row + i] = x0 * math.cos(theta) - x1 * math.sin(theta)
+                out[row + i + 1] = x0 * math.sin(theta) + x1 * math.cos(theta)
+    return out
+
+
 def worst_error(got: Sequence[float], expected: Sequence[float], scale: Sequence[float]) -> float:
     """The largest error relative to each element's scale (1.0 for a wrong value of typical size)."""
     return max(abs(g - e) / max(s, 1e-6) for g, e, s in zip(got, expected, scale, strict=True))

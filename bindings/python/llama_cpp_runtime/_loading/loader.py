@@ -264,12 +264,19 @@ def _load_plugins(
         detail = f"{devices} device(s)" + (f"; {chosen_because}" if chosen_because else "")
         detail += f"; runtime from {', '.join(preloaded)}" if preloaded else ""
         if devices == 0:
-            said = [line for line in lines if not _LOADED_LINE.match(line)]
-            detail += ": " + ("; ".join(said) or "the backend found no device")
+            detail += ": " + _why_no_device(module, lines)
         note = unverified_note(module, records[module.path], core_upstream)
         detail += f"; {note}" if note else ""
         report(module, "loaded", detail)
     return [outcomes[m.path] for m in modules]
+
+
+def _why_no_device(module: ModuleFile, lines: list[str]) -> str:
+    """What a module that registered no device said; the RPC module's devices are other machines', added later."""
+    if module.backend == "rpc":
+        return "another machine's devices once its server is added (Runtime.add_rpc_server, rpc-server)"
+    said = [line for line in lines if not _LOADED_LINE.match(line)]
+    return "; ".join(said) or "the backend found no device"
 
 
 def _floor_refusal(module: ModuleFile, record: StageRecord, machine: Snapshot) -> str:
