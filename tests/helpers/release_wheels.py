@@ -1,7 +1,7 @@
 """The wheels of releases as an index would hold them, for the index rehearsal: the core and the Vulkan
-plugin built for real from the miniature upstream, and the CUDA wheels — which need nvcc and cuBLAS for
-every architecture family, more than a test can build — written by buildsys's own packaging code around a
-stand-in module; NVIDIA's runtime wheels are the real ones from PyPI."""
+plugin built for real from the miniature upstream, and the CUDA and ROCm wheels — which need nvcc and cuBLAS
+for every architecture family, or ROCm, more than a test can build here — written by buildsys's own packaging
+code around a stand-in module; NVIDIA's runtime wheels are the real ones from PyPI."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from buildsys.builder.driver import BuildReport, BuildRequest, PresetResult
@@ -20,9 +21,11 @@ from buildsys.packaging.wheels import BuiltWheel, WheelsRequest, package
 from helpers.real_llama_cpp import cache_root, locked
 from helpers.support import Project
 
+STANDIN_BACKENDS = ("cuda", "hip")  # GPU plugins whose toolkits this machine lacks (nvcc 12, cuBLAS builds, ROCm)
 
-def cuda_presets() -> list[Preset]:
-    return [p for p in load_matrix().presets if p.backend == "cuda" and p.applies_to(host_system())]
+
+def standin_presets() -> list[Preset]:
+    return [p for p in load_matrix().presets if p.backend in STANDIN_BACKENDS and p.applies_to(host_system())]
 
 
 def _staged(stage: Path, relative: str) -> StagedFile:
@@ -34,9 +37,11 @@ def _staged(stage: Path, relative: str) -> StagedFile:
 def _standin_stage(project: Project, preset: Preset, module: bytes, upstream: dict[str, str]) -> PresetResult:
     stage = project.root / "build" / "standin-stage" / preset.name
     (stage / "modules").mkdir(parents=True, exist_ok=True)
-    (stage / "modules" / "libggml-cuda.so").write_bytes(module)
-    options = {"CMAKE_CUDA_ARCHITECTURES": preset.cache_variables.get("CMAKE_CUDA_ARCHITECTURES", "")}
-    files = [_staged(stage, "modules/libggml-cuda.so")]
+    module_path = f"modules/libggml-{preset.backend}.so"
+    (stage / module_path).write_bytes(module)
+    targets = ("CMAKE_CUDA_ARCHITECTURES", "GPU_TARGETS", "AMDGPU_TARGETS")
+    options = {key: preset.cache_variables[key] for key in targets if key in preset.cache_variables}
+    files = [_staged(stage, module_path)]
     record = {
         "format": 1,
         "preset": preset.name,
@@ -51,13 +56,14 @@ def _standin_stage(project: Project, preset: Preset, module: bytes, upstream: di
     return PresetResult(preset=preset, status="built", options=options, files=files, stage=stage)
 
 
-def cuda_wheels(project: Project, module: Path, version: str) -> list[BuiltWheel]:
-    """The CUDA member wheels and their family wheels of `version` in the project's dist/, through
+def standin_wheels(project: Project, modules: Mapping[str, Path], version: str) -> list[BuiltWheel]:
+    """The CUDA member wheels, their family wheels and the ROCm wheel of `version` in the project's dist/, each
+    around the stand-in module of its backend (`modules`: backend -> library), through
     `buildsys.packaging.wheels.package` (the metadata, auditwheel repair and family wheels of a real run)."""
     core_record = json.loads((project.root / "build" / "stage" / "cpu" / "stage.json").read_text(encoding="utf-8"))
     upstream = {str(k): str(v) for k, v in core_record["upstream"].items()}
-    presets = cuda_presets()
-    results = tuple(_standin_stage(project, p, module.read_bytes(), upstream) for p in presets)
+    presets = standin_presets()
+    results = tuple(_standin_stage(project, p, modules[p.backend].read_bytes(), upstream) for p in presets)
     names = tuple(p.name for p in presets)
     report = BuildReport(results=results, requested=names, provenance=upstream)
     request = WheelsRequest(build=BuildRequest(presets=names), version=version)
@@ -69,7 +75,7 @@ def nvidia_wheels() -> list[Path]:
     """NVIDIA's runtime wheels that the CUDA presets require (CUDA runtime, cuBLAS, and what they require),
     for this platform, downloaded from PyPI once into the user's cache (1.2 GB: 17 s here)."""
     folder = cache_root() / "nvidia-wheels"
-    requirements = sorted({d for p in cuda_presets() for d in p.dependencies})
+    requirements = sorted({d for p in standin_presets() for d in p.dependencies})
     stamp = folder / "requirements.txt"
     with locked(cache_root() / ".nvidia-wheels.lock"):
         if not stamp.is_file() or stamp.read_text(encoding="utf-8").splitlines() != requirements:

@@ -20,11 +20,13 @@ from pathlib import Path
 import pytest
 from helpers.cpu_features import elf_linux
 from helpers.package_index import Index, build_requirement_wheels, path_without, serving, write_simple_index
-from helpers.release_wheels import cuda_presets, cuda_wheels, nvidia_wheels
+from helpers.release_wheels import nvidia_wheels, standin_wheels
 from helpers.support import Project, fresh_project
 from helpers.toolchains_present import vulkan
 from helpers.venvs import runtime
 from test_binding import PLUGIN_MODULE, compile_module
+
+from buildsys.builder.presets import host_system, load_matrix
 
 pytestmark = [pytest.mark.slow, elf_linux, vulkan]
 
@@ -45,8 +47,13 @@ def releases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Releases]:
     base = tmp_path_factory.mktemp("releases")
     project = fresh_project(base)
     project.run("wheels", "--backend", "cpu,vulkan", timeout=1200)
-    no_device = PLUGIN_MODULE.replace('return "Fake"', 'return "CUDA"')  # what a CUDA module is without a GPU
-    cuda_wheels(project, compile_module(no_device, base / "libggml-cuda.so"), "0.1.0")
+    # what a CUDA or ROCm module is on a machine without such a GPU: a backend with no device
+    names = {"cuda": "CUDA", "hip": "ROCm"}
+    no_device = {
+        backend: compile_module(PLUGIN_MODULE.replace('return "Fake"', f'return "{name}"'), base / f"{backend}.so")
+        for backend, name in names.items()
+    }
+    standin_wheels(project, no_device, "0.1.0")
     dist = project.root / "dist"
     first = [*sorted(dist.glob("*.whl")), dist / "llama_cpp_runtime-0.1.0.tar.gz"]
     first += [*nvidia_wheels(), *build_requirement_wheels()]
@@ -172,23 +179,28 @@ def loaded(report: dict[str, tuple[str, str, str]]) -> set[str]:
     return {name for name, (status, _, _) in report.items() if status == "loaded"}
 
 
-def _cuda_families() -> dict[str, set[str]]:
-    """Each CUDA family extra -> its member wheels and NVIDIA's runtime wheels they require (the presets')."""
-    families: dict[str, set[str]] = {}
-    for preset in cuda_presets():
-        wanted = families.setdefault(preset.family.removeprefix(f"{CORE}-"), set())
-        wanted |= {preset.wheel, *(re.split(r"[<>=!~ ;]", d, maxsplit=1)[0] for d in preset.dependencies)}
-    return families
+def _extras() -> dict[str, set[str]]:
+    """Every extra the core declares (one per plugin wheel, one per family) -> the distributions it must bring
+    besides the core: the plugin or the family's members, and NVIDIA's runtime wheels they require."""
+    matrix = load_matrix()
+    extras: dict[str, set[str]] = {}
+    for preset in matrix.presets:
+        if preset.wheel == CORE or not preset.applies_to(host_system()):
+            continue
+        brings = {preset.wheel, *(re.split(r"[<>=!~ ;]", d, maxsplit=1)[0] for d in preset.dependencies)}
+        extras.setdefault(preset.wheel.removeprefix(f"{CORE}-"), set()).update(brings)
+        if preset.family:
+            extras.setdefault(preset.family.removeprefix(f"{CORE}-"), {preset.family}).update(brings)
+    return extras
 
 
-CUDA_FAMILIES = _cuda_families()
 # requirement -> the distributions it must bring besides the core, all at 0.1.0 (NVIDIA's at their own)
 CASES = {
     CORE: set(),
-    f"{CORE}[vulkan]": {f"{CORE}-vulkan"},
     f"{CORE}-vulkan": {f"{CORE}-vulkan"},
-    **{f"{CORE}[{family}]": {f"{CORE}-{family}", *members} for family, members in CUDA_FAMILIES.items()},
+    **{f"{CORE}[{extra}]": brings for extra, brings in sorted(_extras().items())},
 }
+GPU_SOURCES = {"cuda": f"{CORE}-cuda", "rocm": f"{CORE}-rocm"}  # extra word -> its plugins' distribution prefix
 
 
 @pytest.mark.parametrize("installer", INSTALLERS, ids=lambda i: i.name)
@@ -211,12 +223,11 @@ def test_a_user_installs_by_name_and_extra_and_gets_the_matching_wheels(
         assert report["ggml-vulkan"][:2] == ("loaded", f"{CORE}-vulkan"), report["ggml-vulkan"]
         check = runtime(python, "check", cwd=tmp_path)  # lavapipe: a Vulkan device on the CPU
         assert check.returncode == 0, check.stdout + check.stderr
-    cuda = {name: row for name, row in report.items() if row[1].startswith(f"{CORE}-cuda")}
-    if "cuda" in requirement:
-        assert cuda, report  # each member's module is found and reported, whether loaded or why not
-    else:
-        assert not cuda
-    said = [f"{name} {status} ({source}): {reason}" for name, (status, source, reason) in sorted(cuda.items())]
+    said = []
+    for word, prefix in GPU_SOURCES.items():
+        rows = {name: row for name, row in report.items() if row[1].startswith(prefix)}
+        assert bool(rows) == (word in requirement), report  # a member's module is reported, loaded or why not
+        said += [f"{name} {status} ({source}): {reason}" for name, (status, source, reason) in sorted(rows.items())]
     outcome = ", ".join(f"{n} {v}" for n, v in sorted(got.items())) + "".join(f"; info: {row}" for row in said)
     record(installer, requirement, seconds, outcome)
     shutil.rmtree(tmp_path / "env")  # NVIDIA's libraries: 1-3 GB an environment
