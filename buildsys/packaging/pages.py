@@ -37,7 +37,8 @@ _COMMANDS = """\
 ```sh
 python -m llama_cpp_runtime info     # every module: loaded, skipped (and why), not chosen, absent; the devices
 python -m llama_cpp_runtime doctor   # every GPU here: what serves it, and the pip install that would
-python -m llama_cpp_runtime check    # a matrix multiply on every device and CPU variant, checked against Python
+python -m llama_cpp_runtime check    # what models compute (quantized matmul, attention, norms, a tiny model) on every
+                                     # device and CPU variant, against the baseline variant and Python
 ```
 """
 

@@ -72,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     commands.add_parser("_gpu_probe").add_argument("kind", choices=KINDS)
     for name, text in (
-        ("check", "compute on every device and CPU variant, compare with Python"),
+        ("check", "run what models compute on every device and CPU variant, against the baseline variant and Python"),
         ("bench", "matrix-multiply throughput per device and CPU variant"),
     ):
         sub = commands.add_parser(name, help=text)
