@@ -26,7 +26,7 @@ from ..builder.driver import (
     run_build,
 )
 from ..builder.platforms import resolve
-from ..builder.presets import Preset, host_system, load_matrix
+from ..builder.presets import Matrix, host_system, load_matrix
 from ..builder.summary import size_text
 from ..config import STAGE_FOLDER, WHEEL_FOLDER, Config
 from ..errors import BuildFailed, OutOfDate, UsageError
@@ -274,7 +274,7 @@ def _write(
             files.update(_stage_files(result, CORE_PACKAGE))
         served = provenance.get("llama_cpp_python", "")
         page = pages.core_page(table=table, matrix=matrix, coverage=coverage, llama_cpp_python=served, build=build)
-        spec = _core_spec(version, platform_tag(platform), page, common)
+        spec = _core_spec(matrix, version, platform_tag(platform), page, common)
     else:
         package = normalise(distribution)
         files = {f"{package}/__init__.py": WheelFile(_PLUGIN_INIT.encode())}
@@ -340,9 +340,8 @@ def render_wheels(wheels: list[BuiltWheel], root: Path) -> list[str]:
     return ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)) for row in rows]
 
 
-def _core_spec(version: str, tag: str, page: str, common: Mapping[str, Any]) -> WheelSpec:
+def _core_spec(matrix: Matrix, version: str, tag: str, page: str, common: Mapping[str, Any]) -> WheelSpec:
     """The core's metadata, for its wheel and its sdist: one extra per plugin and per family."""
-    matrix = load_matrix()
     plugins = sorted({p.wheel for p in matrix.presets if p.wheel != CORE_DISTRIBUTION} | {*matrix.family_members()})
     extras = {name.removeprefix(f"{CORE_DISTRIBUTION}-"): [f"{name}=={version}"] for name in plugins}
     summary = "ggml and llama.cpp shared libraries with every CPU variant, chosen at run time"
@@ -369,11 +368,14 @@ def package_sdist(config: Config, version: str) -> BuiltWheel:
     if config.llama_cpp_python:
         provenance["llama_cpp_python"] = config.llama_cpp_python
     patches = patch_entries(config.patches, provenance["patch_series_sha256"])
-    stages = [config.build_dir / STAGE_FOLDER / p.name / "stage.json" for p in _core_presets()]
+    matrix = load_matrix()
+    core_presets = [p for p in matrix.presets if p.wheel == CORE_DISTRIBUTION and p.applies_to(host_system())]
+    stages = [config.build_dir / STAGE_FOLDER / p.name / "stage.json" for p in core_presets]
     coverage = [preset_coverage(json.loads(path.read_text(encoding="utf-8"))) for path in stages if path.is_file()]
+    table = load_project_table()
     page = pages.core_page(
-        table=load_project_table(),
-        matrix=load_matrix(),
+        table=table,
+        matrix=matrix,
         coverage=coverage,
         llama_cpp_python=provenance.get("llama_cpp_python", ""),
         build=_sdist_build_text(provenance, patches),
@@ -383,16 +385,12 @@ def package_sdist(config: Config, version: str) -> BuiltWheel:
         name.replace(f"{UPSTREAM_LICENSE_PREFIX}/", f"{destination}/", 1): text
         for name, text in license_files(config).items()
     }
-    common = {**load_project_table().wheel_metadata(), "license_files": licences, "dynamic": SDIST_DYNAMIC}
-    metadata = metadata_text(_core_spec(version, "", page, common))
+    common = {**table.wheel_metadata(), "license_files": licences, "dynamic": SDIST_DYNAMIC}
+    metadata = metadata_text(_core_spec(matrix, version, "", page, common))
     built = write_sdist(
         config, distribution=CORE_DISTRIBUTION, version=version, metadata=metadata, epoch=source_date_epoch()
     )
     return BuiltWheel(built.path, CORE_DISTRIBUTION, ("sdist",), built.files, built.size)
-
-
-def _core_presets() -> list[Preset]:
-    return [p for p in load_matrix().presets if p.wheel == CORE_DISTRIBUTION and p.applies_to(host_system())]
 
 
 def _sdist_build_text(provenance: Mapping[str, str], patches: Sequence[PatchEntry]) -> str:

@@ -10,13 +10,13 @@ import gc
 import os
 import signal
 import threading
-import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from helpers import tiny_models
+from helpers.forking import in_child
 from llama_cpp_runtime._ggml.log import LogBridge
 from llama_cpp_runtime._handle import Handle
 from llama_cpp_runtime._llama.gguf import read_header
@@ -153,25 +153,6 @@ def test_a_context_finalised_by_the_gc_inside_a_model_call_on_the_same_thread_do
     assert llama.freed == [1]
 
 
-def _in_child(work: Any) -> int:
-    """Fork, run work() in the child (its exit code: 0 when it returned True), wait at most 30 s."""
-    pid = os.fork()
-    if pid == 0:  # the child: never returns into pytest
-        try:
-            os._exit(0 if work() else 1)
-        finally:
-            os._exit(2)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        time.sleep(0.01)
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
-    return -1
-
-
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX")
 def test_a_model_whose_lock_a_parent_thread_held_at_fork_is_usable_in_the_child(model_file: Path) -> None:
     llama = _FakeLlama()
@@ -194,7 +175,7 @@ def test_a_model_whose_lock_a_parent_thread_held_at_fork_is_usable_in_the_child(
             model._release()
             return handle == 1
 
-        assert _in_child(child) == 0
+        assert in_child(child) == 0
     finally:
         release.set()
         holder.join(30)

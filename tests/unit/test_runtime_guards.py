@@ -14,6 +14,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+from helpers.forking import in_child
 from llama_cpp_runtime import (
     ClosedError,
     ContextError,
@@ -135,25 +136,6 @@ class _Freed(Handle):
         self.freed = True
 
 
-def _in_child(work: object) -> int:
-    """Fork, run work() in the child (its exit code: 0 when it returned True), wait at most 30 s."""
-    pid = os.fork()
-    if pid == 0:  # the child: never returns into pytest
-        try:
-            os._exit(0 if work() else 1)  # type: ignore[operator]
-        finally:
-            os._exit(2)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        time.sleep(0.01)
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
-    return -1
-
-
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX")
 def test_a_handle_is_its_processes_a_child_of_fork_gets_forkerror_and_frees_nothing() -> None:
     context, model = _Freed(usable_after_fork=False), _Freed(usable_after_fork=True)
@@ -171,7 +153,7 @@ def test_a_handle_is_its_processes_a_child_of_fork_gets_forkerror_and_frees_noth
         model.close()  # and is not freed there either
         return not context.freed and not model.freed
 
-    assert _in_child(child) == 0
+    assert in_child(child) == 0
     context._lock.release()
     assert context._live() == 1 and not context.freed  # the parent's handle is untouched
     context.close()
