@@ -98,12 +98,24 @@ def wheels(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Measured comparisons, never run by the tests: `nox -s bench -- build|wheels|bump|cpu_speed [options]`."""
+    """Measured comparisons, never run by the tests:
+    `nox -s bench -- build|wheels|bump|cpu_speed|load_time|first_token [options]` (benchmarks/<name>.py)."""
     if not session.posargs:
-        session.error("name a benchmark: nox -s bench -- build|wheels|bump|cpu_speed [options]")
+        session.error("name a benchmark: nox -s bench -- build|wheels|bump|cpu_speed|load_time|first_token [options]")
     # cpu_speed writes its models with the tests' generator (gguf); the wheels benchmark repairs wheels
     session.install("-e", ".[wheels]", *_groups("test"))
     session.run("python", f"benchmarks/{session.posargs[0]}.py", *session.posargs[1:])
+
+
+@nox.session(name="bump-bench")
+def bump_bench(session: nox.Session) -> None:
+    """Is the new pin slower? `nox -s bump-bench -- <old-project> <new-project> [--report FILE] [options]` builds
+    each project's cpu stage and benchmarks both with this checkout's binding, interleaved; a table with a
+    mark below 0.95x (critical below 0.85x) and a verdict. Exit 0 when slower; non-zero when it cannot run."""
+    if len(session.posargs) < 2:
+        session.error("name two projects: nox -s bump-bench -- <old-project> <new-project> [--report FILE]")
+    session.install("-e", ".", *_groups("models"))  # CMake and Ninja for the builds, gguf for the generated models
+    session.run("python", "benchmarks/bump_bench.py", *session.posargs)
 
 
 @nox.session

@@ -1,8 +1,9 @@
-"""Helpers the benchmarks share: running a step, a throwaway fixture project, the README table."""
+"""Helpers the benchmarks share: running a step, fresh venvs, a throwaway fixture project, the README table."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -23,6 +24,17 @@ def run(args: list[str], cwd: Path, env: dict[str, str]) -> None:
     result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise SystemExit(f"benchmark step failed: {' '.join(args)}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+
+
+def clean_environment() -> dict[str, str]:
+    """This process's environment without what would steer a benchmark's interpreters or the binding."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "LLAMA_CPP_", "VIRTUAL_ENV"))}
+
+
+def fresh_venv(where: Path, env: dict[str, str]) -> Path:
+    """`python -m venv where` (this interpreter's Python, with its pip); its python."""
+    run([sys.executable, "-m", "venv", str(where)], where.parent, env)
+    return where / "bin" / "python"
 
 
 def fixture_project(base: Path) -> Path:
@@ -52,8 +64,9 @@ def write_readme(title: str, section: str) -> None:
     marker = f"### {title}"
     if marker in text:
         before, rest = text.split(marker, 1)
-        after = rest.split("\n### ", 1)
-        text = before + section + (("\n### " + after[1]) if len(after) > 1 else "")
+        # the section ends where the next one starts, a `## benchmark` or a `### section`
+        after = re.search(r"^#{2,3} ", rest, flags=re.MULTILINE)
+        text = before + section + (("\n" + rest[after.start() :]) if after else "")
     else:
         text = text.rstrip("\n") + "\n\n" + section
     README.write_text(text)

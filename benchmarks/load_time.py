@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import run, write_readme
+from _common import clean_environment, fresh_venv, run, write_readme
 
 LOAD = "import llama_cpp_runtime as r; rt = r.load(); rt.devices()"
 PROFILE = """
@@ -35,13 +35,8 @@ print(out.getvalue())
 """
 
 
-def clean_environment() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "LLAMA_CPP_", "VIRTUAL_ENV"))}
-
-
 def environment(where: Path, wheels: list[Path], env: dict[str, str]) -> Path:
-    run([sys.executable, "-m", "venv", str(where)], where.parent, env)
-    python = where / "bin" / "python"
+    python = fresh_venv(where, env)
     run([str(python), "-m", "pip", "install", "-q", "--no-index", "--no-deps", *map(str, wheels)], where.parent, env)
     return python
 

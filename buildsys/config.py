@@ -52,19 +52,29 @@ DEFAULT_INCLUDE = (
     "src/",
     "ggml/",
     "vendor/",
-    "tools/mtmd/",
+    "tools/",
+    "common/",
+    "scripts/ui-assets.cmake",
 )
 # vendoring.toml says why each entry is there (the same lists).
 DEFAULT_EXCLUDE = (
     "**/*.md",
     "**/.github/",
     "**/.gitignore",
-    "vendor/cpp-httplib/",
-    "tools/mtmd/tests/",
-    "tools/mtmd/tests.sh",
+    "tools/ui/*/",
+    "tools/ui/*.json",
+    "tools/ui/*.ts",
+    "tools/ui/*.js",
+    "tools/ui/.*",
+    "tools/server/tests/",
+    "tools/server/bench/",
+    "tools/server/public*/",
+    "tools/*/tests/",
+    "tools/**/*.py",
+    "tools/**/requirements*.txt",
+    "tools/**/*.sh",
     "tools/mtmd/test-*",
     "tools/mtmd/legacy-models/",
-    "tools/mtmd/requirements.txt",
 )
 
 _SCHEMA: dict[str, dict[str, type]] = {

@@ -110,6 +110,15 @@ def pinned(real_llama_cpp: Path, shared: Path) -> Project:
 
 
 @pytest.fixture(scope="session")
+def pinned_server(real_llama_cpp: Path, shared: Path) -> Project:
+    """The llama-server wheel at the pin, in a project of its own (the core wheel it runs on is `pinned`'s: the
+    same pin and patches)."""
+    return _real_project_built_once(
+        shared, real_llama_cpp, "pinned-server", lambda p: p.run("wheels", "--backend", "server", timeout=60 * 60)
+    )
+
+
+@pytest.fixture(scope="session")
 def pinned_aarch64(real_llama_cpp: Path, shared: Path) -> Project:
     """The same at the pin, its core wheel cross-built for linux-aarch64 (a project of its own: its dist/ holds
     only the aarch64 wheel; the ccache of the real builds is shared)."""

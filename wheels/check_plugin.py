@@ -1,6 +1,10 @@
 """Test an installed GPU plugin wheel: run with the Python of an environment holding it and the core wheel.
 
     python wheels/check_plugin.py llama-cpp-runtime-vulkan [--lavapipe]
+    python wheels/check_plugin.py llama-cpp-runtime-server
+
+The server wheel holds a program, not a module: its `llama-server` command must start upstream's program on the
+core's libraries and answer `--version`.
 
 The plugin's modules must be found (loaded, or skipped because the driver is missing: expected on a runner
 without a GPU), never absent, and never skipped for a runtime library the wheels should have brought.
@@ -17,6 +21,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 TIMEOUT = 600
 
@@ -61,11 +66,30 @@ def problems(modules: list[dict[str, str]], distribution: str) -> list[str]:
     return found
 
 
+def check_program(distribution: str) -> int:
+    """The server wheel: its command, beside this Python, runs upstream's program and prints its version."""
+    folder = Path(sys.executable).parent
+    command = next((p for p in (folder / "llama-server", folder / "llama-server.exe") if p.is_file()), None)
+    if command is None:
+        print(f"error: {distribution} installed no llama-server command in {folder}", file=sys.stderr)
+        return 1
+    result = subprocess.run(  # noqa: S603 - the wheel's command, an argument list
+        [str(command), "--version"], capture_output=True, text=True, timeout=TIMEOUT, check=False
+    )
+    print(result.stdout + result.stderr)
+    if result.returncode != 0 or "version" not in result.stdout + result.stderr:
+        print(f"error: `llama-server --version` exited {result.returncode}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("distribution", help="the plugin's distribution, e.g. llama-cpp-runtime-cuda12")
     parser.add_argument("--lavapipe", action="store_true", help="a CPU Vulkan device is installed: require it")
     arguments = parser.parse_args(argv)
+    if arguments.distribution.endswith("-server"):
+        return check_program(arguments.distribution)
     env = dict(os.environ)
     if arguments.lavapipe:
         env["GGML_VK_VISIBLE_DEVICES"] = "0"  # ggml hides CPU Vulkan devices unless listed

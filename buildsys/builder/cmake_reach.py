@@ -1318,7 +1318,7 @@ def roots_for(files: UpstreamFiles, presets: Iterable[Preset]) -> dict[str, list
     llama_cpp = files.has_file("ggml/CMakeLists.txt")
     entered: dict[str, list[Mapping[str, str]]] = {}
     for preset in presets:
-        root = "" if preset.installs_core or not llama_cpp else "ggml"
+        root = "" if preset.builds_llama_cpp or not llama_cpp else "ggml"
         entered.setdefault(root, []).append(preset.cache_variables)
     return entered
 

@@ -255,7 +255,10 @@ def _select(
 
     if requested:
         return [(p, refusal(p)) for p in (matrix.get(name) for name in requested)]
-    return [(p, refusal(p)) for p in matrix.presets if p.applies_to(system)]
+    optional = [p.name for p in matrix.presets if not p.default and p.applies_to(system) and not cross]
+    if optional:
+        ui.info(f"built only when named: {', '.join(optional)} (--backend {','.join(optional)})")
+    return [(p, refusal(p)) for p in matrix.presets if p.applies_to(system) and p.default]
 
 
 def _plan(preset: Preset, host: Host, request: BuildRequest, layout: _Layout) -> PresetResult:

@@ -43,6 +43,7 @@ class Preset:
     family: str = ""  # the distribution that requires this wheel and its siblings ("" when the wheel stands alone)
     requires: tuple[str, ...]
     dependencies: tuple[str, ...]  # what its wheel requires at run time, besides the core wheel
+    default: bool = True  # built when no preset is named; false: only when named (`--backend server`)
     driver_floor: Mapping[str, str] = field(default_factory=dict)  # the oldest driver it runs on: nvidia-linux, ...
     cache_variables: Mapping[str, str]
     build_targets: tuple[str, ...]
@@ -54,6 +55,16 @@ class Preset:
     @property
     def installs_core(self) -> bool:
         return is_on(self.cache_variables.get("LLAMA_CPP_RUNTIME_CORE", "ON"))
+
+    @property
+    def ships_program(self) -> bool:
+        """Its wheel holds one of upstream's programs (llama-server), run on the core wheel's libraries."""
+        return is_on(self.cache_variables.get("LLAMA_CPP_RUNTIME_SERVER", "OFF"))
+
+    @property
+    def builds_llama_cpp(self) -> bool:
+        """The superbuild enters llama.cpp's top level (the core, upstream's programs), not ggml's alone."""
+        return self.installs_core or self.ships_program
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -133,6 +144,7 @@ def load_matrix(path: Path = PRESETS_FILE) -> Matrix:
                 family=vendor.get("family", ""),
                 requires=tuple(vendor.get("requires", [])),
                 dependencies=tuple(vendor.get("dependencies", [])),
+                default=vendor.get("default", True) is not False,
                 driver_floor={str(k): str(v) for k, v in floor.items()},
                 cache_variables=_cache_variables(name, configure),
                 build_targets=tuple(build.get(name, {}).get("targets", [])),

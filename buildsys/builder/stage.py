@@ -1,8 +1,8 @@
 """The staged tree of one preset (`build/stage/<preset>/`): what is in it, and the record written beside it.
 
 Layout (fixed by the superbuild's install rules): `lib/` core shared libraries, `modules/` backend
-modules, `include/` headers. `stage.json` says what produced it, so later stages (wheels) and people
-can tell a stale stage from a current one.
+modules, `include/` headers, `bin/` an upstream program and the libraries only it uses (the server preset).
+`stage.json` says what produced it, so later stages (wheels) and people can tell a stale stage from a current one.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 STAGE_RECORD = "stage.json"
-KINDS = {"lib": "core", "modules": "module", "include": "header"}
+KINDS = {"lib": "core", "modules": "module", "include": "header", "bin": "program"}
 
 
 @dataclass(frozen=True)

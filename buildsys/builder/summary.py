@@ -11,7 +11,15 @@ from .driver import BuildReport, PresetResult
 from .stage import module_name
 
 # Shown for every preset: the options that tell presets apart. The rest are in stage.json.
-_INTERESTING_PREFIXES = ("GGML_", "CMAKE_CUDA", "AMDGPU_", "GPU_", "CUDA_cublas", "LLAMA_CPP_RUNTIME_CORE")
+_INTERESTING_PREFIXES = (
+    "GGML_",
+    "CMAKE_CUDA",
+    "AMDGPU_",
+    "GPU_",
+    "CUDA_cublas",
+    "LLAMA_CPP_RUNTIME_CORE",
+    "LLAMA_CPP_RUNTIME_SERVER",
+)
 _QUIET_OPTIONS = frozenset({"GGML_BUILD_TESTS", "GGML_BUILD_EXAMPLES", "GGML_CCACHE"})
 
 
@@ -32,10 +40,14 @@ def _output_text(result: PresetResult) -> str:
     if result.status == "built":
         core = [f for f in result.files if f.kind == "core" and not f.symlink_to]
         modules = [f for f in result.files if f.kind == "module"]
+        programs = [f for f in result.files if f.kind == "program" and not f.symlink_to]
         parts = []
         if core:
             parts.append(f"{len(core)} core ({size_text(sum(f.size for f in core))})")
-        parts.append(f"{len(modules)} modules ({size_text(sum(f.size for f in modules))})")
+        if programs:  # upstream's program and the libraries only it uses (the server preset)
+            parts.append(f"{len(programs)} program files ({size_text(sum(f.size for f in programs))})")
+        else:
+            parts.append(f"{len(modules)} modules ({size_text(sum(f.size for f in modules))})")
         return ", ".join(parts + ([result.cache] if result.cache else []))
     if result.status == "planned":
         return "would build"

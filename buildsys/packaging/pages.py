@@ -17,7 +17,14 @@ from ..ci.matrix import github_matrix
 from .project_table import ProjectTable
 
 CORE = "llama-cpp-runtime"
-BACKEND_NAMES = {"cpu": "CPU", "cuda": "CUDA", "vulkan": "Vulkan", "hip": "ROCm (HIP)", "metal": "Metal"}
+BACKEND_NAMES = {
+    "cpu": "CPU",
+    "cuda": "CUDA",
+    "vulkan": "Vulkan",
+    "hip": "ROCm (HIP)",
+    "metal": "Metal",
+    "server": "llama.cpp's `llama-server`",
+}
 # What a plugin needs from the system besides the driver floor its preset records.
 _SYSTEM_NEEDS = {
     "cuda": "an NVIDIA GPU and driver; NVIDIA's CUDA runtime and cuBLAS wheels come from PyPI with the plugin "
@@ -62,6 +69,8 @@ def gpu_text(preset: Preset) -> str:
         return ", ".join(f"`{t}`" for t in targets.split(";") if t) or "the AMD GPUs ROCm supports"
     if preset.backend == "metal":
         return "Apple GPUs"
+    if preset.ships_program:
+        return "the devices the core and its plugins serve"
     return "any GPU with a Vulkan driver" if preset.backend == "vulkan" else ""
 
 
@@ -285,6 +294,32 @@ def plugin_page(*, table: ProjectTable, distribution: str, presets: Sequence[Pre
     if device:
         lines += ["", f"`check --device {device}` runs only this backend's first device."]
     lines.append("")
+    return "\n".join([*lines, *links(table), build_section(build)])
+
+
+def server_page(*, table: ProjectTable, distribution: str, build: str) -> str:
+    """The page of the llama-server wheel: upstream's program, run on the core's libraries and plugins."""
+    lines = [
+        f"# {distribution}",
+        "",
+        "llama.cpp's own `llama-server` (an OpenAI-compatible HTTP server: `/v1/chat/completions`, "
+        f"`/v1/completions`, `/v1/models`, `/health`), built from the same llama.cpp as [{CORE}]"
+        f"(https://pypi.org/project/{CORE}/) and run on its libraries: no second copy of ggml or libllama. The "
+        "`llama-server` command chooses what `llama_cpp_runtime.load()` chooses (the best CPU variant of this "
+        "CPU, every installed GPU plugin that passes its checks) and starts upstream's program on exactly those "
+        "modules; a module it was given that does not load stops it instead of serving on less.",
+        "",
+        "## Install and run",
+        "",
+        "```sh",
+        f'pip install "{CORE}[server]"            # add [vulkan], [cuda13], ... for a GPU',
+        "llama-server -m model.gguf --port 8080  # binds 127.0.0.1 unless --host says otherwise",
+        "```",
+        "",
+        "Every option is upstream's (`llama-server --help`). The web UI is not included: it is built with npm, "
+        "which a wheel build does not reach; the HTTP API is complete.",
+        "",
+    ]
     return "\n".join([*lines, *links(table), build_section(build)])
 
 

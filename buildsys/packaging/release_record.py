@@ -77,7 +77,7 @@ def wheel_record(
     *,
     distribution: str,
     version: str,
-    kind: str,  # core, plugin or family
+    kind: str,  # core, plugin, program (llama-server) or family
     upstream: Mapping[str, str],
     patches: Sequence[PatchEntry],
     presets: Sequence[Mapping[str, Any]],

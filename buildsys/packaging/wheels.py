@@ -59,7 +59,7 @@ REPAIR_EXCLUDES = (
     "librocblas.so.*",
     "libhsa-runtime64.so.*",
 )
-CORE_SONAMES = ("libggml-base.so.*", "libggml.so.*", "libllama.so.*")
+CORE_SONAMES = ("libggml-base.so.*", "libggml.so.*", "libllama.so.*", "libmtmd.so.*")
 # Where llama.cpp keeps the licence texts of what it bundles (e.g. licenses/LICENSE-jsonhpp); ggml alone has none.
 UPSTREAM_LICENSES = "licenses"
 UPSTREAM_LICENSE_PREFIX = "llama.cpp"  # their folder under .dist-info/licenses/, beside this project's LICENSE
@@ -173,7 +173,7 @@ def _stage_files(result: PresetResult, package: str) -> dict[str, WheelFile]:
         if staged.symlink_to or staged.path in replaced:
             continue
         files[f"{package}/{staged.path}"] = WheelFile(
-            (stage / staged.path).read_bytes(), executable=staged.kind in {"core", "module"}
+            (stage / staged.path).read_bytes(), executable=staged.kind in {"core", "module", "program"}
         )
     files[f"{package}/stage.json"] = WheelFile((stage / "stage.json").read_bytes())
     return files
@@ -259,7 +259,7 @@ def _write(
     patches = patch_entries(config.patches, provenance["patch_series_sha256"])
     coverage = [preset_coverage(_stage_record(result)) for result in results]
     build = _description(results, provenance, patches=patches)
-    kind = "core" if distribution == CORE_DISTRIBUTION else "plugin"
+    kind = "core" if distribution == CORE_DISTRIBUTION else "program" if results[0].preset.ships_program else "plugin"
     record = wheel_record(
         distribution=distribution, version=version, kind=kind, upstream=provenance, patches=patches, presets=coverage
     )
@@ -275,6 +275,21 @@ def _write(
         served = provenance.get("llama_cpp_python", "")
         page = pages.core_page(table=table, matrix=matrix, coverage=coverage, llama_cpp_python=served, build=build)
         spec = _core_spec(matrix, version, platform_tag(platform), page, common)
+    elif any(result.preset.ships_program for result in results):
+        package = normalise(distribution)
+        files = {f"{package}/__init__.py": WheelFile(_PROGRAM_INIT.format(distribution=distribution).encode())}
+        for result in results:
+            files.update(_stage_files(result, package))
+        spec = WheelSpec(
+            distribution=distribution,
+            version=version,
+            tag=platform_tag(platform),
+            summary="llama.cpp's llama-server, run on llama-cpp-runtime's libraries and backend plugins",
+            description=pages.server_page(table=table, distribution=distribution, build=build),
+            requires=[f"{CORE_DISTRIBUTION}=={version}"],
+            entry_points={"console_scripts": {PROGRAM: f"{package}:main"}},
+            **common,
+        )
     else:
         package = normalise(distribution)
         files = {f"{package}/__init__.py": WheelFile(_PLUGIN_INIT.encode())}
@@ -306,6 +321,27 @@ from pathlib import Path
 
 def module_dir() -> str:
     return str(Path(__file__).resolve().parent / "modules")
+'''
+
+
+PROGRAM = "llama-server"
+_PROGRAM_INIT = '''"""llama.cpp's llama-server, run by llama-cpp-runtime: the `llama-server` command starts it on the
+core libraries, the CPU variant and the backend plugins that llama_cpp_runtime.load() chooses here."""
+
+import sys
+from pathlib import Path
+
+DISTRIBUTION = "{distribution}"
+
+
+def program() -> Path:
+    return Path(__file__).resolve().parent / "bin" / ("llama-server.exe" if sys.platform == "win32" else "llama-server")
+
+
+def main() -> None:
+    from llama_cpp_runtime._launch import run_program
+
+    sys.exit(run_program(program(), DISTRIBUTION, sys.argv[1:]))
 '''
 
 

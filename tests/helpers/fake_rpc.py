@@ -1,7 +1,11 @@
 """Servers on 127.0.0.1 that are not (quite) ggml RPC servers of this build: what answers HELLO with another
-protocol version (as llama.cpp 0.3.36's server, protocol 7.0.0, would: its HELLO has the same size), what
-closes the connection on HELLO (as a server of another HELLO size does), an HTTP server, one that never
-answers (a real server busy with another client). Each runs in a thread, every wait in it bounded."""
+protocol version (as llama.cpp 0.3.36's server, protocol 7.0.0, would to the pin's 5.0.0: its HELLO has the
+same size), what closes the connection on HELLO (as a server of another HELLO size does), an HTTP server, one
+that never answers (a real server busy with another client). Each runs in a thread, every wait in it bounded.
+
+"This build's" protocol is never written here: the binding reads it from the ggml-rpc.h installed with the
+libraries (protocol.read_version), and so do the tests, from the build they run on (or from the header text
+they give; rpc_header writes one of our own)."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import socket
 import struct
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from types import TracebackType
 
 Handler = Callable[[socket.socket], None]
@@ -66,6 +71,22 @@ def _read(connection: socket.socket, size: int) -> bytes:
 def _request(connection: socket.socket) -> tuple[int, bytes]:
     command, size = struct.unpack("<BQ", _read(connection, 9))
     return command, _read(connection, size)
+
+
+def rpc_header(root: Path, version: tuple[int, int, int]) -> Path:
+    """root/include/ggml-rpc.h saying only that protocol, as the three defines of ggml's header do."""
+    header = root / "include" / "ggml-rpc.h"
+    header.parent.mkdir(parents=True, exist_ok=True)
+    parts = zip(("MAJOR", "MINOR", "PATCH"), version, strict=True)
+    defines = "".join(f"#define RPC_PROTO_{part}_VERSION    {number}\n" for part, number in parts)
+    header.write_text(f"#pragma once\n\n{defines}")
+    return header
+
+
+def another_major(ours: tuple[int, int, int]) -> tuple[int, int, int]:
+    """A protocol whose HELLO has the same size but that ggml refuses: two majors on (the pin's 5.0.0 -> 7.0.0,
+    what llama.cpp of 0.3.36 speaks)."""
+    return (ours[0] + 2, 0, 0)
 
 
 def rpc_server(version: tuple[int, int, int], memory: tuple[int, int] = (1 << 30, 2 << 30)) -> Handler:

@@ -111,8 +111,8 @@ def readelf_dynamic(library: Path) -> dict[str, list[str]]:
 
 def expected_subset() -> list[str]:
     """What sync writes from the last commit of make_upstream() with the default include/exclude."""
-    included = ("CMakeLists.txt", "LICENSE", "cmake/", "include/", "src/", "ggml/", "vendor/", "tools/mtmd/")
-    excluded = ("vendor/cpp-httplib/", "tools/mtmd/tests/", "tools/mtmd/test-")
+    included = ("CMakeLists.txt", "LICENSE", "cmake/", "include/", "src/", "ggml/", "vendor/", "tools/", "common/")
+    excluded = ("tools/mtmd/tests/", "tools/mtmd/test-")
     files = {
         p.relative_to(MINIGGML).as_posix() for p in MINIGGML.rglob("*") if p.is_file() and not p.name.endswith(".md")
     }

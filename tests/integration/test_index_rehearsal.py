@@ -23,7 +23,7 @@ from helpers.package_index import Index, build_requirement_wheels, path_without,
 from helpers.release_wheels import nvidia_wheels, standin_wheels
 from helpers.support import Project, fresh_project
 from helpers.toolchains_present import vulkan
-from helpers.venvs import runtime
+from helpers.venvs import in_venv, runtime
 from test_binding import PLUGIN_MODULE, compile_module
 
 from buildsys.builder.presets import host_system, load_matrix
@@ -46,7 +46,7 @@ class Releases:
 def releases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Releases]:
     base = tmp_path_factory.mktemp("releases")
     project = fresh_project(base)
-    project.run("wheels", "--backend", "cpu,vulkan", timeout=1200)
+    project.run("wheels", "--backend", "cpu,vulkan,server", timeout=1200)
     # what a CUDA or ROCm module is on a machine without such a GPU: a backend with no device
     names = {"cuda": "CUDA", "hip": "ROCm"}
     no_device = {
@@ -223,6 +223,9 @@ def test_a_user_installs_by_name_and_extra_and_gets_the_matching_wheels(
         assert report["ggml-vulkan"][:2] == ("loaded", f"{CORE}-vulkan"), report["ggml-vulkan"]
         check = runtime(python, "check", cwd=tmp_path)  # lavapipe: a Vulkan device on the CPU
         assert check.returncode == 0, check.stdout + check.stderr
+    if "server" in requirement:  # the console script starts upstream's program (the fixture's stand-in)
+        served = in_venv(python.parent / "llama-server", "--exit", "0", cwd=tmp_path)
+        assert served.returncode == 0 and "llama-server stand-in" in served.stdout, served.stdout + served.stderr
     said = []
     for word, prefix in GPU_SOURCES.items():
         rows = {name: row for name, row in report.items() if row[1].startswith(prefix)}

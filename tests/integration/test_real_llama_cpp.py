@@ -59,16 +59,19 @@ def test_the_default_configuration_builds_packages_and_loads_real_llama_cpp(
         "CMakeLists.txt",
         "LICENSE",
         "cmake",
+        "common",
         "ggml",
         "include",
         "licenses",
+        "scripts",
         "src",
         "tools",
         "vendor",
     ]
-    assert sorted(p.name for p in (vendor / "tools").iterdir()) == ["mtmd"]
+    assert {"mtmd", "server", "ui", "llama-bench"} <= {p.name for p in (vendor / "tools").iterdir()}
     assert not (vendor / "tools/mtmd/tests").exists() and not list((vendor / "tools/mtmd").glob("test-*"))
-    assert not (vendor / "vendor/cpp-httplib").exists() and (vendor / "vendor/stb").is_dir()
+    assert (vendor / "vendor/stb").is_dir() and (vendor / "tools/server/server.cpp").is_file()  # the server preset's
+    assert (vendor / "tools/ui/CMakeLists.txt").is_file() and not (vendor / "tools/ui/src").exists()  # no npm sources
 
     result = project.run("wheels", "--backend", "cpu", timeout=BUILD_TIMEOUT)
     assert re.search(r"^cpu\s+built\b", result.stdout, re.MULTILINE), result.stdout

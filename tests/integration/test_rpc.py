@@ -2,12 +2,15 @@
 tests make, GGML_RPC=ON in the cpu preset) in a fresh venv; two `rpc-server` processes on 127.0.0.1; a tiny
 model split across the local CPU and both servers gives the CPU's greedy tokens; a server killed during a
 generation is an RpcError in the client within seconds, its interpreter alive; a port that is not an RPC
-server and a server of another protocol version are refused by name. Every wait is bounded."""
+server and a server of another protocol version are refused by name. The protocol "this build" speaks is the
+wheel's own include/ggml-rpc.h's (what a real server of it answers, what the vendored tree says); an install
+without it refuses every server by the file's name. Every wait is bounded."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -21,7 +24,7 @@ from typing import Any
 
 import pytest
 from helpers import tiny_models
-from helpers.fake_rpc import FakeServer, closes_on_hello, http_server, rpc_server
+from helpers.fake_rpc import FakeServer, another_major, closes_on_hello, http_server, rpc_server
 from helpers.real_llama_cpp import locked
 from helpers.support import Project
 from helpers.venvs import in_venv, pip, venv, wheels_of
@@ -45,6 +48,23 @@ def python(pinned: Project, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def package(python: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The llama_cpp_runtime folder the wheel installed (lib/, modules/, include/, stage.json)."""
+    found = in_venv(
+        python, "-c", "import llama_cpp_runtime, os; print(os.path.dirname(llama_cpp_runtime.__file__))",
+        cwd=tmp_path_factory.mktemp("rpc-where"),
+    )  # fmt: skip
+    assert found.returncode == 0, found.stderr
+    return Path(found.stdout.strip())
+
+
+@pytest.fixture(scope="module")
+def ours(package: Path) -> tuple[int, int, int]:
+    """The protocol this build speaks, as the binding reads it: the installed ggml-rpc.h's defines."""
+    return protocol.read_version(package)
+
+
+@pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Four layers: one stays on the CPU, three are split across the servers."""
     return tiny_models.write_llama_model(tmp_path_factory.mktemp("rpc-models") / "four.gguf", n_layer=4, seed=7)
@@ -61,15 +81,18 @@ def clean_env(python: Path) -> dict[str, str]:
 
 
 @contextmanager
-def rpc_server_process(python: Path, tmp_path: Path, *extra: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """`python -m llama_cpp_runtime rpc-server` on a free loopback port, answering; killed afterwards."""
+def rpc_server_process(
+    python: Path, tmp_path: Path, ours: tuple[int, int, int], *extra: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """`python -m llama_cpp_runtime rpc-server` on a free loopback port, answering as a server of protocol
+    `ours`; killed afterwards."""
     port = free_port()
     log = (tmp_path / f"server-{port}.log").open("w")
     process = subprocess.Popen(
         [str(python), "-m", "llama_cpp_runtime", "rpc-server", "--port", str(port), *extra],
         stdout=log,
         stderr=subprocess.STDOUT,
-        env=clean_env(python),
+        env={**clean_env(python), **(env or {})},
         text=True,
     )
     endpoint = f"127.0.0.1:{port}"
@@ -78,7 +101,7 @@ def rpc_server_process(python: Path, tmp_path: Path, *extra: str) -> Iterator[tu
         while True:
             assert process.poll() is None, (tmp_path / f"server-{port}.log").read_text()
             try:
-                protocol.probe(endpoint, timeout=5)
+                protocol.probe(endpoint, ours, timeout=5)
                 break
             except RpcError:
                 assert time.monotonic() < deadline, f"{endpoint} did not answer in {START_TIMEOUT}s"
@@ -117,7 +140,7 @@ def test_the_rpc_module_ships_in_the_core_wheel_and_info_lists_it(python: Path, 
 
 
 def test_a_model_split_across_the_cpu_and_two_servers_gives_the_cpu_tokens(
-    python: Path, model: Path, tmp_path: Path
+    python: Path, model: Path, ours: tuple[int, int, int], tmp_path: Path
 ) -> None:
     code = """
         import json, sys
@@ -144,8 +167,8 @@ def test_a_model_split_across_the_cpu_and_two_servers_gives_the_cpu_tokens(
     """
     started = time.monotonic()
     with (
-        rpc_server_process(python, tmp_path) as (_, first),
-        rpc_server_process(python, tmp_path, "--cache", str(tmp_path / "cache")) as (_, second),
+        rpc_server_process(python, tmp_path, ours) as (_, first),
+        rpc_server_process(python, tmp_path, ours, "--cache", str(tmp_path / "cache")) as (_, second),
     ):
         out = script(python, code, str(model), first, second, cwd=tmp_path)
     print(f"CPU alone:          {out['alone']}\nCPU + 2 RPC servers: {out['remote']}")
@@ -163,7 +186,9 @@ def test_a_model_split_across_the_cpu_and_two_servers_gives_the_cpu_tokens(
     assert (tmp_path / "cache").is_dir()
 
 
-def test_a_server_killed_during_a_generation_is_a_typed_error(python: Path, model: Path, tmp_path: Path) -> None:
+def test_a_server_killed_during_a_generation_is_a_typed_error(
+    python: Path, model: Path, ours: tuple[int, int, int], tmp_path: Path
+) -> None:
     code = """
         import json, os, signal, sys, time
         import llama_cpp_runtime as lcr
@@ -190,7 +215,10 @@ def test_a_server_killed_during_a_generation_is_a_typed_error(python: Path, mode
             after = alive.generate(local.tokenize("the model is"), 4)  # this interpreter is alive and well
         print(json.dumps({"got": got, "error": error, "seconds": seconds, "again": again, "after": after}))
     """
-    with rpc_server_process(python, tmp_path) as (_, first), rpc_server_process(python, tmp_path) as (doomed, second):
+    with (
+        rpc_server_process(python, tmp_path, ours) as (_, first),
+        rpc_server_process(python, tmp_path, ours) as (doomed, second),
+    ):
         out = script(python, code, str(model), first, second, str(doomed.pid), cwd=tmp_path)
         doomed.wait(timeout=30)
     print(f"after {len(out['got'])} tokens, {out['seconds']:.2f}s after the kill: {out['error']}")
@@ -201,13 +229,15 @@ def test_a_server_killed_during_a_generation_is_a_typed_error(python: Path, mode
     assert out["again"] == out["error"]
 
 
-def test_a_port_that_is_not_an_rpc_server_and_another_protocol_are_refused(python: Path, tmp_path: Path) -> None:
+def test_a_port_that_is_not_an_rpc_server_and_another_protocol_are_refused(
+    python: Path, ours: tuple[int, int, int], tmp_path: Path
+) -> None:
     code = """
         import json, sys
         import llama_cpp_runtime as lcr
         rt = lcr.load()
         said = {}
-        for name, endpoint in zip(("http", "v7", "closes", "nobody"), sys.argv[1:]):
+        for name, endpoint in zip(("http", "other", "closes", "nobody"), sys.argv[1:]):
             try:
                 rt.add_rpc_server(endpoint, timeout=5)
                 said[name] = None
@@ -217,28 +247,31 @@ def test_a_port_that_is_not_an_rpc_server_and_another_protocol_are_refused(pytho
     """
     with (
         FakeServer(http_server) as http,
-        FakeServer(rpc_server((7, 0, 0))) as v7,
+        FakeServer(rpc_server(another_major(ours))) as other,  # the pin's 5.0.0 -> 7.0.0, llama.cpp 0.3.36's
         FakeServer(closes_on_hello) as closes,
     ):
         nobody = f"127.0.0.1:{free_port()}"
-        out = script(python, code, http.endpoint, v7.endpoint, closes.endpoint, nobody, cwd=tmp_path)
+        out = script(python, code, http.endpoint, other.endpoint, closes.endpoint, nobody, cwd=tmp_path)
     said = out["said"]
     print("\n".join(f"{k}: {v}" for k, v in said.items()))
+    speaks = protocol.version_text(ours)
     assert said["http"] == (
-        f"{http.endpoint} is not a ggml RPC server of protocol 5.0.0: it answered HELLO with 'HTTP/1.1' where a "
-        "28-byte reply was due"
+        f"{http.endpoint} is not a ggml RPC server of protocol {speaks}: it answered HELLO with 'HTTP/1.1' where "
+        "a 28-byte reply was due"
     )
-    assert said["v7"] == (
-        f"RPC server {v7.endpoint} speaks ggml RPC protocol 7.0.0; this build speaks 5.0.0 (run the same "
-        "llama-cpp-runtime release on every machine)"
+    assert said["other"] == (
+        f"RPC server {other.endpoint} speaks ggml RPC protocol {protocol.version_text(another_major(ours))}; this "
+        f"build speaks {speaks} (run the same llama-cpp-runtime release on every machine)"
     )
     assert said["closes"].startswith(f"{closes.endpoint} closed the connection on ggml RPC HELLO without an answer")
     assert said["nobody"].startswith(f"RPC server {nobody}: cannot connect: ")
     assert out["devices"] == ["CPU"]  # nothing was added, and the interpreter lived
 
 
-def test_rpc_server_stops_on_ctrl_c_and_refuses_a_taken_port(python: Path, tmp_path: Path) -> None:
-    with rpc_server_process(python, tmp_path) as (process, endpoint):
+def test_rpc_server_stops_on_ctrl_c_and_refuses_a_taken_port(
+    python: Path, ours: tuple[int, int, int], tmp_path: Path
+) -> None:
+    with rpc_server_process(python, tmp_path, ours) as (process, endpoint):
         port = endpoint.rpartition(":")[2]
         taken = in_venv(python, "-m", "llama_cpp_runtime", "rpc-server", "--port", port, cwd=tmp_path)
         assert taken.returncode == 2 and taken.stderr.strip().startswith(f"error: cannot listen on 127.0.0.1:{port}")
@@ -259,6 +292,74 @@ def test_rpc_server_stops_on_ctrl_c_and_refuses_a_taken_port(python: Path, tmp_p
         print(f"stopped {time.monotonic() - started:.2f}s after Ctrl-C")
     said = (tmp_path / f"server-{port}.log").read_text()
     assert "interrupted" in said and "Traceback" not in said
-    assert f"serving CPU on {endpoint} (ggml RPC protocol 5.0.0)" in said
+    assert f"serving CPU on {endpoint} (ggml RPC protocol {protocol.version_text(ours)})" in said
     with socket.create_server(("127.0.0.1", int(port))):  # the port is free again
         pass
+
+
+def test_the_protocol_is_the_builds_own_record(
+    pinned: Project, package: Path, ours: tuple[int, int, int], tmp_path: Path, python: Path
+) -> None:
+    """The wheel's ggml-rpc.h says what the vendored tree says, and a real server of the wheel answers HELLO
+    with exactly that version: the binding follows a bump of the pin without an edit."""
+    assert (package / protocol.HEADER).is_file()
+    assert protocol.read_version(pinned.vendor / "ggml") == ours
+    with rpc_server_process(python, tmp_path, ours) as (_, endpoint):
+        answered = protocol.probe(endpoint, ours, timeout=10)
+    print(f"the wheel's ggml-rpc.h: {protocol.version_text(ours)}; a server of it: {answered.version}")
+    assert answered.version == ours
+
+
+@pytest.mark.parametrize("damage", ["missing", "no defines"])
+def test_an_install_without_the_protocols_record_refuses_every_server_by_name(
+    damage: str, package: Path, python: Path, ours: tuple[int, int, int], tmp_path: Path
+) -> None:
+    """A copy of the installed libraries whose include/ggml-rpc.h is gone or says no version: load() works
+    (it never reads the header), add_rpc_server and load_model(rpc=) refuse a real server of this very build,
+    naming the file; rpc-server (which does not need the version) serves and says it is unknown."""
+    damaged = tmp_path / "damaged"
+    shutil.copytree(package, damaged, ignore=shutil.ignore_patterns("__pycache__", "*.py", "_*", "ggml-rpc.h"))
+    header = damaged / protocol.HEADER
+    if damage == "no defines":
+        header.write_text("#pragma once\n")  # as a tree older than the RPC handshake, or a truncated file
+    code = """
+        import json, sys
+        import llama_cpp_runtime as lcr
+        rt = lcr.load(sys.argv[1])
+        module = next(m for m in rt.report().modules if m.name == "ggml-rpc")
+        said = []
+        for attempt in (lambda: rt.add_rpc_server(sys.argv[2], timeout=5),
+                        lambda: rt.load_model(sys.argv[3], rpc=[sys.argv[2]])):
+            try:
+                attempt()
+                said.append(None)
+            except lcr.RpcError as refused:
+                said.append(str(refused))
+        print(json.dumps({"module": module.status, "said": said, "devices": [d.name for d in rt.devices()]}))
+    """
+    gguf = tiny_models.write_llama_model(tmp_path / "one.gguf", n_layer=1, seed=3)
+    served_from = {"LLAMA_CPP_RUNTIME_LIBRARY_DIR": str(damaged)}
+    with rpc_server_process(python, tmp_path, ours, env=served_from) as (_, endpoint):
+        out = script(python, code, str(damaged), endpoint, str(gguf), cwd=tmp_path)
+    unknown = f"the ggml RPC protocol of this build is unknown: {header}"
+    print("\n".join(out["said"]))
+    assert out["module"] == "loaded" and out["devices"] == ["CPU"]
+    if damage == "missing":
+        assert (
+            out["said"]
+            == [
+                f"{unknown} is missing (it comes with the libraries: reinstall llama-cpp-runtime, or rebuild the stage)"
+            ]
+            * 2
+        )
+    else:
+        assert (
+            out["said"]
+            == [
+                f"{unknown} has no #define RPC_PROTO_MAJOR_VERSION, RPC_PROTO_MINOR_VERSION, RPC_PROTO_PATCH_VERSION "
+                "(a ggml older than the RPC handshake, or a damaged file)"
+            ]
+            * 2
+        )
+    log = next(tmp_path.glob("server-*.log")).read_text()
+    assert f"({unknown} " in log and "; Ctrl-C stops it" in log

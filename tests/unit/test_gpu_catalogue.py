@@ -19,7 +19,7 @@ def wheels_from_the_presets() -> list[PluginWheel]:
     """What the catalogue must say, read from CMakePresets.json."""
     found = []
     for preset in load_matrix().presets:
-        if preset.wheel == CORE:  # the CPU variants and Metal are in the core wheel
+        if preset.wheel == CORE or preset.ships_program:  # CPU variants, Metal: the core's; llama-server: no GPU
             continue
         majors = [int(r.removeprefix("nvcc-")) for r in preset.requires if r.startswith("nvcc-")]
         variables = preset.cache_variables
@@ -43,7 +43,9 @@ def test_the_catalogue_is_the_presets_matrix() -> None:
 
 
 def test_every_gpu_plugin_has_a_driver_floor_but_vulkan() -> None:
-    floors = {p.name: dict(p.driver_floor) for p in load_matrix().presets if p.backend not in {"cpu", "metal"}}
+    floors = {
+        p.name: dict(p.driver_floor) for p in load_matrix().presets if p.backend not in {"cpu", "metal", "server"}
+    }
     assert floors == {
         "cuda12-sm61": {"nvidia-linux": "525.60.13", "nvidia-windows": "528.33"},
         "cuda12-sm86": {"nvidia-linux": "525.60.13", "nvidia-windows": "528.33"},

@@ -61,8 +61,8 @@ def test_the_stages_are_folders_and_the_foundations_few() -> None:
 
 # The binding, bottom up: what every layer may use; the machine's GPUs as the system and drivers see them
 # (no ggml); ggml's API and compute; libllama's structs, models and contexts; finding and loading the
-# libraries; serving another binding, and RPC servers (a model on them runs in a child); the Runtime; the CLI;
-# the façade.
+# libraries; serving another binding, and RPC servers (a model on them runs in a child); the Runtime; the CLI
+# and the launcher of upstream's programs (llama-server); the façade.
 BINDING_LAYERS = {
     "foundations": 0,
     "_gpu": 1,
@@ -73,6 +73,7 @@ BINDING_LAYERS = {
     "_rpc": 5,
     "_runtime": 6,
     "_cli": 7,
+    "_launch": 7,
     "face": 8,
 }
 BINDING_FOUNDATIONS = {"_errors", "_settings", "_platform", "_report", "_child", "_handle", "_numbers"}
@@ -100,4 +101,4 @@ def test_the_binding_is_grouped_by_concern_behind_a_facade() -> None:
     folders = {p.name for p in BINDING.iterdir() if (p / "__init__.py").is_file()}
     assert folders == {"_gpu", "_ggml", "_llama", "_loading", "_rpc", "_cli"}
     top = {p.stem for p in BINDING.glob("*.py")}
-    assert top == {"__init__", "__main__", "_downstream", "_runtime"} | BINDING_FOUNDATIONS
+    assert top == {"__init__", "__main__", "_downstream", "_runtime", "_launch"} | BINDING_FOUNDATIONS

@@ -16,6 +16,7 @@ DESIGN_WHEELS = {
     "llama-cpp-runtime-cuda13",
     "llama-cpp-runtime-vulkan",
     "llama-cpp-runtime-rocm",
+    "llama-cpp-runtime-server",
 }
 CUDA_PRESETS = ["cuda12-sm61", "cuda12-sm86", "cuda13-sm75", "cuda13-sm90"]
 GPU_PRESETS = [*CUDA_PRESETS, "vulkan", "hip", "metal"]
@@ -26,7 +27,15 @@ MOST_CUDA_ENTRIES_PER_WHEEL = 5
 
 
 def test_the_matrix_declares_every_backend_once() -> None:
-    assert load_matrix().names() == ["cpu", *CUDA_PRESETS, "vulkan", "hip", "metal"]
+    assert load_matrix().names() == ["cpu", *CUDA_PRESETS, "vulkan", "hip", "metal", "server"]
+
+
+def test_the_server_preset_builds_upstreams_program_only_when_named() -> None:
+    server = load_matrix().get("server")
+    assert server.ships_program and server.builds_llama_cpp and not server.installs_core and not server.default
+    assert server.build_targets == ("llama-server",)
+    assert server.cache_variables["LLAMA_BUILD_UI"] == "OFF"  # npm and a download: never in our build
+    assert all(p.default for p in load_matrix().presets if p.name != "server")
 
 
 def test_cpu_preset_builds_every_variant_portably_as_modules() -> None:
@@ -91,8 +100,14 @@ def test_a_family_name_stands_for_its_members_and_a_preset_for_itself() -> None:
 
 def test_platform_conditions() -> None:
     matrix = load_matrix()
-    assert [p.name for p in matrix.presets if p.applies_to("Darwin")] == ["cpu", "metal"]
-    assert [p.name for p in matrix.presets if p.applies_to("Linux")] == ["cpu", *CUDA_PRESETS, "vulkan", "hip"]
+    assert [p.name for p in matrix.presets if p.applies_to("Darwin")] == ["cpu", "metal", "server"]
+    assert [p.name for p in matrix.presets if p.applies_to("Linux")] == [
+        "cpu",
+        *CUDA_PRESETS,
+        "vulkan",
+        "hip",
+        "server",
+    ]
     assert matrix.get("hip").cache_variables["AMDGPU_TARGETS"].startswith("gfx")
 
 

@@ -37,16 +37,28 @@ VERSION_COMMENT = re.compile(r"^# v\d+\.\d+\.\d+(\s|$)")
 # architecture family (each under PyPI's file limit); the family wheel requiring them is written at publish.
 CUDA_PRESETS = ("cuda12-sm61", "cuda12-sm86", "cuda13-sm75", "cuda13-sm90")
 CUDA_WHEELS = {f"llama-cpp-runtime-{name}": (name,) for name in CUDA_PRESETS}
+SERVER = {"llama-cpp-runtime-server": ("server",)}
 EXPECTED = {
     "linux-x86_64": {
         "llama-cpp-runtime": ("cpu",),
         **CUDA_WHEELS,
         "llama-cpp-runtime-vulkan": ("vulkan",),
         "llama-cpp-runtime-rocm": ("hip",),
+        **SERVER,
     },
-    "linux-aarch64": {"llama-cpp-runtime": ("cpu",), **CUDA_WHEELS, "llama-cpp-runtime-vulkan": ("vulkan",)},
-    "macos-arm64": {"llama-cpp-runtime": ("cpu", "metal")},
-    "windows-x86_64": {"llama-cpp-runtime": ("cpu",), **CUDA_WHEELS, "llama-cpp-runtime-vulkan": ("vulkan",)},
+    "linux-aarch64": {
+        "llama-cpp-runtime": ("cpu",),
+        **CUDA_WHEELS,
+        "llama-cpp-runtime-vulkan": ("vulkan",),
+        **SERVER,
+    },
+    "macos-arm64": {"llama-cpp-runtime": ("cpu", "metal"), **SERVER},
+    "windows-x86_64": {
+        "llama-cpp-runtime": ("cpu",),
+        **CUDA_WHEELS,
+        "llama-cpp-runtime-vulkan": ("vulkan",),
+        **SERVER,
+    },
 }
 
 

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from ._gpu.serving import Unserved
     from ._llama.model import Model, Progress
     from ._rpc.client import RemoteModel
-    from ._rpc.protocol import ServerInfo
+    from ._rpc.protocol import ServerInfo, Version
 
 
 class Runtime:
@@ -47,6 +47,7 @@ class Runtime:
         self._unserved: list[Unserved] | None = None  # the GPUs no device serves, with advice: made once
         self._rpc_servers: list[ServerInfo] = []  # add_rpc_server's, in order: their devices are RPC0, RPC1, ...
         self._rpc_lock = threading.Lock()
+        self._rpc_version: Version | None = None  # the build's protocol, read when a server is first asked
 
     def devices(self) -> list[Device]:
         """Every device, each marked preferred or not: a GPU that two backends drive (CUDA and Vulkan) is
@@ -75,19 +76,33 @@ class Runtime:
         """Use the devices of a ggml RPC server (`python -m llama_cpp_runtime rpc-server` on that machine):
         its devices join devices() as RPC<n> and load_model may put layers on them. The server is asked here
         (protocol version, devices, memory; within `timeout` seconds) and refused with RpcError when it is
-        not a ggml RPC server of this build's protocol; adding one again changes nothing. A model with layers
-        on RPC devices runs in a child process (RemoteModel), where ggml's RPC client may abort."""
+        not a ggml RPC server of this build's protocol (the RPC_PROTO_*_VERSION defines of the ggml-rpc.h
+        installed with the libraries); adding one again changes nothing. A model with layers on RPC devices
+        runs in a child process (RemoteModel), where ggml's RPC client may abort."""
         from ._rpc import ggml_side, protocol
 
         ggml_side.registration(self._loaded.ggml)  # RpcError: the module is not loaded
         host, port = protocol.parse_endpoint(endpoint)
         key = f"{host}:{port}"
+        ours = self._rpc_protocol()
         with self._rpc_lock:
             if not any(server.endpoint == key for server in self._rpc_servers):
                 if len(self._rpc_servers) >= protocol.MAX_SERVERS:
                     raise RpcError(f"{key}: ggml uses at most {protocol.MAX_SERVERS} RPC servers")
-                self._rpc_servers.append(protocol.probe(key, timeout))
+                self._rpc_servers.append(protocol.probe(key, ours, timeout))
         return [d for d in self.devices() if d.backend == "RPC" and d.description == key]
+
+    def _rpc_protocol(self) -> Version:
+        """The ggml RPC protocol this build speaks: RPC_PROTO_*_VERSION of the include/ggml-rpc.h installed with
+        the libraries loaded (the package's, or the stage's), read the first time a server is asked and kept.
+        RpcError naming the file when it is missing or says no version: a guess would refuse this release's
+        servers, or let ggml's client abort on another's."""
+        from ._rpc.protocol import read_version
+
+        with self._rpc_lock:
+            if self._rpc_version is None:
+                self._rpc_version = read_version(self._loaded.layout.root)
+            return self._rpc_version
 
     def register_rpc_server(self, endpoint: str) -> int:
         """In the process that runs a model on RPC devices: ggml's own ggml_backend_rpc_add_server (the devices
@@ -200,10 +215,11 @@ class Runtime:
         check_timeout(timeout)
         if progress is not None:
             raise ValueError("load_model(progress=...) is not available for a model on RPC devices")
+        ours = self._rpc_protocol()
         with self._rpc_lock:
             endpoints = [server.endpoint for server in self._rpc_servers]
         for endpoint in endpoints:
-            protocol.probe(endpoint)
+            protocol.probe(endpoint, ours)
         options = {
             "devices": None if chosen is None else [d.name for d in chosen],
             "n_gpu_layers": n_gpu_layers,

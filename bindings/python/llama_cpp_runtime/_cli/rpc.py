@@ -87,12 +87,11 @@ def rpc_server(arguments: argparse.Namespace) -> int:
 
     names = ", ".join(d.name for d in devices)
     server = threading.Thread(target=serve, name="ggml-rpc-server", daemon=True)
-    print(
-        f"serving {names} on {endpoint} (ggml RPC protocol {protocol.version_text(protocol.PROTOCOL)}); "
-        "Ctrl-C stops it",
-        file=sys.stderr,
-        flush=True,
-    )
+    try:  # the build's own record; ggml's server does not need it (it prints its own version on stdout)
+        speaks = f"ggml RPC protocol {protocol.version_text(runtime._rpc_protocol())}"
+    except RpcError as unknown:
+        speaks = str(unknown)
+    print(f"serving {names} on {endpoint} ({speaks}); Ctrl-C stops it", file=sys.stderr, flush=True)
     server.start()
     try:
         while server.is_alive():

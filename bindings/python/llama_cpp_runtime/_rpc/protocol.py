@@ -7,21 +7,35 @@ ever connects (in a child process, see client.py) to a server that answered as o
 
 Wire format (ggml/src/ggml-rpc/ggml-rpc.cpp at the pin): a request is | cmd (1 byte) | size (u64) | data |,
 a reply | size (u64) | data |, little-endian. A server serves one client at a time.
+
+Which protocol "ours" is comes from the build, never from this file: the three `RPC_PROTO_*_VERSION` defines
+of the `include/ggml-rpc.h` the core stage installs beside lib/ (the header the RPC module was compiled
+against, from the same patched tree), read when a server is first asked (read_version), not at import or
+load() time. A header that is missing or says no version refuses every server: a guessed version would
+either refuse the servers of this very release or let ggml's client abort on one of another.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 import struct
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from .._errors import RpcError
 
-# RPC_PROTO_{MAJOR,MINOR,PATCH}_VERSION of ggml-rpc.h at the pin; a real server of the same build is asked in
-# the tests, so a bump that changes it fails there until this follows.
-PROTOCOL = (5, 0, 0)
+Version = tuple[int, int, int]
+
+HEADER = "include/ggml-rpc.h"  # under the layout's root (the package, or a stage): the build's own record
+VERSION_PARTS = ("MAJOR", "MINOR", "PATCH")
+# `#define RPC_PROTO_MAJOR_VERSION    5`, as ggml-rpc.h says it (a directive may be indented, `# define` too)
+_DEFINE = re.compile(r"^[ \t]*#[ \t]*define[ \t]+RPC_PROTO_(MAJOR|MINOR|PATCH)_VERSION(?![\w(])(.*)$", re.MULTILINE)
+_NUMBER = re.compile(r"(\()?\s*(\d+)[uU]?\s*(?(1)\))")  # 5, 5u, (5)
+_COMMENT = re.compile(r"//.*|/\*.*?(\*/|$)")
+UNKNOWN = "the ggml RPC protocol of this build is unknown"
 CMD_GET_DEVICE_MEMORY = 11
 CMD_HELLO = 14  # "RPC_CMD_HELLO must be always 14": every version of the protocol starts with it
 CMD_DEVICE_COUNT = 15
@@ -42,7 +56,7 @@ class RemoteDevice:
 @dataclass(frozen=True)
 class ServerInfo:
     endpoint: str  # "host:port", as ggml is given it
-    version: tuple[int, int, int]
+    version: Version
     devices: tuple[RemoteDevice, ...]
 
 
@@ -68,19 +82,58 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def version_text(version: tuple[int, int, int]) -> str:
+def version_text(version: Version) -> str:
     return ".".join(str(part) for part in version)
 
 
-def compatible(version: tuple[int, int, int]) -> bool:
+def parse_version(text: str, source: Path | str) -> Version:
+    """(major, minor, patch) of the RPC_PROTO_*_VERSION defines in a ggml-rpc.h's text; RpcError naming
+    `source` when one is absent, is not a plain number, or is defined twice with different values."""
+    found: dict[str, int] = {}
+    for part, rest in _DEFINE.findall(text):
+        name = f"RPC_PROTO_{part}_VERSION"
+        value = _COMMENT.sub("", rest).strip()
+        number = _NUMBER.fullmatch(value)
+        if number is None:
+            raise RpcError(f"{UNKNOWN}: {source} defines {name} as {value!r}, not a number")
+        if found.setdefault(part, int(number[2])) != int(number[2]):
+            raise RpcError(f"{UNKNOWN}: {source} defines {name} twice, as {found[part]} and {number[2]}")
+    missing = [f"RPC_PROTO_{part}_VERSION" for part in VERSION_PARTS if part not in found]
+    if missing:
+        raise RpcError(
+            f"{UNKNOWN}: {source} has no #define {', '.join(missing)} (a ggml older than the RPC handshake, "
+            "or a damaged file)"
+        )
+    return found["MAJOR"], found["MINOR"], found["PATCH"]
+
+
+def read_version(root: Path) -> Version:
+    """The protocol the build at root (the package, or a stage) speaks: its include/ggml-rpc.h's defines.
+    RpcError naming the file when it is missing, unreadable or says no version. Reads the file each call:
+    the Runtime keeps the answer."""
+    path = root / HEADER
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        raise RpcError(
+            f"{UNKNOWN}: {path} is missing (it comes with the libraries: reinstall llama-cpp-runtime, "
+            "or rebuild the stage)"
+        ) from None
+    except OSError as error:
+        raise RpcError(f"{UNKNOWN}: {path} cannot be read: {error.strerror or error}") from None
+    return parse_version(text, path)
+
+
+def compatible(version: Version, ours: Version) -> bool:
     """ggml's own rule (negotiate_hello): the same major, a minor no newer than ours."""
-    return version[0] == PROTOCOL[0] and version[1] <= PROTOCOL[1]
+    return version[0] == ours[0] and version[1] <= ours[1]
 
 
-def probe(endpoint: str, timeout: float = DEFAULT_TIMEOUT) -> ServerInfo:
+def probe(endpoint: str, ours: Version, timeout: float = DEFAULT_TIMEOUT) -> ServerInfo:
     """Ask the server at endpoint for its protocol version and its devices (with their memory), as ggml's
-    client would, and close the connection; RpcError when it is not a ggml RPC server of this protocol,
-    cannot be reached, or does not answer within `timeout` seconds (one that serves another client does not)."""
+    client would, and close the connection; RpcError when it is not a ggml RPC server of protocol `ours`
+    (read_version's), cannot be reached, or does not answer within `timeout` seconds (one that serves another
+    client does not)."""
     host, port = parse_endpoint(endpoint)
     deadline = time.monotonic() + timeout
     try:
@@ -88,13 +141,13 @@ def probe(endpoint: str, timeout: float = DEFAULT_TIMEOUT) -> ServerInfo:
     except OSError as error:
         raise RpcError(f"RPC server {endpoint}: cannot connect: {error.strerror or error}") from None
     with connection:
-        channel = _Channel(connection, endpoint, deadline, timeout)
+        channel = _Channel(connection, endpoint, ours, deadline, timeout)
         reply = channel.ask(CMD_HELLO, bytes(CONN_CAPS_SIZE), HELLO_REPLY_SIZE, "HELLO")
         version = (reply[0], reply[1], reply[2])
-        if not compatible(version):
+        if not compatible(version, ours):
             raise RpcError(
                 f"RPC server {endpoint} speaks ggml RPC protocol {version_text(version)}; this build speaks "
-                f"{version_text(PROTOCOL)} (run the same llama-cpp-runtime release on every machine)"
+                f"{version_text(ours)} (run the same llama-cpp-runtime release on every machine)"
             )
         (count,) = struct.unpack("<I", channel.ask(CMD_DEVICE_COUNT, b"", 4, "DEVICE_COUNT"))
         devices = []
@@ -110,9 +163,12 @@ def probe(endpoint: str, timeout: float = DEFAULT_TIMEOUT) -> ServerInfo:
 class _Channel:
     """One connection's requests and replies, each read within what is left of the deadline."""
 
-    def __init__(self, connection: socket.socket, endpoint: str, deadline: float, timeout: float) -> None:
+    def __init__(
+        self, connection: socket.socket, endpoint: str, ours: Version, deadline: float, timeout: float
+    ) -> None:
         self.connection = connection
         self.endpoint = endpoint
+        self.ours = version_text(ours)
         self.deadline = deadline
         self.timeout = timeout
 
@@ -122,7 +178,7 @@ class _Channel:
             size = struct.unpack("<Q", self._read(8, name))[0]
             if size != reply_size:
                 raise RpcError(
-                    f"{self.endpoint} is not a ggml RPC server of protocol {version_text(PROTOCOL)}: it answered "
+                    f"{self.endpoint} is not a ggml RPC server of protocol {self.ours}: it answered "
                     f"{name} with {_shown(size.to_bytes(8, 'little'))} where a {reply_size}-byte reply was due"
                 )
             return self._read(reply_size, name)
@@ -143,7 +199,7 @@ class _Channel:
                 raise RpcError(
                     f"{self.endpoint} closed the connection on ggml RPC {name}"
                     + (f" after {_shown(data)}" if data else " without an answer")
-                    + f": not a ggml RPC server of protocol {version_text(PROTOCOL)} (an older or newer server "
+                    + f": not a ggml RPC server of protocol {self.ours} (an older or newer server "
                     "closes the connection on a HELLO it does not know)"
                 )
             data += chunk
