@@ -8,12 +8,16 @@ binding's modules directory. So a ratio is the variant against native, or the bi
 llama-bench, and nothing else. Rounds are interleaved; a figure is the median over rounds.
 
     python benchmarks/cpu_speed.py --project PROJECT   # after `buildsys build --backend cpu` there
+
+A shorter run: `--tables tokens --models q4_0 --threads 2` (only what those tables need is built);
+`--no-readme` prints the section without writing it into benchmarks/README.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import shutil
@@ -51,6 +55,7 @@ NATIVE_BUILD = [
 ]
 TARGETS = ("llama-bench", "test-backend-ops", "ggml-cpu")
 DTYPES = ("f16", "q8_0", "q4_0")
+TABLES = ("start-up", "kernels", "tokens", "variants", "threading")
 KERNEL_TYPES = ("f32", "f16", "q8_0", "q4_0", "q4_K")
 KERNEL_BATCHES = (1, 512)  # a generated token, and a prompt chunk
 BINDING = {"PYTHONPATH": str(REPO / "bindings" / "python")}
@@ -112,6 +117,7 @@ class Side:
         self.label, self.home = label, home
         self.tools_env = {**os.environ, **library_env}
         self.binding_env = {**os.environ, **BINDING, **binding_env}
+        self.binding_refusal = ""  # why the binding does not load models on these libraries ("" when it does)
 
     def kernels(self) -> dict[tuple[str, int], float]:
         """MUL_MAT microseconds per run from `test-backend-ops perf`, every CPU thread (its only setting)."""
@@ -205,7 +211,7 @@ def native_stage(scratch: Path, native_bin: Path, stage: Path) -> Path:
     return root
 
 
-def runnable_variants(stage: Path) -> tuple[str, list[str]]:
+def binding_info(stage: Path) -> dict[str, Any]:
     env = {**os.environ, **BINDING, "LLAMA_CPP_RUNTIME_LIBRARY_DIR": str(stage)}
     result = subprocess.run(
         [sys.executable, "-m", "llama_cpp_runtime", "info", "--json"],
@@ -214,7 +220,12 @@ def runnable_variants(stage: Path) -> tuple[str, list[str]]:
         check=True,
         env=env,
     )
-    report = json.loads(result.stdout)
+    report: dict[str, Any] = json.loads(result.stdout)
+    return report
+
+
+def runnable_variants(stage: Path) -> tuple[str, list[str]]:
+    report = binding_info(stage)
     scored = [m for m in report["modules"] if m["backend"] == "cpu" and (m["score"] or 0) > 0]
     ranked = sorted(scored, key=lambda m: -m["score"])
     return str(report["cpu_variant"]), [m["name"].removeprefix("ggml-cpu-") for m in ranked]
@@ -231,13 +242,23 @@ def interleaved(
     rounds: int, label: str, steps: dict[str, Callable[[], dict[object, float]]]
 ) -> dict[str, dict[object, float]]:
     """Every step once per round, in turn; each step's figures are medians over the rounds."""
+    return {name: medians(values) for name, values in interleaved_samples(rounds, label, steps).items()}
+
+
+def interleaved_samples(
+    rounds: int, label: str, steps: dict[str, Callable[[], dict[object, float]]]
+) -> dict[str, dict[Any, list[float]]]:
+    """Every step once per round, in turn, each round starting one step later (no step always runs first or
+    right after the same other one); each step's figures, one per round."""
     collected: dict[str, dict[Any, list[float]]] = {name: {} for name in steps}
+    names = list(steps)
     for round_number in range(rounds):
         print(f"  … {label}: round {round_number + 1}/{rounds}", file=sys.stderr, flush=True)
-        for name, step in steps.items():
-            for key, value in step().items():
+        first = round_number % len(names)
+        for name in names[first:] + names[:first]:
+            for key, value in steps[name]().items():
                 collected[name].setdefault(key, []).append(value)
-    return {name: medians(values) for name, values in collected.items()}
+    return collected
 
 
 def main() -> None:
@@ -249,45 +270,84 @@ def main() -> None:
     parser.add_argument("-n", "--n-gen", type=int, default=128)
     parser.add_argument("-r", "--repetitions", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--tables", type=_choices(TABLES), default=TABLES, help=f"some of {','.join(TABLES)}")
+    parser.add_argument(
+        "--models", type=_choices(DTYPES), default=DTYPES, help=f"the tokens table's: {','.join(DTYPES)}"
+    )
+    parser.add_argument("--threads", type=_counts, help="the tokens table's thread counts (default: 1 and every CPU)")
+    parser.add_argument("--no-readme", action="store_true", help="print the section only")
     args = parser.parse_args()
     project = args.project.resolve()
     native_bin = build_native_tools(project)
-    openmp_bin, threadpool_bin = build_native_tools(project, openmp=True), build_native_tools(project, openmp=False)
+    if "threading" in args.tables:
+        openmp_bin, threadpool_bin = build_native_tools(project, openmp=True), build_native_tools(project, openmp=False)
     if args.build_only:
         return
     stage = project / "build" / "stage" / "cpu"
     chosen, variants = runnable_variants(stage)
-    threads = default_jobs()
+    threads = args.threads or sorted({1, default_jobs()})
     with tempfile.TemporaryDirectory(prefix="bench-cpu-") as scratch_name:
         scratch = Path(scratch_name)
         staged = {"LD_LIBRARY_PATH": str(stage / "lib")}
         homes = {v: tool_home(scratch, v, native_bin, stage / "modules" / f"libggml-cpu-{v}.so") for v in variants}
         variant = Side(f"variant {chosen}", homes[chosen], staged, {"LLAMA_CPP_RUNTIME_LIBRARY_DIR": str(stage)})
+        native_libraries = native_stage(scratch, native_bin, stage)
         native = Side(
             "native",
             tool_home(scratch, "native", native_bin, None),
             {},
-            {"LLAMA_CPP_RUNTIME_LIBRARY_DIR": str(native_stage(scratch, native_bin, stage))},
+            {"LLAMA_CPP_RUNTIME_LIBRARY_DIR": str(native_libraries)},
         )
-        models = {d: tiny_models.write_bench_model(scratch / f"bench-{d}.gguf", d) for d in DTYPES}
+        # The native tree links its CPU code into libggml (no module): a binding that loads models only with
+        # a CPU module refuses it, and the binding's native column is left out, saying why.
+        native.binding_refusal = str(binding_info(native_libraries).get("no_cpu_backend") or "")
+        needed = set(args.models) | ({"f16", "q4_0"} if {"variants", "threading"} & set(args.tables) else set())
+        models = {d: tiny_models.write_bench_model(scratch / f"bench-{d}.gguf", d) for d in DTYPES if d in needed}
         sections = [
             f"### {args.title}",
             "",
-            f"{threads} cores, {time.strftime('%Y-%m-%d')}; ggml chose `{chosen}`; every figure is the median "
+            f"{default_jobs()} cores, {time.strftime('%Y-%m-%d')}; ggml chose `{chosen}`; every figure is the median "
             f"of {args.rounds} interleaved rounds. Both sides run the same commit and patches, the same core "
             "libraries and the same tools; only the CPU code differs.",
             "",
         ]
-        sections += latency_table(stage, scratch)
-        sections += kernel_table(args, variant, native)
-        sections += tokens_table(args, models, variant, native, threads)
-        sections += variants_table(args, models, chosen, variants, homes, staged)
-        openmp = Side("openmp", tool_home(scratch, "openmp", openmp_bin, None), {}, {})
-        threadpool = Side("threadpool", tool_home(scratch, "threadpool", threadpool_bin, None), {}, {})
-        sections += threading_table(args, models["q4_0"], openmp, threadpool)
+        if "start-up" in args.tables:
+            sections += latency_table(stage, scratch)
+        if "kernels" in args.tables:
+            sections += kernel_table(args, variant, native)
+        if "tokens" in args.tables:
+            sections += tokens_table(args, {d: models[d] for d in args.models}, variant, native, threads)
+        if "variants" in args.tables:
+            sections += variants_table(args, models, chosen, variants, homes, staged)
+        if "threading" in args.tables:
+            openmp = Side("openmp", tool_home(scratch, "openmp", openmp_bin, None), {}, {})
+            threadpool = Side("threadpool", tool_home(scratch, "threadpool", threadpool_bin, None), {}, {})
+            sections += threading_table(args, models["q4_0"], openmp, threadpool)
     section = "\n".join(sections) + "\n"
     print(section)
-    write_readme(args.title, section)
+    if not args.no_readme:
+        write_readme(args.title, section)
+
+
+def _choices(allowed: tuple[str, ...]) -> Callable[[str], tuple[str, ...]]:
+    def parse(text: str) -> tuple[str, ...]:
+        chosen = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+        unknown = [c for c in chosen if c not in allowed]
+        if unknown or not chosen:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected some of {','.join(allowed)}")
+        return chosen
+
+    return parse
+
+
+def _counts(text: str) -> list[int]:
+    try:
+        counts = sorted({int(part) for part in text.split(",")})
+    except ValueError:
+        counts = []
+    if not counts or counts[0] < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected thread counts above 0, e.g. 1,2")
+    return counts
 
 
 def latency_table(stage: Path, scratch: Path, runs: int = 15) -> list[str]:
@@ -360,35 +420,44 @@ def kernel_table(args: argparse.Namespace, variant: Side, native: Side) -> list[
 
 
 def tokens_table(
-    args: argparse.Namespace, models: dict[str, Path], variant: Side, native: Side, threads: int
+    args: argparse.Namespace, models: dict[str, Path], variant: Side, native: Side, threads: list[int]
 ) -> list[str]:
+    """Four sides per model and thread count, interleaved. binding / llama-bench is on the same libraries
+    (the ratio of the medians; then the per-round ratios' median and range: the spread one run can show);
+    the last column is the binding against llama-bench built natively."""
     lines = [
         f"#### Tokens/s (generated 25.8 M-parameter llama; pp{args.n_prompt}, tg{args.n_gen}; "
         f"{args.repetitions} repetitions per run)",
         "",
         "| model | test | threads | binding, variant | binding, native | llama-bench, variant "
-        "| llama-bench, native | variant / native | binding / llama-bench |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| llama-bench, native | variant / native | binding / llama-bench | per round: median (min–max) "
+        "| binding / native llama-bench |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
+    sides = ("binding-variant", "binding-native", "bench-variant", "bench-native")
     for dtype, model in models.items():
-        for t in sorted({1, threads}):
-            results = interleaved(
-                args.rounds,
-                f"tokens {dtype} {t} threads",
-                {
-                    "binding-variant": partial(variant.binding_bench, model, t, args),
-                    "binding-native": partial(native.binding_bench, model, t, args),
-                    "bench-variant": partial(variant.llama_bench, model, t, args),
-                    "bench-native": partial(native.llama_bench, model, t, args),
-                },
-            )
-            for test in results["bench-native"]:
-                row = [results[k][test] for k in ("binding-variant", "binding-native", "bench-variant", "bench-native")]
+        for t in threads:
+            steps = {
+                "binding-variant": partial(variant.binding_bench, model, t, args),
+                "binding-native": partial(native.binding_bench, model, t, args),
+                "bench-variant": partial(variant.llama_bench, model, t, args),
+                "bench-native": partial(native.llama_bench, model, t, args),
+            }
+            if native.binding_refusal:
+                del steps["binding-native"]
+            samples = interleaved_samples(args.rounds, f"tokens {dtype} {t} threads", steps)
+            for test in samples["bench-native"]:
+                row = [statistics.median(samples[k][test]) if k in samples else math.nan for k in sides]
+                mine, theirs = samples["binding-variant"][test], samples["bench-variant"][test]
+                ratios = [b / v for b, v in zip(mine, theirs, strict=True)]
                 lines.append(
                     f"| {dtype} | {test} | {t} | "
-                    + " | ".join(f"{v:.1f}" for v in row)
-                    + f" | {row[2] / row[3]:.3f} | {row[0] / row[2]:.3f} |"
+                    + " | ".join("–" if math.isnan(v) else f"{v:.1f}" for v in row)
+                    + f" | {row[2] / row[3]:.3f} | {row[0] / row[2]:.3f} "
+                    f"| {statistics.median(ratios):.3f} ({min(ratios):.3f}–{max(ratios):.3f}) | {row[0] / row[3]:.3f} |"
                 )
+    if native.binding_refusal:
+        lines += ["", f"Binding, native: not measured; the binding refuses those libraries: {native.binding_refusal}."]
     return [*lines, ""]
 
 
