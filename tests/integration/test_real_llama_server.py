@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import zipfile
@@ -20,6 +18,7 @@ import openai
 import pytest
 from helpers import tiny_models
 from helpers.real_llama_cpp import locked
+from helpers.server_process import answering, free_port
 from helpers.support import Project
 from helpers.venvs import pip, venv, wheels_of
 
@@ -46,26 +45,14 @@ def server(python: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[t
     """`llama-server` on a free loopback port with a tiny model, answering /health; stopped afterwards."""
     folder = tmp_path_factory.mktemp("served-model")
     model = tiny_models.write_llama_model(folder / "tiny.gguf", n_layer=2, seed=3)
-    with socket.create_server(("127.0.0.1", 0)) as probe:
-        port = int(probe.getsockname()[1])
-    log = (folder / "server.log").open("w")
-    command = [str(python.parent / "llama-server"), "-m", str(model), "--host", "127.0.0.1", "--port", str(port)]
-    process = subprocess.Popen(
-        [*command, "-c", "256", "-np", "1", "--alias", "tiny"], stdout=log, stderr=subprocess.STDOUT, text=True
-    )
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while _status(f"{url}/health") != 200:
-            assert process.poll() is None, (folder / "server.log").read_text()
-            assert time.monotonic() < deadline, f"no answer on {url}/health in {START_TIMEOUT}s"
-            time.sleep(0.25)
+    command = [str(python.parent / "llama-server"), "-m", str(model), "--host", "127.0.0.1", "--port", str(port)]
+    command += ["-c", "256", "-np", "1", "--alias", "tiny"]
+    with answering(
+        command, folder / "server.log", lambda: _status(f"{url}/health") == 200, timeout=START_TIMEOUT
+    ) as process:
         yield process, url
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=STOP_TIMEOUT)
-        log.close()
 
 
 def _status(url: str) -> int:

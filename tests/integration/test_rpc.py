@@ -26,6 +26,7 @@ import pytest
 from helpers import tiny_models
 from helpers.fake_rpc import FakeServer, another_major, closes_on_hello, http_server, rpc_server
 from helpers.real_llama_cpp import locked
+from helpers.server_process import answering, free_port
 from helpers.support import Project
 from helpers.venvs import in_venv, pip, venv, wheels_of
 from llama_cpp_runtime import RpcError
@@ -70,11 +71,6 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tiny_models.write_llama_model(tmp_path_factory.mktemp("rpc-models") / "four.gguf", n_layer=4, seed=7)
 
 
-def free_port() -> int:
-    with socket.create_server(("127.0.0.1", 0)) as probe:
-        return int(probe.getsockname()[1])
-
-
 def clean_env(python: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LLAMA_CPP_", "PYTHON", "GGML_", "MTMD_"))}
     return {**env, "XDG_CACHE_HOME": str(python.parent.parent.parent / "cache"), "GGML_NO_BACKTRACE": "1"}
@@ -87,31 +83,19 @@ def rpc_server_process(
     """`python -m llama_cpp_runtime rpc-server` on a free loopback port, answering as a server of protocol
     `ours`; killed afterwards."""
     port = free_port()
-    log = (tmp_path / f"server-{port}.log").open("w")
-    process = subprocess.Popen(
-        [str(python), "-m", "llama_cpp_runtime", "rpc-server", "--port", str(port), *extra],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**clean_env(python), **(env or {})},
-        text=True,
-    )
     endpoint = f"127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            assert process.poll() is None, (tmp_path / f"server-{port}.log").read_text()
-            try:
-                protocol.probe(endpoint, ours, timeout=5)
-                break
-            except RpcError:
-                assert time.monotonic() < deadline, f"{endpoint} did not answer in {START_TIMEOUT}s"
-                time.sleep(0.2)
+
+    def answers() -> bool:
+        try:
+            protocol.probe(endpoint, ours, timeout=5)
+        except RpcError:
+            return False
+        return True
+
+    command = [str(python), "-m", "llama_cpp_runtime", "rpc-server", "--port", str(port), *extra]
+    log = tmp_path / f"server-{port}.log"
+    with answering(command, log, answers, timeout=START_TIMEOUT, env={**clean_env(python), **(env or {})}) as process:
         yield process, endpoint
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=30)
-        log.close()
 
 
 def script(python: Path, code: str, *args: str, cwd: Path) -> Any:
