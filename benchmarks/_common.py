@@ -80,3 +80,15 @@ def raw_cmake_build(tools: Tools, source: Path, tree: Path, stage: Path, env: di
     run([cmake, "--build", str(tree), "--parallel", str(default_jobs())], CMAKE_DIR, env)
     install = [cmake, "--install", str(tree), "--component", "stage", "--prefix", str(stage), "--strip"]
     run(install, CMAKE_DIR, env)
+
+
+def machine_cpu_seconds() -> tuple[float, float] | None:
+    """The CPU-seconds every process of the machine has been busy since boot, and those the hypervisor stole
+    (/proc/stat, Linux); None elsewhere. A benchmark subtracts its own to say how busy the machine was."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    tick = os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + irq + softirq) / tick, steal / tick

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO, write_readme
+from _common import REPO, machine_cpu_seconds, write_readme
 
 from buildsys.builder.driver import default_jobs
 
@@ -373,14 +373,11 @@ CpuSeconds = tuple[float, float, float]  # the machine's busy and stolen CPU-sec
 
 def cpu_seconds() -> CpuSeconds | None:
     """Where the CPU time went, from /proc/stat and getrusage (Linux); None elsewhere."""
-    try:
-        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    except (OSError, ValueError):
+    machine = machine_cpu_seconds()
+    if machine is None:
         return None
-    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
-    tick = os.sysconf("SC_CLK_TCK")
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return (user + nice + system + irq + softirq) / tick, steal / tick, children.ru_utime + children.ru_stime
+    return *machine, children.ru_utime + children.ru_stime
 
 
 def others(before: CpuSeconds | None, after: CpuSeconds | None) -> str:

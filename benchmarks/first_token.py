@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO, clean_environment, fresh_venv, run, write_readme
+from _common import REPO, clean_environment, fresh_venv, machine_cpu_seconds, run, write_readme
 
 sys.path.insert(0, str(REPO / "tests"))
 from helpers import tiny_models
@@ -95,13 +95,9 @@ class Outcome:
 
 
 def machine_busy() -> float | None:
-    """CPU seconds every process of the machine has used since boot (/proc/stat), None where there is none."""
-    try:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-    except OSError:
-        return None
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(value) for value in fields[:8])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    """CPU seconds every process of the machine has used since boot, stolen ones included; None where unknown."""
+    machine = machine_cpu_seconds()
+    return None if machine is None else sum(machine)
 
 
 def pip_install(*requirements: str) -> list[str]:
