@@ -1,11 +1,14 @@
 """Is the shipped CPU code as fast as building it yourself? The wheel's variants against GGML_NATIVE=ON.
 
 One benchmark-only build of the project's tracking repository (the pin + our patches) with
-GGML_NATIVE=ON gives upstream's own tools — `test-backend-ops` and `llama-bench` — and a
-`-march=native` CPU module. Every side runs the project's staged core libraries (LD_LIBRARY_PATH) and
-differs in one file only: the CPU module beside the executable (where ggml's loader looks) or in the
-binding's modules directory. So a ratio is the variant against native, or the binding against
-llama-bench, and nothing else. Rounds are interleaved; a figure is the median over rounds.
+GGML_NATIVE=ON gives upstream's own tools — `test-backend-ops` and `llama-bench` — with the CPU code
+linked into libggml: the reference. A second one builds the same CPU sources as a loadable module with
+`-march=native` (what GGML_NATIVE adds on x86; ggml refuses GGML_NATIVE with GGML_BACKEND_DL), so that
+the binding, which loads its CPU code only as a module, runs native code too. Every other side runs the
+project's staged core libraries and differs in one file only: the CPU module beside the executable
+(where ggml's loader looks) or in the binding's modules directory. So a ratio is the variant against
+native, or the binding against llama-bench, and nothing else. Rounds are interleaved; a figure is the
+median over rounds.
 
     python benchmarks/cpu_speed.py --project PROJECT   # after `buildsys build --backend cpu` there
 
@@ -17,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import re
 import shutil
@@ -26,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -54,6 +56,17 @@ NATIVE_BUILD = [
     }.items()
 ]
 TARGETS = ("llama-bench", "test-backend-ops", "ggml-cpu")
+NATIVE_MODULE_BUILD = [
+    f"-D{name}={value}"
+    for name, value in {
+        **load_matrix().get("cpu").cache_variables,
+        "GGML_NATIVE": "OFF",  # every GGML_<ISA> option off with it: -march=native alone picks the code
+        "GGML_BACKEND_DL": "ON",
+        "GGML_CPU_ALL_VARIANTS": "OFF",
+        "CMAKE_C_FLAGS": "-march=native",
+        "CMAKE_CXX_FLAGS": "-march=native",
+    }.items()
+]
 DTYPES = ("f16", "q8_0", "q4_0")
 TABLES = ("start-up", "kernels", "tokens", "variants", "threading")
 KERNEL_TYPES = ("f32", "f16", "q8_0", "q4_0", "q4_K")
@@ -62,11 +75,20 @@ BINDING = {"PYTHONPATH": str(REPO / "bindings" / "python")}
 
 
 def build_native_tools(project: Path, *, openmp: bool | None = None) -> Path:
-    """test-backend-ops, llama-bench and a -march=native CPU module, built beside the project's trees:
-    threads as the cpu preset has them, or OpenMP (on) against ggml's own threadpool (off)."""
-    tools = find_tools(os.environ)
+    """test-backend-ops and llama-bench built with GGML_NATIVE=ON beside the project's trees: threads as the
+    cpu preset has them, or OpenMP (on) against ggml's own threadpool (off)."""
     threading = [] if openmp is None else [f"-DGGML_OPENMP={'ON' if openmp else 'OFF'}"]
     name = {None: "bench-cpu-native", True: "bench-native-openmp", False: "bench-native-threadpool"}[openmp]
+    return _build(project, name, [*NATIVE_BUILD, *threading], TARGETS)
+
+
+def build_native_module(project: Path) -> Path:
+    """The CPU sources as one loadable module compiled with -march=native (libggml-cpu.so)."""
+    return _build(project, "bench-cpu-native-module", NATIVE_MODULE_BUILD, ("ggml-cpu",)) / "libggml-cpu.so"
+
+
+def _build(project: Path, name: str, cache: list[str], targets: tuple[str, ...]) -> Path:
+    tools = find_tools(os.environ)
     tree = project / "build" / name
     env = dict(os.environ)
     run(
@@ -79,13 +101,12 @@ def build_native_tools(project: Path, *, openmp: bool | None = None) -> Path:
             "-G",
             "Ninja",
             f"-DCMAKE_MAKE_PROGRAM={tools.ninja}",
-            *NATIVE_BUILD,
-            *threading,
+            *cache,
         ],
         project,
         env,
     )
-    run([str(tools.cmake), "--build", str(tree), "--target", *TARGETS, "--parallel", str(default_jobs())], project, env)
+    run([str(tools.cmake), "--build", str(tree), "--target", *targets, "--parallel", str(default_jobs())], project, env)
     return tree / "bin"
 
 
@@ -117,7 +138,6 @@ class Side:
         self.label, self.home = label, home
         self.tools_env = {**os.environ, **library_env}
         self.binding_env = {**os.environ, **BINDING, **binding_env}
-        self.binding_refusal = ""  # why the binding does not load models on these libraries ("" when it does)
 
     def kernels(self) -> dict[tuple[str, int], float]:
         """MUL_MAT microseconds per run from `test-backend-ops perf`, every CPU thread (its only setting)."""
@@ -199,16 +219,37 @@ def tool_home(scratch: Path, name: str, native_bin: Path, module: Path | None) -
     return home
 
 
-def native_stage(scratch: Path, native_bin: Path, stage: Path) -> Path:
-    """The native build's libraries in a stage's layout, so that the binding loads them (CPU linked in)."""
+def native_stage(scratch: Path, native_module: Path, stage: Path) -> Path:
+    """The stage's core libraries with the native module as its only CPU module: what the binding loads. Its
+    stage.json without the file list (a hand-made folder: the shipped modules are not missing from it)."""
     root = scratch / "native-stage"
     (root / "lib").mkdir(parents=True)
     (root / "modules").mkdir()
-    for library in native_bin.glob("lib*.so.0"):
-        (root / "lib" / library.name).symlink_to(library)
-    for record in ("stage.json", "llama-abi.json"):
-        shutil.copy2(stage / record, root / record)
+    for library in (stage / "lib").iterdir():
+        (root / "lib" / library.name).symlink_to(library.resolve())
+    (root / "modules" / "libggml-cpu-native.so").symlink_to(native_module)
+    record = json.loads((stage / "stage.json").read_text())
+    record.pop("files", None)
+    (root / "stage.json").write_text(json.dumps(record))
+    for copied in ("llama-abi.json", "include"):
+        if (stage / copied).is_file():
+            shutil.copy2(stage / copied, root / copied)
+        elif (stage / copied).is_dir():
+            shutil.copytree(stage / copied, root / copied)
     return root
+
+
+def native_module_side(
+    scratch: Path, native_bin: Path, native_module: Path, stage: Path, staged: dict[str, str]
+) -> Side:
+    """The stage's libraries with the native module: beside llama-bench, and as the binding's only CPU module
+    (which it must then have chosen, or the column would measure something else)."""
+    libraries = native_stage(scratch, native_module, stage)
+    chosen = binding_info(libraries).get("cpu_variant")
+    if chosen != "native":
+        raise SystemExit(f"the binding did not load the native module from {libraries} (it chose {chosen!r})")
+    home = tool_home(scratch, "native-module", native_bin, native_module)
+    return Side("native module", home, staged, {"LLAMA_CPP_RUNTIME_LIBRARY_DIR": str(libraries)})
 
 
 def binding_info(stage: Path) -> dict[str, Any]:
@@ -238,16 +279,15 @@ def medians(samples: dict[Any, list[float]]) -> Figures:
     return {key: statistics.median(values) for key, values in samples.items()}
 
 
-def interleaved(
-    rounds: int, label: str, steps: dict[str, Callable[[], dict[object, float]]]
-) -> dict[str, dict[object, float]]:
+Step = Callable[[], Mapping[Any, float]]
+
+
+def interleaved(rounds: int, label: str, steps: Mapping[str, Step]) -> dict[str, Figures]:
     """Every step once per round, in turn; each step's figures are medians over the rounds."""
     return {name: medians(values) for name, values in interleaved_samples(rounds, label, steps).items()}
 
 
-def interleaved_samples(
-    rounds: int, label: str, steps: dict[str, Callable[[], dict[object, float]]]
-) -> dict[str, dict[Any, list[float]]]:
+def interleaved_samples(rounds: int, label: str, steps: Mapping[str, Step]) -> dict[str, dict[Any, list[float]]]:
     """Every step once per round, in turn, each round starting one step later (no step always runs first or
     right after the same other one); each step's figures, one per round."""
     collected: dict[str, dict[Any, list[float]]] = {name: {} for name in steps}
@@ -279,6 +319,7 @@ def main() -> None:
     args = parser.parse_args()
     project = args.project.resolve()
     native_bin = build_native_tools(project)
+    native_module = build_native_module(project) if {"kernels", "tokens"} & set(args.tables) else None
     if "threading" in args.tables:
         openmp_bin, threadpool_bin = build_native_tools(project, openmp=True), build_native_tools(project, openmp=False)
     if args.build_only:
@@ -291,16 +332,10 @@ def main() -> None:
         staged = {"LD_LIBRARY_PATH": str(stage / "lib")}
         homes = {v: tool_home(scratch, v, native_bin, stage / "modules" / f"libggml-cpu-{v}.so") for v in variants}
         variant = Side(f"variant {chosen}", homes[chosen], staged, {"LLAMA_CPP_RUNTIME_LIBRARY_DIR": str(stage)})
-        native_libraries = native_stage(scratch, native_bin, stage)
-        native = Side(
-            "native",
-            tool_home(scratch, "native", native_bin, None),
-            {},
-            {"LLAMA_CPP_RUNTIME_LIBRARY_DIR": str(native_libraries)},
-        )
-        # The native tree links its CPU code into libggml (no module): a binding that loads models only with
-        # a CPU module refuses it, and the binding's native column is left out, saying why.
-        native.binding_refusal = str(binding_info(native_libraries).get("no_cpu_backend") or "")
+        native = Side("native build", tool_home(scratch, "native", native_bin, None), {}, {})
+        module = Side("native module", homes[chosen], staged, {})
+        if native_module is not None:
+            module = native_module_side(scratch, native_bin, native_module, stage, staged)
         needed = set(args.models) | ({"f16", "q4_0"} if {"variants", "threading"} & set(args.tables) else set())
         models = {d: tiny_models.write_bench_model(scratch / f"bench-{d}.gguf", d) for d in DTYPES if d in needed}
         sections = [
@@ -314,9 +349,9 @@ def main() -> None:
         if "start-up" in args.tables:
             sections += latency_table(stage, scratch)
         if "kernels" in args.tables:
-            sections += kernel_table(args, variant, native)
+            sections += kernel_table(args, variant, native, module)
         if "tokens" in args.tables:
-            sections += tokens_table(args, {d: models[d] for d in args.models}, variant, native, threads)
+            sections += tokens_table(args, {d: models[d] for d in args.models}, variant, native, module, threads)
         if "variants" in args.tables:
             sections += variants_table(args, models, chosen, variants, homes, staged)
         if "threading" in args.tables:
@@ -386,21 +421,18 @@ def latency_table(stage: Path, scratch: Path, runs: int = 15) -> list[str]:
     return [*lines, ""]
 
 
-def kernel_table(args: argparse.Namespace, variant: Side, native: Side) -> list[str]:
+def kernel_table(args: argparse.Namespace, variant: Side, native: Side, module: Side) -> list[str]:
     results = interleaved(args.rounds, "kernels", {"variant": variant.kernels, "native": native.kernels})
-    mul_mat = interleaved(
-        args.rounds,
-        "binding mul_mat",
-        {
-            f"{side}-{t}": (lambda s=s, t=t: {"gflops": s.binding_mul_mat(t)})
-            for side, s in (("variant", variant), ("native", native))
-            for t in (1, default_jobs())
-        },
-    )
+    mul_mat_steps: dict[str, Step] = {
+        f"{name}-{t}": partial(_gflops, side, t)
+        for name, side in (("variant", variant), ("native", module))
+        for t in (1, default_jobs())
+    }
+    mul_mat = interleaved(args.rounds, "binding mul_mat", mul_mat_steps)
     lines = [
         "#### MUL_MAT kernels (upstream's `test-backend-ops perf`, m=4096 k=14336, every thread)",
         "",
-        f"| type | n | {variant.label} (µs) | native (µs) | variant speed / native |",
+        f"| type | n | {variant.label} (µs) | native build (µs) | variant speed / native |",
         "|---|---:|---:|---:|---:|",
     ]
     for (dtype, n), mine in sorted(results["variant"].items(), key=lambda kv: (KERNEL_TYPES.index(kv[0][0]), kv[0][1])):
@@ -410,7 +442,7 @@ def kernel_table(args: argparse.Namespace, variant: Side, native: Side) -> list[
         "",
         'The binding\'s own path (`Runtime.open("CPU").mul_mat`, f32 512³, median of 9 calls):',
         "",
-        "| threads | variant GFLOP/s | native GFLOP/s | variant / native |",
+        "| threads | variant GFLOP/s | native module GFLOP/s | variant / native |",
         "|---:|---:|---:|---:|",
     ]
     for t in (1, default_jobs()):
@@ -419,46 +451,72 @@ def kernel_table(args: argparse.Namespace, variant: Side, native: Side) -> list[
     return [*lines, ""]
 
 
+def _gflops(side: Side, threads: int) -> dict[str, float]:
+    return {"gflops": side.binding_mul_mat(threads)}
+
+
+TOKEN_SIDES = (
+    "binding",
+    "llama-bench",
+    "llama-bench, native build",
+    "binding, native module",
+    "llama-bench, native module",
+)
+
+
 def tokens_table(
-    args: argparse.Namespace, models: dict[str, Path], variant: Side, native: Side, threads: list[int]
+    args: argparse.Namespace,
+    models: dict[str, Path],
+    variant: Side,
+    native: Side,
+    module: Side,
+    threads: list[int],
 ) -> list[str]:
-    """Four sides per model and thread count, interleaved. binding / llama-bench is on the same libraries
-    (the ratio of the medians; then the per-round ratios' median and range: the spread one run can show);
-    the last column is the binding against llama-bench built natively."""
+    """Five sides per model and thread count, interleaved: the binding and llama-bench on the stage's chosen
+    variant, llama-bench built natively (the reference), and the binding and llama-bench on the same CPU
+    sources compiled as a -march=native module. Each ratio is the median of the per-round ratios, with the
+    rounds' range: the spread one run can show."""
     lines = [
         f"#### Tokens/s (generated 25.8 M-parameter llama; pp{args.n_prompt}, tg{args.n_gen}; "
-        f"{args.repetitions} repetitions per run)",
+        f"{args.repetitions} repetitions per run; {variant.label})",
         "",
-        "| model | test | threads | binding, variant | binding, native | llama-bench, variant "
-        "| llama-bench, native | variant / native | binding / llama-bench | per round: median (min–max) "
-        "| binding / native llama-bench |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|",
+        "| model | test | threads | " + " | ".join(TOKEN_SIDES) + " | binding / llama-bench (same libraries) "
+        "| binding / native build | binding on the native module / native build "
+        "| llama-bench: native module / native build |",
+        "|---|---|---:|" + "---:|" * len(TOKEN_SIDES) + "---:|---:|---:|---:|",
     ]
-    sides = ("binding-variant", "binding-native", "bench-variant", "bench-native")
     for dtype, model in models.items():
         for t in threads:
-            steps = {
-                "binding-variant": partial(variant.binding_bench, model, t, args),
-                "binding-native": partial(native.binding_bench, model, t, args),
-                "bench-variant": partial(variant.llama_bench, model, t, args),
-                "bench-native": partial(native.llama_bench, model, t, args),
-            }
-            if native.binding_refusal:
-                del steps["binding-native"]
+            sides = (
+                variant.binding_bench,
+                variant.llama_bench,
+                native.llama_bench,
+                module.binding_bench,
+                module.llama_bench,
+            )
+            steps = {name: partial(run, model, t, args) for name, run in zip(TOKEN_SIDES, sides, strict=True)}
             samples = interleaved_samples(args.rounds, f"tokens {dtype} {t} threads", steps)
-            for test in samples["bench-native"]:
-                row = [statistics.median(samples[k][test]) if k in samples else math.nan for k in sides]
-                mine, theirs = samples["binding-variant"][test], samples["bench-variant"][test]
-                ratios = [b / v for b, v in zip(mine, theirs, strict=True)]
+            for test in samples["llama-bench, native build"]:
+                row = {name: samples[name][test] for name in TOKEN_SIDES}
+                ratios = [
+                    _round_ratios(row["binding"], row["llama-bench"]),
+                    _round_ratios(row["binding"], row["llama-bench, native build"]),
+                    _round_ratios(row["binding, native module"], row["llama-bench, native build"]),
+                    _round_ratios(row["llama-bench, native module"], row["llama-bench, native build"]),
+                ]
                 lines.append(
                     f"| {dtype} | {test} | {t} | "
-                    + " | ".join("–" if math.isnan(v) else f"{v:.1f}" for v in row)
-                    + f" | {row[2] / row[3]:.3f} | {row[0] / row[2]:.3f} "
-                    f"| {statistics.median(ratios):.3f} ({min(ratios):.3f}–{max(ratios):.3f}) | {row[0] / row[3]:.3f} |"
+                    + " | ".join(f"{statistics.median(row[name]):.1f}" for name in TOKEN_SIDES)
+                    + " | "
+                    + " | ".join(ratios)
+                    + " |"
                 )
-    if native.binding_refusal:
-        lines += ["", f"Binding, native: not measured; the binding refuses those libraries: {native.binding_refusal}."]
     return [*lines, ""]
+
+
+def _round_ratios(mine: list[float], theirs: list[float]) -> str:
+    ratios = [m / t for m, t in zip(mine, theirs, strict=True)]
+    return f"{statistics.median(ratios):.3f} ({min(ratios):.3f}–{max(ratios):.3f})"
 
 
 def variants_table(
