@@ -507,6 +507,14 @@ def test_layers_offloaded_to_lavapipe_generate_the_cpus_tokens(
         assert one_layer[0] == ["load_tensors: offloaded 1/3 layers to GPU"]
         assert on_cpu[1] == on_gpu[1] == one_layer[1], path
 
+    # `check` on the same device: its operations and the tiny model against x64 pass on correct kernels. Before
+    # GPU rows had tolerances of their own they failed here (MUL_MAT f16 1.2e-3 and q4_K 2.2e-3 against 1e-3 and
+    # 2e-3; the model's logits 1.3e-2 to 3.3e-2 against 1e-2): a red `check` on a working GPU.
+    checked = runtime(interpreter, "check", "--device", "Vulkan0", cwd=tmp_path, env={"GGML_VK_VISIBLE_DEVICES": "0"})
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    [row] = [line for line in checked.stdout.splitlines() if line.startswith("Vulkan0")]
+    assert " ok " in row and "MODEL: 8 greedy tokens as x64's" in row, row
+
 
 # The GPU presets' settings (everything we never build switched off), with ggml's BLAS module instead.
 BLAS_MODULE = {

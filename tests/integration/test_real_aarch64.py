@@ -92,3 +92,21 @@ def test_the_pins_aarch64_wheel_gives_the_x86_64_tokens_under_qemu(
         arm = _tokens(command, arm_site, models, extra, tmp_path)
         assert arm.pop("variant") == variant, cpu
         assert arm == x86, (cpu, arm, x86)
+
+
+def test_check_passes_on_every_aarch64_variant_under_qemu_max(pinned_aarch64: Project, tmp_path: Path) -> None:
+    """`check` on the CPU qemu calls max (SVE, i8mm, bf16): every variant runs its operations and the tiny model
+    against armv8.0_1. The SVE variants round flash attention's F16 accumulator differently from NEON's scalar tail
+    (ggml_vec_mad_f16 at head size 16), which the model's q8_0 activations turned into 1.4e-2 of the logits: the
+    model row failed on correct kernels until it ran attention in F32 (flash attention is an operation case)."""
+    [arm_wheel] = (pinned_aarch64.root / "dist").glob("llama_cpp_runtime-*_aarch64.whl")
+    site = _install(arm_wheel, tmp_path / "arm64", "manylinux_2_34_aarch64")
+    command, extra = arm64_python.command(arm64_python.for_tests(), "max", "-m", "llama_cpp_runtime", "check")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "QEMU_", "LLAMA_CPP_"))}
+    env.update(extra, PYTHONPATH=str(site), LLAMA_CPP_RUNTIME_CACHE_DIR="off", PYTHONDONTWRITEBYTECODE="1")
+    result = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = {line.split()[1].strip("()"): line for line in result.stdout.splitlines() if line.startswith("CPU (")}
+    assert set(rows) >= {"armv8.0_1", "armv8.2_2", "armv8.2_3", "armv8.6_1", "armv8.6_2"}, result.stdout
+    for variant in ("armv8.2_3", "armv8.6_1", "armv8.6_2"):  # the SVE ones
+        assert " ok " in rows[variant] and "MODEL: 8 greedy tokens as armv8.0_1's" in rows[variant], rows[variant]

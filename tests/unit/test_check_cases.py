@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from llama_cpp_runtime._cli import check, check_model
-from llama_cpp_runtime._ggml import api, reference
+from llama_cpp_runtime._ggml import api, op_cases, reference
 from llama_cpp_runtime._llama import gguf, tiny_model
 from llama_cpp_runtime._report import ModuleReport
 
@@ -94,6 +94,19 @@ def test_the_models_greedy_token_must_match_unless_the_baseline_had_a_near_tie()
     assert problems == ["step 0 logits error 8.0e-01 (tolerance 1e-02)", "step 0 greedy token 1, the baseline's 0"]
     tie = {"tokens": [0], "logits": [[5.0, 4.99, 0.0]]}
     assert check_model.compare({"logits": [[4.995, 4.996, 0.0]]}, tie) == (pytest.approx(0.0012), [])
+
+
+def test_a_gpu_row_has_room_for_f16_arithmetic_and_a_cpu_variant_does_not() -> None:
+    baseline = {"tokens": [0], "logits": [[10.0, 2.0, 0.0]]}
+    near = {"logits": [[10.0, 2.3, 0.0]]}  # 3e-2 of the largest logit: what lavapipe's Vulkan gives
+    assert check_model.compare(near, baseline, check_model.GPU_TOLERANCE) == (pytest.approx(0.03), [])
+    assert check_model.compare(near, baseline)[1] == ["step 0 logits error 3.0e-02 (tolerance 1e-02)"]
+    wrong = {"logits": [[2.0, 10.0, 0.0]]}  # a wrong kernel: another answer altogether
+    assert len(check_model.compare(wrong, baseline, check_model.GPU_TOLERANCE)[1]) == 2
+    f16 = op_cases.Case("MUL_MAT f16", tuple, lambda c, t: 0, op_cases.TOLERANCE_F16, weighted=True, gpu_tolerance=1e-2)
+    assert (f16.tolerance_on(gpu=False), f16.tolerance_on(gpu=True)) == (1e-3, 1e-2)
+    exact = op_cases.Case("GET_ROWS f32", tuple, lambda c, t: 0, op_cases.TOLERANCE_EXACT)
+    assert exact.tolerance_on(gpu=True) == op_cases.TOLERANCE_EXACT
 
 
 def test_the_python_references_hold_their_invariants() -> None:

@@ -58,8 +58,11 @@ class ContextParams(ctypes.Structure):
         ("n_threads", ctypes.c_int32),
         ("n_threads_batch", ctypes.c_int32),
         ("pooling_type", ctypes.c_int),
+        ("flash_attn_type", ctypes.c_int),
         ("rope_freq_base", ctypes.c_float),
         ("cb_eval", VOID_P),
+        ("type_k", ctypes.c_int),
+        ("type_v", ctypes.c_int),
         ("embeddings", ctypes.c_bool),
         ("offload_kqv", ctypes.c_bool),
         ("samplers", VOID_P),
@@ -154,7 +157,7 @@ def test_fields_the_binding_does_not_use_may_change_freely() -> None:
     changed = copy.deepcopy(record())
     fields = changed["structs"]["llama_context_params"]["fields"]
     del fields["offload_kqv"], fields["samplers"]
-    fields["rope_freq_base"] = [28, 8]
+    fields["rope_freq_base"] = [32, 8]
     assert ctypes.sizeof(lay_out(changed, "stage")["llama_context_params"]) == ctypes.sizeof(ContextParams)
 
 

@@ -34,11 +34,10 @@ BASELINE_FOLDER = "LLAMA_CPP_RUNTIME_CHECK_FOLDER"  # set by `check` for its chi
 BASELINE_ROLE = "LLAMA_CPP_RUNTIME_CHECK_BASELINE"  # "1": this child computes the baseline's results
 BASELINE_TIMEOUT = 300.0
 STARTING = "check: starting"
-MODEL_DEVICE_TYPES = {
-    "CPU",
-    "GPU",
-    "IGPU",
-}  # not BLAS and the like: libllama runs them beside the CPU  # the stderr line before each case: a crash's last words
+MODEL_DEVICE_TYPES = {"CPU", "GPU", "IGPU"}  # not BLAS and the like: libllama runs them beside the CPU
+GPU_TYPES = {"GPU", "IGPU"}
+# the baseline's model runs: F32 attention (what CPU variants are compared with), upstream's defaults (GPUs)
+MODEL_KEYS = {False: "_model", True: "_model_gpu"}
 
 
 @contextlib.contextmanager
@@ -110,18 +109,20 @@ def device_check(device: str | None) -> dict[str, Any]:
     base = baseline_variant(report)
     computing_baseline = os.environ.get(BASELINE_ROLE) == "1"
     is_baseline = device in {None, "CPU"} and report.cpu_variant == base
+    gpu = runtime.device(device or "CPU").type in GPU_TYPES
     with runtime.open(device or "CPU") as backend:
         baseline = None if is_baseline or computing_baseline else _baseline_results(base)
-        results, findings = _run_cases(backend, baseline)
+        results, findings = _run_cases(backend, baseline, gpu)
         ggml = backend.library
-    results["_model"] = _model_case(runtime, device or "CPU", ggml, baseline, findings)
+    results[MODEL_KEYS[gpu]] = _model_case(runtime, device or "CPU", ggml, baseline, findings, gpu)
     if is_baseline or computing_baseline:
+        results[MODEL_KEYS[True]] = _model_run(runtime, "CPU", ggml, None, gpu=True)
         _record_baseline(results)
     ok, detail = findings.detail("Python, as the baseline" if is_baseline else f"{base or 'CPU'} and Python")
     return {"ok": ok, "detail": detail}
 
 
-def _run_cases(backend: Backend, baseline: dict[str, Any] | None) -> tuple[dict[str, Any], Findings]:
+def _run_cases(backend: Backend, baseline: dict[str, Any] | None, gpu: bool) -> tuple[dict[str, Any], Findings]:
     findings = Findings()
     results: dict[str, Any] = {}
     extra = backend.extra_buffer_types()
@@ -150,30 +151,31 @@ def _run_cases(backend: Backend, baseline: dict[str, Any] | None) -> tuple[dict[
                 findings.compare(where, got, expected, python_scale, tolerance, "Python")
             reference = (baseline or {}).get(case.label)
             if isinstance(reference, list):
-                findings.compare(where, got, reference, scale, case.tolerance, baseline_name(baseline, None))
+                tolerance = case.tolerance_on(gpu)
+                findings.compare(where, got, reference, scale, tolerance, baseline_name(baseline, None))
     return results, findings
 
 
 def _model_case(
-    runtime: Runtime, device: str, ggml: Any, baseline: dict[str, Any] | None, findings: Findings
+    runtime: Runtime, device: str, ggml: Any, baseline: dict[str, Any] | None, findings: Findings, gpu: bool
 ) -> dict[str, Any]:
-    """The tiny model on this device against the baseline's run of it (recorded by the baseline as "_model")."""
+    """The tiny model on this device against the baseline's run of it (recorded by the baseline under
+    MODEL_KEYS: with F32 attention for CPU variants, with upstream's defaults for GPUs)."""
     print(f"{STARTING} {_check_model.LABEL}", file=sys.stderr, flush=True)
-    theirs = (baseline or {}).get("_model") or {}
+    theirs = (baseline or {}).get(MODEL_KEYS[gpu]) or {}
     if runtime.device(device).type not in MODEL_DEVICE_TYPES:
         findings.notes.append(f"MODEL not run on {device}, an accelerator (libllama runs models beside the CPU)")
         return {"skipped": "an accelerator"}
-    try:
-        mine = _check_model.run(runtime, device, _folder(), ggml, theirs.get("tokens"))
-    except LlamaRuntimeError as error:
-        findings.mismatches.append(f"{_check_model.LABEL}: {error}")
-        return {"failed": str(error)}
-    if "skipped" in mine:
+    mine = _model_run(runtime, device, ggml, theirs.get("tokens"), gpu)
+    if "failed" in mine:
+        findings.mismatches.append(f"{_check_model.LABEL}: {mine['failed']}")
+    elif "skipped" in mine:
         findings.notes.append(f"{_check_model.LABEL.split()[0]} not run: {mine['skipped']}")
     elif "logits" in theirs:
-        worst, problems = _check_model.compare(mine, theirs)
+        tolerance = _check_model.GPU_TOLERANCE if gpu else _check_model.TOLERANCE
+        worst, problems = _check_model.compare(mine, theirs, tolerance)
         findings.compared += 1
-        findings.worst = max(findings.worst, (worst / _check_model.TOLERANCE, _check_model.LABEL))
+        findings.worst = max(findings.worst, (worst / tolerance, _check_model.LABEL))
         if not problems:
             steps = len(mine["tokens"])
             findings.notes.append(
@@ -187,6 +189,14 @@ def _model_case(
     elif "failed" in theirs:
         findings.notes.append(f"{_check_model.LABEL.split()[0]} not compared: the baseline failed it")
     return mine
+
+
+def _model_run(runtime: Runtime, device: str, ggml: Any, forced: list[int] | None, gpu: bool) -> dict[str, Any]:
+    """check_model.run's answer, or {"failed": why} when libllama refused it."""
+    try:
+        return _check_model.run(runtime, device, _folder(), ggml, forced, f32_attention=not gpu)
+    except LlamaRuntimeError as error:
+        return {"failed": str(error)}
 
 
 def _kind(label: str) -> str:

@@ -22,6 +22,8 @@ _SIZE = ctypes.c_size_t
 LOAD_MODE_NONE, LOAD_MODE_MMAP, LOAD_MODE_MLOCK, LOAD_MODE_MMAP_MLOCK = 0, 1, 2, 3
 # enum llama_pooling_type (the values the binding asks for)
 POOLING_UNSPECIFIED, POOLING_MEAN = -1, 1
+# enum llama_flash_attn_type, enum ggml_type (the values the binding asks for)
+FLASH_ATTN_DISABLED, GGML_TYPE_F32 = 0, 0
 
 
 def _signatures(structs: Mapping[str, type[ctypes.Structure]]) -> dict[str, tuple[object, list[object]]]:

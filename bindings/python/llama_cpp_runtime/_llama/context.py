@@ -35,7 +35,14 @@ class Context(Handle):
     """Create with `model.context(...)`; use as a context manager or call close()."""
 
     def __init__(
-        self, model: Model, *, n_ctx: int, n_threads: int | None, n_batch: int | None, embeddings: bool
+        self,
+        model: Model,
+        *,
+        n_ctx: int,
+        n_threads: int | None,
+        n_batch: int | None,
+        embeddings: bool,
+        f32_attention: bool = False,
     ) -> None:
         # The C fields are uint32_t (n_ctx, n_batch) and int32_t (n_threads): ctypes would wrap a larger value.
         check_int("n_ctx", n_ctx, 0, UINT32_MAX, ContextError)
@@ -51,6 +58,11 @@ class Context(Handle):
         params.n_threads = params.n_threads_batch = threads
         if n_batch is not None:
             params.n_batch = n_batch
+        if f32_attention:
+            # F32 K and V, no flash attention: with flash attention the CPU keeps its V accumulator in F16 (F32
+            # K and V are cast to F16 for it), and each SIMD path rounds that differently (check's model case)
+            params.flash_attn_type = C.FLASH_ATTN_DISABLED
+            params.type_k = params.type_v = C.GGML_TYPE_F32
         if embeddings:
             # Pooling needs the whole text in one micro-batch; a model without its own pooling gets the mean.
             params.embeddings = True
