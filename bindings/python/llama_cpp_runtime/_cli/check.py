@@ -109,12 +109,13 @@ def device_check(device: str | None) -> dict[str, Any]:
     base = baseline_variant(report)
     computing_baseline = os.environ.get(BASELINE_ROLE) == "1"
     is_baseline = device in {None, "CPU"} and report.cpu_variant == base
-    gpu = runtime.device(device or "CPU").type in GPU_TYPES
+    kind = runtime.device(device or "CPU").type
+    gpu = kind in GPU_TYPES
     with runtime.open(device or "CPU") as backend:
         baseline = None if is_baseline or computing_baseline else _baseline_results(base)
         results, findings = _run_cases(backend, baseline, gpu)
         ggml = backend.library
-    results[MODEL_KEYS[gpu]] = _model_case(runtime, device or "CPU", ggml, baseline, findings, gpu)
+    results[MODEL_KEYS[gpu]] = _model_case(runtime, device or "CPU", kind, ggml, baseline, findings)
     if is_baseline or computing_baseline:
         results[MODEL_KEYS[True]] = _model_run(runtime, "CPU", ggml, None, gpu=True)
         _record_baseline(results)
@@ -157,13 +158,14 @@ def _run_cases(backend: Backend, baseline: dict[str, Any] | None, gpu: bool) -> 
 
 
 def _model_case(
-    runtime: Runtime, device: str, ggml: Any, baseline: dict[str, Any] | None, findings: Findings, gpu: bool
+    runtime: Runtime, device: str, kind: str, ggml: Any, baseline: dict[str, Any] | None, findings: Findings
 ) -> dict[str, Any]:
-    """The tiny model on this device against the baseline's run of it (recorded by the baseline under
-    MODEL_KEYS: with F32 attention for CPU variants, with upstream's defaults for GPUs)."""
+    """The tiny model on this device (of ggml's device type `kind`) against the baseline's run of it (recorded by
+    the baseline under MODEL_KEYS: with F32 attention for CPU variants, with upstream's defaults for GPUs)."""
     print(f"{STARTING} {_check_model.LABEL}", file=sys.stderr, flush=True)
+    gpu = kind in GPU_TYPES
     theirs = (baseline or {}).get(MODEL_KEYS[gpu]) or {}
-    if runtime.device(device).type not in MODEL_DEVICE_TYPES:
+    if kind not in MODEL_DEVICE_TYPES:
         findings.notes.append(f"MODEL not run on {device}, an accelerator (libllama runs models beside the CPU)")
         return {"skipped": "an accelerator"}
     mine = _model_run(runtime, device, ggml, theirs.get("tokens"), gpu)
