@@ -231,11 +231,7 @@ def native_stage(scratch: Path, native_module: Path, stage: Path) -> Path:
     record = json.loads((stage / "stage.json").read_text())
     record.pop("files", None)
     (root / "stage.json").write_text(json.dumps(record))
-    for copied in ("llama-abi.json", "include"):
-        if (stage / copied).is_file():
-            shutil.copy2(stage / copied, root / copied)
-        elif (stage / copied).is_dir():
-            shutil.copytree(stage / copied, root / copied)
+    shutil.copy2(stage / "llama-abi.json", root / "llama-abi.json")  # libllama's struct layouts
     return root
 
 
@@ -333,9 +329,7 @@ def main() -> None:
         homes = {v: tool_home(scratch, v, native_bin, stage / "modules" / f"libggml-cpu-{v}.so") for v in variants}
         variant = Side(f"variant {chosen}", homes[chosen], staged, {"LLAMA_CPP_RUNTIME_LIBRARY_DIR": str(stage)})
         native = Side("native build", tool_home(scratch, "native", native_bin, None), {}, {})
-        module = Side("native module", homes[chosen], staged, {})
-        if native_module is not None:
-            module = native_module_side(scratch, native_bin, native_module, stage, staged)
+        module = native_module_side(scratch, native_bin, native_module, stage, staged) if native_module else None
         needed = set(args.models) | ({"f16", "q4_0"} if {"variants", "threading"} & set(args.tables) else set())
         models = {d: tiny_models.write_bench_model(scratch / f"bench-{d}.gguf", d) for d in DTYPES if d in needed}
         sections = [
@@ -348,9 +342,9 @@ def main() -> None:
         ]
         if "start-up" in args.tables:
             sections += latency_table(stage, scratch)
-        if "kernels" in args.tables:
+        if module is not None and "kernels" in args.tables:
             sections += kernel_table(args, variant, native, module)
-        if "tokens" in args.tables:
+        if module is not None and "tokens" in args.tables:
             sections += tokens_table(args, {d: models[d] for d in args.models}, variant, native, module, threads)
         if "variants" in args.tables:
             sections += variants_table(args, models, chosen, variants, homes, staged)

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from helpers import tiny_models
+from helpers.module_build import build_library
 from helpers.real_llama_cpp import locked
 from helpers.support import Project
 from helpers.toolchains_present import openblas, vulkan
@@ -532,32 +533,9 @@ def test_check_asks_a_device_before_running_an_op_it_does_not_implement(
 ) -> None:
     """ggml's BLAS backend (a real device, built here from the pin against OpenBLAS) aborts the process on an
     operation it does not implement; `check` must ask ggml_backend_supports_op first and say so."""
-    cmake, ninja = shutil.which("cmake"), shutil.which("ninja")
-    assert cmake and ninja
-    tree = tmp_path / "blas-build"
-    definitions = [f"-D{name}={value}" for name, value in BLAS_MODULE.items()]
-    subprocess.run(
-        [
-            cmake,
-            "-S",
-            str(pinned.vendor),
-            "-B",
-            str(tree),
-            "-G",
-            "Ninja",
-            f"-DCMAKE_MAKE_PROGRAM={ninja}",
-            *definitions,
-        ],
-        check=True,
-        capture_output=True,
-        timeout=600,
-    )
-    subprocess.run(
-        [cmake, "--build", str(tree), "--target", "ggml-blas"], check=True, capture_output=True, timeout=1200
-    )
     plugins = tmp_path / "plugins"
     plugins.mkdir()
-    shutil.copy2(next(tree.glob("bin/libggml-blas.so")), plugins)
+    shutil.copy2(build_library(pinned.vendor, tmp_path / "blas-build", BLAS_MODULE, "ggml-blas"), plugins)
 
     checked = runtime(
         python, "check", "--device", "BLAS", cwd=tmp_path, env={"LLAMA_CPP_RUNTIME_PLUGIN_DIRS": str(plugins)}

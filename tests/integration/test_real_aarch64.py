@@ -51,12 +51,17 @@ def _install(wheel: Path, target: Path, platform: str) -> Path:
     return target
 
 
-def _tokens(command: list[str], site: Path, models: list[Path], extra: dict[str, str], cwd: Path) -> dict[str, object]:
+def _arm64_env(site: Path, extra: dict[str, str]) -> dict[str, str]:
+    """The emulated interpreter's environment: the installed wheel's folder, the qemu CPU, nothing of ours."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "QEMU_", "LLAMA_CPP_"))}
     env.update(extra, PYTHONPATH=str(site), LLAMA_CPP_RUNTIME_CACHE_DIR="off", PYTHONDONTWRITEBYTECODE="1")
+    return env
+
+
+def _tokens(command: list[str], site: Path, models: list[Path], extra: dict[str, str], cwd: Path) -> dict[str, object]:
     result = subprocess.run(
         [*command, "-c", GENERATE, *map(str, models)],
-        env=env,
+        env=_arm64_env(site, extra),
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -102,8 +107,7 @@ def test_check_passes_on_every_aarch64_variant_under_qemu_max(pinned_aarch64: Pr
     [arm_wheel] = (pinned_aarch64.root / "dist").glob("llama_cpp_runtime-*_aarch64.whl")
     site = _install(arm_wheel, tmp_path / "arm64", "manylinux_2_34_aarch64")
     command, extra = arm64_python.command(arm64_python.for_tests(), "max", "-m", "llama_cpp_runtime", "check")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "QEMU_", "LLAMA_CPP_"))}
-    env.update(extra, PYTHONPATH=str(site), LLAMA_CPP_RUNTIME_CACHE_DIR="off", PYTHONDONTWRITEBYTECODE="1")
+    env = _arm64_env(site, extra)
     result = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     rows = {line.split()[1].strip("()"): line for line in result.stdout.splitlines() if line.startswith("CPU (")}

@@ -15,11 +15,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers.module_build import build_library
 from helpers.support import Project
 
-from buildsys.builder.driver import default_jobs
 from buildsys.builder.presets import load_matrix
-from buildsys.cmake_tool import find_tools, run
 
 pytestmark = [
     pytest.mark.real_upstream,
@@ -29,15 +28,13 @@ pytestmark = [
         reason="breaks the x86 q8_0 kernel",
     ),
 ]
-REPO_ROOT = Path(__file__).resolve().parents[2]
 FUNCTION = "void ggml_vec_dot_q8_0_q8_0("
 WRONG = "*s = 1.25f * sumf;"
 
 
-def binding(stage: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LLAMA_CPP_", "GGML_"))}
-    env.update(PYTHONPATH=str(REPO_ROOT / "bindings/python"), LLAMA_CPP_RUNTIME_LIBRARY_DIR=str(stage))
-    env["LLAMA_CPP_RUNTIME_CACHE_DIR"] = "off"
+def binding(project: Project, stage: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """This checkout's binding on a stage, in the project's hermetic environment."""
+    env = {**project.env, "LLAMA_CPP_RUNTIME_LIBRARY_DIR": str(stage), "LLAMA_CPP_RUNTIME_CACHE_DIR": "off"}
     command = [sys.executable, "-m", "llama_cpp_runtime", *args]
     return subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=600, check=False)
 
@@ -52,39 +49,26 @@ def break_q8_0_dot_product(ggml: Path) -> None:
     quants.write_text(text[:start] + body.replace("*s = sumf;", WRONG) + text[end:])
 
 
-def build_variant(source: Path, tree: Path, variant: str) -> Path:
-    """libggml-cpu-<variant>.so from that llama.cpp, with the cpu preset's options (as a module, all variants)."""
-    preset = load_matrix().get("cpu").cache_variables
-    options = {name: value for name, value in preset.items() if not name.startswith("LLAMA_CPP_RUNTIME_")}
-    tools = find_tools(os.environ)
-    configure = [str(tools.cmake), "-S", str(source), "-B", str(tree), "-G", "Ninja"]
-    configure += [f"-DCMAKE_MAKE_PROGRAM={tools.ninja}"]
-    configure += [f"-D{name}={value}" for name, value in options.items()]
-    target = f"ggml-cpu-{variant}"
-    build = [str(tools.cmake), "--build", str(tree), "--target", target, "--parallel", str(default_jobs())]
-    for command in (configure, build):
-        outcome = run(command, env=os.environ, timeout=1800)
-        assert outcome.ok, "\n".join(outcome.stdout[-30:] + outcome.stderr[-30:])
-    [module] = tree.rglob(f"lib{target}.so")
-    return module
-
-
 def test_check_names_the_variant_and_the_operation_of_a_broken_real_kernel(pinned: Project, tmp_path: Path) -> None:
     stage = pinned.root / "build/stage/cpu"
-    info = binding(stage, "info", "--json", cwd=tmp_path)
+    info = binding(pinned, stage, "info", "--json", cwd=tmp_path)
     assert info.returncode == 0, info.stderr
     variant = json.loads(info.stdout)["cpu_variant"]
     if variant == "x64":
         pytest.skip("this CPU loads the baseline variant itself: there is nothing to compare a broken one with")
 
     source = tmp_path / "llama.cpp"
-    shutil.copytree(pinned.root / "vendor/llama.cpp", source)
+    shutil.copytree(pinned.vendor, source)
     break_q8_0_dot_product(source / "ggml")
     broken_stage = tmp_path / "stage"
     shutil.copytree(stage, broken_stage, symlinks=True)
-    shutil.copy2(build_variant(source, tmp_path / "tree", variant), broken_stage / f"modules/libggml-cpu-{variant}.so")
+    # the cpu preset's options, without the superbuild's own: as a module, every variant
+    preset = load_matrix().get("cpu").cache_variables
+    options = {name: value for name, value in preset.items() if not name.startswith("LLAMA_CPP_RUNTIME_")}
+    module = build_library(source, tmp_path / "tree", options, f"ggml-cpu-{variant}")
+    shutil.copy2(module, broken_stage / f"modules/libggml-cpu-{variant}.so")
 
-    result = binding(broken_stage, "check", cwd=tmp_path)
+    result = binding(pinned, broken_stage, "check", cwd=tmp_path)
     assert result.returncode == 1, result.stdout + result.stderr
     rows = {line.split()[1].strip("()"): line for line in result.stdout.splitlines() if line.startswith("CPU (")}
     broken = rows.pop(variant)
